@@ -1,0 +1,63 @@
+# The single entry point: a person and CI call the same targets.
+# `make run` and `make test` install whatever is missing first (uv in .tools/, then the locked
+# environment in .venv/ on Python 3.13, the Lambda runtime's version).
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export SAM_CLI_TELEMETRY := 0
+export UV_NATIVE_TLS := 1
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test unit integration e2e lint format validate build bench deploy clean setup
+
+setup: $(VENV)/.synced
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python "$$(scripts/find-python313)"
+	@touch $@
+
+run: setup
+	$(BIN)/tidings local up
+
+test: setup
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+e2e: setup
+	$(BIN)/pytest tests/e2e
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sam validate --lint
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+validate: setup
+	$(BIN)/sam validate --lint
+
+# sam build needs python3.13 on PATH (the runtime's exact minor version).
+build: setup
+	PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(BIN)/sam build --parallel
+
+bench: setup
+	$(BIN)/python -m tidings_local.bench
+
+deploy: build
+	$(BIN)/sam deploy --config-env $${ENV:-dev}
+
+clean:
+	rm -rf .venv .tools .aws-sam .pytest_cache .ruff_cache .hypothesis
