@@ -14,3 +14,17 @@ TWILIO_API_KEY_SID = "SK00000000000000000000000000000000"
 TWILIO_API_KEY_SECRET = "tidings-local-twilio-secret"
 TWILIO_AUTH_TOKEN = "tidings-local-auth-token"
 TWILIO_FROM_NUMBER = "+15005550006"
+
+# SendGrid signs its Event Webhook with ECDSA P-256 / SHA-256. This fixed, published key pair lets the
+# local SendGrid sandbox sign exactly as SendGrid does, and lets the receiver verify with the public key
+# in the same form SendGrid's console shows it (base64 DER SubjectPublicKeyInfo).
+SENDGRID_WEBHOOK_PRIVATE_KEY_PEM = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3ig2JvJOGQIO0zxI
+toeW1hWbfGqfTtcMC88/AcYpFPehRANCAASozzbx0YzkmnT9Mg8gmFbGyt7XMqX1
+EBXhQF432IuOkm2kCf4EsZPLqdfA+r0xevNA4/DOJmWUpIR/hYNMGwTN
+-----END PRIVATE KEY-----
+"""
+SENDGRID_WEBHOOK_PUBLIC_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqM828dGM5Jp0/TIPIJhWxsre1zKl9RAV4UBeN9iLjpJtpAn+BLGTy6nXwPq9"
+    "MXrzQOPwziZllKSEf4WDTBsEzQ=="
+)
