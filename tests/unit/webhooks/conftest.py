@@ -1,0 +1,12 @@
+import pytest
+from webhook_signing import SendGridKeyPair
+
+
+@pytest.fixture(scope="session")
+def sendgrid_keys() -> SendGridKeyPair:
+    return SendGridKeyPair()
+
+
+@pytest.fixture(scope="session")
+def other_sendgrid_keys() -> SendGridKeyPair:
+    return SendGridKeyPair()
