@@ -1,0 +1,77 @@
+"""Webhook queue consumer: applies each verified provider event once, reporting partial batch failures.
+
+Dedupe: Powertools idempotency keyed by (provider, event id) in WEBHOOK_EVENTS_TABLE (with TTL). A
+replayed or concurrently redelivered event finds the record and has no second effect; a failure
+releases the record so the redelivery (or, after the last try, the DLQ) gets the event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tidings.webhooks.compensation import RefundCompensator
+from tidings.webhooks.ledger import DynamoNotificationLedger
+from tidings.webhooks.models import WebhookEvent
+from tidings.webhooks.processor import ProcessingOutcome, apply_webhook_event
+from tidings.webhooks.settings import processor_settings
+from tidings.webhooks.sfn import StepFunctionsSagaResumer
+
+logger = Logger()
+metrics = Metrics()
+settings = processor_settings()
+batch = BatchProcessor(event_type=EventType.SQS)
+
+ledger = DynamoNotificationLedger(boto3.resource("dynamodb").Table(settings.notifications_table))
+saga = StepFunctionsSagaResumer(boto3.client("stepfunctions"))
+
+
+def _payment_gateway() -> Any:
+    from tidings.providers import get_payment_gateway  # imported only when a refund is due
+
+    return get_payment_gateway()
+
+
+compensator = RefundCompensator(ledger, _payment_gateway)
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[provider, event_id]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=settings.dedupe_ttl_seconds,
+)
+
+
+@idempotent_function(
+    data_keyword_argument="event",
+    persistence_store=DynamoDBPersistenceLayer(table_name=settings.dedupe_table),
+    config=idempotency,
+)
+def process_event(event: WebhookEvent) -> dict:
+    outcome: ProcessingOutcome = apply_webhook_event(event, ledger, saga, compensator)
+    logger.info("webhook applied", provider=event.provider, event_id=event.event_id, actions=outcome.actions)
+    for action in outcome.actions:
+        metrics.add_metric(name=f"Webhook{action.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    return outcome.model_dump()
+
+
+def record_handler(record: SQSRecord) -> dict:
+    return process_event(event=WebhookEvent.model_validate_json(record.body))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=batch, context=context
+    )

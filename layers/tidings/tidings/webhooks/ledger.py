@@ -1,0 +1,166 @@
+"""The processor's view of the notification table (``NOTIFICATIONS_TABLE``), on DynamoDB.
+
+It follows the notification store's key design (tidings.notifications.store):
+
+* ``NOTIFICATION#<id>`` / ``META``: status, ``delivery_policy``, ``channels.<channel>.*``, and the
+  ``payment_task_token`` while the saga waits for 3-D Secure.
+* ``NOTIFICATION#<id>`` / ``EVENT#<iso time>#...``: the timeline. A webhook's entry has a key derived
+  from its identity and is written with a condition, so a redelivery cannot add it twice.
+* ``PAYMENT_INTENT#<pi id>`` / ``META``: which notification a PaymentIntent belongs to.
+
+Delivery progress reported by webhooks lives in ``channels.<channel>.delivery_status`` and
+``delivery_rank`` (see ``processor.STATUS_RANK``); every update is conditional on the rank growing, so
+out-of-order or concurrent events can never move it backwards. ``channels.<channel>.status`` (the saga's
+vocabulary) follows: ``delivered`` on confirmation, ``rejected`` on a bounce or undelivered message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tidings.webhooks.models import WebhookEvent
+from tidings.webhooks.processor import STATUS_RANK, TERMINAL_FAILURES
+
+#: Notification statuses after which nothing is compensated again.
+_NOTHING_TO_COMPENSATE = frozenset({"compensated", "payment_declined", "failed"})
+#: The saga's channel status that a delivery report may replace, per reported status.
+_SAGA_CHANNEL_STATUS = {"delivered": "delivered", **dict.fromkeys(TERMINAL_FAILURES, "rejected")}
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _meta_key(notification_id: str) -> dict[str, str]:
+    return {"pk": f"NOTIFICATION#{notification_id}", "sk": "META"}
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class DynamoNotificationLedger:
+    """Implements ``processor.NotificationLedger`` on a boto3 DynamoDB ``Table``."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def _meta(self, notification_id: str) -> dict[str, Any] | None:
+        return self._table.get_item(Key=_meta_key(notification_id), ConsistentRead=True).get("Item")
+
+    def notification_for_payment_intent(self, payment_intent_id: str) -> str | None:
+        item = self._table.get_item(
+            Key={"pk": f"PAYMENT_INTENT#{payment_intent_id}", "sk": "META"}, ConsistentRead=True
+        ).get("Item")
+        return item.get("notification_id") if item else None
+
+    def payment_task_token(self, notification_id: str) -> str | None:
+        meta = self._meta(notification_id) or {}
+        return meta.get("payment_task_token")
+
+    def clear_task_token(self, notification_id: str, task_token: str) -> None:
+        """Forget the token once used, only if it is still the one we used (a new wait keeps its own)."""
+        try:
+            self._table.update_item(
+                Key=_meta_key(notification_id),
+                UpdateExpression="REMOVE payment_task_token",
+                ConditionExpression="payment_task_token = :token",
+                ExpressionAttributeValues={":token": task_token},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def record_webhook(self, notification_id: str, event: WebhookEvent) -> bool:
+        digest = hashlib.sha256(event.dedupe_key.encode()).hexdigest()[:16]
+        details: dict[str, Any] = {"event_id": event.event_id, "kind": event.kind, **event.detail}
+        if event.provider_object_id:
+            details["provider_object_id"] = event.provider_object_id
+        if event.status:
+            details["status"] = event.status
+        item = {
+            "pk": f"NOTIFICATION#{notification_id}",
+            "sk": f"EVENT#{_iso(event.received_at)}#webhook-{digest}",
+            "step": f"Webhook{event.provider.capitalize()}",
+            "outcome": event.kind,
+            "at": _iso(event.received_at),
+            "provider": event.provider,
+            "details": details,
+        }
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def advance_channel_status(self, notification_id: str, channel: str, status: str) -> bool:
+        rank = STATUS_RANK[status]
+        names = {"#c": "channels", "#ch": channel}
+        values: dict[str, Any] = {":status": status, ":rank": rank, ":at": _iso_now()}
+        assigns = [
+            "#c.#ch.delivery_status = :status",
+            "#c.#ch.delivery_rank = :rank",
+            "#c.#ch.delivery_updated_at = :at",
+        ]
+        if status in _SAGA_CHANNEL_STATUS:
+            names["#st"] = "status"
+            values[":saga_status"] = _SAGA_CHANNEL_STATUS[status]
+            assigns.append("#c.#ch.#st = :saga_status")
+        try:
+            self._table.update_item(
+                Key=_meta_key(notification_id),
+                UpdateExpression="SET " + ", ".join(assigns),
+                ConditionExpression=(
+                    "attribute_exists(#c.#ch) AND "
+                    "(attribute_not_exists(#c.#ch.delivery_rank) OR #c.#ch.delivery_rank < :rank)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def needs_compensation(self, notification_id: str, channel: str) -> bool:
+        meta = self._meta(notification_id) or {}
+        policy = (meta.get("delivery_policy") or {}).get(channel)
+        return policy == "required" and meta.get("status") not in _NOTHING_TO_COMPENSATE
+
+    def payment_intent_id(self, notification_id: str) -> str | None:
+        meta = self._meta(notification_id) or {}
+        return meta.get("payment_intent_id") or (meta.get("payment") or {}).get("payment_intent_id")
+
+    def mark_compensated(self, notification_id: str, channel: str, refund_id: str) -> None:
+        self._table.update_item(
+            Key=_meta_key(notification_id),
+            UpdateExpression=(
+                "SET #status = :compensated, #reason = :reason, #c.#ch.#st = :failed, "
+                "refund_id = :refund, updated_at = :at"
+            ),
+            ExpressionAttributeNames={
+                "#status": "status",
+                "#reason": "status_reason",
+                "#c": "channels",
+                "#ch": channel,
+                "#st": "status",
+            },
+            ExpressionAttributeValues={
+                ":compensated": "compensated",
+                ":reason": f"{channel}_delivery_failed",
+                ":failed": "failed",
+                ":refund": refund_id,
+                ":at": _iso_now(),
+            },
+        )
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
