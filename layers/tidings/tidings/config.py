@@ -1,0 +1,149 @@
+"""Settings of the provider integration layer, read from the environment and validated at cold start.
+
+Every setting is an environment variable (the template's Globals set the deployed values); each one is
+listed with its default and meaning in docs/resilience.md. A bad value fails the cold start with a
+:class:`ConfigurationError` that names the variable, instead of failing later inside a provider call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ProviderName = Literal["stripe", "sendgrid", "twilio"]
+PROVIDERS: tuple[ProviderName, ...] = ("stripe", "sendgrid", "twilio")
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class ProviderSettings(BaseModel):
+    """What one HTTP provider client needs: where it lives, its credentials and its account rate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: ProviderName
+    base_url: str
+    secret_arn: str
+    rate_per_second: float
+    burst: float
+
+
+class Settings(BaseModel):
+    """All settings of the layer; field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # --- providers ---------------------------------------------------------------------------
+    stripe_api_base_url: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE_URL")
+    sendgrid_api_base_url: str = Field("https://api.sendgrid.com", alias="SENDGRID_API_BASE_URL")
+    twilio_api_base_url: str = Field("https://api.twilio.com", alias="TWILIO_API_BASE_URL")
+    stripe_secret_arn: str | None = Field(None, alias="STRIPE_SECRET_ARN")
+    sendgrid_secret_arn: str | None = Field(None, alias="SENDGRID_SECRET_ARN")
+    twilio_secret_arn: str | None = Field(None, alias="TWILIO_SECRET_ARN")
+    stripe_rate_per_second: float = Field(25.0, gt=0, alias="STRIPE_RATE_PER_SECOND")
+    sendgrid_rate_per_second: float = Field(50.0, gt=0, alias="SENDGRID_RATE_PER_SECOND")
+    twilio_rate_per_second: float = Field(10.0, gt=0, alias="TWILIO_RATE_PER_SECOND")
+    # Bucket capacity in seconds of rate: 1.0 lets a burst of one second's worth of requests through.
+    rate_limit_burst_seconds: float = Field(1.0, gt=0, alias="TIDINGS_RATE_LIMIT_BURST_SECONDS")
+    receipt_from_address: str | None = Field(None, alias="RECEIPT_FROM_ADDRESS")
+    receipt_from_name: str | None = Field(None, alias="RECEIPT_FROM_NAME")
+    stripe_api_version: str = Field("2024-06-20", alias="STRIPE_API_VERSION")
+
+    # --- shared state tables (DynamoDB) ------------------------------------------------------
+    circuit_breaker_table: str | None = Field(None, alias="CIRCUIT_BREAKER_TABLE")
+    rate_limit_table: str | None = Field(None, alias="RATE_LIMIT_TABLE")
+    idempotency_table: str | None = Field(None, alias="IDEMPOTENCY_TABLE")
+
+    # --- timeouts and budget -----------------------------------------------------------------
+    http_timeout_seconds: float = Field(10.0, gt=0, alias="TIDINGS_HTTP_TIMEOUT_SECONDS")
+    http_connect_timeout_seconds: float = Field(3.0, gt=0, alias="TIDINGS_HTTP_CONNECT_TIMEOUT_SECONDS")
+    call_budget_seconds: float = Field(25.0, gt=0, alias="TIDINGS_CALL_BUDGET_SECONDS")
+    lambda_time_reserve_seconds: float = Field(2.0, ge=0, alias="TIDINGS_LAMBDA_TIME_RESERVE_SECONDS")
+
+    # --- retry -------------------------------------------------------------------------------
+    # Multiplies every retry and rate-limit sleep: 0.001 in tests turns a 2 s Retry-After into 2 ms.
+    retry_time_scale: float = Field(1.0, ge=0, alias="TIDINGS_RETRY_TIME_SCALE")
+    retry_base_seconds: float = Field(0.5, gt=0, alias="TIDINGS_RETRY_BASE_SECONDS")
+    retry_max_backoff_seconds: float = Field(8.0, gt=0, alias="TIDINGS_RETRY_MAX_BACKOFF_SECONDS")
+    transient_max_attempts: int = Field(3, ge=1, le=10, alias="TIDINGS_TRANSIENT_MAX_ATTEMPTS")
+    rate_limited_max_attempts: int = Field(10, ge=1, le=20, alias="TIDINGS_RATE_LIMITED_MAX_ATTEMPTS")
+    max_retry_after_seconds: float = Field(30.0, gt=0, alias="TIDINGS_MAX_RETRY_AFTER_SECONDS")
+
+    # --- circuit breaker (Powertools, DynamoDB-backed) ---------------------------------------
+    breaker_failure_threshold: int = Field(5, ge=1, alias="TIDINGS_BREAKER_FAILURE_THRESHOLD")
+    breaker_recovery_seconds: int = Field(30, ge=1, alias="TIDINGS_BREAKER_RECOVERY_SECONDS")
+    breaker_success_threshold: int = Field(1, ge=1, alias="TIDINGS_BREAKER_SUCCESS_THRESHOLD")
+    breaker_cache_seconds: int = Field(5, ge=0, alias="TIDINGS_BREAKER_CACHE_SECONDS")
+
+    # --- credentials and duplicate-send records ----------------------------------------------
+    secret_ttl_seconds: int = Field(300, ge=0, alias="TIDINGS_SECRET_TTL_SECONDS")
+    send_dedup_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, alias="TIDINGS_SEND_DEDUP_TTL_SECONDS")
+
+    metrics_namespace: str = Field("Tidings", min_length=1, alias="POWERTOOLS_METRICS_NAMESPACE")
+
+    @field_validator("stripe_api_base_url", "sendgrid_api_base_url", "twilio_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.stripe.com")
+        return value.rstrip("/")
+
+    @field_validator("receipt_from_address")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("must be an e-mail address such as receipts@example.com")
+        return value
+
+    def provider(self, name: ProviderName) -> ProviderSettings:
+        """The settings one provider client needs; fails naming the variable when its secret is unset."""
+        secret_arn = getattr(self, f"{name}_secret_arn")
+        if not secret_arn:
+            raise ConfigurationError(f"{name.upper()}_SECRET_ARN is not set: the {name} client needs it")
+        rate = getattr(self, f"{name}_rate_per_second")
+        return ProviderSettings(
+            name=name,
+            base_url=getattr(self, f"{name}_api_base_url"),
+            secret_arn=secret_arn,
+            rate_per_second=rate,
+            burst=max(1.0, rate * self.rate_limit_burst_seconds),
+        )
+
+    def require(self, field: str) -> str:
+        """The value of an optional setting a component cannot work without, or a clear error."""
+        value = getattr(self, field)
+        if not value:
+            alias = type(self).model_fields[field].alias
+            raise ConfigurationError(f"{alias} is not set")
+        return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate the environment into :class:`Settings`; the error names each bad variable."""
+    source = os.environ if environ is None else environ
+    aliases = {f.alias for f in Settings.model_fields.values()}
+    # Empty strings mean "not set" (a template parameter left blank), not an invalid value.
+    values = {key: value for key, value in source.items() if key in aliases and value != ""}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"{name}: {error['msg']} (got {values.get(name)!r})")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this container, validated once (cold start)."""
+    return load_settings()

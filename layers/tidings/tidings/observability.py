@@ -1,0 +1,170 @@
+"""Logger, tracer and metrics built once per container, and the ONE redaction function.
+
+Everything the layer logs goes through :func:`redact`, and the logger's formatter applies it again to
+the whole structured record, so a field added by any caller is masked too. What is masked:
+
+* e-mail addresses -> ``j***@example.com``
+* phone numbers in E.164 -> ``+44********89``
+* card numbers (13-19 digits passing the Luhn check) -> ``************4242``
+* provider secrets by shape (``sk_live_...``, ``SG.x.y``, ``whsec_...``, ``Bearer``/``Basic`` values),
+  every credential value loaded from Secrets Manager (:func:`register_secret`), and any value under a
+  sensitive key (``authorization``, ``api_key``, ``password``, ``cvc``, ``number`` ...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+MASK = "***"
+
+_SENSITIVE_KEYS = frozenset(
+    {
+        "authorization",
+        "proxy_authorization",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "api_key_secret",
+        "secret",
+        "client_secret",
+        "password",
+        "auth_token",
+        "token",
+        "access_token",
+        "refresh_token",
+        "cookie",
+        "set_cookie",
+        "cvc",
+        "cvv",
+        "number",
+        "card_number",
+        "pan",
+        "webhook_secret",
+        "webhook_public_key",
+        "stripe_signature",
+        "x_twilio_signature",
+        "x_twilio_email_event_webhook_signature",
+    }
+)
+_SENSITIVE_SUFFIXES = ("_secret", "_token", "_password", "_api_key")
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# E.164 numbers, also percent-encoded (%2B) as they appear in form bodies and URLs.
+_PHONE = re.compile(r"(\+|%2B)(\d{2})(\d{4,11})(\d{2})(?!\d)")
+_PAN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_SECRET_SHAPES = (
+    re.compile(r"\b((?:sk|rk|pk)_(?:live|test)_)[A-Za-z0-9_]+"),
+    re.compile(r"\b(whsec_)[A-Za-z0-9_]+"),
+    re.compile(r"\b(SG\.)[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
+    re.compile(r"\b((?:Bearer|Basic) )[A-Za-z0-9._~+/=-]+"),
+)
+# Exact credential values loaded at run time (see tidings.secrets); masked wherever they appear.
+_REGISTERED_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Mask this exact value in every later log line (credentials loaded from Secrets Manager)."""
+    if isinstance(value, str) and len(value) >= 6:
+        _REGISTERED_SECRETS.add(value)
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        number = int(char)
+        if index % 2 == 1:
+            number *= 2
+            if number > 9:
+                number -= 9
+        total += number
+    return total % 10 == 0
+
+
+def _mask_pan(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    if not 13 <= len(digits) <= 19 or not _luhn_ok(digits):
+        return match.group(0)
+    return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def mask_email(value: str) -> str:
+    """``jane.doe@example.com`` -> ``j***@example.com``."""
+    return _EMAIL.sub(lambda m: f"{m.group(1)}{MASK}@{m.group(2)}", value)
+
+
+def mask_phone(value: str) -> str:
+    """``+447700900189`` -> ``+44********89`` (country prefix and last two digits stay)."""
+    return _PHONE.sub(lambda m: f"{m.group(1)}{m.group(2)}{'*' * len(m.group(3))}{m.group(4)}", value)
+
+
+def _redact_text(value: str) -> str:
+    for secret in _REGISTERED_SECRETS:
+        if secret in value:
+            value = value.replace(secret, MASK)
+    for shape in _SECRET_SHAPES:
+        value = shape.sub(lambda m: m.group(1) + MASK, value)
+    value = _PAN.sub(_mask_pan, value)
+    value = mask_email(value)
+    return mask_phone(value)
+
+
+def _is_sensitive_key(key: str) -> bool:
+    normal = key.lower().replace("-", "_")
+    # Stripe's bracket notation: card[number], payment_method_data[card][cvc].
+    leaf = normal.rsplit("[", 1)[-1].rstrip("]")
+    return normal in _SENSITIVE_KEYS or leaf in _SENSITIVE_KEYS or normal.endswith(_SENSITIVE_SUFFIXES)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` (str, mapping, sequence, or anything else) safe to log, meter or queue."""
+    if isinstance(value, str):
+        return _redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            key: (MASK if isinstance(key, str) and _is_sensitive_key(key) else redact(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(item) for item in value]
+    if isinstance(value, bytes):
+        return _redact_text(value.decode("utf-8", "replace"))
+    return value
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter with :func:`redact` applied to the whole record, every line."""
+
+    def serialize(self, log: dict[str, Any]) -> str:
+        return super().serialize(redact(log))
+
+
+logger = Logger(
+    service=os.getenv("POWERTOOLS_SERVICE_NAME", "tidings"),
+    logger_formatter=RedactingFormatter(),
+)
+tracer = Tracer(service=os.getenv("POWERTOOLS_SERVICE_NAME", "tidings"))
+metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings"))
+
+
+def emit_metric(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
+    """Publish one EMF metric right away with its own dimensions (provider, endpoint, state ...).
+
+    ``single_metric`` rather than the shared ``metrics`` object: each provider call needs its own
+    provider/endpoint dimensions, which a flush-wide dimension set cannot express.
+    """
+    with single_metric(
+        name=name,
+        unit=unit,
+        value=value,
+        namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings"),
+        default_dimensions={"service": os.getenv("POWERTOOLS_SERVICE_NAME", "tidings")},
+    ) as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(name=key, value=str(dimension))

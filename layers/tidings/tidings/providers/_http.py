@@ -1,0 +1,184 @@
+"""The HTTP path shared by the Stripe, SendGrid and Twilio clients.
+
+One ``httpx.Client`` per provider per container (connection reuse), a timeout on every request
+(connect and read, TIDINGS_HTTP_TIMEOUT_SECONDS, never past the call budget), every attempt through
+:class:`~tidings.resilience.caller.ResilientCaller`, transport failures typed, one redacted log line
+and metrics per attempt, and one credential refresh on AuthenticationFailed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tidings.errors import AuthenticationFailed, NetworkError, ProviderError, ProviderTimeout
+from tidings.observability import emit_metric, logger, redact
+from tidings.resilience.caller import Attempt, ResilientCaller
+
+
+@dataclass(frozen=True)
+class ProviderResponse:
+    response: httpx.Response
+    attempts: int
+
+    def json(self) -> Any:
+        return self.response.json()
+
+
+class HttpProvider:
+    """One provider's HTTP endpoint; the provider modules supply only what is truly theirs."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        caller: ResilientCaller,
+        credentials: Callable[[bool], Any],
+        authenticate: Callable[[Any], Mapping[str, str]],
+        map_error: Callable[[httpx.Response], ProviderError],
+        request_id_header: str | None = None,
+        http: httpx.Client | None = None,
+        timeout_seconds: float = 10.0,
+        connect_timeout_seconds: float = 3.0,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.caller = caller
+        self._credentials = credentials
+        self._authenticate = authenticate
+        self._map_error = map_error
+        self.request_id_header = request_id_header
+        self.http = http or httpx.Client(http2=False, follow_redirects=False)
+        self.timeout_seconds = timeout_seconds
+        self.connect_timeout_seconds = connect_timeout_seconds
+
+    def request(
+        self,
+        method: str,
+        path: str | Callable[[Any], str],
+        *,
+        endpoint: str,
+        form: Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        success: tuple[int, ...] = (200,),
+    ) -> ProviderResponse:
+        """Send one logical request (retried per the policy); raises a typed error on failure.
+
+        ``path`` and ``form`` may be functions of the credentials (Twilio puts its account in both).
+        """
+        credentials = self._credentials(False)
+        try:
+            return self._call(credentials, method, path, endpoint, form, json, headers, success)
+        except AuthenticationFailed:
+            fresh = self._credentials(True)
+            if fresh == credentials:
+                raise  # the stored secret is the one refused: nothing to gain from a second try
+            logger.info("retrying with refreshed credentials", provider=self.provider, endpoint=endpoint)
+            emit_metric("CredentialsRefreshed", provider=self.provider)
+            return self._call(fresh, method, path, endpoint, form, json, headers, success)
+
+    def _call(self, credentials, method, path, endpoint, form, json, headers, success) -> ProviderResponse:
+        attempts = {"count": 0}
+        url_path = path(credentials) if callable(path) else path
+        form = form(credentials) if callable(form) else form
+        request_headers = {**self._authenticate(credentials), **(headers or {})}
+
+        def attempt(info: Attempt) -> httpx.Response:
+            attempts["count"] = info.number
+            return self._send(method, url_path, endpoint, form, json, request_headers, success, info)
+
+        response = self.caller.call(attempt, endpoint=endpoint)
+        return ProviderResponse(response=response, attempts=attempts["count"])
+
+    def _send(self, method, path, endpoint, form, json, headers, success, info: Attempt) -> httpx.Response:
+        read_timeout = max(0.001, min(self.timeout_seconds, info.time_left))
+        timeout = httpx.Timeout(read_timeout, connect=min(self.connect_timeout_seconds, read_timeout))
+        started = time.perf_counter()
+        context = {
+            "provider": self.provider,
+            "endpoint": endpoint,
+            "method": method,
+            "path": path,
+            "attempt": info.number,
+            "correlation_id": logger.get_correlation_id(),
+        }
+        try:
+            response = self.http.request(
+                method, self.base_url + path, data=form, json=json, headers=headers, timeout=timeout
+            )
+        except httpx.TimeoutException as exc:
+            self._failed(context, started, type(exc).__name__)
+            raise ProviderTimeout(
+                f"no response in time ({type(exc).__name__})", provider=self.provider, code="timeout"
+            ) from None
+        except httpx.TransportError as exc:
+            self._failed(context, started, type(exc).__name__)
+            raise NetworkError(
+                f"connection failed ({type(exc).__name__})", provider=self.provider, code="network"
+            ) from None
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        request_id = response.headers.get(self.request_id_header) if self.request_id_header else None
+        emit_metric(
+            "ProviderLatency",
+            value=latency_ms,
+            unit=MetricUnit.Milliseconds,
+            provider=self.provider,
+            endpoint=endpoint,
+        )
+        if response.status_code in success:
+            logger.info(
+                "provider request succeeded",
+                **context,
+                status=response.status_code,
+                latency_ms=latency_ms,
+                request_id=request_id,
+                request=redact(form if form is not None else json),
+            )
+            emit_metric("ProviderCallSucceeded", provider=self.provider, endpoint=endpoint)
+            return response
+        error = self._map_error(response)
+        logger.warning(
+            "provider request failed",
+            **context,
+            status=response.status_code,
+            latency_ms=latency_ms,
+            request_id=request_id,
+            request=redact(form if form is not None else json),
+            response=redact(response.text[:2000]),
+            error=error.to_dict(),
+        )
+        emit_metric("ProviderCallFailed", provider=self.provider, endpoint=endpoint, category=error.category)
+        raise error
+
+    def _failed(self, context: dict[str, Any], started: float, reason: str) -> None:
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        logger.warning("provider request broke", **context, latency_ms=latency_ms, reason=reason)
+        emit_metric(
+            "ProviderCallFailed", provider=self.provider, endpoint=context["endpoint"], category="network"
+        )
+
+
+def encode_form(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Stripe's bracket notation: ``{"metadata": {"a": "1"}, "types": ["card"]}`` ->
+    ``{"metadata[a]": "1", "types[0]": "card"}``; booleans as ``true``/``false``; None dropped."""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            flat.update(encode_form(value, name))
+        elif isinstance(value, list | tuple):
+            flat.update(encode_form({str(i): item for i, item in enumerate(value)}, name))
+        elif isinstance(value, bool):
+            flat[name] = "true" if value else "false"
+        else:
+            flat[name] = str(value)
+    return flat

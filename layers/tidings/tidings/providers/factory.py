@@ -1,0 +1,196 @@
+"""Builds provider channels from settings: one per container, sharing the container's clients.
+
+A :class:`ProviderFactory` is what one Lambda container holds. Tests build two of them over the same
+(moto) tables to play two containers.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from tidings.config import ProviderName, Settings, get_settings
+from tidings.observability import logger
+from tidings.resilience.timing import Timing
+
+
+class ProviderFactory:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        timing: Timing | None = None,
+        dynamodb_client: Any | None = None,
+        secrets_client: Any | None = None,
+        credential_store: Any | None = None,
+        http_client: Any | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.timing = timing or Timing(scale=self.settings.retry_time_scale)
+        self._dynamodb_client = dynamodb_client
+        self._secrets_client = secrets_client
+        self._credential_store = credential_store
+        self._http_client = http_client
+
+    # --- shared per-container clients --------------------------------------------------------
+    @cached_property
+    def dynamodb(self) -> Any:
+        if self._dynamodb_client is None:
+            import boto3
+
+            self._dynamodb_client = boto3.client("dynamodb")
+        return self._dynamodb_client
+
+    @cached_property
+    def credentials(self) -> Any:
+        if self._credential_store is not None:
+            return self._credential_store
+        from tidings.secrets import CredentialStore
+
+        if self._secrets_client is None:
+            import boto3
+
+            self._secrets_client = boto3.client("secretsmanager")
+        return CredentialStore(ttl_seconds=self.settings.secret_ttl_seconds, client=self._secrets_client)
+
+    @cached_property
+    def http(self) -> Any:
+        """One httpx client for every provider of this container (connection pool reuse)."""
+        if self._http_client is None:
+            import httpx
+
+            self._http_client = httpx.Client(follow_redirects=False)
+        return self._http_client
+
+    @cached_property
+    def dedup(self) -> Any:
+        if not self.settings.idempotency_table:
+            logger.warning("IDEMPOTENCY_TABLE not set: duplicate sends are not suppressed")
+            return None
+        from tidings.providers.dedup import SendDeduplicator
+
+        return SendDeduplicator(
+            self.settings.idempotency_table,
+            ttl_seconds=self.settings.send_dedup_ttl_seconds,
+            dynamodb_client=self.dynamodb,
+        )
+
+    # --- resilience per provider -------------------------------------------------------------
+    def breaker(self, provider: str) -> Any:
+        if not self.settings.circuit_breaker_table:
+            logger.warning("CIRCUIT_BREAKER_TABLE not set: no circuit breaker", provider=provider)
+            return None
+        from tidings.resilience.breaker import ProviderCircuitBreaker
+
+        return ProviderCircuitBreaker.from_settings(
+            provider, self.settings, dynamodb_client=self.dynamodb, wall_clock=self.timing.wall
+        )
+
+    def limiter(self, provider: ProviderName, rate: float, burst: float) -> Any:
+        from tidings.resilience.rate_limit import (
+            DynamoDBBucketStore,
+            InMemoryBucketStore,
+            RateLimiter,
+            TokenBucket,
+        )
+
+        if self.settings.rate_limit_table:
+            store: Any = DynamoDBBucketStore(self.settings.rate_limit_table, self.dynamodb)
+        else:
+            logger.warning("RATE_LIMIT_TABLE not set: rate limit holds per container only", provider=provider)
+            store = InMemoryBucketStore()
+        return RateLimiter(provider, TokenBucket(rate=rate, capacity=burst), store, self.timing)
+
+    def caller(self, provider: str, *, limiter: Any = None) -> Any:
+        from tidings.resilience.caller import ResilientCaller
+
+        return ResilientCaller.from_settings(
+            provider, self.settings, timing=self.timing, breaker=self.breaker(provider), limiter=limiter
+        )
+
+    def http_provider(
+        self, name: ProviderName, *, authenticate: Any, map_error: Any, request_id_header: str | None
+    ):
+        from tidings.providers._http import HttpProvider
+
+        provider = self.settings.provider(name)
+        store = self.credentials
+
+        def credentials(refresh: bool) -> Any:
+            return store.get(name, provider.secret_arn, refresh=refresh)
+
+        return HttpProvider(
+            provider=name,
+            base_url=provider.base_url,
+            caller=self.caller(name, limiter=self.limiter(name, provider.rate_per_second, provider.burst)),
+            credentials=credentials,
+            authenticate=authenticate,
+            map_error=map_error,
+            request_id_header=request_id_header,
+            http=self.http,
+            timeout_seconds=self.settings.http_timeout_seconds,
+            connect_timeout_seconds=self.settings.http_connect_timeout_seconds,
+        )
+
+    # --- what callers use --------------------------------------------------------------------
+    def payment_gateway(self) -> Any:
+        from tidings.providers.stripe import StripePaymentGateway, stripe_auth, stripe_error
+
+        http = self.http_provider(
+            "stripe", authenticate=stripe_auth, map_error=stripe_error, request_id_header="Request-Id"
+        )
+        return StripePaymentGateway(http, api_version=self.settings.stripe_api_version)
+
+    def email_channel(self, name: str = "sendgrid") -> Any:
+        from tidings.providers.channels import EmailChannel
+
+        from_address = self.settings.require("receipt_from_address")
+        if name == "sendgrid":
+            from tidings.providers.sendgrid import SendGridEmailChannel, sendgrid_auth, sendgrid_error
+
+            http = self.http_provider(
+                "sendgrid", authenticate=sendgrid_auth, map_error=sendgrid_error, request_id_header=None
+            )
+            deliverer: Any = SendGridEmailChannel(http, from_address, self.settings.receipt_from_name)
+        elif name == "ses":
+            from tidings.providers._aws import boto_client
+            from tidings.providers.ses import SesEmailChannel
+
+            client = boto_client(
+                "sesv2",
+                timeout_seconds=self.settings.http_timeout_seconds,
+                connect_timeout_seconds=self.settings.http_connect_timeout_seconds,
+            )
+            deliverer = SesEmailChannel(
+                client, self.caller("ses"), from_address, self.settings.receipt_from_name
+            )
+        else:
+            raise ValueError(f"unknown e-mail channel {name!r}: use 'sendgrid' or 'ses'")
+        return EmailChannel(deliverer, self.dedup)
+
+    def sms_channel(self, name: str = "twilio") -> Any:
+        from tidings.providers.channels import SmsChannel
+
+        if name == "twilio":
+            from tidings.providers.twilio import TwilioSmsChannel, twilio_auth, twilio_error
+
+            http = self.http_provider(
+                "twilio",
+                authenticate=twilio_auth,
+                map_error=twilio_error,
+                request_id_header="Twilio-Request-Id",
+            )
+            deliverer: Any = TwilioSmsChannel(http)
+        elif name == "sns":
+            from tidings.providers._aws import boto_client
+            from tidings.providers.sns import SnsSmsChannel
+
+            client = boto_client(
+                "sns",
+                timeout_seconds=self.settings.http_timeout_seconds,
+                connect_timeout_seconds=self.settings.http_connect_timeout_seconds,
+            )
+            deliverer = SnsSmsChannel(client, self.caller("sns"))
+        else:
+            raise ValueError(f"unknown SMS channel {name!r}: use 'twilio' or 'sns'")
+        return SmsChannel(deliverer, self.dedup)

@@ -1,0 +1,71 @@
+"""What goes into and comes out of the provider channels (the saga codes against these names)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChargeRequest(BaseModel):
+    """A card charge; ``amount`` in the currency's minor unit (cents), ``currency`` ISO 4217."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: int = Field(gt=0)
+    currency: str = Field(min_length=3, max_length=3)
+    payment_method: str = Field(min_length=1)
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    receipt_email: str | None = None
+
+
+class PaymentResult(BaseModel):
+    """A PaymentIntent as the saga needs it. ``status`` is Stripe's (succeeded, requires_action, ...)."""
+
+    payment_intent_id: str
+    status: str
+    amount: int
+    currency: str
+    next_action_url: str | None = None
+    request_id: str | None = None
+
+
+class RefundResult(BaseModel):
+    refund_id: str
+    status: str
+    payment_intent_id: str
+    amount: int
+
+
+class EmailMessage(BaseModel):
+    """One e-mail to one recipient; the sender comes from configuration (RECEIPT_FROM_ADDRESS)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    to: str = Field(min_length=3)
+    to_name: str | None = None
+    subject: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    html: str | None = None
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    custom_args: dict[str, str] = Field(default_factory=dict)
+
+
+class SmsMessage(BaseModel):
+    """One text message; ``to`` in E.164 (+447700900123)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    to: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    body: str = Field(min_length=1, max_length=1600)
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    status_callback_url: str | None = None
+
+
+class DeliveryReceipt(BaseModel):
+    """Proof a channel accepted a message; ``deduplicated`` means it was accepted by an earlier call."""
+
+    provider: str
+    provider_message_id: str
+    deduplicated: bool = False
+    attempts: int = 1

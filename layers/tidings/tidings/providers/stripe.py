@@ -1,0 +1,150 @@
+"""Stripe PaymentIntents and Refunds over httpx (form-encoded, bracket notation, Idempotency-Key)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from tidings.errors import IdempotencyConflict, InvalidRequest, PaymentDeclined, ProviderError
+from tidings.observability import redact
+from tidings.providers._errors import error_for_status, json_body, retry_after_seconds
+from tidings.providers._http import HttpProvider, encode_form
+from tidings.providers.models import ChargeRequest, PaymentResult, RefundResult
+
+PROVIDER = "stripe"
+_ID = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def stripe_error(response: httpx.Response) -> ProviderError:
+    """Map Stripe's ``{"error": {"type", "code", "decline_code", "param", "message"}}`` body."""
+    body = json_body(response)
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    kind = error.get("type")
+    code = error.get("code")
+    request_id = response.headers.get("Request-Id")
+    message = error.get("message") or f"stripe answered {response.status_code}"
+    if kind == "card_error" or response.status_code == 402:
+        return PaymentDeclined(
+            redact(message),
+            decline_code=error.get("decline_code") or code,
+            provider=PROVIDER,
+            status=response.status_code,
+            code=code,
+            request_id=request_id,
+        )
+    if kind == "idempotency_error" or code == "idempotency_key_in_use":
+        return IdempotencyConflict(
+            redact(message),
+            provider=PROVIDER,
+            status=response.status_code,
+            code=code or kind,
+            request_id=request_id,
+        )
+    return error_for_status(
+        PROVIDER,
+        response.status_code,
+        message,
+        code=code or kind,
+        request_id=request_id,
+        field=error.get("param"),
+        retry_after=retry_after_seconds(response.headers),
+    )
+
+
+def _checked_id(value: str, field: str) -> str:
+    if not _ID.match(value or ""):
+        raise InvalidRequest("not a Stripe object id", provider=PROVIDER, field=field, code="invalid_id")
+    return value
+
+
+def _payment_result(body: dict[str, Any], request_id: str | None) -> PaymentResult:
+    next_action = body.get("next_action") or {}
+    redirect = next_action.get("redirect_to_url") or {}
+    return PaymentResult(
+        payment_intent_id=body["id"],
+        status=body["status"],
+        amount=body["amount"],
+        currency=body["currency"],
+        next_action_url=redirect.get("url"),
+        request_id=request_id,
+    )
+
+
+class StripePaymentGateway:
+    """``charge`` creates and confirms a PaymentIntent in one request. A card that needs 3-D Secure
+    is not an error: the result has status ``requires_action`` and ``next_action_url``."""
+
+    name = PROVIDER
+
+    def __init__(self, http: HttpProvider, api_version: str = "2024-06-20") -> None:
+        self.http = http
+        self.api_version = api_version
+
+    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
+        headers = {"Stripe-Version": self.api_version}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    def charge(self, request: ChargeRequest) -> PaymentResult:
+        form = encode_form(
+            {
+                "amount": request.amount,
+                "currency": request.currency.lower(),
+                "payment_method": request.payment_method,
+                "payment_method_types": ["card"],
+                "confirm": True,
+                "description": request.description,
+                "receipt_email": request.receipt_email,
+                "metadata": request.metadata or None,
+            }
+        )
+        result = self.http.request(
+            "POST",
+            "/v1/payment_intents",
+            endpoint="payment_intents.create",
+            form=form,
+            headers=self._headers(request.idempotency_key),
+        )
+        return _payment_result(result.json(), result.response.headers.get("Request-Id"))
+
+    def retrieve(self, payment_intent_id: str) -> PaymentResult:
+        pi = _checked_id(payment_intent_id, "payment_intent_id")
+        result = self.http.request(
+            "GET", f"/v1/payment_intents/{pi}", endpoint="payment_intents.retrieve", headers=self._headers()
+        )
+        return _payment_result(result.json(), result.response.headers.get("Request-Id"))
+
+    def cancel(self, payment_intent_id: str, idempotency_key: str) -> PaymentResult:
+        pi = _checked_id(payment_intent_id, "payment_intent_id")
+        result = self.http.request(
+            "POST",
+            f"/v1/payment_intents/{pi}/cancel",
+            endpoint="payment_intents.cancel",
+            form={},
+            headers=self._headers(idempotency_key),
+        )
+        return _payment_result(result.json(), result.response.headers.get("Request-Id"))
+
+    def refund(self, payment_intent_id: str, idempotency_key: str, amount: int | None = None) -> RefundResult:
+        pi = _checked_id(payment_intent_id, "payment_intent_id")
+        result = self.http.request(
+            "POST",
+            "/v1/refunds",
+            endpoint="refunds.create",
+            form=encode_form({"payment_intent": pi, "amount": amount}),
+            headers=self._headers(idempotency_key),
+        )
+        body = result.json()
+        return RefundResult(
+            refund_id=body["id"],
+            status=body["status"],
+            payment_intent_id=body.get("payment_intent") or pi,
+            amount=body["amount"],
+        )
+
+
+def stripe_auth(credentials: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credentials.api_key}"}
