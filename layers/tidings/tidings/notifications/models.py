@@ -1,0 +1,166 @@
+"""What a notification is: its request, its channels, its final statuses and its timeline.
+
+The notification table holds one ``META`` item per notification (contact details, content, current
+status, channel outcomes) and one ``EVENT#...`` item per thing that happened to it. Contact details live
+only in the table: Step Functions input, queue messages and logs carry the notification id instead.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+#: ISO 4217 codes of currencies in circulation (Stripe accepts a subset; it refuses the others itself).
+_ISO_CURRENCY_CODES = """
+    aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd btn bwp byn bzd
+    cad cdf chf clp cny cop crc cup cve czk djf dkk dop dzd egp ern etb eur fjd fkp gbp gel ghs gip gmd
+    gnf gtq gyd hkd hnl htg huf idr ils inr iqd irr isk jmd jod jpy kes kgs khr kmf kpw krw kwd kyd kzt
+    lak lbp lkr lrd lsl lyd mad mdl mga mkd mmk mnt mop mru mur mvr mwk mxn myr mzn nad ngn nio nok npr
+    nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sdg sek sgd shp sle sll sos srd
+    ssp stn svc syp szl thb tjs tmt tnd top try ttd twd tzs uah ugx usd uyu uzs ves vnd vuv wst xaf xcd
+    xof xpf yer zar zmw zwl
+"""
+ISO_CURRENCIES = frozenset(_ISO_CURRENCY_CODES.split())
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class ChannelPolicy(StrEnum):
+    """Whether a channel's failure undoes the payment (``required``) or only gets recorded."""
+
+    REQUIRED = "required"
+    BEST_EFFORT = "best_effort"
+
+
+class NotificationStatus(StrEnum):
+    ACCEPTED = "accepted"  # stored, saga not started yet (bulk items wait in the bulk queue)
+    RUNNING = "running"
+    AWAITING_PAYMENT_ACTION = "awaiting_payment_action"
+    # Final statuses: exactly one per execution.
+    DELIVERED = "delivered"
+    DELIVERED_WITH_FALLBACK = "delivered_with_fallback"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    PAYMENT_DECLINED = "payment_declined"
+    COMPENSATED = "compensated"
+    FAILED = "failed"
+
+
+FINAL_STATUSES = frozenset(
+    {
+        NotificationStatus.DELIVERED,
+        NotificationStatus.DELIVERED_WITH_FALLBACK,
+        NotificationStatus.PARTIALLY_DELIVERED,
+        NotificationStatus.PAYMENT_DECLINED,
+        NotificationStatus.COMPENSATED,
+        NotificationStatus.FAILED,
+    }
+)
+
+
+class ChannelStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"  # accepted by a provider
+    DELIVERED = "delivered"  # confirmed by the provider's delivery webhook
+    REJECTED = "rejected"  # permanent refusal (invalid address/number, content refused)
+    PARKED = "parked"  # waiting on the outage queue for a later try
+    DEAD_LETTERED = "dead_lettered"  # all tries spent; in the channel's dead-letter queue
+    FAILED = "failed"  # failed for good (a required channel: the payment was refunded)
+    SKIPPED = "skipped"  # never attempted (payment declined, saga compensated first)
+
+
+# --- the request a client sends --------------------------------------------------------------------
+
+OrderReference = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/#-]*$")
+]
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    phone: str = Field(description="E.164, e.g. +447700900123")
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        if not E164.fullmatch(value):
+            raise ValueError("phone must be in E.164 format: + then 7 to 15 digits")
+        return value
+
+
+class Payment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(gt=0, le=99_999_999, description="In the currency's minor unit (cents, pence)")
+    currency: str = Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. gbp")
+    payment_method: str = Field(pattern=r"^pm_[A-Za-z0-9_]{1,200}$", description="Stripe PaymentMethod id")
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        code = value.lower()
+        if code not in ISO_CURRENCIES:
+            raise ValueError("currency must be an ISO 4217 code")
+        return code
+
+
+class Receipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=20_000)
+    html: str | None = Field(default=None, max_length=100_000)
+
+
+class SmsContent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=1_600)
+
+
+class DeliveryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: ChannelPolicy = ChannelPolicy.BEST_EFFORT
+    sms: ChannelPolicy = ChannelPolicy.BEST_EFFORT
+
+
+class NotificationRequest(BaseModel):
+    """``POST /notifications``: charge the customer, e-mail the receipt, text them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_reference: OrderReference
+    customer: Customer
+    payment: Payment
+    receipt: Receipt
+    sms: SmsContent
+    delivery_policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+
+# --- what the table keeps ---------------------------------------------------------------------------
+
+
+class TimelineEvent(BaseModel):
+    """One thing that happened to a notification (a step's attempt, a webhook, a redrive)."""
+
+    step: str
+    outcome: str
+    at: str
+    provider: str | None = None
+    attempt: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def mask_email(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(number: str) -> str:
+    return f"{number[:3]}{'*' * max(len(number) - 5, 0)}{number[-2:]}"

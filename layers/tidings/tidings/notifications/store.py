@@ -1,0 +1,288 @@
+"""The notification table: one META item per notification, EVENT items for its timeline.
+
+Key design (table ``NOTIFICATIONS_TABLE``, keys ``pk``/``sk``):
+
+* ``NOTIFICATION#<id>`` / ``META``: request content, contact details, status, channel outcomes,
+  payment ids, the Step Functions execution ARN and, while the saga waits for 3-D Secure, the task token.
+* ``NOTIFICATION#<id>`` / ``EVENT#<iso time>#<n>``: the timeline, read back in order with one Query.
+* ``PAYMENT_INTENT#<pi id>`` / ``META``: which notification a PaymentIntent belongs to (webhooks).
+* ``BULK#<bulk id>`` / ``META`` and ``ITEM#<index>``: a bulk request and its per-item results.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from tidings.notifications.models import FINAL_STATUSES, TimelineEvent
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def notification_key(notification_id: str) -> dict[str, str]:
+    return {"pk": f"NOTIFICATION#{notification_id}", "sk": "META"}
+
+
+class NotificationNotFound(LookupError):
+    """No notification with that id (or not visible to the caller)."""
+
+
+class NotificationStore:
+    """Reads and writes notifications. Takes a boto3 DynamoDB ``Table`` so tests can hand in moto's."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    # --- notifications --------------------------------------------------------------------------
+    def create(self, item: dict[str, Any]) -> bool:
+        """Store a new notification; False when one with this id exists already (a replayed request)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._table.put_item(
+                Item={**notification_key(item["notification_id"]), **item},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def create_many(self, items: list[dict[str, Any]]) -> None:
+        """Store many new notifications (bulk). Existing ids are overwritten only if never started."""
+        with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for item in items:
+                batch.put_item(Item={**notification_key(item["notification_id"]), **item})
+
+    def get(self, notification_id: str) -> dict[str, Any]:
+        found = self._table.get_item(Key=notification_key(notification_id), ConsistentRead=True).get("Item")
+        if not found:
+            raise NotificationNotFound(notification_id)
+        return _plain(found)
+
+    def get_many(self, notification_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """META items by id (missing ids are left out); 100 keys per BatchGetItem call."""
+        resource = self._table.meta.client
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(notification_ids), 100):
+            keys = [notification_key(nid) for nid in notification_ids[start : start + 100]]
+            request = {self._table.name: {"Keys": keys}}
+            while request:
+                answer = resource.batch_get_item(RequestItems=request)
+                for raw in answer["Responses"].get(self._table.name, []):
+                    item = _plain(_deserialize(raw))
+                    found[item["notification_id"]] = item
+                request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def timeline(self, notification_id: str) -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        query = {
+            "KeyConditionExpression": Key("pk").eq(f"NOTIFICATION#{notification_id}")
+            & Key("sk").begins_with("EVENT#"),
+            "ConsistentRead": True,
+        }
+        events: list[dict[str, Any]] = []
+        while True:
+            page = self._table.query(**query)
+            events.extend(_plain(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for event in events:
+            event.pop("pk", None)
+            event.pop("sk", None)
+        return events
+
+    def add_event(self, notification_id: str, event: TimelineEvent) -> None:
+        body = event.model_dump(exclude_none=True)
+        self._table.put_item(
+            Item={
+                "pk": f"NOTIFICATION#{notification_id}",
+                "sk": f"EVENT#{event.at}#{uuid.uuid4().hex[:8]}",
+                **_dynamo_safe(body),
+            }
+        )
+
+    def update(self, notification_id: str, **fields: Any) -> None:
+        """Set top-level attributes (and ``updated_at``)."""
+        self._set(notification_id, {**fields, "updated_at": now_iso()})
+
+    def update_channel(self, notification_id: str, channel: str, **fields: Any) -> None:
+        """Set attributes of ``channels.<channel>`` (status, provider, provider_message_id, reason)."""
+        at = now_iso()
+        self._set(
+            notification_id,
+            {**{f"channels.{channel}.{name}": value for name, value in fields.items()}, "updated_at": at}
+            | {f"channels.{channel}.updated_at": at},
+        )
+
+    def set_status(self, notification_id: str, status: str, **fields: Any) -> None:
+        self.update(notification_id, status=status, **fields)
+
+    def finish(self, notification_id: str, status: str, reason: str | None) -> None:
+        """Record the saga's final status; the waiting token (if any) is no longer valid."""
+        from boto3.dynamodb.conditions import Attr
+
+        values = {
+            "status": status,
+            "status_reason": reason,
+            "finished_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+        names, assigns, attr_values = _assignments(values)
+        self._table.update_item(
+            Key=notification_key(notification_id),
+            UpdateExpression=f"SET {', '.join(assigns)} REMOVE payment_task_token",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=attr_values,
+            ConditionExpression=Attr("pk").exists(),
+        )
+
+    # --- payment <-> notification (3-D Secure webhooks) ---------------------------------------------
+    def link_payment_intent(self, notification_id: str, payment_intent_id: str) -> None:
+        self._table.put_item(
+            Item={
+                "pk": f"PAYMENT_INTENT#{payment_intent_id}",
+                "sk": "META",
+                "notification_id": notification_id,
+                "payment_intent_id": payment_intent_id,
+            }
+        )
+
+    def notification_for_payment_intent(self, payment_intent_id: str) -> str | None:
+        item = self._table.get_item(
+            Key={"pk": f"PAYMENT_INTENT#{payment_intent_id}", "sk": "META"}, ConsistentRead=True
+        ).get("Item")
+        return item["notification_id"] if item else None
+
+    def store_task_token(self, notification_id: str, task_token: str) -> None:
+        self.update(notification_id, payment_task_token=task_token, status="awaiting_payment_action")
+
+    def clear_task_token(self, notification_id: str) -> None:
+        self._table.update_item(
+            Key=notification_key(notification_id), UpdateExpression="REMOVE payment_task_token"
+        )
+
+    # --- bulk -----------------------------------------------------------------------------------
+    def create_bulk(self, bulk_id: str, client_id: str, items: list[dict[str, Any]]) -> None:
+        """The bulk request and one ITEM per submitted entry (accepted or rejected, with its reason)."""
+        with self._table.batch_writer() as batch:
+            batch.put_item(
+                Item={
+                    "pk": f"BULK#{bulk_id}",
+                    "sk": "META",
+                    "bulk_id": bulk_id,
+                    "client_id": client_id,
+                    "created_at": now_iso(),
+                    "item_count": len(items),
+                }
+            )
+            for item in items:
+                batch.put_item(
+                    Item={"pk": f"BULK#{bulk_id}", "sk": f"ITEM#{item['index']:06d}", **_dynamo_safe(item)}
+                )
+
+    def get_bulk(self, bulk_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        from boto3.dynamodb.conditions import Key
+
+        query = {"KeyConditionExpression": Key("pk").eq(f"BULK#{bulk_id}"), "ConsistentRead": True}
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self._table.query(**query)
+            rows.extend(_plain(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        meta = next((row for row in rows if row["sk"] == "META"), None)
+        if meta is None:
+            raise NotificationNotFound(bulk_id)
+        items = sorted((row for row in rows if row["sk"].startswith("ITEM#")), key=lambda row: row["sk"])
+        for row in [meta, *items]:
+            row.pop("pk", None)
+            row.pop("sk", None)
+        return meta, items
+
+    # --- internals ------------------------------------------------------------------------------
+    def _set(self, notification_id: str, values: dict[str, Any]) -> None:
+        from boto3.dynamodb.conditions import Attr
+
+        names, assigns, attr_values = _assignments(values)
+        self._table.update_item(
+            Key=notification_key(notification_id),
+            UpdateExpression="SET " + ", ".join(assigns),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=attr_values,
+            ConditionExpression=Attr("pk").exists(),
+        )
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_STATUSES
+
+
+def _assignments(values: dict[str, Any]) -> tuple[dict[str, str], list[str], dict[str, Any]]:
+    """UpdateExpression pieces for dotted paths (``channels.email.status``) with safe placeholders."""
+    names: dict[str, str] = {}
+    assigns: list[str] = []
+    attr_values: dict[str, Any] = {}
+    for index, (path, value) in enumerate(values.items()):
+        parts = []
+        for part in path.split("."):
+            placeholder = f"#n{len(names)}"
+            names[placeholder] = part
+            parts.append(placeholder)
+        attr_values[f":v{index}"] = _dynamo_safe(value)
+        assigns.append(f"{'.'.join(parts)} = :v{index}")
+    return names, assigns, attr_values
+
+
+def _dynamo_safe(value: Any) -> Any:
+    """DynamoDB refuses floats and empty strings in some places: turn floats into Decimals."""
+    from decimal import Decimal
+
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _dynamo_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_dynamo_safe(item) for item in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Decimals back to int/float so items serialise as JSON."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _deserialize(raw: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {key: deserializer.deserialize(value) for key, value in raw.items()}
+
+
+@lru_cache(maxsize=1)
+def get_store() -> NotificationStore:
+    """The store for ``NOTIFICATIONS_TABLE``, built once per container (no I/O until first use)."""
+    import boto3
+
+    table_name = os.environ.get("NOTIFICATIONS_TABLE")
+    if not table_name:
+        raise RuntimeError("NOTIFICATIONS_TABLE is not set: the function's template entry must pass it")
+    return NotificationStore(boto3.resource("dynamodb").Table(table_name))

@@ -1,0 +1,134 @@
+"""Later tries of a message the saga could not deliver: the SMS outage queue and redriven e-mails.
+
+Each SQS message names a notification and a channel (contact details stay in the table). One try runs
+the primary provider then its fallback. While tries remain, the message becomes visible again after a
+growing delay (``base * 2**(try-1)``, capped); after the last try it goes to the channel's dead-letter
+queue. A message holding a task token belongs to a saga that waits for it (a ``required`` SMS): the saga
+is resumed on success, or failed after the last try so that it refunds the payment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tidings.errors import InvalidRequest, ProviderError
+from tidings.notifications.models import ChannelStatus, NotificationStatus
+from tidings.saga.outcome import upgraded_status
+from tidings.saga.steps import FALLBACK, PRIMARY, SagaSteps
+
+#: Statuses after which a late message must not go out (the payment was refunded or never taken).
+_NO_LONGER_WANTED = {
+    NotificationStatus.COMPENSATED,
+    NotificationStatus.FAILED,
+    NotificationStatus.PAYMENT_DECLINED,
+}
+
+
+class RetryLater(Exception):
+    """This try failed; the message stays on the queue and comes back after its visibility delay."""
+
+
+@dataclass
+class RedeliveryPolicy:
+    max_tries: int
+    base_delay_seconds: int
+    max_delay_seconds: int
+
+    def delay_after(self, tries: int) -> int:
+        return int(min(self.base_delay_seconds * 2 ** max(tries - 1, 0), self.max_delay_seconds))
+
+
+@dataclass
+class Redelivery:
+    steps: SagaSteps
+    policy: RedeliveryPolicy
+    stepfunctions: Callable[[], Any]
+    sqs: Callable[[], Any]
+    dead_letter_queue_urls: dict[str, str]
+
+    def handle(self, message: dict[str, Any], tries: int, delay_next_try: Callable[[int], None]) -> str:
+        """One try of ``message`` (its ``tries``-th receive). Returns what happened; raises RetryLater."""
+        notification_id, channel = message["notification_id"], message["channel"]
+        token = message.get("task_token")
+        store = self.steps.store
+        notification = store.get(notification_id)
+        if notification.get("status") in _NO_LONGER_WANTED:
+            self.steps.record_event(
+                notification_id,
+                "RetryDelivery",
+                "dropped",
+                None,
+                None,
+                {"channel": channel, "reason": notification["status"]},
+            )
+            return "dropped"
+
+        last_error: ProviderError | None = None
+        for provider in (PRIMARY[channel], FALLBACK[channel]):
+            try:
+                result = self.steps.send(
+                    notification_id, channel, provider, attempt=tries - 1, step="RetryDelivery"
+                )
+            except InvalidRequest as error:
+                if token:
+                    self._fail_saga(token, error)
+                return "rejected"
+            except ProviderError as error:
+                last_error = error
+                continue
+            store.update_channel(notification_id, channel, fallback=True)
+            if token:
+                self._resume_saga(token, result)
+            else:
+                self._upgrade_finished(notification_id)
+            return "sent"
+
+        if tries < self.policy.max_tries:
+            delay = self.policy.delay_after(tries)
+            delay_next_try(delay)
+            self.steps.record_event(
+                notification_id,
+                "RetryDelivery",
+                "retry_scheduled",
+                None,
+                tries - 1,
+                {"channel": channel, "next_try_in_seconds": delay, "error_type": type(last_error).__name__},
+            )
+            raise RetryLater(f"{channel} still undeliverable after try {tries}")
+
+        if token:
+            # The waiting saga compensates; the message must not be redriven after a refund.
+            self._fail_saga(token, last_error)
+            return "given_up"
+        body = {key: value for key, value in message.items() if key != "task_token"}
+        body |= {"kind": channel, "tries": tries, "error": last_error.to_dict() if last_error else None}
+        self.sqs().send_message(QueueUrl=self.dead_letter_queue_urls[channel], MessageBody=json.dumps(body))
+        store.update_channel(
+            notification_id, channel, status=ChannelStatus.DEAD_LETTERED, reason="tries_spent"
+        )
+        self.steps.record_event(
+            notification_id,
+            "RetryDelivery",
+            "dead_lettered",
+            None,
+            tries - 1,
+            {"channel": channel, "tries": tries},
+        )
+        return "dead_lettered"
+
+    def _resume_saga(self, token: str, result: dict[str, Any]) -> None:
+        self.stepfunctions().send_task_success(taskToken=token, output=json.dumps(result))
+
+    def _fail_saga(self, token: str, error: ProviderError | None) -> None:
+        name = type(error).__name__ if error else "ProviderUnavailable"
+        cause = json.dumps(error.to_dict() if error else {})
+        self.stepfunctions().send_task_failure(taskToken=token, error=name, cause=cause)
+
+    def _upgrade_finished(self, notification_id: str) -> None:
+        notification = self.steps.store.get(notification_id)
+        better = upgraded_status(notification.get("status", ""), notification.get("channels", {}))
+        if better:
+            self.steps.store.set_status(notification_id, better, status_reason="sent_from_outage_queue")

@@ -1,0 +1,300 @@
+"""What each step of the notification saga does. Handlers in functions/ are thin wrappers over these.
+
+Every step reads what it needs from the notification table by id (contact details never travel through
+Step Functions), calls one provider through the layer, records the attempt in the timeline, and either
+returns a small result or lets the typed error escape: its class name is what the state machine's
+Retry/Catch match on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from tidings.errors import InvalidRequest, ProviderError
+from tidings.notifications.models import ChannelStatus, NotificationStatus, TimelineEvent
+from tidings.notifications.store import NotificationStore, get_store, now_iso
+from tidings.saga import keys
+from tidings.saga.outcome import decide
+
+EMAIL = "email"
+SMS = "sms"
+
+#: Step names used in the timeline; they match the state names a person sees in the console.
+STEP_NAMES = {
+    (EMAIL, "sendgrid"): "SendReceiptEmail",
+    (EMAIL, "ses"): "SendReceiptEmailViaSes",
+    (SMS, "twilio"): "SendSms",
+    (SMS, "sns"): "SendSmsViaSns",
+}
+PRIMARY = {EMAIL: "sendgrid", SMS: "twilio"}
+FALLBACK = {EMAIL: "ses", SMS: "sns"}
+
+
+def _error_details(error: Exception) -> dict[str, Any]:
+    if isinstance(error, ProviderError):
+        return {key: value for key, value in error.to_dict().items() if value is not None}
+    # Not a provider error (a bug, a dependency): keep only the type, never a message that may hold data.
+    return {"error_type": type(error).__name__}
+
+
+@dataclass
+class SagaSteps:
+    """The steps, with their collaborators injectable (tests hand in fakes of the provider interfaces)."""
+
+    store: NotificationStore
+    payment_gateway: Callable[[], Any]
+    email_channel: Callable[[str], Any]
+    sms_channel: Callable[[str], Any]
+    status_callback_url: Callable[[str], str | None] = field(default=lambda _nid: None)
+
+    # --- payment --------------------------------------------------------------------------------
+    def charge_payment(self, notification_id: str, attempt: int = 0) -> dict[str, Any]:
+        from tidings.providers.models import ChargeRequest
+
+        notification = self.store.get(notification_id)
+        payment = notification["payment"]
+        self.store.set_status(notification_id, NotificationStatus.RUNNING)
+        request = ChargeRequest(
+            amount=payment["amount"],
+            currency=payment["currency"],
+            payment_method=payment["payment_method"],
+            description=f"Order {notification['order_reference']}",
+            metadata={"notification_id": notification_id, "order_reference": notification["order_reference"]},
+            idempotency_key=keys.charge_key(notification_id),
+        )
+        try:
+            result = self.payment_gateway().charge(request)
+        except ProviderError as error:
+            self._record(notification_id, "ChargePayment", "failed", "stripe", attempt, _error_details(error))
+            if error.__class__.__name__ == "PaymentDeclined":
+                self.store.update(notification_id, **{"payment.status": "declined"})
+            raise
+        self.store.link_payment_intent(notification_id, result.payment_intent_id)
+        self.store.update(
+            notification_id,
+            **{
+                "payment.payment_intent_id": result.payment_intent_id,
+                "payment.status": result.status,
+                "payment.next_action_url": result.next_action_url,
+            },
+        )
+        self._record(
+            notification_id,
+            "ChargePayment",
+            result.status,
+            "stripe",
+            attempt,
+            {"payment_intent_id": result.payment_intent_id, "request_id": result.request_id},
+        )
+        return {"status": result.status, "payment_intent_id": result.payment_intent_id}
+
+    def await_payment_action(self, notification_id: str, payment_intent_id: str, task_token: str) -> None:
+        """Park the saga until the customer finishes 3-D Secure: the Stripe webhook resumes it."""
+        self.store.store_task_token(notification_id, task_token)
+        self._record(
+            notification_id,
+            "WaitForPaymentAction",
+            "waiting",
+            "stripe",
+            None,
+            {"payment_intent_id": payment_intent_id},
+        )
+
+    def cancel_payment(
+        self, notification_id: str, payment_intent_id: str, attempt: int = 0
+    ) -> dict[str, Any]:
+        """The customer never finished 3-D Secure in time: cancel, unless it succeeded at the last moment."""
+        gateway = self.payment_gateway()
+        self.store.clear_task_token(notification_id)
+        try:
+            current = gateway.retrieve(payment_intent_id)
+            if current.status == "succeeded":
+                outcome = "already_succeeded"
+            elif current.status == "canceled":
+                outcome = "cancelled"
+            else:
+                gateway.cancel(payment_intent_id, idempotency_key=keys.cancel_key(notification_id))
+                outcome = "cancelled"
+        except ProviderError as error:
+            self._record(notification_id, "CancelPayment", "failed", "stripe", attempt, _error_details(error))
+            raise
+        self.store.update(
+            notification_id,
+            **{"payment.status": "succeeded" if outcome == "already_succeeded" else "canceled"},
+        )
+        self._record(
+            notification_id,
+            "CancelPayment",
+            outcome,
+            "stripe",
+            attempt,
+            {"payment_intent_id": payment_intent_id},
+        )
+        return {"outcome": outcome, "payment_intent_id": payment_intent_id}
+
+    def refund_payment(
+        self, notification_id: str, reason: str | None = None, attempt: int = 0
+    ) -> dict[str, Any]:
+        notification = self.store.get(notification_id)
+        payment_intent_id = notification["payment"]["payment_intent_id"]
+        try:
+            refund = self.payment_gateway().refund(
+                payment_intent_id, idempotency_key=keys.refund_key(notification_id)
+            )
+        except ProviderError as error:
+            self._record(notification_id, "RefundPayment", "failed", "stripe", attempt, _error_details(error))
+            raise
+        self.store.update(
+            notification_id,
+            **{
+                "payment.refund_id": refund.refund_id,
+                "payment.refund_status": refund.status,
+                "payment.status": "refunded",
+            },
+        )
+        self._record(
+            notification_id,
+            "RefundPayment",
+            "refunded",
+            "stripe",
+            attempt,
+            {"refund_id": refund.refund_id, "payment_intent_id": payment_intent_id, "reason": reason},
+        )
+        return {"refund_id": refund.refund_id, "status": refund.status}
+
+    # --- channels -------------------------------------------------------------------------------
+    def send(
+        self, notification_id: str, channel: str, provider: str, attempt: int = 0, step: str | None = None
+    ) -> dict[str, Any]:
+        """Send the receipt e-mail or the SMS through one provider; the step name follows the provider."""
+        step = step or STEP_NAMES[(channel, provider)]
+        notification = self.store.get(notification_id)
+        message = self._message(notification, channel)
+        sender = self.email_channel(provider) if channel == EMAIL else self.sms_channel(provider)
+        try:
+            receipt = sender.send(message)
+        except ProviderError as error:
+            details = _error_details(error)
+            self._record(notification_id, step, "failed", provider, attempt, details)
+            if isinstance(error, InvalidRequest):
+                # Permanent: the other provider would refuse it too, so the saga will not fall back.
+                self.store.update_channel(
+                    notification_id,
+                    channel,
+                    status=ChannelStatus.REJECTED,
+                    provider=provider,
+                    reason=details.get("code") or details.get("error_type"),
+                )
+            raise
+        result = {
+            "provider": receipt.provider,
+            "provider_message_id": receipt.provider_message_id,
+            "deduplicated": receipt.deduplicated,
+            "attempts": receipt.attempts,
+        }
+        self.store.update_channel(
+            notification_id,
+            channel,
+            status=ChannelStatus.SENT,
+            provider=receipt.provider,
+            provider_message_id=receipt.provider_message_id,
+            fallback=provider == FALLBACK[channel],
+        )
+        self._record(notification_id, step, "sent", provider, attempt, result)
+        return result
+
+    def _message(self, notification: dict[str, Any], channel: str) -> Any:
+        from tidings.providers.models import EmailMessage, SmsMessage
+
+        notification_id = notification["notification_id"]
+        customer = notification["customer"]
+        if channel == EMAIL:
+            receipt = notification["receipt"]
+            return EmailMessage(
+                to=customer["email"],
+                to_name=customer.get("name"),
+                subject=receipt["subject"],
+                text=receipt["text"],
+                html=receipt.get("html"),
+                idempotency_key=keys.send_key(notification_id, EMAIL),
+                custom_args={"notification_id": notification_id},
+            )
+        return SmsMessage(
+            to=customer["phone"],
+            body=notification["sms"]["text"],
+            idempotency_key=keys.send_key(notification_id, SMS),
+            status_callback_url=self.status_callback_url(notification_id),
+        )
+
+    # --- the end --------------------------------------------------------------------------------
+    def record_outcome(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Decide and record the notification's one final status from the execution's state."""
+        notification_id = state["notification_id"]
+        notification = self.store.get(notification_id)
+        recorded = notification.get("channels", {})
+        outcome = decide(state, recorded)
+        for name, channel in outcome.channels.items():
+            current = recorded.get(name, {}).get("status")
+            # A send step (or a delivery webhook) already wrote the richer record of a sent message.
+            if current in (ChannelStatus.SENT, ChannelStatus.DELIVERED) or current == channel.status:
+                continue
+            self.store.update_channel(notification_id, name, status=channel.status, reason=channel.reason)
+        self.store.finish(notification_id, outcome.status, outcome.reason)
+        self._record(notification_id, "RecordOutcome", outcome.status, None, None, {"reason": outcome.reason})
+        return {"notification_id": notification_id, "status": outcome.status.value, "reason": outcome.reason}
+
+    # --- timeline -------------------------------------------------------------------------------
+    def record_event(
+        self,
+        notification_id: str,
+        step: str,
+        outcome: str,
+        provider: str | None = None,
+        attempt: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self._record(notification_id, step, outcome, provider, attempt, details or {})
+
+    def _record(
+        self,
+        notification_id: str,
+        step: str,
+        outcome: str,
+        provider: str | None,
+        attempt: int | None,
+        details: dict[str, Any],
+    ) -> None:
+        event = TimelineEvent(
+            step=step,
+            outcome=outcome,
+            at=now_iso(),
+            provider=provider,
+            # The state machine counts retries from 0; people count attempts from 1.
+            attempt=None if attempt is None else attempt + 1,
+            details={key: value for key, value in details.items() if value is not None},
+        )
+        self.store.add_event(notification_id, event)
+
+
+def _status_callback_url(notification_id: str) -> str | None:
+    import os
+
+    base = os.environ.get("TWILIO_STATUS_CALLBACK_URL")
+    return f"{base}?notification_id={notification_id}" if base else None
+
+
+@lru_cache(maxsize=1)
+def get_steps() -> SagaSteps:
+    """The steps wired to the real table and providers, built once per container."""
+    from tidings import providers
+
+    return SagaSteps(
+        store=get_store(),
+        payment_gateway=providers.get_payment_gateway,
+        email_channel=providers.get_email_channel,
+        sms_channel=providers.get_sms_channel,
+        status_callback_url=_status_callback_url,
+    )
