@@ -1,0 +1,403 @@
+"""The template's HTTP APIs served on 127.0.0.1, as API Gateway (HTTP API, payload format 2.0) serves them.
+
+Routes, their Lambda integrations and their JWT authorizers come from the transformed template (the
+OpenAPI body SAM generates for ``AWS::Serverless::HttpApi`` and HttpApi events), so a route added to the
+template is served without a change here. Requests become the 2.0 event; results are mapped back the way
+API Gateway maps them (a dict without statusCode is a 200 JSON body, cookies become Set-Cookie, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+
+from tidings_local.stack.deployer import HttpApi, JwtAuthorizer, Route
+from tidings_local.stack.lambdas import LambdaRuntime
+from tidings_local.stack.template import ACCOUNT_ID
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 3000  # like `sam local start-api`
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload quota
+
+_TEXT_TYPES = re.compile(r"^(text/.*|application/(.*\+)?(json|xml|javascript))(;.*)?$", re.IGNORECASE)
+
+
+class Unauthorized(Exception):
+    """401: no token, or a token the authorizer does not accept."""
+
+
+class Forbidden(Exception):
+    """403: a valid token without a scope the route requires."""
+
+
+@dataclass
+class _CompiledRoute:
+    api: HttpApi
+    route: Route
+    pattern: re.Pattern[str] | None  # None for $default
+    literal_segments: int
+    greedy: bool
+
+
+def _compile(api: HttpApi, route: Route) -> _CompiledRoute:
+    if route.path == "$default":
+        return _CompiledRoute(api, route, None, -1, True)
+    parts, literals, greedy = [], 0, False
+    for segment in route.path.strip("/").split("/"):
+        match = re.fullmatch(r"\{([^}+]+)(\+?)\}", segment)
+        if match and match.group(2):
+            parts.append(f"(?P<{_group(match.group(1))}>.+)")
+            greedy = True
+        elif match:
+            parts.append(f"(?P<{_group(match.group(1))}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+            literals += 1
+    pattern = re.compile("^/" + "/".join(parts) + "/?$")
+    return _CompiledRoute(api, route, pattern, literals, greedy)
+
+
+def _group(name: str) -> str:
+    return "p_" + re.sub(r"\W", "_", name)
+
+
+class JwtVerifier:
+    """What an HTTP API JWT authorizer checks: signature (issuer's JWKS), iss, aud/client_id, exp, nbf."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, jwt.PyJWKClient] = {}
+        self._lock = threading.Lock()
+
+    def _jwks_client(self, issuer: str) -> jwt.PyJWKClient:
+        with self._lock:
+            if issuer not in self._clients:
+                discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
+                with urllib.request.urlopen(discovery, timeout=5) as response:
+                    jwks_uri = json.loads(response.read())["jwks_uri"]
+                self._clients[issuer] = jwt.PyJWKClient(jwks_uri, cache_keys=True, lifespan=300)
+            return self._clients[issuer]
+
+    def verify(self, authorizer: JwtAuthorizer, headers: dict[str, str], scopes: list[str]) -> dict[str, Any]:
+        source = authorizer.identity_source
+        header_name = source.split("$request.header.", 1)[-1].lower()
+        raw = headers.get(header_name, "").strip()
+        if not raw:
+            raise Unauthorized("missing token")
+        token = raw[7:].strip() if raw.lower().startswith("bearer ") else raw
+        try:
+            key = self._jwks_client(authorizer.issuer).get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                issuer=authorizer.issuer,
+                options={"verify_aud": False, "require": ["exp", "iss"]},
+                leeway=0,
+            )
+        except (jwt.PyJWTError, OSError, KeyError, ValueError) as exc:
+            raise Unauthorized(str(exc)) from exc
+        audiences = claims.get("aud", [])
+        audiences = [audiences] if isinstance(audiences, str) else list(audiences)
+        if claims.get("client_id"):
+            audiences.append(claims["client_id"])
+        if not set(audiences) & set(authorizer.audience):
+            raise Unauthorized("audience not allowed")
+        token_scopes = _scopes(claims)
+        if scopes and not set(scopes) & set(token_scopes):
+            raise Forbidden("scope")
+        return claims
+
+
+def _scopes(claims: dict[str, Any]) -> list[str]:
+    value = claims.get("scope", claims.get("scp", []))
+    return value.split() if isinstance(value, str) else list(value)
+
+
+def _claim_text(value: Any) -> str:
+    # API Gateway passes every claim as a string; arrays look like "[a b]".
+    if isinstance(value, list):
+        return "[" + " ".join(str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+class LocalHttpApi:
+    """Binds at construction (so its URL is known before deploy); ``serve`` starts answering."""
+
+    def __init__(self, runtime: LambdaRuntime, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.runtime = runtime
+        self.verifier = JwtVerifier()
+        self._routes: list[_CompiledRoute] = []
+        self._server = ThreadingHTTPServer((host, port), self._handler_class(), bind_and_activate=True)
+        self._server.daemon_threads = True
+        self.host, self.port = host, self._server.server_address[1]
+        self._serving = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def set_apis(self, apis: list[HttpApi]) -> None:
+        self._routes = [_compile(api, route) for api in apis for route in api.routes]
+
+    @property
+    def routes(self) -> list[str]:
+        return [_route_key(r.route) for r in self._routes]
+
+    def serve(self) -> LocalHttpApi:
+        threading.Thread(target=self._server.serve_forever, name="local-http-api", daemon=True).start()
+        self._serving = True
+        return self
+
+    def stop(self) -> None:
+        if self._serving:
+            self._server.shutdown()
+            self._serving = False
+        self._server.server_close()
+
+    # --- routing -----------------------------------------------------------------------------------
+
+    def match(self, method: str, path: str) -> tuple[_CompiledRoute, dict[str, str], str] | None:
+        """The most specific route, as API Gateway picks: literal, {param}, {proxy+}, then $default."""
+        best: tuple[tuple[int, int, int], _CompiledRoute, dict[str, str], str] | None = None
+        for compiled in self._routes:
+            route = compiled.route
+            if route.method not in ("ANY", method):
+                continue
+            stage = compiled.api.stage
+            local_path = path
+            if stage != "$default":
+                prefix = f"/{stage}"
+                if not (path == prefix or path.startswith(prefix + "/")):
+                    continue
+                local_path = path[len(prefix) :] or "/"
+            if compiled.pattern is None:
+                params: dict[str, str] = {}
+            else:
+                found = compiled.pattern.match(local_path)
+                if not found:
+                    continue
+                params = {
+                    self._param_name(compiled, k): urllib.parse.unquote(v)
+                    for k, v in found.groupdict().items()
+                }
+            rank = (
+                0 if compiled.pattern is None else 1,
+                0 if compiled.greedy else 1,
+                compiled.literal_segments * 2 + (1 if route.method != "ANY" else 0),
+            )
+            if best is None or rank > best[0]:
+                best = (rank, compiled, params, stage)
+        return None if best is None else best[1:]
+
+    @staticmethod
+    def _param_name(compiled: _CompiledRoute, group: str) -> str:
+        for segment in compiled.route.path.strip("/").split("/"):
+            match = re.fullmatch(r"\{([^}+]+)\+?\}", segment)
+            if match and _group(match.group(1)) == group:
+                return match.group(1)
+        return group
+
+    # --- the HTTP side -----------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("%s %s", self.command, self.path)
+
+            def handle_one(self) -> None:
+                api.handle(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_one  # noqa: N815
+
+        return Handler
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        request_id = base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")
+        length = int(request.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            request.close_connection = True
+            self._send(request, 413, {"message": "Request Entity Too Large"}, request_id)
+            return
+        body = request.rfile.read(length) if length else b""
+        parsed = urllib.parse.urlsplit(request.path)
+        matched = self.match(request.command, parsed.path)
+        if matched is None:
+            self._send(request, 404, {"message": "Not Found"}, request_id)
+            return
+        compiled, params, stage = matched
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        authorizer_context = None
+        if compiled.route.authorizer:
+            authorizer = compiled.api.authorizers[compiled.route.authorizer]
+            try:
+                claims = self.verifier.verify(authorizer, headers, compiled.route.scopes)
+            except Unauthorized as exc:
+                log.debug("request refused by the JWT authorizer: %s", exc)
+                self._send(
+                    request, 401, {"message": "Unauthorized"}, request_id, {"www-authenticate": "Bearer"}
+                )
+                return
+            except Forbidden:
+                self._send(request, 403, {"message": "Forbidden"}, request_id)
+                return
+            authorizer_context = {
+                "jwt": {
+                    "claims": {k: _claim_text(v) for k, v in claims.items()},
+                    "scopes": _scopes(claims) or None,
+                }
+            }
+        event = self.build_event(
+            request, compiled, params, stage, parsed, headers, body, authorizer_context, request_id
+        )
+        result = self.runtime.invoke(compiled.route.function_arn, event)
+        if result.failed:
+            log.debug("integration failed: %s", result.error_type)
+            self._send(request, 500, {"message": "Internal Server Error"}, request_id)
+            return
+        status, out_headers, cookies, payload = map_response(result.json(), result.payload)
+        self._send_raw(request, status, out_headers, cookies, payload, request_id)
+
+    def build_event(
+        self,
+        request: BaseHTTPRequestHandler,
+        compiled: _CompiledRoute,
+        params: dict[str, str],
+        stage: str,
+        parsed: urllib.parse.SplitResult,
+        headers: dict[str, str],
+        body: bytes,
+        authorizer_context: dict[str, Any] | None,
+        request_id: str,
+    ) -> dict[str, Any]:
+        route_key = _route_key(compiled.route)
+        now = datetime.now(UTC)
+        cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
+        query: dict[str, str] = {}
+        for key, value in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
+            query[key] = f"{query[key]},{value}" if key in query else value
+        host = headers.get("host", f"{self.host}:{self.port}")
+        headers.setdefault("x-forwarded-for", request.client_address[0])
+        headers.setdefault("x-forwarded-port", str(self.port))
+        headers.setdefault("x-forwarded-proto", "http")
+        content_type = headers.get("content-type", "")
+        is_text = bool(_TEXT_TYPES.match(content_type))
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": parsed.path,
+            "rawQueryString": parsed.query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": ACCOUNT_ID,
+                "apiId": compiled.api.api_id,
+                "domainName": host.split(":")[0],
+                "domainPrefix": host.split(".")[0].split(":")[0],
+                "http": {
+                    "method": request.command,
+                    "path": parsed.path,
+                    "protocol": request.request_version,
+                    "sourceIp": request.client_address[0],
+                    "userAgent": headers.get("user-agent", ""),
+                },
+                "requestId": request_id,
+                "routeKey": route_key,
+                "stage": stage,
+                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(time.time() * 1000),
+            },
+            "isBase64Encoded": False,
+        }
+        if cookies:
+            event["cookies"] = cookies
+        if query:
+            event["queryStringParameters"] = query
+        if params:
+            event["pathParameters"] = params
+        if authorizer_context:
+            event["requestContext"]["authorizer"] = authorizer_context
+        if body:
+            if is_text:
+                event["body"] = body.decode("utf-8", errors="replace")
+            else:
+                event["body"] = base64.b64encode(body).decode()
+                event["isBase64Encoded"] = True
+        return event
+
+    def _send(
+        self,
+        request: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        request_id: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        headers = {"content-type": "application/json", **(extra or {})}
+        self._send_raw(request, status, headers, [], json.dumps(body).encode(), request_id)
+
+    @staticmethod
+    def _send_raw(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        headers: dict[str, str],
+        cookies: list[str],
+        payload: bytes,
+        request_id: str,
+    ) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                request.send_header(name, value)
+        for cookie in cookies:
+            request.send_header("set-cookie", cookie)
+        request.send_header("apigw-requestid", request_id)
+        request.send_header("content-length", str(len(payload)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(payload)
+
+
+def _route_key(route: Route) -> str:
+    return "$default" if route.path == "$default" else f"{route.method} {route.path}"
+
+
+def map_response(result: Any, raw: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
+    """API Gateway's mapping of a payload-2.0 Lambda result to an HTTP response."""
+    if isinstance(result, dict) and "statusCode" in result:
+        status = int(result["statusCode"])
+        headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[str(name).lower()] = ",".join(str(v) for v in values)
+        headers.setdefault("content-type", "application/json")
+        body = result.get("body")
+        if body is None:
+            payload = b""
+        elif result.get("isBase64Encoded"):
+            payload = base64.b64decode(body)
+        else:
+            payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+        return status, headers, [str(c) for c in result.get("cookies") or []], payload
+    # No statusCode: the whole result is a JSON body with 200.
+    return 200, {"content-type": "application/json"}, [], raw

@@ -1,0 +1,362 @@
+"""Run Lambda functions locally without Docker: one worker process per "container", a pool per function.
+
+Each worker (``worker.py``) is started with exactly the environment the template gives the function plus
+what the Lambda service adds (AWS_REGION, AWS_LAMBDA_FUNCTION_NAME, fake credentials, AWS_ENDPOINT_URL
+pointing at moto, ...). It imports the handler once (cold start) and then serves invocations one at a
+time (warm), so module-level clients live exactly as long as they would in a Lambda container and two
+functions never share ``os.environ``.
+
+``install_moto_lambda_patch`` routes moto's Lambda ``Invoke`` (used by the Step Functions interpreter and
+by boto3 clients talking to the moto server) to these pools.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tidings_local.stack.template import ACCOUNT_ID, REGION
+
+log = logging.getLogger(__name__)
+
+LogSink = Callable[[str, str], None]  # (function logical id, log line)
+
+# Variables the Lambda service sets itself; a template cannot override them.
+_RESERVED = {
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_EXECUTION_ENV",
+    "LAMBDA_TASK_ROOT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+}
+
+
+def stderr_sink(logical_id: str, line: str) -> None:
+    sys.stderr.write(f"[{logical_id}] {line}\n")
+    sys.stderr.flush()
+
+
+@dataclass
+class FunctionSpec:
+    """What a local container needs to know about one deployed function."""
+
+    logical_id: str
+    function_name: str
+    handler: str
+    code_dir: Path
+    environment: dict[str, str]  # exactly the template's (Globals + own), intrinsics resolved
+    timeout: float = 3.0
+    memory_mb: int = 128
+    runtime: str = "python3.13"
+    max_concurrency: int = 4
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+
+@dataclass
+class InvocationResult:
+    payload: bytes
+    error_type: str | None = None  # set when the function failed (x-amz-function-error)
+    logs: str = ""
+    request_id: str = ""
+    cold_start: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.error_type is not None
+
+    def json(self) -> Any:
+        return json.loads(self.payload) if self.payload else None
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[str]
+    replies: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
+    log_lines: list[str] = field(default_factory=list)
+    invocations: int = 0
+
+
+class FunctionPool:
+    """Up to ``max_concurrency`` warm workers for one function; a new one only when all are busy."""
+
+    def __init__(self, spec: FunctionSpec, base_env: Mapping[str, str], log_sink: LogSink) -> None:
+        self.spec = spec
+        self._base_env = dict(base_env)
+        self._log_sink = log_sink
+        self._idle: list[_Worker] = []
+        self._count = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._stream = itertools.count(1)
+        self.cold_starts = 0
+
+    def environment(self) -> dict[str, str]:
+        spec = self.spec
+        env = {k: v for k, v in spec.environment.items() if k not in _RESERVED}
+        env.update(self._base_env)
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": f"local/[$LATEST]{uuid.uuid4().hex}",
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            }
+        )
+        return env
+
+    def _spawn(self) -> _Worker:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "tidings_local.stack.worker", str(self.spec.code_dir), self.spec.handler],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.environment(),
+            cwd=str(self.spec.code_dir),
+            text=True,
+            bufsize=1,
+        )
+        worker = _Worker(process)
+        threading.Thread(target=self._read_replies, args=(worker,), daemon=True).start()
+        threading.Thread(target=self._read_logs, args=(worker,), daemon=True).start()
+        ready = worker.replies.get()
+        if ready is None:
+            raise RuntimeError(f"worker for {self.spec.logical_id} exited during start")
+        self.cold_starts += 1
+        return worker
+
+    @staticmethod
+    def _read_replies(worker: _Worker) -> None:
+        assert worker.process.stdout is not None
+        for line in worker.process.stdout:
+            worker.replies.put(json.loads(line))
+        worker.replies.put(None)  # the process ended
+
+    def _read_logs(self, worker: _Worker) -> None:
+        assert worker.process.stderr is not None
+        for line in worker.process.stderr:
+            line = line.rstrip("\n")
+            worker.log_lines.append(line)
+            self._log_sink(self.spec.logical_id, line)
+
+    def _acquire(self) -> tuple[_Worker, bool]:
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the local Lambda runtime is stopped")
+                if self._idle:
+                    return self._idle.pop(), False
+                if self._count < self.spec.max_concurrency:
+                    self._count += 1
+                    break
+                self._cond.wait()
+        try:
+            return self._spawn(), True
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        with self._cond:
+            if healthy and not self._closed:
+                self._idle.append(worker)
+            else:
+                self._count -= 1
+                _kill(worker)
+            self._cond.notify()
+
+    def invoke(self, event: Any, request_id: str | None = None) -> InvocationResult:
+        request_id = request_id or str(uuid.uuid4())
+        worker, cold = self._acquire()
+        spec = self.spec
+        deadline_ms = int((time.time() + spec.timeout) * 1000)
+        request = {
+            "event": event,
+            "context": {
+                "function_name": spec.function_name,
+                "invoked_function_arn": spec.arn,
+                "memory_limit_in_mb": spec.memory_mb,
+                "aws_request_id": request_id,
+                "log_group_name": f"/aws/lambda/{spec.function_name}",
+                "log_stream_name": f"local/[$LATEST]{id(worker):x}",
+                "deadline_ms": deadline_ms,
+            },
+        }
+        worker.log_lines.clear()
+        healthy = True
+        try:
+            assert worker.process.stdin is not None
+            worker.process.stdin.write(json.dumps(request) + "\n")
+            worker.process.stdin.flush()
+            reply = worker.replies.get(timeout=spec.timeout)
+        except queue.Empty:
+            healthy = False
+            message = f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds"
+            reply = {"ok": False, "errorType": "Sandbox.Timedout", "errorMessage": message}
+        except (BrokenPipeError, OSError):
+            reply = None
+        if reply is None:
+            healthy = False
+            code = worker.process.poll()
+            message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}"
+            reply = {"ok": False, "errorType": "Runtime.ExitError", "errorMessage": message}
+        self._release(worker, healthy)
+        worker.invocations += 1
+        logs = "\n".join(worker.log_lines)
+        if reply.get("ok"):
+            return InvocationResult(reply["result"].encode(), None, logs, request_id, cold)
+        body = {k: reply[k] for k in ("errorMessage", "errorType", "stackTrace") if k in reply}
+        return InvocationResult(json.dumps(body).encode(), reply["errorType"], logs, request_id, cold)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for worker in idle:
+            _kill(worker)
+
+
+def _kill(worker: _Worker) -> None:
+    process = worker.process
+    if process.poll() is None:
+        process.kill()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:  # pragma: no cover - best effort during shutdown
+            pass
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+class LambdaRuntime:
+    """Every deployed function's pool, addressable by name, ARN or logical id."""
+
+    def __init__(self, moto_url: str, log_sink: LogSink = stderr_sink) -> None:
+        self.moto_url = moto_url
+        self.log_sink = log_sink
+        self._pools: dict[str, FunctionPool] = {}
+        self._by_logical_id: dict[str, FunctionPool] = {}
+        self.base_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_ENDPOINT_URL": moto_url,
+            # What `sam local` sets: Powertools Tracer turns itself off (no X-Ray daemon here).
+            "AWS_SAM_LOCAL": "true",
+        }
+
+    def register(self, spec: FunctionSpec, extra_env: Mapping[str, str] | None = None) -> None:
+        base = dict(self.base_env)
+        if extra_env:
+            spec.environment = {**spec.environment, **{k: str(v) for k, v in extra_env.items()}}
+        pool = FunctionPool(spec, base, self.log_sink)
+        self._pools[spec.function_name] = pool
+        self._by_logical_id[spec.logical_id] = pool
+
+    def pool(self, name_arn_or_logical_id: str) -> FunctionPool:
+        key = name_arn_or_logical_id
+        if key in self._by_logical_id:
+            return self._by_logical_id[key]
+        if key.startswith("arn:"):
+            key = key.split(":")[6]
+        if key not in self._pools:
+            raise KeyError(f"no local function {name_arn_or_logical_id!r}")
+        return self._pools[key]
+
+    def has(self, name: str) -> bool:
+        try:
+            self.pool(name)
+        except KeyError:
+            return False
+        return True
+
+    @property
+    def specs(self) -> dict[str, FunctionSpec]:
+        return {lid: pool.spec for lid, pool in self._by_logical_id.items()}
+
+    def invoke(self, name: str, event: Any) -> InvocationResult:
+        return self.pool(name).invoke(event)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+
+# --- moto integration ---------------------------------------------------------------------------
+
+_active_runtime: LambdaRuntime | None = None
+_patch_lock = threading.Lock()
+
+
+def install_moto_lambda_patch(runtime: LambdaRuntime | None) -> None:
+    """Make moto's Lambda Invoke run ``runtime``'s handlers (None: stop routing to it)."""
+    global _active_runtime
+    from moto.awslambda.models import LambdaFunction
+
+    with _patch_lock:
+        _active_runtime = runtime
+        if getattr(LambdaFunction.invoke, "_tidings_local", False):
+            return
+        LambdaFunction.invoke = _moto_invoke  # type: ignore[method-assign]
+
+
+def _moto_invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+    runtime = _active_runtime
+    event = json.loads(body) if body else {}
+    if runtime is None or not runtime.has(self.function_name):
+        response_headers["x-amz-function-error"] = "Unhandled"
+        message = f"function {self.function_name} has no local code (it was not deployed from the template)"
+        return json.dumps({"errorType": "Runtime.InvalidEntrypoint", "errorMessage": message}).encode()
+    pool = runtime.pool(self.function_name)
+    if request_headers.get("x-amz-invocation-type") == "Event":
+        # Asynchronous invoke: accepted at once, run in the background (errors only reach the logs).
+        threading.Thread(target=pool.invoke, args=(event,), daemon=True).start()
+        return b""
+    result = pool.invoke(event)
+    if result.failed:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    tail = result.logs.encode()[-4096:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    return result.payload
+
+
+_moto_invoke._tidings_local = True  # type: ignore[attr-defined]

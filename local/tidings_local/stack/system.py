@@ -1,0 +1,262 @@
+"""The whole local system in one object: moto, the deployed template, workers, pollers, API, issuer.
+
+    with LocalSystem.start(overrides={"ChargeRetryIntervalSeconds": "1"}) as system:
+        headers = {"Authorization": f"Bearer {system.token()}"}
+        httpx.post(f"{system.api_url}/notifications", headers=headers, json=...)
+        system.boto3_client("stepfunctions").list_executions(...)
+
+Everything binds to 127.0.0.1; every port defaults to 0 (ephemeral) so parallel test runs never collide.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tidings_local.stack.api_gateway import LocalHttpApi
+from tidings_local.stack.deployer import DeployedStack, Deployer
+from tidings_local.stack.jwt_issuer import DEFAULT_AUDIENCE, JwtIssuer
+from tidings_local.stack.lambdas import (
+    InvocationResult,
+    LambdaRuntime,
+    LogSink,
+    install_moto_lambda_patch,
+    stderr_sink,
+)
+from tidings_local.stack.moto_server import MotoServer
+from tidings_local.stack.sqs_poller import SqsPoller
+from tidings_local.stack.template import REGION, load_template, parse_yaml
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_TEMPLATE = PROJECT_ROOT / "template.yaml"
+
+# Template parameters the local system fills in when the template declares them.
+SANDBOX_URL_PARAMETERS = {
+    "StripeApiBaseUrl": "stripe",
+    "SendGridApiBaseUrl": "sendgrid",
+    "TwilioApiBaseUrl": "twilio",
+}
+ISSUER_PARAMETER = "JwtIssuer"
+AUDIENCE_PARAMETER = "JwtAudience"
+
+
+def default_secret_values() -> dict[str, dict[str, str]]:
+    """Seeds for the template's provider secrets: the sandboxes' documented local credentials."""
+    from tidings_local.sandboxes import credentials as c
+
+    sendgrid: dict[str, str] = {"api_key": c.SENDGRID_API_KEY}
+    public_key = getattr(c, "SENDGRID_WEBHOOK_PUBLIC_KEY", None)
+    if public_key:
+        sendgrid["webhook_public_key"] = public_key
+    return {
+        "stripe": {"api_key": c.STRIPE_API_KEY, "webhook_secret": c.STRIPE_WEBHOOK_SECRET},
+        "sendgrid": sendgrid,
+        "twilio": {
+            "account_sid": c.TWILIO_ACCOUNT_SID,
+            "api_key_sid": c.TWILIO_API_KEY_SID,
+            "api_key_secret": c.TWILIO_API_KEY_SECRET,
+            "auth_token": c.TWILIO_AUTH_TOKEN,
+            "from_number": c.TWILIO_FROM_NUMBER,
+        },
+    }
+
+
+def start_sandboxes(host: str, ports: Mapping[str, int] | None) -> dict[str, Any]:
+    """The provider sandboxes by name, or {} (with a warning) when they cannot be started."""
+    try:
+        from tidings_local.sandboxes import start_all
+    except ImportError as exc:
+        log.warning("provider sandboxes not available, providers keep their template URLs: %s", exc)
+        return {}
+    started = start_all(host=host, ports=dict(ports or {}))
+    if isinstance(started, Mapping):
+        return dict(started)
+    return {sandbox.name: sandbox for sandbox in started}
+
+
+class LocalSystem:
+    """Use ``LocalSystem.start(...)`` (a context manager; ``stop()`` when used without ``with``)."""
+
+    def __init__(self) -> None:
+        self.moto: MotoServer | None = None
+        self.issuer: JwtIssuer | None = None
+        self.api: LocalHttpApi | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.stack: DeployedStack | None = None
+        self.sandboxes: dict[str, Any] = {}
+        self.pollers: list[SqsPoller] = []
+        self._clients: dict[str, Any] = {}
+
+    @classmethod
+    def start(
+        cls,
+        template: str | Path = DEFAULT_TEMPLATE,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        moto_port: int = 0,
+        api_port: int = 0,
+        issuer_port: int = 0,
+        sandboxes: bool = True,
+        sandbox_ports: Mapping[str, int] | None = None,
+        pollers: bool = True,
+        serve_api: bool = True,
+        function_env: Mapping[str, Mapping[str, str]] | None = None,
+        secret_values: Mapping[str, Any] | None = None,
+        jwt_key_path: str | Path | None = None,
+        log_sink: LogSink = stderr_sink,
+        stack_name: str = "tidings-local",
+    ) -> LocalSystem:
+        system = cls()
+        try:
+            system._boot(
+                Path(template),
+                dict(overrides or {}),
+                host=host,
+                moto_port=moto_port,
+                api_port=api_port,
+                issuer_port=issuer_port,
+                sandboxes=sandboxes,
+                sandbox_ports=sandbox_ports,
+                pollers=pollers,
+                serve_api=serve_api,
+                function_env=function_env,
+                secret_values=secret_values,
+                jwt_key_path=jwt_key_path,
+                log_sink=log_sink,
+                stack_name=stack_name,
+            )
+        except BaseException:
+            system.stop()
+            raise
+        return system
+
+    def _boot(self, template_path: Path, overrides: dict[str, Any], **options: Any) -> None:
+        host = options["host"]
+        self.moto = MotoServer(host, options["moto_port"]).start()
+        self.runtime = LambdaRuntime(self.moto.url, log_sink=options["log_sink"])
+        install_moto_lambda_patch(self.runtime)
+        self.api = LocalHttpApi(self.runtime, host, options["api_port"])
+        if options["sandboxes"]:
+            self.sandboxes = start_sandboxes(host, options["sandbox_ports"])
+
+        declared = parse_yaml(template_path.read_text()).get("Parameters") or {}
+        audience = str(
+            overrides.get(AUDIENCE_PARAMETER)
+            or declared.get(AUDIENCE_PARAMETER, {}).get("Default")
+            or DEFAULT_AUDIENCE
+        )
+        self.issuer = JwtIssuer(
+            host, options["issuer_port"], audience=audience, key_path=options["jwt_key_path"]
+        ).start()
+        automatic: dict[str, Any] = {}
+        for parameter, name in SANDBOX_URL_PARAMETERS.items():
+            if parameter in declared and name in self.sandboxes:
+                automatic[parameter] = self.sandboxes[name].base_url
+        if ISSUER_PARAMETER in declared:
+            automatic[ISSUER_PARAMETER] = self.issuer.url
+        if AUDIENCE_PARAMETER in declared:
+            automatic[AUDIENCE_PARAMETER] = audience
+
+        template = load_template(template_path, {**automatic, **overrides}, stack_name=options["stack_name"])
+        secrets = {**default_secret_values(), **dict(options["secret_values"] or {})}
+        deployer = Deployer(
+            template,
+            self.moto.url,
+            self.runtime,
+            secret_values=secrets,
+            function_env=options["function_env"],
+            api_url=self.api.url,
+        )
+        self.stack = deployer.deploy()
+        if options["pollers"]:
+            sqs = self.boto3_client("sqs")
+            self.pollers = [
+                SqsPoller(m, self.runtime, sqs).start() for m in self.stack.sqs_mappings if m.enabled
+            ]
+        self.api.set_apis(self.stack.http_apis)
+        if options["serve_api"]:
+            self.api.serve()
+
+    # --- what tests and the CLI use ------------------------------------------------------------------
+
+    @property
+    def moto_url(self) -> str:
+        assert self.moto is not None
+        return self.moto.url
+
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None
+        return self.api.url
+
+    @property
+    def issuer_url(self) -> str:
+        assert self.issuer is not None
+        return self.issuer.url
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        assert self.stack is not None
+        return self.stack.outputs
+
+    def physical_id(self, logical_id: str) -> Any:
+        """What Ref returns for a resource: a table name, a queue URL, a function name, an ARN, ..."""
+        assert self.stack is not None
+        return self.stack.physical_id(logical_id)
+
+    def attr(self, logical_id: str, attribute: str) -> Any:
+        assert self.stack is not None
+        return self.stack.attr(logical_id, attribute)
+
+    def boto3_client(self, service: str) -> Any:
+        """A boto3 client for the moto server (fake credentials, the stack's region)."""
+        if service not in self._clients:
+            import boto3
+
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.moto_url,
+                region_name=REGION,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                aws_session_token="testing",
+            )
+        return self._clients[service]
+
+    def token(self, **claims: Any) -> str:
+        """A JWT the local API accepts (override sub, scope, audience, expires_in or add claims)."""
+        assert self.issuer is not None
+        return self.issuer.token(**claims)
+
+    def invoke(self, logical_id: str, event: Any) -> InvocationResult:
+        """Run one function directly, as `sam local invoke` does."""
+        assert self.runtime is not None
+        return self.runtime.invoke(logical_id, event)
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.api is not None:
+            self.api.stop()
+        if self.runtime is not None:
+            self.runtime.close()
+            install_moto_lambda_patch(None)
+        if self.issuer is not None:
+            self.issuer.stop()
+        for sandbox in self.sandboxes.values():
+            stop = getattr(sandbox, "stop", None)
+            if stop is not None:
+                stop()
+        if self.moto is not None:
+            self.moto.stop()
+
+    def __enter__(self) -> LocalSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
