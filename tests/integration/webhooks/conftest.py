@@ -1,0 +1,142 @@
+"""Moto-backed AWS for the webhook Lambdas, built from template.yaml's own resource properties.
+
+Each test gets fresh tables, queues and secrets, and freshly imported handler modules (a cold start),
+with the environment the template gives the functions.
+"""
+
+import importlib.util
+import json
+import sys
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from moto import mock_aws
+from samtranslator.yaml_helper import yaml_parse
+
+from tidings_local.sandboxes import credentials
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]
+REGION = "eu-west-1"
+
+
+def _table(dynamodb, logical_id: str) -> str:
+    props = TEMPLATE[logical_id]["Properties"]
+    name = f"{logical_id}-{uuid.uuid4().hex[:6]}"
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+    if "TimeToLiveSpecification" in props:
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+    return name
+
+
+def _queue(sqs, logical_id: str, dlq_arn: str | None = None) -> str:
+    props = TEMPLATE[logical_id]["Properties"]
+    attributes = {
+        key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props
+    }
+    if "RedrivePolicy" in props:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": props["RedrivePolicy"]["maxReceiveCount"]}
+        )
+    return sqs.create_queue(QueueName=f"{logical_id}-{uuid.uuid4().hex[:6]}", Attributes=attributes)[
+        "QueueUrl"
+    ]
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tidings")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        dynamodb = boto3.client("dynamodb")
+        sqs = boto3.client("sqs")
+        secrets = boto3.client("secretsmanager")
+        dlq_url = _queue(sqs, "WebhookDeadLetterQueue")
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        env = {
+            "NOTIFICATIONS_TABLE": _table(dynamodb, "NotificationsTable"),
+            "WEBHOOK_EVENTS_TABLE": _table(dynamodb, "WebhookEventsTable"),
+            "WEBHOOK_QUEUE_URL": _queue(sqs, "WebhookQueue", dlq_arn),
+            "STRIPE_SECRET_ARN": secrets.create_secret(
+                Name="tidings/test/stripe",
+                SecretString=json.dumps(
+                    {
+                        "api_key": credentials.STRIPE_API_KEY,
+                        "webhook_secret": credentials.STRIPE_WEBHOOK_SECRET,
+                    }
+                ),
+            )["ARN"],
+            "SENDGRID_SECRET_ARN": secrets.create_secret(
+                Name="tidings/test/sendgrid",
+                SecretString=json.dumps(
+                    {
+                        "api_key": credentials.SENDGRID_API_KEY,
+                        "webhook_public_key": credentials.SENDGRID_WEBHOOK_PUBLIC_KEY,
+                    }
+                ),
+            )["ARN"],
+            "TWILIO_SECRET_ARN": secrets.create_secret(
+                Name="tidings/test/twilio",
+                SecretString=json.dumps({"auth_token": credentials.TWILIO_AUTH_TOKEN}),
+            )["ARN"],
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield SimpleNamespace(env=env, dlq_url=dlq_url, sqs=sqs, dynamodb=boto3.resource("dynamodb"))
+
+
+def load_handler(function_dir: str):
+    """Import functions/<dir>/app.py as a fresh module: one cold start per call."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from tidings.webhooks import settings
+
+    settings.receiver_settings.cache_clear()
+    settings.processor_settings.cache_clear()
+    parameters.clear_caches()
+    name = f"{function_dir}_app_{uuid.uuid4().hex[:6]}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function_dir / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class LambdaContext:
+    function_name = "webhook-test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:webhook-test"
+
+    def __init__(self):
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def receiver(aws):
+    return load_handler("webhook_receiver")
+
+
+@pytest.fixture
+def processor(aws):
+    return load_handler("webhook_processor")
+
+
+@pytest.fixture
+def context():
+    return LambdaContext()
