@@ -424,7 +424,10 @@ class Deployer:
                 runtime=args["Runtime"],
                 max_concurrency=min(4, int(reserved)) if reserved else 4,
             )
-            self.runtime.register(spec, self.function_env.get(logical_id))
+            # As `sam local --env-vars`: "Parameters" applies to every function, then the function's own
+            # entry; only variables the template declares can be overridden.
+            overrides = {**self.function_env.get("Parameters", {}), **self.function_env.get(logical_id, {})}
+            self.runtime.register(spec, {k: v for k, v in overrides.items() if k in variables})
         return Deployed(logical_id, "AWS::Lambda::Function", name, {"Arn": arn})
 
     def _code_dir(self, logical_id: str, p: dict[str, Any]) -> Path:

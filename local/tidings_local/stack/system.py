@@ -65,17 +65,22 @@ def default_secret_values() -> dict[str, dict[str, str]]:
     }
 
 
-def start_sandboxes(host: str, ports: Mapping[str, int] | None) -> dict[str, Any]:
-    """The provider sandboxes by name, or {} (with a warning) when they cannot be started."""
+def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str) -> dict[str, Any]:
+    """The provider sandboxes by name (those that start), posting their webhooks to the local API."""
     try:
-        from tidings_local.sandboxes import start_all
+        from tidings_local.sandboxes import PROVIDERS, start_sandbox
     except ImportError as exc:
         log.warning("provider sandboxes not available, providers keep their template URLs: %s", exc)
         return {}
-    started = start_all(host=host, ports=dict(ports or {}))
-    if isinstance(started, Mapping):
-        return dict(started)
-    return {sandbox.name: sandbox for sandbox in started}
+    started: dict[str, Any] = {}
+    for name in PROVIDERS:
+        try:
+            started[name] = start_sandbox(
+                name, host=host, port=(ports or {}).get(name, 0), webhook_url=f"{api_url}/webhooks/{name}"
+            )
+        except ImportError as exc:
+            log.warning("%s sandbox not available, it keeps its template URL: %s", name, exc)
+    return started
 
 
 class LocalSystem:
@@ -142,7 +147,7 @@ class LocalSystem:
         install_moto_lambda_patch(self.runtime)
         self.api = LocalHttpApi(self.runtime, host, options["api_port"])
         if options["sandboxes"]:
-            self.sandboxes = start_sandboxes(host, options["sandbox_ports"])
+            self.sandboxes = start_sandboxes(host, options["sandbox_ports"], self.api.url)
 
         declared = parse_yaml(template_path.read_text()).get("Parameters") or {}
         audience = str(

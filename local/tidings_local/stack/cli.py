@@ -1,0 +1,284 @@
+"""``tidings local invoke|start-api|up|token``: the template on this machine, without Docker.
+
+``invoke`` and ``start-api`` take the arguments ``sam local invoke`` / ``sam local start-api`` take
+(where they apply); ``up`` runs the whole system until Ctrl-C; ``token`` prints a JWT the local API accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+STATE_DIR = Path(".local-state")
+ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+JWT_KEY_FILE = STATE_DIR / "jwt-signing-key.pem"
+DEFAULT_SANDBOX_PORTS = {"stripe": 12111, "sendgrid": 12112, "twilio": 12113}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    local = subparsers.add_parser("local", help="run the SAM template locally (moto, no Docker)")
+    commands = local.add_subparsers(dest="local_command", required=True)
+
+    invoke = commands.add_parser("invoke", help="invoke one function with an event, like `sam local invoke`")
+    invoke.add_argument("function_id", nargs="?", help="logical id of the function (optional if only one)")
+    invoke.add_argument("-e", "--event", help="JSON event file ('-' reads stdin); default {}")
+    _common(invoke)
+    invoke.add_argument("--no-sandboxes", action="store_true", help="leave provider URLs as in the template")
+    invoke.set_defaults(func=cmd_invoke)
+
+    start_api = commands.add_parser(
+        "start-api", help="serve the template's HTTP API, like `sam local start-api`"
+    )
+    start_api.add_argument("-p", "--port", type=int, default=3000)
+    start_api.add_argument("--host", default="127.0.0.1")
+    start_api.add_argument("--issuer-port", type=int, default=3001)
+    start_api.add_argument("--moto-port", type=int, default=4566)
+    _common(start_api)
+    start_api.set_defaults(func=cmd_start_api)
+
+    up = commands.add_parser("up", help="the whole system: AWS on moto, sandboxes, API, issuer, pollers")
+    up.add_argument("-p", "--port", type=int, default=3000)
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--issuer-port", type=int, default=3001)
+    up.add_argument("--moto-port", type=int, default=4566)
+    up.add_argument("--no-sandboxes", action="store_true")
+    _common(up)
+    up.set_defaults(func=cmd_up)
+
+    token = commands.add_parser("token", help="print a JWT the local API accepts")
+    token.add_argument("--issuer-url", help="default: the running `tidings local up` issuer")
+    token.add_argument("--sub", default="local-user")
+    token.add_argument("--scope", default=None, help="space-separated scopes")
+    token.add_argument("--audience", default=None)
+    token.add_argument("--expires-in", type=int, default=3600)
+    token.set_defaults(func=cmd_token)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--template", "--template-file", default="template.yaml")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, e.g. Stage=dev StripeApiBaseUrl=http://127.0.0.1:12111",
+    )
+    parser.add_argument(
+        "-n",
+        "--env-vars",
+        help='JSON file {"<FunctionLogicalId>": {"VAR": "v"}, "Parameters": {"VAR": "v"}} as sam reads it',
+    )
+    parser.add_argument("--debug", action="store_true", help="log what the local system does")
+
+
+def _configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "samtranslator", "moto"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _system_options(args: argparse.Namespace) -> dict[str, Any]:
+    from tidings_local.stack.template import parse_parameter_overrides
+
+    env_vars = json.loads(Path(args.env_vars).read_text()) if args.env_vars else {}
+    return {
+        "template": Path(args.template),
+        "overrides": parse_parameter_overrides(args.parameter_overrides),
+        "function_env": env_vars,
+    }
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from tidings_local.stack.system import LocalSystem
+    from tidings_local.stack.template import TemplateError
+
+    _configure_logging(args.debug)
+    if args.event == "-":
+        event = json.loads(sys.stdin.read() or "{}")
+    elif args.event:
+        event = json.loads(Path(args.event).read_text())
+    else:
+        event = {}
+    try:
+        system = LocalSystem.start(
+            **_system_options(args),
+            sandboxes=not args.no_sandboxes,
+            pollers=False,
+            serve_api=False,
+        )
+    except TemplateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with system:
+        functions = sorted(system.runtime.specs) if system.runtime else []
+        function_id = args.function_id
+        if function_id is None:
+            if len(functions) != 1:
+                print(f"error: name the function to invoke, one of: {', '.join(functions)}", file=sys.stderr)
+                return 2
+            function_id = functions[0]
+        if function_id not in functions:
+            print(
+                f"error: no function {function_id!r} in the template; functions: {', '.join(functions)}",
+                file=sys.stderr,
+            )
+            return 2
+        result = system.invoke(function_id, event)
+    # Like sam: the result (or the error document) on stdout, exit 0 even when the function failed.
+    sys.stdout.write(result.payload.decode() + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _serve_until_stopped() -> None:
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_start_api(args: argparse.Namespace) -> int:
+    from tidings_local.stack.system import LocalSystem
+
+    _configure_logging(args.debug)
+    STATE_DIR.mkdir(exist_ok=True)
+    with LocalSystem.start(
+        **_system_options(args),
+        host=args.host,
+        api_port=args.port,
+        moto_port=args.moto_port,
+        issuer_port=args.issuer_port,
+        sandboxes=False,
+        pollers=False,
+        jwt_key_path=JWT_KEY_FILE,
+    ) as system:
+        _write_endpoints(system)
+        print(_routes_text(system), file=sys.stderr)
+        print(f"Serving the HTTP API on {system.api_url} (Ctrl-C to stop)", file=sys.stderr)
+        _serve_until_stopped()
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from tidings_local.stack.system import LocalSystem
+
+    _configure_logging(args.debug)
+    STATE_DIR.mkdir(exist_ok=True)
+    with LocalSystem.start(
+        **_system_options(args),
+        host=args.host,
+        api_port=args.port,
+        moto_port=args.moto_port,
+        issuer_port=args.issuer_port,
+        sandboxes=not args.no_sandboxes,
+        sandbox_ports=DEFAULT_SANDBOX_PORTS,
+        jwt_key_path=JWT_KEY_FILE,
+    ) as system:
+        _write_endpoints(system)
+        print(_banner(system), file=sys.stderr)
+        _serve_until_stopped()
+    ENDPOINTS_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def _write_endpoints(system: Any) -> None:
+    endpoints = {
+        "api_url": system.api_url,
+        "issuer_url": system.issuer_url,
+        "moto_url": system.moto_url,
+        "sandboxes": {name: sb.base_url for name, sb in system.sandboxes.items()},
+    }
+    ENDPOINTS_FILE.write_text(json.dumps(endpoints, indent=2) + "\n")
+
+
+def _routes_text(system: Any) -> str:
+    assert system.api is not None
+    return (
+        "\n".join(f"  {route}" for route in system.api.routes)
+        or "  (the template declares no HttpApi routes)"
+    )
+
+
+def _banner(system: Any) -> str:
+    lines = [
+        "",
+        "Tidings is running locally (template deployed on moto). Ctrl-C stops everything.",
+        "",
+        f"  HTTP API       {system.api_url}",
+        f"  JWT issuer     {system.issuer_url}  (/.well-known/jwks.json, POST /token)",
+        f"  AWS on moto    {system.moto_url}  (export AWS_ENDPOINT_URL={system.moto_url} AWS_REGION=us-east-1"
+        " AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing)",
+    ]
+    for name, sandbox in sorted(system.sandboxes.items()):
+        lines.append(f"  {name:<14} {sandbox.base_url}  (sandbox)")
+    if not system.sandboxes:
+        lines.append("  sandboxes      not started: providers use the template's base URLs")
+    lines += ["", "Routes:", _routes_text(system), ""]
+    lines += [
+        "Get a token:",
+        "  TOKEN=$(.venv/bin/tidings local token)",
+        "Start a notification:",
+        f"  curl -sS -X POST {system.api_url}/notifications \\",
+        '    -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
+        '    -H "Idempotency-Key: demo-$(date +%s)" \\',
+        f"    -d '{json.dumps(SAMPLE_NOTIFICATION)}'",
+        "Then follow it: GET /notifications/<notification_id> with the same Authorization header.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# A request the notify API accepts (Stripe's test card; the sandboxes accept these addresses).
+SAMPLE_NOTIFICATION = {
+    "order_reference": "order-1001",
+    "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+15005550006"},
+    "payment": {"amount": 2599, "currency": "gbp", "payment_method": "pm_card_visa"},
+    "receipt": {"subject": "Your receipt for order-1001", "text": "Thank you for your order."},
+    "sms": {"text": "Order order-1001 is paid. Thank you!"},
+}
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    issuer_url = args.issuer_url
+    if issuer_url is None:
+        if not ENDPOINTS_FILE.is_file():
+            print(
+                "error: no running local system found; start `tidings local up` or pass --issuer-url",
+                file=sys.stderr,
+            )
+            return 1
+        issuer_url = json.loads(ENDPOINTS_FILE.read_text())["issuer_url"]
+    fields = {"sub": args.sub, "expires_in": str(args.expires_in)}
+    if args.scope is not None:
+        fields["scope"] = args.scope
+    if args.audience:
+        fields["aud"] = args.audience
+    request = urllib.request.Request(
+        issuer_url.rstrip("/") + "/token",
+        data=urllib.parse.urlencode(fields).encode(),
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            token = json.loads(response.read())["access_token"]
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: the JWT issuer at {issuer_url} did not answer ({exc})", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
