@@ -1,0 +1,132 @@
+"""Fixtures for the provider layer's unit tests: AWS on moto, a fake clock, and a log leak check.
+
+Every test here runs under ``no_personal_data_in_logs``: it captures each log line the layer writes
+(formatted exactly as it ships) plus everything printed (EMF metrics) and fails the test if a secret,
+card number, full e-mail address or full phone number used by the tests appears in it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from tidings.observability import logger as tidings_logger
+from tidings.resilience.timing import FakeClock
+
+SECRET_VALUES = [
+    "sk_test_unit_secret_key_1",
+    "sk_test_unit_secret_key_2",
+    "SG.unit-key.unit-secret-part",
+    "unit-twilio-api-key-secret",
+    "unit-twilio-rotated-secret",
+]
+PERSONAL_VALUES = [
+    "jane.doe@example.com",
+    "+447700900123",
+    "+15005550006",
+    "4242424242424242",
+    "4000 0000 0000 0002",
+]
+REGION = "eu-west-1"
+
+
+class CapturedLines(logging.Handler):
+    """Keeps every record formatted by the layer's own (redacting) formatter."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(tidings_logger.registered_formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def messages(self) -> list[str]:
+        return self.lines
+
+
+@pytest.fixture
+def log_lines():
+    handler = CapturedLines()
+    stdlib_logger = logging.getLogger(tidings_logger.name)
+    stdlib_logger.addHandler(handler)
+    yield handler
+    stdlib_logger.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def no_personal_data_in_logs(log_lines, capsys, caplog):
+    yield
+    captured = capsys.readouterr()
+    everything = "\n".join([*log_lines.lines, captured.out, captured.err, caplog.text])
+    leaked = [value for value in SECRET_VALUES + PERSONAL_VALUES if value in everything]
+    assert not leaked, f"sensitive values reached the logs: {[v[:4] + '...' for v in leaked]}"
+    # Print it back so a failing test still shows what was logged.
+    print(captured.out, end="")
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breaker_counters():
+    """Powertools keeps per-container failure counters in module globals; each test is a new container."""
+    from aws_lambda_powertools.utilities.circuit_breaker import base
+
+    for counters in (base._LOCAL_FAILURES, base._LOCAL_SUCCESSES, base._LAST_OBSERVED_STATE):
+        counters.clear()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads template.yaml, keeping CloudFormation short-form tags (!Ref, !Sub) as plain values."""
+
+
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def create_table_from_template(client, logical_id: str, name: str) -> None:
+    """Create a table with the key schema template.yaml gives it, so tests and stack cannot drift."""
+    resources = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Resources"]
+    properties = resources[logical_id]["Properties"]
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@pytest.fixture
+def aws():
+    """moto with the layer's three state tables, as in template.yaml (partition key ``id``)."""
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_table_from_template(dynamodb, "CircuitBreakerTable", "breaker-table")
+        create_table_from_template(dynamodb, "RateLimitTable", "rate-table")
+        create_table_from_template(dynamodb, "IdempotencyTable", "idem-table")
+        yield {
+            "dynamodb": dynamodb,
+            "secretsmanager": boto3.client("secretsmanager", region_name=REGION),
+            "sesv2": boto3.client("sesv2", region_name=REGION),
+            "ses": boto3.client("ses", region_name=REGION),
+            "sns": boto3.client("sns", region_name=REGION),
+        }

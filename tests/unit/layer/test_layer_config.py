@@ -1,0 +1,68 @@
+"""Settings are validated at cold start and a bad one is named in the error."""
+
+import pytest
+
+from tidings.config import ConfigurationError, load_settings
+
+
+def test_defaults_fit_the_lambda_timeout_and_the_documented_limits():
+    settings = load_settings({})
+    assert settings.http_timeout_seconds == 10.0
+    assert settings.call_budget_seconds < 30  # template Globals Timeout
+    assert settings.transient_max_attempts == 3
+    assert settings.rate_limited_max_attempts == 10
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected_fragment"),
+    [
+        ("STRIPE_RATE_PER_SECOND", "-5", "greater than 0"),
+        ("TWILIO_RATE_PER_SECOND", "ten", "valid number"),
+        ("SENDGRID_API_BASE_URL", "api.sendgrid.com", "http(s) URL"),
+        ("RECEIPT_FROM_ADDRESS", "not-an-address", "e-mail address"),
+        ("TIDINGS_RETRY_TIME_SCALE", "-1", "greater than or equal to 0"),
+        ("TIDINGS_TRANSIENT_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+    ],
+)
+def test_a_bad_setting_is_named_with_the_reason(variable, value, expected_fragment):
+    # Given one invalid environment variable
+    # When the settings load (cold start)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({variable: value})
+    # Then the message names the variable and says what is wrong
+    assert variable in str(raised.value)
+    assert expected_fragment in str(raised.value)
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({"STRIPE_RATE_PER_SECOND": "0", "TIDINGS_HTTP_TIMEOUT_SECONDS": "x"})
+    assert "STRIPE_RATE_PER_SECOND" in str(raised.value)
+    assert "TIDINGS_HTTP_TIMEOUT_SECONDS" in str(raised.value)
+
+
+def test_a_provider_client_without_its_secret_arn_fails_naming_it():
+    settings = load_settings({"STRIPE_API_BASE_URL": "http://127.0.0.1:9"})
+    with pytest.raises(ConfigurationError, match="STRIPE_SECRET_ARN"):
+        settings.provider("stripe")
+
+
+def test_provider_settings_carry_rate_and_burst_from_the_environment():
+    settings = load_settings(
+        {
+            "TWILIO_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+            "TWILIO_RATE_PER_SECOND": "4",
+            "TIDINGS_RATE_LIMIT_BURST_SECONDS": "2.5",
+            "TWILIO_API_BASE_URL": "http://127.0.0.1:8080/",
+        }
+    )
+    twilio = settings.provider("twilio")
+    assert twilio.rate_per_second == 4
+    assert twilio.burst == 10
+    assert twilio.base_url == "http://127.0.0.1:8080"
+
+
+def test_empty_values_mean_unset_not_invalid():
+    settings = load_settings({"RATE_LIMIT_TABLE": "", "STRIPE_RATE_PER_SECOND": ""})
+    assert settings.rate_limit_table is None
+    assert settings.stripe_rate_per_second == 25.0
