@@ -70,5 +70,19 @@ class TokenBucket:
                 reset_at=math.ceil(time.time() + missing_for_full / self.per_second),
             )
 
+    def peek(self) -> Decision:
+        """The current state without taking a token (for headers on responses the bucket did not gate)."""
+        with self._lock:
+            if self.per_second is None:
+                return Decision(True, 0, 0, 0, int(time.time()))
+            tokens = min(self.burst, self._tokens + (self._clock() - self._updated) * self.per_second)
+            return Decision(
+                allowed=tokens >= 1.0,
+                limit=self.burst,
+                remaining=int(tokens),
+                retry_after=0,
+                reset_at=math.ceil(time.time() + (self.burst - tokens) / self.per_second),
+            )
+
     def describe(self) -> dict[str, float | int | None]:
         return {"per_second": self.per_second, "burst": self.burst if self.enabled else None}

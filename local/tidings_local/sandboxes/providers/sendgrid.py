@@ -1,0 +1,443 @@
+"""SendGrid's v3 Mail Send API and its signed Event Webhook.
+
+POST /v3/mail/send takes the v3 JSON body and answers 202 with an empty body and ``X-Message-Id``;
+validation errors come back together as ``{"errors": [{"message", "field", "help"}]}`` like SendGrid's.
+After each accepted mail the sandbox posts ``processed`` then ``delivered`` events (or the outcome set
+for a recipient with the bounce control), signed with ECDSA P-256 as SendGrid signs them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from tidings_local.sandboxes import credentials
+from tidings_local.sandboxes.core import Provider, Request, Response
+from tidings_local.sandboxes.providers import random_hex
+from tidings_local.sandboxes.ratelimit import Decision
+from tidings_local.sandboxes.webhooks import sendgrid_signature
+
+HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
+#: SendGrid's documented default for endpoints without a stricter plan limit (per minute).
+NOMINAL_RATE_LIMIT = 600
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
+)
+OUTCOME_EVENTS = ("delivered", "bounce", "dropped", "deferred", "spamreport")
+_OUTCOME_DETAILS: dict[str, dict[str, Any]] = {
+    "delivered": {"response": "250 2.0.0 OK", "tls": 1, "ip": "149.72.0.1"},
+    "bounce": {
+        "reason": "550 5.1.1 The email account that you tried to reach does not exist.",
+        "status": "5.1.1",
+        "type": "bounce",
+        "bounce_classification": "Invalid Address",
+        "tls": 1,
+        "ip": "149.72.0.1",
+    },
+    "dropped": {"reason": "Bounced Address", "status": "5.0.0"},
+    "deferred": {"response": "400 try again later", "attempt": "1", "tls": 1, "ip": "149.72.0.1"},
+    "spamreport": {},
+}
+
+
+def _error(message: str, field: str | None, anchor: str | None = None) -> dict[str, Any]:
+    return {"message": message, "field": field, "help": f"{HELP}#{anchor}" if anchor else None}
+
+
+def _errors(status: int, *errors: dict[str, Any]) -> Response:
+    return Response.json(status, {"errors": list(errors)})
+
+
+def _message_id() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
+
+
+class SendGridProvider(Provider):
+    name = "sendgrid"
+    server_header = "nginx"
+
+    def reset(self) -> None:
+        self.api_keys: set[str] = {credentials.SENDGRID_API_KEY}
+        self.webhook_private_key_pem = credentials.SENDGRID_WEBHOOK_PRIVATE_KEY_PEM
+        #: recipient (lower-case) -> (outcome event, reason or None)
+        self.outcomes: dict[str, tuple[str, str | None]] = {}
+        self.mails: list[dict[str, Any]] = []
+
+    def set_credentials(self, values: dict[str, Any]) -> None:
+        if "api_key" in values:
+            keys = values["api_key"]
+            self.api_keys = {keys} if isinstance(keys, str) else set(keys)
+        if "webhook_private_key_pem" in values:
+            self.webhook_private_key_pem = str(values["webhook_private_key_pem"])
+
+    def describe(self) -> dict[str, Any]:
+        with self.lock:
+            return {"mails": json.loads(json.dumps(self.mails))}
+
+    def parse(self, request: Request) -> None:
+        if request.body:
+            request.json = json.loads(request.body)
+
+    # --- headers and error bodies -----------------------------------------------------------------
+
+    def finalize(self, request: Request, response: Response, decision: Decision | None) -> None:
+        limiter = self.sandbox.limiter
+        if limiter.enabled:
+            state = decision or limiter.peek()
+            limit, remaining, reset_at = state.limit, state.remaining, state.reset_at
+        else:
+            limit, remaining, reset_at = NOMINAL_RATE_LIMIT, NOMINAL_RATE_LIMIT, int(time.time()) + 60
+        response.set_header("X-RateLimit-Limit", str(limit))
+        response.set_header("X-RateLimit-Remaining", str(remaining))
+        response.set_header("X-RateLimit-Reset", str(reset_at))
+
+    def error_response(self, status: int, retry_after: int | None = None) -> Response:
+        messages = {
+            401: "The provided authorization grant is invalid, expired, or revoked",
+            403: "access forbidden",
+            404: "resource not found",
+            413: "request entity too large",
+            429: "too many requests",
+            500: "internal error",
+            502: "bad gateway",
+            503: "service unavailable",
+            504: "gateway timeout",
+        }
+        from http import HTTPStatus
+
+        message = messages.get(status, HTTPStatus(status).phrase.lower())
+        response = _errors(status, {"field": None, "message": message})
+        if status == 429 or retry_after:
+            response.set_header("Retry-After", str(retry_after or 1))
+        return response
+
+    def rate_limited(self, decision: Decision) -> Response:
+        return self.error_response(429, decision.retry_after)
+
+    def too_large(self) -> Response:
+        return _errors(
+            413,
+            {"field": None, "message": "The request body is larger than the maximum allowed size of 30MB."},
+        )
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        header = request.header("Authorization") or ""
+        scheme, _, key = header.partition(" ")
+        if not header:
+            return _errors(401, {"field": None, "message": "authorization required"})
+        if scheme.lower() != "bearer" or key.strip() not in self.api_keys:
+            return self.error_response(401)
+        self.sandbox.pause(request)
+        if request.path != "/v3/mail/send":
+            return self.error_response(404)
+        if request.method != "POST":
+            return _errors(405, {"field": None, "message": "method not allowed"})
+        content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return _errors(400, _error("Content-Type should be application/json.", None))
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return _errors(400, {"field": None, "message": "Bad Request", "help": None})
+        if not isinstance(body, dict):
+            return _errors(400, {"field": None, "message": "Bad Request", "help": None})
+        errors = validate_mail(body)
+        if errors:
+            return _errors(400, *errors)
+        sandbox_mode = ((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable") is True
+        if sandbox_mode:
+            return Response(200)  # SendGrid validates and answers 200 without sending in sandbox mode
+        message_id = _message_id()
+        with self.lock:
+            self._accept(message_id, body)
+        return Response(202, b"", [("X-Message-Id", message_id)])
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _accept(self, message_id: str, body: dict[str, Any]) -> None:
+        top_args = {k: str(v) for k, v in (body.get("custom_args") or {}).items()}
+        categories = list(body.get("categories") or [])
+        recipients: list[dict[str, Any]] = []
+        for personalization in body["personalizations"]:
+            args = {**top_args, **{k: str(v) for k, v in (personalization.get("custom_args") or {}).items()}}
+            for kind in ("to", "cc", "bcc"):
+                for address in personalization.get(kind) or []:
+                    recipients.append({"email": address["email"], "custom_args": args})
+        self.mails.append(
+            {
+                "message_id": message_id,
+                "from": body["from"]["email"],
+                "subject": body.get("subject"),
+                "recipients": [r["email"] for r in recipients],
+                "categories": categories,
+                "custom_args": top_args,
+            }
+        )
+        filter_id = f"filterdrecv-{random_hex(8)}"
+
+        def event(index: int, recipient: dict[str, Any], name: str, extra: dict[str, Any]) -> dict[str, Any]:
+            item: dict[str, Any] = {
+                **recipient["custom_args"],
+                "email": recipient["email"],
+                "timestamp": int(time.time()),
+                "event": name,
+                "sg_event_id": base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
+                "sg_message_id": f"{message_id}.{filter_id}-{index}-0.0",
+                "smtp-id": f"<{message_id}@ismtpd0001p1iad2.sendgrid.net>",
+                **extra,
+            }
+            if categories:
+                item["category"] = categories
+            return item
+
+        def deliver_events() -> None:
+            processed = [event(i, r, "processed", {}) for i, r in enumerate(recipients)]
+            self._post_events(processed, "processed")
+            outcomes = []
+            for i, recipient in enumerate(recipients):
+                name, reason = self.outcomes.get(recipient["email"].lower(), ("delivered", None))
+                extra = dict(_OUTCOME_DETAILS[name])
+                if reason:
+                    extra["reason"] = reason
+                outcomes.append(event(i, recipient, name, extra))
+            self._post_events(outcomes, "+".join(sorted({o["event"] for o in outcomes})))
+
+        self.sandbox.webhooks.submit(deliver_events)
+
+    def _post_events(self, events: list[dict[str, Any]], label: str) -> None:
+        body = json.dumps(events).encode()
+
+        def sign() -> dict[str, str]:
+            timestamp = int(time.time())
+            return {
+                "X-Twilio-Email-Event-Webhook-Signature": sendgrid_signature(
+                    self.webhook_private_key_pem, body, timestamp
+                ),
+                "X-Twilio-Email-Event-Webhook-Timestamp": str(timestamp),
+            }
+
+        self.sandbox.webhooks.deliver(
+            url=None, body=body, content_type="application/json", sign=sign, event=label
+        )
+
+    def control(self, request: Request, subpath: str) -> Response | None:
+        if subpath == "bounces" and request.method == "POST":
+            payload = request.json_body() or {}
+            email = str(payload.get("email") or "")
+            name = payload.get("event") or "bounce"
+            if not email or name not in OUTCOME_EVENTS:
+                raise ValueError(f"need email and event in {', '.join(OUTCOME_EVENTS)}")
+            with self.lock:
+                self.outcomes[email.lower()] = (name, payload.get("reason"))
+            return Response.json(201, {"email": email, "event": name})
+        if subpath == "bounces" and request.method == "DELETE":
+            with self.lock:
+                self.outcomes.clear()
+            return Response.json(200, {"cleared": True})
+        return None
+
+
+def validate_mail(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checks SendGrid's v3 mail/send applies, with its messages, fields and help anchors."""
+    errors: list[dict[str, Any]] = []
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        errors.append(
+            _error(
+                "The personalizations field is required and must have at least one personalization.",
+                "personalizations",
+                "-Personalizations-Errors",
+            )
+        )
+        personalizations = []
+    elif len(personalizations) > 1000:
+        errors.append(
+            _error(
+                "The personalizations field must contain 1000 or fewer personalization objects.",
+                "personalizations",
+                "-Personalizations-Errors",
+            )
+        )
+    every_has_subject = bool(personalizations)
+    for i, personalization in enumerate(personalizations):
+        if not isinstance(personalization, dict):
+            errors.append(_error("Invalid type. Expected: object.", f"personalizations.{i}"))
+            every_has_subject = False
+            continue
+        every_has_subject &= bool(personalization.get("subject"))
+        to = personalization.get("to")
+        if not isinstance(to, list) or not to:
+            errors.append(
+                _error(
+                    "The to array is required for all personalization objects, and must have at least one "
+                    "email object with a valid email address.",
+                    f"personalizations.{i}.to",
+                    "message.personalizations.to",
+                )
+            )
+        seen: dict[str, str] = {}
+        for kind in ("to", "cc", "bcc"):
+            addresses = personalization.get(kind) or []
+            for j, address in enumerate(addresses if isinstance(addresses, list) else []):
+                email = address.get("email") if isinstance(address, dict) else None
+                if not isinstance(email, str) or not _EMAIL.match(email):
+                    errors.append(
+                        _error(
+                            "Does not contain a valid address.",
+                            f"personalizations.{i}.{kind}.{j}.email",
+                            f"message.personalizations.{kind}",
+                        )
+                    )
+                    continue
+                if email.lower() in seen:
+                    errors.append(
+                        _error(
+                            "Each email address in the personalization block should be unique between to, "
+                            f"cc, and bcc. We found the first duplicate instance of [{email}] in the "
+                            f"personalizations.{i}.{kind} field.",
+                            f"personalizations.{i}",
+                            "message.recipient.errors",
+                        )
+                    )
+                seen[email.lower()] = kind
+        errors += _custom_args(personalization.get("custom_args"), f"personalizations.{i}.custom_args")
+
+    sender = body.get("from")
+    if not isinstance(sender, dict) or not sender.get("email"):
+        errors.append(
+            _error(
+                "The from object must be provided for every email send. It is an object that requires the "
+                'email parameter, but may also contain a name parameter.  e.g. {"email" : '
+                '"example@example.com"}  or {"email" : "example@example.com", "name" : "Example Recipient"}.',
+                "from.email",
+                "message.from",
+            )
+        )
+    elif not isinstance(sender["email"], str) or not _EMAIL.match(sender["email"]):
+        errors.append(
+            _error("The from email does not contain a valid address.", "from.email", "message.from")
+        )
+    reply_to = body.get("reply_to")
+    if reply_to is not None and (
+        not isinstance(reply_to, dict) or not _EMAIL.match(str(reply_to.get("email") or ""))
+    ):
+        errors.append(
+            _error(
+                "The reply_to email does not contain a valid address.", "reply_to.email", "message.reply_to"
+            )
+        )
+
+    has_template = bool(body.get("template_id"))
+    if not body.get("subject") and not has_template and not every_has_subject:
+        errors.append(
+            _error(
+                "The subject is required. You can get around this requirement if you use a template with a "
+                "subject defined or if every personalization has a subject defined.",
+                "subject",
+                "message.subject",
+            )
+        )
+    errors += _content(body.get("content"), has_template)
+    errors += _custom_args(body.get("custom_args"), "custom_args")
+    categories = body.get("categories")
+    if categories is not None:
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            errors.append(
+                _error("Categories must be an array of strings.", "categories", "message.categories")
+            )
+        elif len(categories) > 10:
+            errors.append(
+                _error(
+                    "You may not have more than 10 categories per request.",
+                    "categories",
+                    "message.categories",
+                )
+            )
+        elif any(len(c) > 255 for c in categories):
+            errors.append(
+                _error("A category cannot be more than 255 characters.", "categories", "message.categories")
+            )
+    return errors
+
+
+def _content(content: Any, has_template: bool) -> list[dict[str, Any]]:
+    if content is None or content == []:
+        if has_template:
+            return []
+        return [
+            _error(
+                "Unless a valid template_id is provided, the content parameter is required. There must be at "
+                "least one defined content block. We typically suggest both text/plain and text/html blocks "
+                "are included, but only one block is required.",
+                "content",
+                "message.content",
+            )
+        ]
+    if not isinstance(content, list):
+        return [_error("Invalid type. Expected: array.", "content", "message.content")]
+    errors: list[dict[str, Any]] = []
+    types: list[str] = []
+    for i, block in enumerate(content):
+        block = block if isinstance(block, dict) else {}
+        kind = block.get("type")
+        if not isinstance(kind, str) or not kind or re.search(r"[;\r\n]", kind):
+            errors.append(
+                _error(
+                    "The content type cannot contain ';', or CRLF characters.",
+                    f"content.{i}.type",
+                    "message.content.type",
+                )
+            )
+        else:
+            types.append(kind)
+        value = block.get("value")
+        if not isinstance(value, str) or not value:
+            errors.append(
+                _error(
+                    "The content value must be a string at least one character in length.",
+                    f"content.{i}.value",
+                    "message.content.value",
+                )
+            )
+    order = {"text/plain": 0, "text/html": 1}
+    ranks = [order.get(t, 2) for t in types]
+    if ranks != sorted(ranks):
+        errors.append(
+            _error(
+                "If present, text/plain content must be first, followed by text/html, followed by any other "
+                "content.",
+                "content",
+                "message.content.type",
+            )
+        )
+    return errors
+
+
+def _custom_args(args: Any, field: str) -> list[dict[str, Any]]:
+    if args is None:
+        return []
+    if not isinstance(args, dict):
+        return [_error("Invalid type. Expected: object.", field, "message.custom_args")]
+    errors = []
+    for key, value in args.items():
+        if not isinstance(value, str):
+            given = "integer" if isinstance(value, int) else type(value).__name__
+            errors.append(
+                _error(
+                    f"Invalid type. Expected: string, given: {given}.",
+                    f"{field}.{key}",
+                    "message.custom_args",
+                )
+            )
+    if len(json.dumps(args)) > 10000:
+        errors.append(_error("The custom_args total size exceeds 10000 bytes.", field, "message.custom_args"))
+    return errors
+
+
+PROVIDER = SendGridProvider
