@@ -1,0 +1,103 @@
+"""The shared circuit breaker (Powertools, DynamoDB on moto): trips on transient failures only,
+fails fast in every container, and closes after one half-open probe (fake clock, no waiting)."""
+
+import httpx
+import pytest
+from providers_fakes import Scripted, factory
+
+from tidings import errors
+
+BREAKER_ENV = {
+    "CIRCUIT_BREAKER_TABLE": "breaker-table",
+    "TIDINGS_BREAKER_FAILURE_THRESHOLD": "3",
+    "TIDINGS_BREAKER_RECOVERY_SECONDS": "30",
+    "TIDINGS_BREAKER_CACHE_SECONDS": "0",
+    "TIDINGS_TRANSIENT_MAX_ATTEMPTS": "1",
+}
+
+
+def unavailable():
+    return httpx.Response(503, json={"error": {"type": "api_error", "message": "An error occurred"}})
+
+
+def ok():
+    return httpx.Response(200, json={"id": "pi_1", "status": "succeeded", "amount": 1, "currency": "usd"})
+
+
+def breaker_item(aws):
+    return aws["dynamodb"].get_item(TableName="breaker-table", Key={"id": {"S": "stripe"}}).get("Item")
+
+
+def test_repeated_5xx_open_the_breaker_for_every_container_until_a_probe_closes_it(aws, clock, log_lines):
+    # Given two containers sharing the breaker table, the provider failing
+    first_http = Scripted([], last=unavailable())
+    first = factory(first_http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+    second_http = Scripted([], last=ok())
+    second = factory(second_http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+
+    # When the first container sees three 5xx in a row
+    for _ in range(3):
+        with pytest.raises(errors.ProviderUnavailable) as raised:
+            first.retrieve("pi_1")
+        assert type(raised.value) is errors.ProviderUnavailable
+    assert breaker_item(aws)["state"]["S"] == "OPEN"
+
+    # Then the second container fails fast without any request
+    with pytest.raises(errors.CircuitOpen):
+        second.retrieve("pi_1")
+    assert second_http.requests == []
+
+    # When the recovery time has passed (fake clock) the next call is the single probe
+    clock.advance(31)
+    assert second.retrieve("pi_1").payment_intent_id == "pi_1"
+    assert len(second_http.requests) == 1
+    assert breaker_item(aws)["state"]["S"] == "CLOSED"
+
+    # And the state changes were logged
+    transitions = [line for line in log_lines.lines if "circuit breaker changed state" in line]
+    assert any('"to_state":"OPEN"' in line for line in transitions)
+    assert any('"to_state":"HALF_OPEN"' in line for line in transitions)
+    assert any('"to_state":"CLOSED"' in line for line in transitions)
+
+
+def test_a_failed_probe_reopens_the_breaker(aws, clock):
+    http = Scripted([], last=unavailable())
+    gateway = factory(http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+    for _ in range(3):
+        with pytest.raises(errors.ProviderUnavailable):
+            gateway.retrieve("pi_1")
+    clock.advance(31)
+    with pytest.raises(errors.ProviderUnavailable):
+        gateway.retrieve("pi_1")  # the probe, still failing
+    assert breaker_item(aws)["state"]["S"] == "OPEN"
+    with pytest.raises(errors.CircuitOpen):
+        gateway.retrieve("pi_1")
+    assert len(http.requests) == 4
+
+
+def test_declines_and_bad_requests_do_not_count_against_the_provider(aws, clock):
+    declined = httpx.Response(
+        402,
+        json={"error": {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline"}},
+    )
+    http = Scripted([], last=declined)
+    gateway = factory(http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+    for _ in range(5):
+        with pytest.raises(errors.PaymentDeclined):
+            gateway.retrieve("pi_1")
+    assert breaker_item(aws) is None  # never tripped, never written
+    assert len(http.requests) == 5
+
+
+def test_a_success_resets_the_failure_streak(aws, clock):
+    http = Scripted([unavailable(), unavailable(), ok(), unavailable(), unavailable(), ok()])
+    gateway = factory(http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+    outcomes = []
+    for _ in range(6):
+        try:
+            gateway.retrieve("pi_1")
+            outcomes.append("ok")
+        except errors.ProviderUnavailable as error:
+            outcomes.append(type(error).__name__)
+    assert "CircuitOpen" not in outcomes
+    assert len(http.requests) == 6
