@@ -1,0 +1,29 @@
+"""SendReceiptEmail / SendReceiptEmailViaSes: e-mail the receipt through SendGrid, or SES as the fallback."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from pydantic import BaseModel
+
+from tidings.observability import logger, metrics, tracer
+from tidings.saga.steps import get_steps
+
+
+class SendEmailInput(BaseModel):
+    notification_id: str
+    provider: Literal["sendgrid", "ses"]
+    attempt: int = 0
+
+
+@logger.inject_lambda_context(correlation_id_path="notification_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=SendEmailInput)
+def lambda_handler(event: SendEmailInput, context: Any) -> dict[str, Any]:
+    result = get_steps().send(event.notification_id, "email", event.provider, event.attempt)
+    logger.info("email sent", provider=result["provider"], provider_message_id=result["provider_message_id"])
+    metrics.add_dimension(name="provider", value=event.provider)
+    metrics.add_metric(name="EmailSent", unit="Count", value=1)
+    return result
