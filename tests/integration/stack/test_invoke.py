@@ -1,0 +1,87 @@
+"""Functions run in their own worker processes, with the template's environment, like Lambda containers."""
+
+from __future__ import annotations
+
+import json
+
+from tidings_local.stack.system import LocalSystem
+
+
+def test_a_handler_sees_exactly_the_template_environment(probe_system: LocalSystem) -> None:
+    # When the probe is invoked directly (as `tidings local invoke` does)
+    result = probe_system.invoke("ProbeFunction", {"hello": "world"})
+
+    # Then it ran, with Globals + its own variables, Refs resolved to the moto resources
+    assert not result.failed, result.payload
+    report = result.json()
+    assert report["event"] == {"hello": "world"}
+    env = report["env"]
+    assert env["STAGE"] == "test"
+    assert env["MODE"] == "testing"  # Fn::If on a condition
+    assert env["OWN_SETTING"] == "probe-only"
+    assert env["PROBE_TABLE"] == probe_system.physical_id("ProbeTable")
+    assert env["PROBE_SECRET_ARN"] == probe_system.physical_id("ProbeSecret")
+    assert env["AWS_ENDPOINT_URL"] == probe_system.moto_url
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == probe_system.physical_id("ProbeFunction")
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    # and its module-level boto3 client reached moto through AWS_ENDPOINT_URL alone
+    assert report["table_status"] == "ACTIVE"
+
+
+def test_functions_do_not_share_an_environment(probe_system: LocalSystem) -> None:
+    spec = probe_system.runtime.specs
+    assert "OWN_SETTING" in spec["ProbeFunction"].environment
+    assert "OWN_SETTING" not in spec["BatchFunction"].environment
+
+
+def test_the_context_object_is_realistic(probe_system: LocalSystem) -> None:
+    context = probe_system.invoke("ProbeFunction", {}).json()["context"]
+    arn = probe_system.attr("ProbeFunction", "Arn")
+    assert context["function_name"] == probe_system.physical_id("ProbeFunction")
+    assert context["invoked_function_arn"] == arn
+    assert context["memory_limit_in_mb"] == 256
+    assert 0 < context["remaining_ms"] <= 10_000
+    assert len(context["aws_request_id"]) == 36
+
+
+def test_a_warm_container_is_reused(probe_system: LocalSystem) -> None:
+    first = probe_system.invoke("ProbeFunction", {}).json()["container_id"]
+    second = probe_system.invoke("ProbeFunction", {}).json()["container_id"]
+    assert first == second
+    assert probe_system.runtime.pool("ProbeFunction").cold_starts == 1
+
+
+def test_an_exception_is_reported_with_its_class_name(probe_system: LocalSystem) -> None:
+    result = probe_system.invoke("ProbeFunction", {"raise": "PaymentDeclined"})
+    assert result.error_type == "PaymentDeclined"
+    body = result.json()
+    assert body["errorType"] == "PaymentDeclined"
+    assert "probe asked to fail" in body["errorMessage"]
+    assert any("app.py" in frame for frame in body["stackTrace"])
+
+
+def test_boto3_invoke_through_moto_runs_the_handler(probe_system: LocalSystem) -> None:
+    client = probe_system.boto3_client("lambda")
+    name = probe_system.physical_id("ProbeFunction")
+
+    ok = client.invoke(FunctionName=name, Payload=json.dumps({"via": "moto"}))
+    assert "FunctionError" not in ok
+    assert json.loads(ok["Payload"].read())["event"] == {"via": "moto"}
+
+    failed = client.invoke(FunctionName=name, Payload=json.dumps({"raise": "RateLimited"}))
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "RateLimited"
+
+
+def test_what_a_handler_prints_reaches_the_logs(probe_system: LocalSystem, logs) -> None:
+    probe_system.invoke("ProbeFunction", {"print": "a line from the handler"})
+    assert "a line from the handler" in logs.of("ProbeFunction")
+
+
+def test_a_handler_that_outlives_its_timeout_is_stopped(probe_system: LocalSystem) -> None:
+    # SlowProbeFunction has Timeout: 1 in the template
+    result = probe_system.invoke("SlowProbeFunction", {"sleep": 30})
+    assert result.error_type == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in result.json()["errorMessage"]
+    # and the next invocation gets a fresh container
+    assert not probe_system.invoke("SlowProbeFunction", {}).failed
