@@ -291,8 +291,12 @@ class Sandbox:
         return self._control
 
     def start(self) -> Sandbox:
+        # A short poll interval makes stop() quick (shutdown waits for the serve loop to notice).
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sandbox-{self.name}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox-{self.name}",
+            daemon=True,
         )
         self._thread.start()
         return self
