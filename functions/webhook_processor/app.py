@@ -31,7 +31,9 @@ from tidings.webhooks.sfn import StepFunctionsSagaResumer
 logger = Logger()
 metrics = Metrics()
 settings = processor_settings()
-batch = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is reported record by record too (same effect on SQS, and the
+# invocation does not count as a function error).
+batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 ledger = DynamoNotificationLedger(boto3.resource("dynamodb").Table(settings.notifications_table))
 saga = StepFunctionsSagaResumer(boto3.client("stepfunctions"))
@@ -44,10 +46,22 @@ def _payment_gateway() -> Any:
 
 
 compensator = RefundCompensator(ledger, _payment_gateway)
+
+
+def _already_processed(response: dict, record: Any) -> dict:
+    """Called instead of processing when the event identity was seen: a replay or a redelivery."""
+    logger.info(
+        "webhook already processed", event_id=response.get("event_id"), provider=response.get("provider")
+    )
+    metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
+    return response
+
+
 idempotency = IdempotencyConfig(
     event_key_jmespath="[provider, event_id]",
     raise_on_no_idempotency_key=True,
     expires_after_seconds=settings.dedupe_ttl_seconds,
+    response_hook=_already_processed,
 )
 
 

@@ -52,7 +52,28 @@ def _queue(sqs, logical_id: str, dlq_arn: str | None = None) -> str:
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def atomic_dynamodb_writes(monkeypatch):
+    """DynamoDB applies each conditional write atomically; moto's in-memory backend does not lock, so
+    two threads can both pass the same condition. Serialise moto's writes the way DynamoDB does, so the
+    concurrency tests exercise the code's conditions rather than moto's race."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args, __original=original, **kwargs):
+            with lock:
+                return __original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+
+
+@pytest.fixture
+def aws(monkeypatch, atomic_dynamodb_writes):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tidings")

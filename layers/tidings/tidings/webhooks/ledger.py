@@ -25,6 +25,8 @@ from botocore.exceptions import ClientError
 from tidings.webhooks.models import WebhookEvent
 from tidings.webhooks.processor import STATUS_RANK, TERMINAL_FAILURES
 
+#: Payment statuses meaning money was taken (a refunded payment is compensated already).
+_CHARGED = frozenset({"succeeded", "refunded"})
 #: Notification statuses after which nothing is compensated again.
 _NOTHING_TO_COMPENSATE = frozenset({"compensated", "payment_declined", "failed"})
 #: The saga's channel status that a delivery report may replace, per reported status.
@@ -129,36 +131,72 @@ class DynamoNotificationLedger:
             raise
         return True
 
-    def needs_compensation(self, notification_id: str, channel: str) -> bool:
-        meta = self._meta(notification_id) or {}
-        policy = (meta.get("delivery_policy") or {}).get(channel)
-        return policy == "required" and meta.get("status") not in _NOTHING_TO_COMPENSATE
+    def payment(self, notification_id: str) -> dict[str, Any]:
+        return (self._meta(notification_id) or {}).get("payment") or {}
 
-    def payment_intent_id(self, notification_id: str) -> str | None:
-        meta = self._meta(notification_id) or {}
-        return meta.get("payment_intent_id") or (meta.get("payment") or {}).get("payment_intent_id")
-
-    def mark_compensated(self, notification_id: str, channel: str, refund_id: str) -> None:
+    def mark_compensated(
+        self,
+        notification_id: str,
+        channel: str,
+        *,
+        reason: str,
+        refund_id: str,
+        refund_status: str,
+        payment_intent_id: str,
+    ) -> None:
+        """Record the refund as the saga's RefundPayment step does, and the notification's final status."""
+        at = _iso_now()
         self._table.update_item(
             Key=_meta_key(notification_id),
             UpdateExpression=(
-                "SET #status = :compensated, #reason = :reason, #c.#ch.#st = :failed, "
-                "refund_id = :refund, updated_at = :at"
+                "SET #p.refund_id = :refund, #p.refund_status = :refund_status, #p.#st = :refunded, "
+                "#c.#ch.#st = :failed, #c.#ch.reason = :reason, #st = :compensated, "
+                "status_reason = :status_reason, finished_at = :at, updated_at = :at "
+                "REMOVE payment_task_token"
             ),
-            ExpressionAttributeNames={
-                "#status": "status",
-                "#reason": "status_reason",
-                "#c": "channels",
-                "#ch": channel,
-                "#st": "status",
-            },
+            ExpressionAttributeNames={"#p": "payment", "#c": "channels", "#ch": channel, "#st": "status"},
             ExpressionAttributeValues={
-                ":compensated": "compensated",
-                ":reason": f"{channel}_delivery_failed",
-                ":failed": "failed",
                 ":refund": refund_id,
-                ":at": _iso_now(),
+                ":refund_status": refund_status,
+                ":refunded": "refunded",
+                ":failed": "failed",
+                ":reason": reason,
+                ":compensated": "compensated",
+                ":status_reason": f"required_{channel}_failed",
+                ":at": at,
             },
+        )
+        details = {
+            "refund_id": refund_id,
+            "payment_intent_id": payment_intent_id,
+            "reason": f"{channel}_{reason}",
+        }
+        try:
+            self._table.put_item(
+                Item={
+                    "pk": f"NOTIFICATION#{notification_id}",
+                    "sk": f"EVENT#{at}#refund-{refund_id}",
+                    "step": "RefundPayment",
+                    "outcome": "refunded",
+                    "at": at,
+                    "provider": "stripe",
+                    "details": details,
+                },
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def needs_compensation(self, notification_id: str, channel: str) -> bool:
+        """A ``required`` channel of a notification whose payment was taken and not yet given back."""
+        meta = self._meta(notification_id) or {}
+        policy = ((meta.get("channels") or {}).get(channel) or {}).get("policy")
+        payment_status = (meta.get("payment") or {}).get("status")
+        return (
+            policy == "required"
+            and payment_status in _CHARGED
+            and meta.get("status") not in _NOTHING_TO_COMPENSATE
         )
 
 
