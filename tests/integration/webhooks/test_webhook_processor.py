@@ -346,6 +346,9 @@ def test_a_poison_message_fails_alone(processor, context):
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [batch["Records"][0]["messageId"]]
 
 
-def test_an_uncorrelated_event_is_acknowledged_and_changes_nothing(processor, aws, context):
-    event = stripe_event(None, pi="pi_unknown")
-    assert processor.lambda_handler(sqs_event(event), context) == {"batchItemFailures": []}
+def test_an_uncorrelated_event_is_acknowledged_and_writes_nothing(processor, aws, context):
+    # Given events for an unknown PaymentIntent and for a notification id the table does not hold
+    events = [stripe_event(None, pi="pi_unknown"), twilio_event("no-such-notification", "delivered")]
+    # Then both are acknowledged and no orphan timeline item appears
+    assert processor.lambda_handler(sqs_event(*events), context) == {"batchItemFailures": []}
+    assert aws.dynamodb.Table(aws.env["NOTIFICATIONS_TABLE"]).scan()["Items"] == []

@@ -54,6 +54,9 @@ class DynamoNotificationLedger:
     def _meta(self, notification_id: str) -> dict[str, Any] | None:
         return self._table.get_item(Key=_meta_key(notification_id), ConsistentRead=True).get("Item")
 
+    def exists(self, notification_id: str) -> bool:
+        return self._meta(notification_id) is not None
+
     def notification_for_payment_intent(self, payment_intent_id: str) -> str | None:
         item = self._table.get_item(
             Key={"pk": f"PAYMENT_INTENT#{payment_intent_id}", "sk": "META"}, ConsistentRead=True

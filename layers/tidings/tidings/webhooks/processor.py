@@ -41,6 +41,8 @@ def may_advance(current: str | None, new: str) -> bool:
 class NotificationLedger(Protocol):
     """The notification store as the processor needs it (implemented on DynamoDB in ``ledger``)."""
 
+    def exists(self, notification_id: str) -> bool: ...
+
     def notification_for_payment_intent(self, payment_intent_id: str) -> str | None: ...
 
     def payment_task_token(self, notification_id: str) -> str | None: ...
@@ -105,8 +107,8 @@ def apply_webhook_event(
     notification_id = event.notification_id
     if not notification_id and event.channel == "payment" and event.provider_object_id:
         notification_id = ledger.notification_for_payment_intent(event.provider_object_id)
-    if not notification_id:
-        # Not one of ours (or sent before correlation existed): acknowledged, nothing to change.
+    if not notification_id or not ledger.exists(notification_id):
+        # Not one of ours (or no longer kept): acknowledged, nothing written, so no orphan timeline.
         return ProcessingOutcome(event_id=event.event_id, provider=event.provider, actions=["uncorrelated"])
 
     if ledger.record_webhook(notification_id, event):
