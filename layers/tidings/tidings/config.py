@@ -57,6 +57,8 @@ class Settings(BaseModel):
     receipt_from_address: str | None = Field(None, alias="RECEIPT_FROM_ADDRESS")
     receipt_from_name: str | None = Field(None, alias="RECEIPT_FROM_NAME")
     stripe_api_version: str = Field("2024-06-20", alias="STRIPE_API_VERSION")
+    # Where Stripe sends the customer back after 3-D Secure; with it, requires_action carries a URL.
+    stripe_return_url: str | None = Field(None, alias="STRIPE_RETURN_URL")
 
     # --- shared state tables (DynamoDB) ------------------------------------------------------
     circuit_breaker_table: str | None = Field(None, alias="CIRCUIT_BREAKER_TABLE")

@@ -62,6 +62,8 @@ _PAN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _SECRET_SHAPES = (
     re.compile(r"\b((?:sk|rk|pk)_(?:live|test)_)[A-Za-z0-9_]+"),
     re.compile(r"\b(whsec_)[A-Za-z0-9_]+"),
+    # PaymentIntent / SetupIntent client secrets: pi_123_secret_abc
+    re.compile(r"\b([a-z]+_[A-Za-z0-9]+_secret_)[A-Za-z0-9]+"),
     re.compile(r"\b(SG\.)[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"),
     re.compile(r"\b((?:Bearer|Basic) )[A-Za-z0-9._~+/=-]+"),
 )

@@ -151,7 +151,7 @@ class HttpProvider:
             latency_ms=latency_ms,
             request_id=request_id,
             request=redact(form if form is not None else json),
-            response=redact(response.text[:2000]),
+            response=redact(_summary(response)),
             error=error.to_dict(),
         )
         emit_metric("ProviderCallFailed", provider=self.provider, endpoint=endpoint, category=error.category)
@@ -163,6 +163,25 @@ class HttpProvider:
         emit_metric(
             "ProviderCallFailed", provider=self.provider, endpoint=context["endpoint"], category="network"
         )
+
+
+def _summary(response: httpx.Response) -> Any:
+    """The scalar fields of an error body, two levels deep (Stripe nests whole objects in errors)."""
+
+    def scalars(value: Any, depth: int) -> Any:
+        if isinstance(value, dict):
+            if depth == 0:
+                return None
+            kept = {k: scalars(v, depth - 1) for k, v in value.items()}
+            return {k: v for k, v in kept.items() if v is not None}
+        if isinstance(value, list):
+            return [scalars(item, depth) for item in value[:5]] if depth > 0 else None
+        return value
+
+    try:
+        return scalars(response.json(), 3)
+    except ValueError:
+        return response.text[:500]
 
 
 def encode_form(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

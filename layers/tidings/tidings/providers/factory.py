@@ -139,7 +139,9 @@ class ProviderFactory:
         http = self.http_provider(
             "stripe", authenticate=stripe_auth, map_error=stripe_error, request_id_header="Request-Id"
         )
-        return StripePaymentGateway(http, api_version=self.settings.stripe_api_version)
+        return StripePaymentGateway(
+            http, api_version=self.settings.stripe_api_version, return_url=self.settings.stripe_return_url
+        )
 
     def email_channel(self, name: str = "sendgrid") -> Any:
         from tidings.providers.channels import EmailChannel

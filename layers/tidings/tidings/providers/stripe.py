@@ -78,9 +78,12 @@ class StripePaymentGateway:
 
     name = PROVIDER
 
-    def __init__(self, http: HttpProvider, api_version: str = "2024-06-20") -> None:
+    def __init__(
+        self, http: HttpProvider, api_version: str = "2024-06-20", return_url: str | None = None
+    ) -> None:
         self.http = http
         self.api_version = api_version
+        self.return_url = return_url
 
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         headers = {"Stripe-Version": self.api_version}
@@ -99,6 +102,7 @@ class StripePaymentGateway:
                 "description": request.description,
                 "receipt_email": request.receipt_email,
                 "metadata": request.metadata or None,
+                "return_url": self.return_url,
             }
         )
         result = self.http.request(

@@ -53,10 +53,13 @@ class TokenBucket:
         elapsed = max(0.0, now - state.updated_at)
         return min(self.capacity, state.tokens + elapsed * self.rate)
 
+    #: Float slack: epoch timestamps (~1.7e9) resolve to ~2e-7 s, so "0.9999999 tokens" means one.
+    EPSILON = 1e-6
+
     def take(self, state: BucketState | None, now: float) -> Decision:
         tokens = self.level(state, now)
-        if tokens >= 1.0:
-            return Decision(admitted=True, tokens_left=tokens - 1.0)
+        if tokens >= 1.0 - self.EPSILON:
+            return Decision(admitted=True, tokens_left=max(0.0, tokens - 1.0))
         return Decision(admitted=False, tokens_left=tokens, wait_seconds=(1.0 - tokens) / self.rate)
 
 
@@ -142,8 +145,10 @@ class DynamoDBBucketStore:
 class RateLimiter:
     """Admits one request per token of the provider's shared bucket; waits within the call budget."""
 
-    #: Lost races in a row before giving up on the shared bucket for this request (fail open).
-    MAX_CONTENTION_ROUNDS = 20
+    #: Lost races before giving up on the shared bucket for this request (fail open).
+    MAX_LOST_RACES = 20
+    #: Waits for a token before giving up (a backstop; the call budget normally decides first).
+    MAX_WAITS = 1000
 
     def __init__(self, provider: str, bucket: TokenBucket, store: BucketStore, timing: Timing) -> None:
         self.provider = provider
@@ -155,7 +160,8 @@ class RateLimiter:
     def acquire(self, budget: CallBudget | None = None) -> float:
         """Take one token, waiting for it if needed. Returns the tokens left in the bucket."""
         waited = 0.0
-        for _ in range(self.MAX_CONTENTION_ROUNDS):
+        lost_races = waits = 0
+        while lost_races < self.MAX_LOST_RACES and waits < self.MAX_WAITS:
             try:
                 state = self.store.load(self.key)
                 now = self.timing.wall()
@@ -169,6 +175,7 @@ class RateLimiter:
                     if self.store.save(self.key, new_state, state.version if state else None):
                         self._admitted(decision.tokens_left, waited)
                         return decision.tokens_left
+                    lost_races += 1
                     continue  # another container took a token in between: re-read
             except BucketStoreUnavailable as exc:
                 logger.warning(
@@ -187,6 +194,7 @@ class RateLimiter:
                     retry_after=wait,
                 )
             waited += wait
+            waits += 1
             self.timing.sleep(wait)
         logger.warning("rate limit bucket contended, admitting request", provider=self.provider)
         return -1.0

@@ -1,0 +1,166 @@
+"""Provider clients against the real local sandboxes (HTTP on 127.0.0.1, ephemeral ports), with
+Secrets Manager and the DynamoDB state tables on moto, and a fake clock for every wait.
+
+A "container" here is one :class:`~tidings.providers.factory.ProviderFactory`: its own HTTP client,
+credential cache and breaker cache, sharing only what real containers share (the sandbox, the
+tables, the secrets). Every test is checked for secrets and personal data in its captured logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tidings.config import load_settings
+from tidings.observability import logger as tidings_logger
+from tidings.providers.factory import ProviderFactory
+from tidings.resilience.timing import FakeClock
+from tidings_local.sandboxes import credentials as sandbox_credentials
+from tidings_local.sandboxes import start_sandbox
+
+pytestmark = pytest.mark.integration
+
+REGION = "eu-west-1"
+SENSITIVE = [
+    sandbox_credentials.STRIPE_API_KEY,
+    sandbox_credentials.SENDGRID_API_KEY,
+    sandbox_credentials.TWILIO_API_KEY_SECRET,
+    "sk_test_rotated_integration_key",
+    "jane.doe@example.com",
+    "+447700900123",
+    "4242424242424242",
+]
+
+
+@pytest.fixture(scope="module")
+def sandboxes():
+    with (
+        start_sandbox("stripe") as stripe,
+        start_sandbox("sendgrid") as sendgrid,
+        start_sandbox("twilio") as twilio,
+    ):
+        yield {"stripe": stripe, "sendgrid": sendgrid, "twilio": twilio}
+
+
+@pytest.fixture
+def sandbox(sandboxes):
+    for running in sandboxes.values():
+        running.control.reset()
+    return sandboxes
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(tidings_logger.registered_formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines():
+    handler = _Lines()
+    logging.getLogger(tidings_logger.name).addHandler(handler)
+    yield handler
+    logging.getLogger(tidings_logger.name).removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def no_personal_data_in_logs(log_lines, capsys, caplog):
+    yield
+    captured = capsys.readouterr()
+    everything = "\n".join([*log_lines.lines, captured.out, captured.err, caplog.text])
+    leaked = [value[:4] + "..." for value in SENSITIVE if value in everything]
+    assert not leaked, f"sensitive values reached the logs: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breaker_counters():
+    from aws_lambda_powertools.utilities.circuit_breaker import base
+
+    for counters in (base._LOCAL_FAILURES, base._LOCAL_SUCCESSES, base._LAST_OBSERVED_STATE):
+        counters.clear()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        for table in ("breaker", "rate", "idem"):
+            dynamodb.create_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        arns = {
+            "stripe": secrets.create_secret(
+                Name="tidings/it/stripe",
+                SecretString=json.dumps({"api_key": sandbox_credentials.STRIPE_API_KEY}),
+            )["ARN"],
+            "sendgrid": secrets.create_secret(
+                Name="tidings/it/sendgrid",
+                SecretString=json.dumps({"api_key": sandbox_credentials.SENDGRID_API_KEY}),
+            )["ARN"],
+            "twilio": secrets.create_secret(
+                Name="tidings/it/twilio",
+                SecretString=json.dumps(
+                    {
+                        "account_sid": sandbox_credentials.TWILIO_ACCOUNT_SID,
+                        "api_key_sid": sandbox_credentials.TWILIO_API_KEY_SID,
+                        "api_key_secret": sandbox_credentials.TWILIO_API_KEY_SECRET,
+                        "from_number": sandbox_credentials.TWILIO_FROM_NUMBER,
+                    }
+                ),
+            )["ARN"],
+        }
+        yield {"dynamodb": dynamodb, "secretsmanager": secrets, "arns": arns}
+
+
+@pytest.fixture
+def container(sandbox, aws, clock):
+    """Build one "container" (a ProviderFactory) over the sandboxes and moto; call again for another."""
+
+    def build(**overrides: str) -> ProviderFactory:
+        env = {
+            "STRIPE_API_BASE_URL": sandbox["stripe"].base_url,
+            "SENDGRID_API_BASE_URL": sandbox["sendgrid"].base_url,
+            "TWILIO_API_BASE_URL": sandbox["twilio"].base_url,
+            "STRIPE_SECRET_ARN": aws["arns"]["stripe"],
+            "SENDGRID_SECRET_ARN": aws["arns"]["sendgrid"],
+            "TWILIO_SECRET_ARN": aws["arns"]["twilio"],
+            "CIRCUIT_BREAKER_TABLE": "breaker",
+            "RATE_LIMIT_TABLE": "rate",
+            "IDEMPOTENCY_TABLE": "idem",
+            "RECEIPT_FROM_ADDRESS": "receipts@shop.example",
+            "TIDINGS_BREAKER_CACHE_SECONDS": "0",
+            "TIDINGS_HTTP_TIMEOUT_SECONDS": "2",
+            **overrides,
+        }
+        return ProviderFactory(
+            load_settings(env),
+            timing=clock.timing(),
+            dynamodb_client=aws["dynamodb"],
+            secrets_client=aws["secretsmanager"],
+        )
+
+    return build
