@@ -4,8 +4,6 @@ Thin: Powertools validates the request against the pydantic models, the domain i
 work, and one place below turns typed failures into HTTP answers with a machine-readable body.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from functools import lru_cache
@@ -109,7 +107,7 @@ def create_notification(
         str | None,
         Header(alias="idempotency-key", max_length=255, pattern=r"^[\x21-\x7e]+$"),
     ] = None,
-) -> Response:
+):
     client_id = _client_id()
     key = idempotency_key or request.order_reference
     submission = {"client_id": client_id, "idempotency_key": key, "request": request.model_dump(mode="json")}
@@ -139,7 +137,7 @@ def create_bulk(
     idempotency_key: Annotated[
         str | None, Header(alias="idempotency-key", max_length=255, pattern=r"^[\x21-\x7e]+$")
     ] = None,
-) -> Response:
+):
     result = get_service().submit_bulk(_client_id(), idempotency_key, bulk.items)
     logger.info(
         "bulk accepted", bulk_id=result["bulk_id"], accepted=result["accepted"], rejected=result["rejected"]
@@ -156,7 +154,7 @@ def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
 
 
 @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
-def openapi() -> Response:
+def openapi():
     return Response(
         status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema()
     )

@@ -236,11 +236,11 @@ def _assignments(values: dict[str, Any]) -> tuple[dict[str, str], list[str], dic
     for index, (path, value) in enumerate(values.items()):
         parts = []
         for part in path.split("."):
-            placeholder = f"#n{len(names)}"
+            placeholder = f"#f{len(names)}"
             names[placeholder] = part
             parts.append(placeholder)
-        attr_values[f":v{index}"] = _dynamo_safe(value)
-        assigns.append(f"{'.'.join(parts)} = :v{index}")
+        attr_values[f":u{index}"] = _dynamo_safe(value)
+        assigns.append(f"{'.'.join(parts)} = :u{index}")
     return names, assigns, attr_values
 
 
