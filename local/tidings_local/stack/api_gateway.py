@@ -251,8 +251,10 @@ class LocalHttpApi:
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         authorizer_context = None
         if compiled.route.authorizer:
-            authorizer = compiled.api.authorizers[compiled.route.authorizer]
+            authorizer = compiled.api.authorizers.get(compiled.route.authorizer)
             try:
+                if authorizer is None:
+                    raise Unauthorized(f"authorizer {compiled.route.authorizer} is not supported locally")
                 claims = self.verifier.verify(authorizer, headers, compiled.route.scopes)
             except Unauthorized as exc:
                 log.debug("request refused by the JWT authorizer: %s", exc)

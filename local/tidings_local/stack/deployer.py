@@ -524,7 +524,9 @@ class Deployer:
                 authorizer, scopes = None, []
                 for requirement in operation.get("security") or []:
                     for name, required_scopes in requirement.items():
-                        if name in api.authorizers:
+                        if name != "NONE":
+                            # An authorizer that is not a JWT one stays named: the local API then refuses
+                            # the route (401) rather than serve it open.
                             authorizer, scopes = name, list(required_scopes or [])
                 http_method = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
                 payload = str(integration.get("payloadFormatVersion", "2.0"))
