@@ -124,25 +124,34 @@ class SqsPoller:
                 self._stop.wait(1)
 
     def _receive_batch(self) -> list[dict[str, Any]]:
+        """Up to BatchSize messages: wait for a first one, then keep filling for MaximumBatchingWindow."""
         mapping = self.mapping
-        deadline = time.monotonic() + mapping.batching_window
         messages: list[dict[str, Any]] = []
-        while not self._stop.is_set():
-            wanted = min(10, mapping.batch_size - len(messages))
+        deadline: float | None = None
+        while not self._stop.is_set() and len(messages) < mapping.batch_size:
+            if deadline is None:
+                wait = self.wait_seconds
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait = min(self.wait_seconds, max(0, int(remaining)))
             response = self.sqs.receive_message(
                 QueueUrl=mapping.queue_url,
-                MaxNumberOfMessages=wanted,
-                WaitTimeSeconds=self.wait_seconds if not messages else 0,
+                MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
+                WaitTimeSeconds=wait,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
             received = response.get("Messages", [])
             messages.extend(received)
-            full = len(messages) >= mapping.batch_size
-            if full or time.monotonic() >= deadline or (not received and messages):
-                break
-            if not received and not messages:
-                break
+            if not messages:
+                break  # nothing yet: the caller polls again
+            if deadline is None:
+                deadline = time.monotonic() + mapping.batching_window
+            if not received and wait == 0:
+                # moto answers an empty short poll at once; pause briefly rather than spin.
+                self._stop.wait(0.05)
         return messages
 
     def process(self, messages: list[dict[str, Any]]) -> set[str]:

@@ -85,3 +85,14 @@ def test_a_handler_that_outlives_its_timeout_is_stopped(probe_system: LocalSyste
     assert "Task timed out after 1.00 seconds" in result.json()["errorMessage"]
     # and the next invocation gets a fresh container
     assert not probe_system.invoke("SlowProbeFunction", {}).failed
+
+
+def test_an_asynchronous_invoke_is_accepted_then_runs(probe_system: LocalSystem, logs, wait_for) -> None:
+    client = probe_system.boto3_client("lambda")
+    accepted = client.invoke(
+        FunctionName=probe_system.physical_id("ProbeFunction"),
+        InvocationType="Event",
+        Payload=json.dumps({"print": "ran asynchronously"}),
+    )
+    assert accepted["StatusCode"] == 202
+    wait_for(lambda: "ran asynchronously" in logs.of("ProbeFunction"))
