@@ -1,0 +1,220 @@
+"""The saga's steps against the notification table (moto) and fakes of the provider interfaces."""
+
+import pytest
+from saga_support import invalid, notification_request, unavailable
+
+from tidings import errors
+from tidings.api.service import NotificationService
+from tidings.saga import keys
+from tidings.saga.redelivery import Redelivery, RedeliveryPolicy, RetryLater
+
+NID = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture
+def notification(store):
+    store.create(NotificationService._item(NID, "client-a", notification_request()))
+    return NID
+
+
+def steps_of(store, notification_id):
+    return [(event["step"], event["outcome"]) for event in store.timeline(notification_id)]
+
+
+def test_charge_uses_the_notification_ids_idempotency_key_and_links_the_payment_intent(
+    steps, store, gateway, notification
+):
+    # When the charge runs twice (a Lambda retry)
+    first = steps.charge_payment(notification, attempt=0)
+    steps.charge_payment(notification, attempt=1)
+    # Then both calls carry the same Stripe Idempotency-Key, so Stripe charges once
+    assert {charge.idempotency_key for charge in gateway.charges} == {keys.charge_key(notification)}
+    assert gateway.charges[0].metadata["notification_id"] == notification
+    # And the webhook can find the notification from its PaymentIntent
+    assert store.notification_for_payment_intent(first["payment_intent_id"]) == notification
+    assert first["status"] == "succeeded"
+
+
+def test_a_declined_charge_is_recorded_and_its_type_escapes_for_the_state_machine(
+    steps, store, gateway, notification
+):
+    gateway.charge_outcomes = [
+        errors.PaymentDeclined("declined", provider="stripe", status=402, decline_code="insufficient_funds")
+    ]
+    with pytest.raises(errors.PaymentDeclined):
+        steps.charge_payment(notification)
+    event = store.timeline(notification)[-1]
+    assert (event["step"], event["outcome"], event["attempt"]) == ("ChargePayment", "failed", 1)
+    assert event["details"]["decline_code"] == "insufficient_funds"
+    assert store.get(notification)["payment"]["status"] == "declined"
+
+
+def test_3ds_wait_keeps_the_task_token_and_cancel_clears_it(steps, store, gateway, notification):
+    result = steps.charge_payment(notification)
+    gateway.charge_outcomes = ["requires_action"]
+    result = steps.charge_payment(notification)
+    steps.await_payment_action(notification, result["payment_intent_id"], "token-123")
+    assert store.get(notification)["payment_task_token"] == "token-123"
+    assert store.get(notification)["status"] == "awaiting_payment_action"
+
+    cancelled = steps.cancel_payment(notification, result["payment_intent_id"])
+    assert cancelled["outcome"] == "cancelled"
+    assert gateway.cancels == [(result["payment_intent_id"], keys.cancel_key(notification))]
+    assert "payment_task_token" not in store.get(notification)
+
+
+def test_cancel_keeps_a_payment_that_succeeded_at_the_last_moment(steps, gateway, notification):
+    gateway.retrieve_status = "succeeded"
+    assert steps.cancel_payment(notification, "pi_9")["outcome"] == "already_succeeded"
+    assert gateway.cancels == []
+
+
+def test_send_records_provider_ids_and_uses_one_key_for_primary_and_fallback(
+    steps, store, channels, notification
+):
+    result = steps.send(notification, "email", "ses", attempt=2)
+    assert result["provider_message_id"] == "ses-1"
+    sent = channels["ses"].sent[0]
+    assert sent.to == "ada@example.com"
+    assert sent.idempotency_key == keys.send_key(notification, "email")
+    channel = store.get(notification)["channels"]["email"]
+    assert (channel["status"], channel["provider"], channel["fallback"]) == ("sent", "ses", True)
+    event = store.timeline(notification)[-1]
+    assert (event["step"], event["attempt"]) == ("SendReceiptEmailViaSes", 3)
+
+
+def test_a_permanent_refusal_marks_the_channel_rejected_and_escapes_as_invalid_request(
+    steps, store, channels, notification
+):
+    channels["twilio"].failures = [invalid("twilio")]
+    with pytest.raises(errors.InvalidRequest):
+        steps.send(notification, "sms", "twilio")
+    channel = store.get(notification)["channels"]["sms"]
+    assert (channel["status"], channel["reason"]) == ("rejected", "21211")
+
+
+def test_a_transient_failure_leaves_the_channel_pending_for_the_fallback(
+    steps, store, channels, notification
+):
+    channels["sendgrid"].failures = [unavailable("sendgrid")]
+    with pytest.raises(errors.ProviderUnavailable):
+        steps.send(notification, "email", "sendgrid")
+    assert store.get(notification)["channels"]["email"]["status"] == "pending"
+
+
+def test_record_outcome_writes_the_final_status_and_each_channel(steps, store, notification):
+    steps.charge_payment(notification)
+    steps.send(notification, "email", "sendgrid")
+    state = {
+        "notification_id": notification,
+        "delivery_policy": {"email": "best_effort", "sms": "best_effort"},
+        "ChargePaymentResult": {"status": "succeeded"},
+        "SendReceiptEmailResult": {"provider": "sendgrid"},
+        "SendSmsError": {"Error": "ProviderUnavailable"},
+        "SendSmsViaSnsError": {"Error": "ProviderUnavailable"},
+        "ParkSmsResult": {"message_id": "m-1"},
+    }
+    outcome = steps.record_outcome(state)
+    stored = store.get(notification)
+    assert outcome == {
+        "notification_id": notification,
+        "status": "partially_delivered",
+        "reason": "sms:parked",
+    }
+    assert stored["status"] == "partially_delivered"
+    assert stored["channels"]["email"]["status"] == "sent"
+    assert stored["channels"]["sms"]["status"] == "parked"
+    assert steps_of(store, notification)[-1] == ("RecordOutcome", "partially_delivered")
+
+
+def test_refund_is_idempotent_by_notification_and_recorded(steps, store, gateway, notification):
+    charged = steps.charge_payment(notification)
+    steps.refund_payment(notification)
+    steps.refund_payment(notification)
+    assert gateway.refunds == [(charged["payment_intent_id"], keys.refund_key(notification))] * 2
+    assert store.get(notification)["payment"]["refund_id"] == "re_1"
+
+
+# --- later tries from the outage queue ---------------------------------------------------------------
+
+
+class FakeStepFunctions:
+    def __init__(self):
+        self.successes, self.failures = [], []
+
+    def send_task_success(self, taskToken, output):  # noqa: N803 (boto3 names)
+        self.successes.append((taskToken, output))
+
+    def send_task_failure(self, taskToken, error, cause):  # noqa: N803
+        self.failures.append((taskToken, error))
+
+
+class FakeSqs:
+    def __init__(self):
+        self.sent = []
+
+    def send_message(self, QueueUrl, MessageBody):  # noqa: N803
+        self.sent.append((QueueUrl, MessageBody))
+
+
+@pytest.fixture
+def redelivery(steps):
+    sfn, sqs = FakeStepFunctions(), FakeSqs()
+    worker = Redelivery(
+        steps=steps,
+        policy=RedeliveryPolicy(max_tries=3, base_delay_seconds=10, max_delay_seconds=25),
+        stepfunctions=lambda: sfn,
+        sqs=lambda: sqs,
+        dead_letter_queue_urls={"email": "email-dlq", "sms": "sms-dlq"},
+    )
+    return worker, sfn, sqs
+
+
+def test_redelivery_backs_off_with_growing_capped_delays_then_dead_letters(
+    redelivery, store, channels, notification
+):
+    worker, _sfn, sqs = redelivery
+    store.finish(notification, "partially_delivered", "sms:parked")
+    delays = []
+    message = {"notification_id": notification, "channel": "sms", "kind": "sms"}
+    for tries in (1, 2):
+        channels["twilio"].failures = [unavailable("twilio")]
+        channels["sns"].failures = [unavailable("sns")]
+        with pytest.raises(RetryLater):
+            worker.handle(message, tries, delays.append)
+    channels["twilio"].failures = [unavailable("twilio")]
+    channels["sns"].failures = [unavailable("sns")]
+    assert worker.handle(message, 3, delays.append) == "dead_lettered"
+    assert delays == [10, 20]
+    assert sqs.sent[0][0] == "sms-dlq"
+    assert "+447700900123" not in sqs.sent[0][1]
+    assert store.get(notification)["channels"]["sms"]["status"] == "dead_lettered"
+
+
+def test_a_late_sms_upgrades_a_partially_delivered_notification(redelivery, store, steps, notification):
+    worker, _sfn, _sqs = redelivery
+    steps.send(notification, "email", "sendgrid")
+    store.finish(notification, "partially_delivered", "sms:parked")
+    outcome = worker.handle({"notification_id": notification, "channel": "sms"}, 2, lambda _s: None)
+    assert outcome == "sent"
+    assert store.get(notification)["status"] == "delivered_with_fallback"
+
+
+def test_a_required_sms_resumes_or_fails_its_waiting_saga(redelivery, store, channels, notification):
+    worker, sfn, sqs = redelivery
+    message = {"notification_id": notification, "channel": "sms", "task_token": "tok"}
+    assert worker.handle(message, 1, lambda _s: None) == "sent"
+    assert sfn.successes[0][0] == "tok"
+
+    channels["twilio"].failures = [unavailable("twilio")]
+    channels["sns"].failures = [unavailable("sns")]
+    assert worker.handle(message, 3, lambda _s: None) == "given_up"
+    assert sfn.failures == [("tok", "ProviderUnavailable")]
+    assert sqs.sent == []  # the saga refunds; the SMS must not be redriven after that
+
+
+def test_a_message_for_a_refunded_notification_is_dropped_not_sent(redelivery, store, channels, notification):
+    worker, _sfn, _sqs = redelivery
+    store.finish(notification, "compensated", "required_email_failed")
+    assert worker.handle({"notification_id": notification, "channel": "sms"}, 1, lambda _s: None) == "dropped"
+    assert channels["twilio"].sent == []
