@@ -14,24 +14,11 @@ import boto3
 import pytest
 import yaml
 from moto import mock_aws
+from providers_fakes import PERSONAL_VALUES, SECRET_VALUES
 
 from tidings.observability import logger as tidings_logger
 from tidings.resilience.timing import FakeClock
 
-SECRET_VALUES = [
-    "sk_test_unit_secret_key_1",
-    "sk_test_unit_secret_key_2",
-    "SG.unit-key.unit-secret-part",
-    "unit-twilio-api-key-secret",
-    "unit-twilio-rotated-secret",
-]
-PERSONAL_VALUES = [
-    "jane.doe@example.com",
-    "+447700900123",
-    "+15005550006",
-    "4242424242424242",
-    "4000 0000 0000 0002",
-]
 REGION = "eu-west-1"
 
 

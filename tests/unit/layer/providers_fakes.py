@@ -10,6 +10,22 @@ from tidings.config import load_settings
 from tidings.providers.factory import ProviderFactory
 from tidings.secrets import SendGridCredentials, StripeCredentials, TwilioCredentials
 
+#: Values that must never appear in a captured log line (checked after every test in this folder).
+SECRET_VALUES = [
+    "sk_test_unit_secret_key_1",
+    "sk_test_unit_secret_key_2",
+    "SG.unit-key.unit-secret-part",
+    "unit-twilio-api-key-secret",
+    "unit-twilio-rotated-secret",
+]
+PERSONAL_VALUES = [
+    "jane.doe@example.com",
+    "+447700900123",
+    "+15005550006",
+    "4242424242424242",
+    "4000 0000 0000 0002",
+]
+
 UNIT_ENV = {
     "STRIPE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:stripe",
     "SENDGRID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sendgrid",

@@ -7,8 +7,7 @@ also checks that the lines were really captured, so the guard cannot pass by cap
 
 import httpx
 import pytest
-from conftest import PERSONAL_VALUES, SECRET_VALUES
-from providers_fakes import Scripted, StaticCredentials, factory
+from providers_fakes import PERSONAL_VALUES, SECRET_VALUES, Scripted, StaticCredentials, factory
 
 from tidings import errors
 from tidings.providers.models import ChargeRequest, EmailMessage, SmsMessage

@@ -73,18 +73,21 @@ class HttpProvider:
 
         ``path`` and ``form`` may be functions of the credentials (Twilio puts its account in both).
         """
+        budget = self.caller.start_budget()  # one budget, shared by the retry with fresh credentials
         credentials = self._credentials(False)
         try:
-            return self._call(credentials, method, path, endpoint, form, json, headers, success)
+            return self._call(credentials, method, path, endpoint, form, json, headers, success, budget)
         except AuthenticationFailed:
             fresh = self._credentials(True)
             if fresh == credentials:
                 raise  # the stored secret is the one refused: nothing to gain from a second try
             logger.info("retrying with refreshed credentials", provider=self.provider, endpoint=endpoint)
             emit_metric("CredentialsRefreshed", provider=self.provider)
-            return self._call(fresh, method, path, endpoint, form, json, headers, success)
+            return self._call(fresh, method, path, endpoint, form, json, headers, success, budget)
 
-    def _call(self, credentials, method, path, endpoint, form, json, headers, success) -> ProviderResponse:
+    def _call(
+        self, credentials, method, path, endpoint, form, json, headers, success, budget
+    ) -> ProviderResponse:
         attempts = {"count": 0}
         url_path = path(credentials) if callable(path) else path
         form = form(credentials) if callable(form) else form
@@ -94,7 +97,7 @@ class HttpProvider:
             attempts["count"] = info.number
             return self._send(method, url_path, endpoint, form, json, request_headers, success, info)
 
-        response = self.caller.call(attempt, endpoint=endpoint)
+        response = self.caller.call(attempt, endpoint=endpoint, budget=budget)
         return ProviderResponse(response=response, attempts=attempts["count"])
 
     def _send(self, method, path, endpoint, form, json, headers, success, info: Attempt) -> httpx.Response:

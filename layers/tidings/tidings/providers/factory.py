@@ -45,12 +45,10 @@ class ProviderFactory:
     def credentials(self) -> Any:
         if self._credential_store is not None:
             return self._credential_store
-        from tidings.secrets import CredentialStore
+        from tidings.secrets import CredentialStore, get_credential_store
 
         if self._secrets_client is None:
-            import boto3
-
-            self._secrets_client = boto3.client("secretsmanager")
+            return get_credential_store()  # the container's one cache, shared with any other reader
         return CredentialStore(ttl_seconds=self.settings.secret_ttl_seconds, client=self._secrets_client)
 
     @cached_property
