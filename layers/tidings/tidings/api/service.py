@@ -178,7 +178,12 @@ class NotificationService:
             if notification:
                 item["notification_status"] = notification["status"]
                 item["status_url"] = status_path(notification["notification_id"])
-            key = item.get("notification_status", item["status"])
+            # Rejected and duplicate entries count as such; the others by their notification's status.
+            key = (
+                item["status"]
+                if item["status"] != "accepted"
+                else item.get("notification_status", "accepted")
+            )
             counts[key] = counts.get(key, 0) + 1
         return {
             "bulk_id": bulk_id,

@@ -76,7 +76,7 @@ class NotificationStore:
             while request:
                 answer = resource.batch_get_item(RequestItems=request)
                 for raw in answer["Responses"].get(self._table.name, []):
-                    item = _plain(_deserialize(raw))
+                    item = _plain(raw)  # the resource's client already deserialises
                     found[item["notification_id"]] = item
                 request = answer.get("UnprocessedKeys") or {}
         return found
@@ -268,13 +268,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
-
-
-def _deserialize(raw: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    return {key: deserializer.deserialize(value) for key, value in raw.items()}
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,223 @@
+"""The notify API handler, in-process, with moto behind it: validation, idempotency, status, bulk."""
+
+import importlib.util
+import json
+import uuid
+
+import boto3
+import pytest
+from saga_support import ROOT, create_table_from_template
+
+from tidings.api import service as api_service
+from tidings.notifications import store as notification_store
+
+VALID = {
+    "order_reference": "order-2001",
+    "customer": {"name": "Grace Hopper", "email": "grace@example.com", "phone": "+14155550123"},
+    "payment": {"amount": 4200, "currency": "usd", "payment_method": "pm_card_visa"},
+    "receipt": {"subject": "Receipt", "text": "Thanks for order 2001"},
+    "sms": {"text": "Paid, thanks!"},
+    "delivery_policy": {"email": "required"},
+}
+
+
+class Context:
+    function_name = "NotifyApiFunction"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:NotifyApiFunction"
+    aws_request_id = "req-1"
+
+    @staticmethod
+    def get_remaining_time_in_millis():
+        return 29_000
+
+
+def http_event(method, path, body=None, *, sub="client-a", headers=None, raw_body=None):
+    event = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "requestContext": {
+            "http": {"method": method, "path": path, "sourceIp": "127.0.0.1", "protocol": "HTTP/1.1"},
+            "requestId": str(uuid.uuid4()),
+            "stage": "$default",
+            "routeKey": f"{method} {path}",
+            "authorizer": {"jwt": {"claims": {"sub": sub} if sub else {}, "scopes": None}},
+        },
+        "body": raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
+        "isBase64Encoded": False,
+    }
+    return event
+
+
+@pytest.fixture
+def api(aws, monkeypatch):
+    create_table_from_template("NotificationsTable", "notifications")
+    create_table_from_template("IdempotencyTable", "idempotency")
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="saga",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/saga",
+    )["stateMachineArn"]
+    queue_url = boto3.client("sqs").create_queue(QueueName="bulk")["QueueUrl"]
+    monkeypatch.setenv("NOTIFICATIONS_TABLE", "notifications")
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
+    monkeypatch.setenv("BULK_QUEUE_URL", queue_url)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings")
+    monkeypatch.setenv("MAX_REQUEST_BYTES", "8192")
+    spec = importlib.util.spec_from_file_location("notify_api_app", ROOT / "functions/notify_api/app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    notification_store.get_store.cache_clear()
+    api_service.get_service.cache_clear()
+
+    def call(event):
+        response = module.lambda_handler(event, Context())
+        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+
+    call.machine = machine
+    call.queue_url = queue_url
+    yield call
+    notification_store.get_store.cache_clear()
+    api_service.get_service.cache_clear()
+
+
+def executions(machine):
+    return boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+
+
+def test_a_valid_request_is_accepted_and_starts_one_saga_named_after_the_notification(api):
+    status, body = api(http_event("POST", "/notifications", VALID))
+    assert status == 202
+    assert body["status_url"] == f"/notifications/{body['notification_id']}"
+    [execution] = executions(api.machine)
+    assert execution["name"] == body["notification_id"]
+    described = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+    execution_input = json.loads(described["input"])
+    # Contact details never travel through Step Functions
+    assert execution_input == {
+        "notification_id": body["notification_id"],
+        "delivery_policy": {"email": "required", "sms": "best_effort"},
+    }
+
+
+def test_a_retried_request_returns_the_first_answer_and_starts_nothing_new(api):
+    headers = {"idempotency-key": "retry-me"}
+    first = api(http_event("POST", "/notifications", VALID, headers=headers))
+    second = api(http_event("POST", "/notifications", VALID, headers=headers))
+    assert first == second
+    assert len(executions(api.machine)) == 1
+
+
+def test_without_a_header_the_order_reference_is_the_idempotency_key(api):
+    first = api(http_event("POST", "/notifications", VALID))
+    second = api(http_event("POST", "/notifications", VALID))
+    assert first[1]["notification_id"] == second[1]["notification_id"]
+    assert len(executions(api.machine)) == 1
+
+
+def test_the_same_key_for_a_different_request_is_refused(api):
+    headers = {"idempotency-key": "k-1"}
+    api(http_event("POST", "/notifications", VALID, headers=headers))
+    changed = {**VALID, "payment": {**VALID["payment"], "amount": 9999}}
+    status, body = api(http_event("POST", "/notifications", changed, headers=headers))
+    assert status == 422
+    assert body["code"] == "idempotency_key_reused"
+    assert len(executions(api.machine)) == 1
+
+
+def test_the_same_key_from_another_client_is_another_notification(api):
+    first = api(http_event("POST", "/notifications", VALID, sub="client-a"))
+    second = api(http_event("POST", "/notifications", VALID, sub="client-b"))
+    assert first[1]["notification_id"] != second[1]["notification_id"]
+
+
+def test_invalid_input_lists_every_problem_without_echoing_personal_data_and_starts_nothing(api):
+    bad = {
+        **VALID,
+        "customer": {"name": "G", "email": "grace-at-example.com", "phone": "0044 7700 900123"},
+        "payment": {"amount": -5, "currency": "xyz", "payment_method": "card_4242"},
+    }
+    status, body = api(http_event("POST", "/notifications", bad))
+    assert status == 422
+    assert body["code"] == "validation_error"
+    locations = {tuple(error["loc"][1:]) for error in body["errors"]}
+    assert {
+        ("customer", "email"),
+        ("customer", "phone"),
+        ("payment", "amount"),
+        ("payment", "currency"),
+        ("payment", "payment_method"),
+    } <= locations
+    assert "grace-at-example.com" not in json.dumps(body)
+    assert "7700" not in json.dumps(body)
+    assert executions(api.machine) == []
+
+
+def test_malformed_json_is_a_422_with_a_location(api):
+    status, body = api(http_event("POST", "/notifications", raw_body="{not json"))
+    assert status == 422
+    assert body["errors"][0]["type"] == "json_invalid"
+
+
+def test_an_oversize_body_is_refused_with_413_before_anything_starts(api):
+    big = {**VALID, "receipt": {"subject": "Receipt", "text": "x" * 10_000}}
+    status, body = api(http_event("POST", "/notifications", big))
+    assert status == 413
+    assert body["code"] == "payload_too_large"
+    assert executions(api.machine) == []
+
+
+def test_status_is_visible_to_its_owner_only_and_masks_contact_details(api):
+    _, accepted = api(http_event("POST", "/notifications", VALID))
+    path = f"/notifications/{accepted['notification_id']}"
+    status, body = api(http_event("GET", path))
+    assert status == 200
+    assert body["customer"]["email"] == "g***@example.com"
+    assert body["customer"]["phone"].endswith("23")
+    assert "5550" not in body["customer"]["phone"]
+    assert body["execution_arn"].endswith(accepted["notification_id"])
+    assert body["channels"]["email"]["policy"] == "required"
+    assert api(http_event("GET", path, sub="client-b"))[0] == 404
+
+
+def test_a_request_without_an_authenticated_subject_is_unauthorised(api):
+    status, _body = api(http_event("POST", "/notifications", VALID, sub=None))
+    assert status == 401
+    assert executions(api.machine) == []
+
+
+def test_bulk_accepts_valid_items_rejects_invalid_ones_and_queues_each_once(api):
+    items = [{**VALID, "order_reference": f"bulk-{n}"} for n in range(3)]
+    items.append({**VALID, "order_reference": "bulk-bad", "customer": {**VALID["customer"], "phone": "12"}})
+    items.append({**VALID, "order_reference": "bulk-0"})  # same order twice in one request
+    status, body = api(http_event("POST", "/notifications/bulk", {"items": items}))
+    assert status == 202
+    assert (body["accepted"], body["rejected"]) == (3, 1)
+    assert body["items"][3]["errors"][0]["loc"] == ["items", 3, "customer", "phone"]
+    assert body["items"][4] == {
+        "index": 4,
+        "status": "duplicate",
+        "notification_id": body["items"][0]["notification_id"],
+    }
+    queued = boto3.client("sqs").receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(json.loads(m["Body"])["notification_id"] for m in queued) == sorted(
+        item["notification_id"] for item in body["items"][:3]
+    )
+    status, summary = api(http_event("GET", f"/notifications/bulk/{body['bulk_id']}"))
+    assert status == 200
+    assert summary["counts"] == {"accepted": 3, "rejected": 1, "duplicate": 1}
+    assert api(http_event("GET", f"/notifications/bulk/{body['bulk_id']}", sub="client-b"))[0] == 404
+
+
+def test_the_openapi_document_describes_the_routes(api):
+    status, document = api(http_event("GET", "/openapi.json"))
+    assert status == 200
+    assert {"/notifications", "/notifications/{notification_id}", "/notifications/bulk"} <= set(
+        document["paths"]
+    )
+    assert "NotificationRequest" in json.dumps(document["components"])
