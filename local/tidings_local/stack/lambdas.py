@@ -57,6 +57,10 @@ def stderr_sink(logical_id: str, line: str) -> None:
     sys.stderr.flush()
 
 
+class PoolClosed(RuntimeError):
+    """The local Lambda runtime was stopped; no new invocation starts."""
+
+
 @dataclass
 class FunctionSpec:
     """What a local container needs to know about one deployed function."""
@@ -170,7 +174,7 @@ class FunctionPool:
         with self._cond:
             while True:
                 if self._closed:
-                    raise RuntimeError("the local Lambda runtime is stopped")
+                    raise PoolClosed(self.spec.logical_id)
                 if self._idle:
                     return self._idle.pop(), False
                 if self._count < self.spec.max_concurrency:
@@ -348,15 +352,26 @@ def _moto_invoke(self: Any, body: str, request_headers: Any, response_headers: A
     pool = runtime.pool(self.function_name)
     if request_headers.get("x-amz-invocation-type") == "Event":
         # Asynchronous invoke: accepted at once, run in the background (errors only reach the logs).
-        threading.Thread(target=pool.invoke, args=(event,), daemon=True).start()
+        threading.Thread(target=_invoke_quietly, args=(pool, event), daemon=True).start()
         return b""
-    result = pool.invoke(event)
+    try:
+        result = pool.invoke(event)
+    except PoolClosed:
+        # The local system is stopping while an execution still runs: fail its task without a traceback.
+        response_headers["x-amz-function-error"] = "Unhandled"
+        stopped = {"errorType": "Runtime.Unavailable", "errorMessage": "the local system stopped"}
+        return json.dumps(stopped).encode()
     if result.failed:
         response_headers["x-amz-function-error"] = "Unhandled"
     tail = result.logs.encode()[-4096:]
     response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
     response_headers["x-amz-executed-version"] = "$LATEST"
     return result.payload
+
+
+def _invoke_quietly(pool: FunctionPool, event: Any) -> None:
+    with contextlib.suppress(PoolClosed):
+        pool.invoke(event)
 
 
 _moto_invoke._tidings_local = True  # type: ignore[attr-defined]

@@ -65,8 +65,8 @@ def default_secret_values() -> dict[str, dict[str, str]]:
     }
 
 
-def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str) -> dict[str, Any]:
-    """The provider sandboxes by name (those that start), posting their webhooks to the local API."""
+def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str | None) -> dict[str, Any]:
+    """The provider sandboxes by name (those that start), posting their webhooks to the local API (if any)."""
     try:
         from tidings_local.sandboxes import PROVIDERS, start_sandbox
     except ImportError as exc:
@@ -76,7 +76,10 @@ def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str) ->
     for name in PROVIDERS:
         try:
             started[name] = start_sandbox(
-                name, host=host, port=(ports or {}).get(name, 0), webhook_url=f"{api_url}/webhooks/{name}"
+                name,
+                host=host,
+                port=(ports or {}).get(name, 0),
+                webhook_url=f"{api_url}/webhooks/{name}" if api_url else None,
             )
         except ImportError as exc:
             log.warning("%s sandbox not available, it keeps its template URL: %s", name, exc)
@@ -147,7 +150,8 @@ class LocalSystem:
         install_moto_lambda_patch(self.runtime)
         self.api = LocalHttpApi(self.runtime, host, options["api_port"])
         if options["sandboxes"]:
-            self.sandboxes = start_sandboxes(host, options["sandbox_ports"], self.api.url)
+            webhook_target = self.api.url if options["serve_api"] else None
+            self.sandboxes = start_sandboxes(host, options["sandbox_ports"], webhook_target)
 
         declared = parse_yaml(template_path.read_text()).get("Parameters") or {}
         audience = str(
