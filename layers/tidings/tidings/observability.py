@@ -13,6 +13,7 @@ the whole structured record, so a field added by any caller is masked too. What 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from tidings.resilience.budget import bind_lambda_context
 
 MASK = "***"
 
@@ -147,7 +150,26 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return super().serialize(redact(log))
 
 
-logger = Logger(
+class TidingsLogger(Logger):
+    """Powertools' Logger; ``inject_lambda_context`` also hands the invocation to the provider layer, so
+    every provider call's time budget fits the Lambda's remaining time without extra handler code."""
+
+    def inject_lambda_context(self, lambda_handler: Any = None, *args: Any, **options: Any) -> Any:
+        if lambda_handler is None:
+            return functools.partial(self.inject_lambda_context, *args, **options)
+
+        @functools.wraps(lambda_handler)
+        def bound(event: Any, context: Any, *handler_args: Any, **handler_kwargs: Any) -> Any:
+            bind_lambda_context(context)
+            try:
+                return lambda_handler(event, context, *handler_args, **handler_kwargs)
+            finally:
+                bind_lambda_context(None)
+
+        return super().inject_lambda_context(bound, *args, **options)
+
+
+logger = TidingsLogger(
     service=os.getenv("POWERTOOLS_SERVICE_NAME", "tidings"),
     logger_formatter=RedactingFormatter(),
 )

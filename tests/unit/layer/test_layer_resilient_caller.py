@@ -153,3 +153,24 @@ def test_auth_failure_with_an_unchanged_secret_fails_after_one_refresh(clock):
         factory(transport, clock, credentials=credentials).payment_gateway().retrieve("pi_1")
     assert credentials.refreshes == 1
     assert len(transport.requests) == 1
+
+
+def test_handlers_decorated_by_the_logger_bind_their_lambda_context():
+    from tidings.observability import logger
+    from tidings.resilience.budget import current_lambda_context
+
+    context = SimpleNamespace(
+        function_name="f",
+        memory_limit_in_mb=512,
+        invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:f",
+        aws_request_id="req-1",
+        get_remaining_time_in_millis=lambda: 4000,
+    )
+
+    @logger.inject_lambda_context(correlation_id_path="id")
+    def handler(event, context):
+        return current_lambda_context()
+
+    # While the handler runs, provider budgets see the invocation; afterwards nothing lingers
+    assert handler({"id": "n-1"}, context) is context
+    assert current_lambda_context() is None
