@@ -19,7 +19,18 @@ from samtranslator.yaml_helper import yaml_parse
 from tidings_local.sandboxes import credentials
 
 ROOT = Path(__file__).resolve().parents[3]
-TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]
+_PARSED = yaml_parse((ROOT / "template.yaml").read_text())
+TEMPLATE = _PARSED["Resources"]
+PARAMETERS = _PARSED.get("Parameters", {})
+
+
+def _value(value):
+    """A property's value, with a Ref to a template parameter resolved to the parameter's default."""
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in PARAMETERS:
+        return PARAMETERS[value["Ref"]]["Default"]
+    return value
+
+
 REGION = "eu-west-1"
 
 
@@ -40,7 +51,9 @@ def _table(dynamodb, logical_id: str) -> str:
 def _queue(sqs, logical_id: str, dlq_arn: str | None = None) -> str:
     props = TEMPLATE[logical_id]["Properties"]
     attributes = {
-        key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props
+        key: str(_value(props[key]))
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod")
+        if key in props
     }
     if "RedrivePolicy" in props:
         attributes["RedrivePolicy"] = json.dumps(
