@@ -16,6 +16,7 @@ import socket
 import struct
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
@@ -371,7 +372,12 @@ class Sandbox:
                 if not decision.allowed:
                     response = provider.rate_limited(decision)
                 else:
-                    response = provider.handle(request)
+                    try:
+                        response = provider.handle(request)
+                    except Exception:
+                        # A sandbox bug must look like a provider 500, not a dropped connection.
+                        traceback.print_exc()
+                        response = provider.error_response(500)
         provider.finalize(request, response, decision)
         record["status"] = response.status
         record["request_id"] = next(

@@ -73,9 +73,11 @@ class WebhookDispatcher:
         self._lock = threading.Lock()
         self._deliveries: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[int, Callable[[], None]] | None] = queue.Queue()
         self._pending = 0
+        #: Bumped by reset(); jobs and deliveries of an older generation stop.
         self._generation = 0
+        self._job_generation = 0
         self._thread: threading.Thread | None = None
         self._client: httpx.Client | None = None
 
@@ -102,15 +104,18 @@ class WebhookDispatcher:
                     target=self._run, name=f"webhooks-{self._sandbox.name}", daemon=True
                 )
                 self._thread.start()
-        self._jobs.put(job)
+            self._jobs.put((self._generation, job))
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
+            item = self._jobs.get()
+            if item is None:
                 return
+            generation, job = item
             try:
-                if not self._sandbox.stopping.is_set():
+                # A job submitted before a reset belongs to a world the test has already forgotten.
+                if not self._sandbox.stopping.is_set() and generation == self._generation:
+                    self._job_generation = generation
                     job()
             except Exception as exc:  # a broken job must not stop later deliveries
                 with self._lock:
@@ -144,7 +149,7 @@ class WebhookDispatcher:
         target = url or self.url
         if not target:
             return None
-        generation = self._generation
+        generation = self._job_generation
         delays = self.retry_delays if retries is None else self.retry_delays[:retries]
         record: dict[str, Any] = {
             "id": next(self._ids),
@@ -157,6 +162,8 @@ class WebhookDispatcher:
             "delivered": False,
         }
         with self._lock:
+            if generation != self._generation:
+                return None
             self._deliveries.append(record)
         for attempt, delay in enumerate((0.0, *delays)):
             if attempt and delay:
@@ -201,11 +208,12 @@ class WebhookDispatcher:
 
     def reset(self) -> None:
         """Drop queued jobs and deliveries; an in-progress delivery stops before its next retry."""
-        self._generation += 1
+        with self._lock:
+            self._generation += 1
         with contextlib.suppress(queue.Empty):
             while True:
-                job = self._jobs.get_nowait()
-                if job is None:
+                item = self._jobs.get_nowait()
+                if item is None:
                     self._jobs.put(None)
                     break
                 with self._lock:
