@@ -30,6 +30,7 @@ SENSITIVE = [
     sandbox_credentials.SENDGRID_API_KEY,
     sandbox_credentials.TWILIO_API_KEY_SECRET,
     "sk_test_rotated_integration_key",
+    "twilio-rotated-integration-secret",
     "jane.doe@example.com",
     "+447700900123",
     "4242424242424242",

@@ -195,3 +195,50 @@ def test_refund_after_charge_is_idempotent(container, sandbox):
     refunds = [gateway.refund(paid.payment_intent_id, idempotency_key="refund-1") for _ in range(2)]
     assert refunds[0].refund_id == refunds[1].refund_id
     assert refunds[0].amount == 2500
+
+
+def test_a_rotated_twilio_api_key_secret_is_picked_up_once(container, sandbox, aws):
+    from tidings_local.sandboxes import credentials as local
+
+    twilio = sandbox["twilio"].control
+    channel = container().sms_channel("twilio")
+    channel.send(sms(key="before-rotation"))
+    rotated = "twilio-rotated-integration-secret"
+    aws["secretsmanager"].put_secret_value(
+        SecretId=aws["arns"]["twilio"],
+        SecretString=json.dumps(
+            {
+                "account_sid": local.TWILIO_ACCOUNT_SID,
+                "api_key_sid": local.TWILIO_API_KEY_SID,
+                "api_key_secret": rotated,
+                "from_number": local.TWILIO_FROM_NUMBER,
+            }
+        ),
+    )
+    twilio.set_credentials(api_key_secret=rotated)
+    twilio.clear_requests()
+    assert channel.send(sms(key="after-rotation")).deduplicated is False
+    assert [r["status"] for r in twilio.requests("/2010-04-01")] == [401, 201]
+
+
+def test_the_configured_time_scale_shortens_a_real_retry_after_wait(container, sandbox, clock):
+    # Given real sleeping, scaled by TIDINGS_RETRY_TIME_SCALE=0.001, and a recorder around it
+    import time
+
+    from tidings.resilience.timing import Timing
+
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    stripe = sandbox["stripe"].control
+    stripe.inject_fault("status", status=429, retry_after=2, count=1, path_prefix="/v1/payment_intents")
+    factory = container(TIDINGS_RETRY_TIME_SCALE="0.001")
+    factory.timing = Timing(sleep=sleep, scale=factory.settings.retry_time_scale)
+    # When the 429 is waited out
+    assert factory.payment_gateway().charge(charge(key="scaled")).status == "succeeded"
+    # Then Retry-After: 2 cost 2 ms of real sleep
+    assert slept == [pytest.approx(0.002)]
+    assert len(stripe.requests("/v1/payment_intents")) == 2
