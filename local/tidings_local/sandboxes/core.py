@@ -305,7 +305,9 @@ class Sandbox:
     def stop(self) -> None:
         self.stopping.set()
         self.faults.released.set()
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() would wait for ever on a loop that never ran
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
         self.webhooks.stop()
         if self._control is not None:
