@@ -543,6 +543,24 @@ class Deployer:
                 api.stage = p.get("StageName", "$default")
         return Deployed(logical_id, "AWS::ApiGatewayV2::Stage", p.get("StageName", "$default"))
 
+    def _lambda_version(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        version = self.client("lambda").publish_version(FunctionName=p["FunctionName"])
+        arn = version["FunctionArn"]
+        return Deployed(logical_id, "AWS::Lambda::Version", arn, {"Version": version["Version"]})
+
+    def _lambda_alias(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        alias = self.client("lambda").create_alias(
+            FunctionName=p["FunctionName"], Name=p["Name"], FunctionVersion=str(p["FunctionVersion"])
+        )
+        return Deployed(logical_id, "AWS::Lambda::Alias", alias["AliasArn"])
+
+    # --- SES ---------------------------------------------------------------------------------------
+
+    def _ses_email_identity(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        identity = p["EmailIdentity"]
+        verify_ses_identity(self.client("ses"), identity)
+        return Deployed(logical_id, "AWS::SES::EmailIdentity", identity)
+
     # --- observability and the rest ----------------------------------------------------------------
 
     def _alarm(self, logical_id: str, p: dict[str, Any]) -> Deployed:
@@ -606,6 +624,9 @@ class Deployer:
         "AWS::Lambda::LayerVersion": _layer_version,
         "AWS::Lambda::Function": _lambda_function,
         "AWS::Lambda::EventSourceMapping": _event_source_mapping,
+        "AWS::Lambda::Version": _lambda_version,
+        "AWS::Lambda::Alias": _lambda_alias,
+        "AWS::SES::EmailIdentity": _ses_email_identity,
         "AWS::StepFunctions::StateMachine": _state_machine,
         "AWS::ApiGatewayV2::Api": _http_api,
         "AWS::ApiGatewayV2::Stage": _http_api_stage,
@@ -616,6 +637,14 @@ class Deployer:
         "AWS::S3::Bucket": _s3_bucket,
         "AWS::KMS::Key": _kms_key,
     }
+
+
+def verify_ses_identity(ses: Any, identity: str) -> None:
+    """Mark an address or domain verified in moto's SES (on AWS, the owner clicks a link or adds DNS)."""
+    if "@" in identity:
+        ses.verify_email_identity(EmailAddress=identity)
+    else:
+        ses.verify_domain_identity(Domain=identity)
 
 
 def _bool(value: Any) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings_local.stack.api_gateway import LocalHttpApi
-from tidings_local.stack.deployer import DeployedStack, Deployer
+from tidings_local.stack.deployer import DeployedStack, Deployer, verify_ses_identity
 from tidings_local.stack.jwt_issuer import DEFAULT_AUDIENCE, JwtIssuer
 from tidings_local.stack.lambdas import (
     InvocationResult,
@@ -40,6 +40,8 @@ SANDBOX_URL_PARAMETERS = {
     "SendGridApiBaseUrl": "sendgrid",
     "TwilioApiBaseUrl": "twilio",
 }
+# Parameters naming SES senders the operator verifies on AWS; locally they are verified after deploy.
+SES_SENDER_PARAMETERS = ("ReceiptFromAddress",)
 ISSUER_PARAMETER = "JwtIssuer"
 AUDIENCE_PARAMETER = "JwtAudience"
 
@@ -182,6 +184,9 @@ class LocalSystem:
             api_url=self.api.url,
         )
         self.stack = deployer.deploy()
+        for parameter in SES_SENDER_PARAMETERS:
+            if template.parameters.get(parameter):
+                verify_ses_identity(self.boto3_client("ses"), template.parameters[parameter])
         if options["pollers"]:
             sqs = self.boto3_client("sqs")
             self.pollers = [

@@ -187,3 +187,10 @@ def test_alarms_exist_with_their_metric(system: LocalSystem, logical_id: str) ->
 def test_topics_exist(system: LocalSystem, logical_id: str) -> None:
     topics = system.boto3_client("sns").list_topics()["Topics"]
     assert {"TopicArn": system.physical_id(logical_id)} in topics
+
+
+def test_the_receipt_sender_is_a_verified_ses_identity(system: LocalSystem) -> None:
+    # On AWS the operator verifies it; locally the SES fallback must be able to send from it.
+    sender = system.stack.template.parameters.get("ReceiptFromAddress")
+    assert sender
+    assert sender in system.boto3_client("ses").list_identities()["Identities"]

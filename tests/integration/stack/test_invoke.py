@@ -96,3 +96,23 @@ def test_an_asynchronous_invoke_is_accepted_then_runs(probe_system: LocalSystem,
     )
     assert accepted["StatusCode"] == 202
     wait_for(lambda: "ran asynchronously" in logs.of("ProbeFunction"))
+
+
+def test_an_alias_from_auto_publish_alias_invokes_the_same_code(probe_system: LocalSystem) -> None:
+    client = probe_system.boto3_client("lambda")
+    response = client.invoke(
+        FunctionName=probe_system.physical_id("SlowProbeFunction"),
+        Qualifier="live",
+        Payload=b'{"via": "alias"}',
+    )
+    assert json.loads(response["Payload"].read())["event"] == {"via": "alias"}
+
+
+def test_ses_identities_declared_in_the_template_are_verified(probe_system: LocalSystem) -> None:
+    identities = probe_system.boto3_client("ses").list_identities()["Identities"]
+    assert "probe@example.com" in identities
+
+
+def test_resource_types_without_a_local_handler_are_skipped(probe_system: LocalSystem) -> None:
+    assert probe_system.stack.resources["NightlyRule"].skipped
+    assert not probe_system.stack.resources["ProbeTable"].skipped
