@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import tenacity
 
 from tidings.errors import ProviderError, ProviderTimeout
-from tidings.observability import emit_metric, logger
+from tidings.observability import emit_metric, logger, tracer
 from tidings.resilience.budget import CallBudget
 from tidings.resilience.retry import RetryPolicy
 from tidings.resilience.timing import Timing
@@ -164,4 +164,15 @@ class ResilientCaller:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return retrying(one_attempt)
+        # One X-Ray subsegment per logical call (retries and waits included) with the outcome annotated.
+        with tracer.provider.in_subsegment(f"## {self.provider} {endpoint}") as subsegment:
+            subsegment.put_annotation(key="provider", value=self.provider)
+            subsegment.put_annotation(key="endpoint", value=endpoint)
+            try:
+                result = retrying(one_attempt)
+            except ProviderError as error:
+                subsegment.put_annotation(key="error_type", value=type(error).__name__)
+                raise
+            finally:
+                subsegment.put_annotation(key="attempts", value=counter["attempt"])
+            return result
