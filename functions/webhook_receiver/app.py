@@ -33,7 +33,7 @@ def _json(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-def signing_keys(provider: str, now: int) -> list[str]:
+def signing_keys(provider: str, now: float) -> list[str]:
     secret = parameters.get_secret(
         settings.secret_arn(provider), transform="json", max_age=settings.secret_cache_seconds
     )
@@ -45,7 +45,7 @@ def receive(provider: str) -> Response:
     if provider not in PROVIDERS:
         return _json(404, {"message": "not found"})
     metrics.add_dimension(name="Provider", value=provider)
-    now = int(time.time())
+    now = round(time.time(), 3)
     try:
         request = WebhookRequest.from_http_api_event(app.current_event.raw_event)
         events = verify_and_normalise(

@@ -33,7 +33,7 @@ _NOTHING_TO_COMPENSATE = frozenset({"compensated", "payment_declined", "failed"}
 _SAGA_CHANNEL_STATUS = {"delivered": "delivered", **dict.fromkeys(TERMINAL_FAILURES, "rejected")}
 
 
-def _iso(epoch: int) -> str:
+def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

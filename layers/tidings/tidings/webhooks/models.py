@@ -65,7 +65,8 @@ class WebhookEvent(BaseModel):
     provider_object_id: str | None = None
     status: str | None = None
     occurred_at: int | None = None
-    received_at: int
+    #: When the receiver accepted it (epoch seconds, millisecond precision): orders the timeline.
+    received_at: float
     #: Short provider codes only (decline_code, bounce type, Twilio ErrorCode): never free text.
     detail: dict[str, str] = Field(default_factory=dict)
 
@@ -95,7 +96,7 @@ def _code(value: Any) -> str | None:
     return text
 
 
-def parse_stripe_event(payload: bytes, *, received_at: int) -> WebhookEvent | None:
+def parse_stripe_event(payload: bytes, *, received_at: float) -> WebhookEvent | None:
     """The Stripe event, or None for an event type Tidings does not act on."""
     body = _json(payload, "stripe")
     if not isinstance(body, Mapping) or not isinstance(body.get("id"), str):
@@ -130,7 +131,7 @@ def parse_stripe_event(payload: bytes, *, received_at: int) -> WebhookEvent | No
     )
 
 
-def parse_sendgrid_events(payload: bytes, *, received_at: int) -> list[WebhookEvent]:
+def parse_sendgrid_events(payload: bytes, *, received_at: float) -> list[WebhookEvent]:
     """Every item of SendGrid's JSON array that Tidings tracks (opens, clicks... are dropped)."""
     body = _json(payload, "sendgrid")
     if not isinstance(body, list):
@@ -163,7 +164,7 @@ def parse_sendgrid_events(payload: bytes, *, received_at: int) -> list[WebhookEv
 
 
 def parse_twilio_callback(
-    params: Mapping[str, Sequence[str]], query: Mapping[str, Sequence[str]], *, received_at: int
+    params: Mapping[str, Sequence[str]], query: Mapping[str, Sequence[str]], *, received_at: float
 ) -> WebhookEvent | None:
     """A Twilio status callback (form parameters); None for a status Tidings does not track."""
 

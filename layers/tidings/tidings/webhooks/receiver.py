@@ -37,7 +37,7 @@ def verify_and_normalise(
     request: WebhookRequest,
     keys: Sequence[str],
     *,
-    now: int,
+    now: float,
     tolerance: int = 300,
 ) -> list[WebhookEvent]:
     """Verify first (raises ``WebhookSignatureInvalid``), then parse (raises ``InvalidRequest``).
