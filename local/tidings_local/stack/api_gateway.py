@@ -36,6 +36,11 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload quota
 _TEXT_TYPES = re.compile(r"^(text/.*|application/(.*\+)?(json|xml|javascript))(;.*)?$", re.IGNORECASE)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # bursts of concurrent clients (bulk tests) must not be refused
+
+
 class Unauthorized(Exception):
     """401: no token, or a token the authorizer does not accept."""
 
@@ -143,8 +148,7 @@ class LocalHttpApi:
         self.runtime = runtime
         self.verifier = JwtVerifier()
         self._routes: list[_CompiledRoute] = []
-        self._server = ThreadingHTTPServer((host, port), self._handler_class(), bind_and_activate=True)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler_class())
         self.host, self.port = host, self._server.server_address[1]
         self._serving = False
 

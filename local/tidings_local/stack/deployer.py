@@ -422,7 +422,8 @@ class Deployer:
                 timeout=float(args["Timeout"]),
                 memory_mb=args["MemorySize"],
                 runtime=args["Runtime"],
-                max_concurrency=min(4, int(reserved)) if reserved else 4,
+                # ReservedConcurrentExecutions caps the containers, as on AWS.
+                max_concurrency=int(reserved) if reserved is not None else 1000,
             )
             # As `sam local --env-vars`: "Parameters" applies to every function, then the function's own
             # entry; only variables the template declares can be overridden.

@@ -44,6 +44,11 @@ def _load_or_create_key(path: Path | None) -> rsa.RSAPrivateKey:
     return key
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+
 class JwtIssuer:
     def __init__(
         self,
@@ -147,8 +152,7 @@ class JwtIssuer:
                 body = {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
                 self._json(200, body)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self.port), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="jwt-issuer", daemon=True).start()
         return self

@@ -200,6 +200,11 @@ class FunctionPool:
 
     def invoke(self, event: Any, request_id: str | None = None) -> InvocationResult:
         request_id = request_id or str(uuid.uuid4())
+        if self.spec.max_concurrency <= 0:
+            # ReservedConcurrentExecutions: 0 switches a function off; Lambda throttles every call.
+            message = "Rate Exceeded. (reserved concurrency is 0)"
+            body = json.dumps({"errorType": "TooManyRequestsException", "errorMessage": message})
+            return InvocationResult(body.encode(), "TooManyRequestsException", "", request_id)
         worker, cold = self._acquire()
         spec = self.spec
         deadline_ms = int((time.time() + spec.timeout) * 1000)
@@ -267,8 +272,9 @@ def _kill(worker: _Worker) -> None:
 class LambdaRuntime:
     """Every deployed function's pool, addressable by name, ARN or logical id."""
 
-    def __init__(self, moto_url: str, log_sink: LogSink = stderr_sink) -> None:
+    def __init__(self, moto_url: str, log_sink: LogSink = stderr_sink, max_concurrency: int = 4) -> None:
         self.moto_url = moto_url
+        self.max_concurrency = max_concurrency
         self.log_sink = log_sink
         self._pools: dict[str, FunctionPool] = {}
         self._by_logical_id: dict[str, FunctionPool] = {}
@@ -289,6 +295,7 @@ class LambdaRuntime:
 
     def register(self, spec: FunctionSpec, extra_env: Mapping[str, str] | None = None) -> None:
         base = dict(self.base_env)
+        spec.max_concurrency = min(spec.max_concurrency, self.max_concurrency)
         if extra_env:
             spec.environment = {**spec.environment, **{k: str(v) for k, v in extra_env.items()}}
         pool = FunctionPool(spec, base, self.log_sink)

@@ -120,6 +120,7 @@ class LocalSystem:
         jwt_key_path: str | Path | None = None,
         log_sink: LogSink = stderr_sink,
         stack_name: str = "tidings-local",
+        containers_per_function: int = 4,
     ) -> LocalSystem:
         system = cls()
         try:
@@ -139,6 +140,7 @@ class LocalSystem:
                 jwt_key_path=jwt_key_path,
                 log_sink=log_sink,
                 stack_name=stack_name,
+                containers_per_function=containers_per_function,
             )
         except BaseException:
             system.stop()
@@ -148,7 +150,9 @@ class LocalSystem:
     def _boot(self, template_path: Path, overrides: dict[str, Any], **options: Any) -> None:
         host = options["host"]
         self.moto = MotoServer(host, options["moto_port"]).start()
-        self.runtime = LambdaRuntime(self.moto.url, log_sink=options["log_sink"])
+        self.runtime = LambdaRuntime(
+            self.moto.url, log_sink=options["log_sink"], max_concurrency=options["containers_per_function"]
+        )
         install_moto_lambda_patch(self.runtime)
         self.api = LocalHttpApi(self.runtime, host, options["api_port"])
         if options["sandboxes"]:

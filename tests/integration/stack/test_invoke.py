@@ -116,3 +116,13 @@ def test_ses_identities_declared_in_the_template_are_verified(probe_system: Loca
 def test_resource_types_without_a_local_handler_are_skipped(probe_system: LocalSystem) -> None:
     assert probe_system.stack.resources["NightlyRule"].skipped
     assert not probe_system.stack.resources["ProbeTable"].skipped
+
+
+def test_concurrent_invocations_run_in_separate_containers(probe_system: LocalSystem) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Each invocation holds its container for a moment, so three at once need three containers.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: probe_system.invoke("ProbeFunction", {"sleep": 1}), range(3)))
+    assert all(not r.failed for r in results)
+    assert len({r.json()["container_id"] for r in results}) == 3
