@@ -79,7 +79,18 @@ def process_event(event: WebhookEvent) -> dict:
 
 
 def record_handler(record: SQSRecord) -> dict:
-    return process_event(event=WebhookEvent.model_validate_json(record.body))
+    try:
+        return process_event(event=WebhookEvent.model_validate_json(record.body))
+    except Exception as exc:
+        # The record goes back to the queue (then the DLQ); say which one and why, never its content.
+        logger.warning(
+            "webhook processing failed",
+            message_id=record.message_id,
+            receive_count=record.attributes.approximate_receive_count,
+            error_type=type(exc).__name__,
+        )
+        metrics.add_metric(name="WebhookProcessingFailed", unit=MetricUnit.Count, value=1)
+        raise
 
 
 @logger.inject_lambda_context
