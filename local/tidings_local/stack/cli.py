@@ -86,8 +86,10 @@ def _configure_logging(debug: bool) -> None:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "samtranslator", "moto"):
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "moto"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The SAM transform warns about its own unpublished usage metrics: not the user's concern.
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)
 
 
 def _system_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -88,6 +88,9 @@ def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str | N
     return started
 
 
+_active: LocalSystem | None = None  # the system that owns this process's moto state
+
+
 class LocalSystem:
     """Use ``LocalSystem.start(...)`` (a context manager; ``stop()`` when used without ``with``)."""
 
@@ -100,6 +103,7 @@ class LocalSystem:
         self.sandboxes: dict[str, Any] = {}
         self.pollers: list[SqsPoller] = []
         self._clients: dict[str, Any] = {}
+        self._stopped = False
 
     @classmethod
     def start(
@@ -148,6 +152,13 @@ class LocalSystem:
         return system
 
     def _boot(self, template_path: Path, overrides: dict[str, Any], **options: Any) -> None:
+        global _active
+        if _active is not None:
+            # moto keeps one state per process (its backends are module globals): two systems would
+            # share and reset each other's resources. The newest one wins, the older one is stopped.
+            log.warning("stopping the local system started earlier in this process: one runs at a time")
+            _active.stop()
+        _active = self
         host = options["host"]
         self.moto = MotoServer(host, options["moto_port"]).start()
         self.runtime = LambdaRuntime(
@@ -257,13 +268,19 @@ class LocalSystem:
         return self.runtime.invoke(logical_id, event)
 
     def stop(self) -> None:
+        """Stop everything this system started (safe to call twice)."""
+        global _active
+        if self._stopped:
+            return
+        self._stopped = True
         for poller in self.pollers:
             poller.stop()
         if self.api is not None:
             self.api.stop()
         if self.runtime is not None:
             self.runtime.close()
-            install_moto_lambda_patch(None)
+            if _active is self:
+                install_moto_lambda_patch(None)
         if self.issuer is not None:
             self.issuer.stop()
         for sandbox in self.sandboxes.values():
@@ -272,6 +289,8 @@ class LocalSystem:
                 stop()
         if self.moto is not None:
             self.moto.stop()
+        if _active is self:
+            _active = None
 
     def __enter__(self) -> LocalSystem:
         return self

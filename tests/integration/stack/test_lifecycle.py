@@ -1,0 +1,37 @@
+"""One local system per process: moto's state is process-wide, so a new system replaces the old one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tidings_local.stack.system import LocalSystem
+from tidings_local.stack.template import TemplateError
+
+FIXTURE_TEMPLATE = Path(__file__).parent / "fixtures" / "template.yaml"
+
+
+def test_a_second_system_stops_the_first_and_works(logs) -> None:
+    first = LocalSystem.start(FIXTURE_TEMPLATE, sandboxes=False, pollers=False, log_sink=logs)
+    first_api = first.api_url
+    with LocalSystem.start(FIXTURE_TEMPLATE, sandboxes=False, pollers=False, log_sink=logs) as second:
+        # The first one no longer serves (its API port is closed) ...
+        with pytest.raises(httpx.TransportError):
+            httpx.post(f"{first_api}/open", timeout=5)
+        # ... and the second one deploys and runs functions as usual.
+        assert not second.invoke("ProbeFunction", {}).failed
+        assert httpx.post(f"{second.api_url}/open", timeout=30).status_code == 201
+    first.stop()  # stopping twice is harmless (e.g. a session fixture's teardown)
+
+
+def test_a_failed_start_names_the_resource_and_leaves_nothing_running(tmp_path: Path) -> None:
+    # A copy of the template without its statemachine/ folder: the definition file is missing
+    broken = tmp_path / "template.yaml"
+    broken.write_text(FIXTURE_TEMPLATE.read_text())
+    with pytest.raises(TemplateError, match=r"could not create ProbeStateMachine .*probe\.asl\.json"):
+        LocalSystem.start(broken, sandboxes=False)
+    # and a new system can start right after
+    with LocalSystem.start(FIXTURE_TEMPLATE, sandboxes=False, pollers=False, serve_api=False) as system:
+        assert system.physical_id("ProbeTable")
