@@ -1,0 +1,53 @@
+"""The whole local system for the saga's end-to-end tests: booted once, reset between tests."""
+
+import pytest
+from saga_e2e_support import FAST_SAGA, AwsOutageSwitch, NotifyClient
+
+from tidings_local.stack.system import LocalSystem
+
+RECEIPT_FROM_ADDRESS = "receipts@example.com"  # the template's default ReceiptFromAddress
+
+# The provider layer's own settings (docs/resilience.md), scaled for tests: in-call retry sleeps shortened,
+# breaker state read fresh from its table, so one test's outage never leaks into the next.
+LAYER_TEST_SETTINGS = {
+    "TIDINGS_RETRY_TIME_SCALE": "0.1",
+    "TIDINGS_BREAKER_CACHE_SECONDS": "0",
+    "TIDINGS_BREAKER_RECOVERY_SECONDS": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def system():
+    with LocalSystem.start(overrides=FAST_SAGA) as local:
+        switches = {"ses": AwsOutageSwitch(local.moto_url), "sns": AwsOutageSwitch(local.moto_url)}
+        for spec in local.runtime.specs.values():
+            spec.environment.update(LAYER_TEST_SETTINGS)
+        # Point only the SES v2 and SNS clients of the sending functions at the switches, before their
+        # first (cold) start; everything else still talks to moto directly.
+        for logical_id in ("SendEmailFunction", "RetryDeliveryFunction"):
+            local.runtime.pool(logical_id).spec.environment["AWS_ENDPOINT_URL_SESV2"] = switches["ses"].url
+        for logical_id in ("SendSmsFunction", "RetryDeliveryFunction"):
+            local.runtime.pool(logical_id).spec.environment["AWS_ENDPOINT_URL_SNS"] = switches["sns"].url
+        # The operator verifies the sender identity in SES once per account.
+        local.boto3_client("ses").verify_email_identity(EmailAddress=RECEIPT_FROM_ADDRESS)
+        local.outage = switches
+        yield local
+        for switch in switches.values():
+            switch.close()
+
+
+@pytest.fixture
+def saga(system):
+    """A clean slate per test: sandboxes reset, AWS fallbacks up, every provider's breaker closed."""
+    for sandbox in system.sandboxes.values():
+        sandbox.control.reset()
+    for switch in system.outage.values():
+        switch.down = False
+    dynamodb = system.boto3_client("dynamodb")
+    table = system.physical_id("CircuitBreakerTable")
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+    client = NotifyClient(system)
+    yield client
+    for sandbox in system.sandboxes.values():
+        sandbox.control.clear_faults()

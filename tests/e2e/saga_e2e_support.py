@@ -1,0 +1,204 @@
+"""Helpers for the end-to-end tests: an AWS outage switch, the notify API client, execution history."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+FINAL = {
+    "delivered",
+    "delivered_with_fallback",
+    "partially_delivered",
+    "payment_declined",
+    "compensated",
+    "failed",
+}
+
+#: Small retry settings so a retry path costs ~1-3 s (AWS's minimum interval is 1 s).
+FAST_SAGA = {
+    "ChargeRetryIntervalSeconds": "1",
+    "ChargeRetryMaxAttempts": "1",
+    "ChargeRetryBackoffRate": "1",
+    "EmailRetryIntervalSeconds": "1",
+    "EmailRetryMaxAttempts": "1",
+    "EmailRetryBackoffRate": "1",
+    "SmsRetryIntervalSeconds": "1",
+    "SmsRetryMaxAttempts": "1",
+    "SmsRetryBackoffRate": "1",
+    "RefundRetryIntervalSeconds": "1",
+    "RefundRetryMaxAttempts": "1",
+    "RefundRetryBackoffRate": "1",
+    "PaymentActionTimeoutSeconds": "4",
+    "SmsOutageWaitTimeoutSeconds": "60",
+    "SmsOutageDelaySeconds": "0",
+    "RedeliveryMaxTries": "3",
+    "RedeliveryBaseDelaySeconds": "1",
+    "RedeliveryMaxDelaySeconds": "2",
+}
+
+
+class AwsOutageSwitch:
+    """A pass-through HTTP proxy to moto that can play an AWS service outage (503, as AWS answers).
+
+    Pointed at by a function's per-service endpoint (AWS_ENDPOINT_URL_SESV2 / AWS_ENDPOINT_URL_SNS), so
+    the provider layer's boto3 clients talk to it over real HTTP exactly as they would to AWS.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.down = False
+        self.requests = 0
+        switch = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                switch.requests += 1
+                if switch.down:
+                    payload = b'{"__type":"ServiceUnavailable","message":"Service is unavailable"}'
+                    self.send_response(503)
+                    self.send_header("x-amzn-ErrorType", "ServiceUnavailable")
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                }
+                answer = httpx.request(
+                    self.command, switch.upstream + self.path, headers=headers, content=body, timeout=30
+                )
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    ):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward  # noqa: N815 (http.server names)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def order_body(reference: str | None = None, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "order_reference": reference or f"order-{uuid.uuid4().hex[:12]}",
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+447700900123"},
+        "payment": {"amount": 2599, "currency": "gbp", "payment_method": "pm_card_visa"},
+        "receipt": {"subject": "Your receipt", "text": "Thank you for your order."},
+        "sms": {"text": "Your order is paid. Thank you!"},
+    }
+    for key, value in overrides.items():
+        body[key] = {**body[key], **value} if isinstance(value, dict) and key in body else value
+    return body
+
+
+class NotifyClient:
+    """The notify API over real HTTP with a real JWT from the local issuer."""
+
+    def __init__(self, system: Any) -> None:
+        self.system = system
+        self.http = httpx.Client(base_url=system.api_url, timeout=60)
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.system.token()}", **extra}
+
+    def notify(self, body: dict[str, Any], **headers: str) -> httpx.Response:
+        return self.http.post("/notifications", json=body, headers=self.headers(**headers))
+
+    def status(self, notification_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/notifications/{notification_id}", headers=self.headers())
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for(
+        self, notification_id: str, statuses: set[str] = FINAL, timeout: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.status(notification_id)
+            if current["status"] in statuses:
+                return current
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"still {current['status']} after {timeout}s: {json.dumps(current)[:2000]}"
+                )
+            time.sleep(0.2)
+
+    def run(self, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+        response = self.notify(body, **headers)
+        assert response.status_code == 202, response.text
+        return self.wait_for(response.json()["notification_id"])
+
+
+class History:
+    """A Step Functions execution's history: states entered, attempts per task state, final event."""
+
+    def __init__(self, stepfunctions: Any, execution_arn: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            described = stepfunctions.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.status = described["status"]
+        self.output = json.loads(described.get("output") or "null")
+        events = stepfunctions.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        self.events = events
+        self.entered: list[str] = []
+        self.attempts: Counter[str] = Counter()
+        current = None
+        for event in events:
+            if event["type"].endswith("StateEntered"):
+                current = event["stateEnteredEventDetails"]["name"]
+                self.entered.append(current)
+            elif event["type"] in ("TaskScheduled", "LambdaFunctionScheduled") and current:
+                self.attempts[current] += 1
+
+    def retries(self, state: str) -> int:
+        return self.attempts[state] - 1
+
+    def path_contains(self, *states: str) -> bool:
+        """Whether ``states`` were entered one right after the other."""
+        size = len(states)
+        return any(tuple(self.entered[i : i + size]) == states for i in range(len(self.entered) - size + 1))
+
+
+def queue_messages(sqs: Any, queue_url: str, notification_id: str, wait: float = 10) -> list[dict[str, Any]]:
+    """The bodies on ``queue_url`` that belong to the notification (peeked: left visible again)."""
+    deadline = time.monotonic() + wait
+    found: dict[str, dict[str, Any]] = {}
+    while True:
+        answer = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=1, WaitTimeSeconds=0
+        )
+        for message in answer.get("Messages", []):
+            body = json.loads(message["Body"])
+            if body.get("notification_id") == notification_id:
+                found[message["MessageId"]] = body
+        if found or time.monotonic() > deadline:
+            return list(found.values())
+        time.sleep(0.3)
