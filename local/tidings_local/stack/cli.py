@@ -211,10 +211,8 @@ def _write_endpoints(system: Any) -> None:
 
 def _routes_text(system: Any) -> str:
     assert system.api is not None
-    return (
-        "\n".join(f"  {route}" for route in system.api.routes)
-        or "  (the template declares no HttpApi routes)"
-    )
+    routes = sorted(system.api.routes, key=lambda key: (key.split(" ")[-1], key))
+    return "\n".join(f"  {route}" for route in routes) or "  (the template declares no HttpApi routes)"
 
 
 def _banner(system: Any) -> str:

@@ -105,3 +105,26 @@ def test_token_without_a_running_system_explains_what_to_do(tmp_path: Path) -> N
     assert env_free.returncode == 1
     assert "tidings local up" in env_free.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_start_api_serves_the_routes_with_their_authorizer(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*TIDINGS, "local", "start-api", "-t", str(FIXTURE_TEMPLATE),
+         "-p", "0", "--moto-port", "0", "--issuer-port", "0"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    endpoints_file = tmp_path / ".local-state" / "endpoints.json"
+    try:
+        deadline = time.monotonic() + 90
+        while not endpoints_file.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "start-api did not come up"
+            time.sleep(0.2)
+        api_url = json.loads(endpoints_file.read_text())["api_url"]
+        assert httpx.get(f"{api_url}/probe/1", timeout=30).status_code == 401
+        assert httpx.post(f"{api_url}/open", timeout=30).status_code == 201
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "GET /probe/{probe_id}" in stderr
