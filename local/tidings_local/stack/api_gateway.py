@@ -278,7 +278,12 @@ class LocalHttpApi:
         event = self.build_event(
             request, compiled, params, stage, parsed, headers, body, authorizer_context, request_id
         )
-        result = self.runtime.invoke(compiled.route.function_arn, event)
+        try:
+            result = self.runtime.invoke(compiled.route.function_arn, event)
+        except Exception:
+            log.exception("the integration could not be invoked")
+            self._send(request, 503, {"message": "Service Unavailable"}, request_id)
+            return
         if result.failed:
             log.debug("integration failed: %s", result.error_type)
             self._send(request, 500, {"message": "Internal Server Error"}, request_id)

@@ -57,6 +57,19 @@ def stderr_sink(logical_id: str, line: str) -> None:
     sys.stderr.flush()
 
 
+# Lambda allows 10 s of init; a cold import on a busy 2-core machine gets more room before it counts as hung.
+INIT_TIMEOUT_SECONDS = 60
+
+
+class InitFailed(Exception):
+    """A container could not start (its process died or hung while importing the handler)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
 class PoolClosed(RuntimeError):
     """The local Lambda runtime was stopped; no new invocation starts."""
 
@@ -150,9 +163,17 @@ class FunctionPool:
         worker = _Worker(process)
         threading.Thread(target=self._read_replies, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_logs, args=(worker,), daemon=True).start()
-        ready = worker.replies.get()
+        try:
+            ready = worker.replies.get(timeout=INIT_TIMEOUT_SECONDS)
+        except queue.Empty:
+            _kill(worker)
+            raise InitFailed(
+                "Sandbox.Timedout", f"Init phase took longer than {INIT_TIMEOUT_SECONDS} s"
+            ) from None
         if ready is None:
-            raise RuntimeError(f"worker for {self.spec.logical_id} exited during start")
+            code = worker.process.wait()
+            _kill(worker)
+            raise InitFailed("Runtime.ExitError", f"Runtime exited during init with exit status {code}")
         self.cold_starts += 1
         return worker
 
@@ -205,7 +226,13 @@ class FunctionPool:
             message = "Rate Exceeded. (reserved concurrency is 0)"
             body = json.dumps({"errorType": "TooManyRequestsException", "errorMessage": message})
             return InvocationResult(body.encode(), "TooManyRequestsException", "", request_id)
-        worker, cold = self._acquire()
+        try:
+            worker, cold = self._acquire()
+        except InitFailed as exc:
+            body = json.dumps(
+                {"errorType": exc.error_type, "errorMessage": f"RequestId: {request_id} {exc.message}"}
+            )
+            return InvocationResult(body.encode(), exc.error_type, "", request_id, True)
         spec = self.spec
         deadline_ms = int((time.time() + spec.timeout) * 1000)
         request = {

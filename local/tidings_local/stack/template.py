@@ -298,7 +298,8 @@ class Resolver:
         if len(value) == 1:
             (key, arg), *_ = value.items()
             handler = self._FUNCTIONS.get(key)
-            if handler is not None:
+            # {"Condition": {...}} is data (e.g. in a policy); only {"Condition": "Name"} is the intrinsic.
+            if handler is not None and not (key == "Condition" and not isinstance(arg, str)):
                 return handler(self, arg)
         resolved = {k: self.resolve(v) for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}

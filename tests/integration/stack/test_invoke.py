@@ -126,3 +126,16 @@ def test_concurrent_invocations_run_in_separate_containers(probe_system: LocalSy
         results = list(pool.map(lambda _: probe_system.invoke("ProbeFunction", {"sleep": 1}), range(3)))
     assert all(not r.failed for r in results)
     assert len({r.json()["container_id"] for r in results}) == 3
+
+
+def test_init_failures_are_reported_with_the_runtime_error_types(probe_system: LocalSystem) -> None:
+    crashed = probe_system.invoke("CrashingFunction", {})
+    assert crashed.error_type == "Runtime.ExitError"
+    assert "exit status 3" in crashed.json()["errorMessage"]
+
+    missing_module = probe_system.invoke("MissingModuleFunction", {})
+    assert missing_module.error_type == "Runtime.ImportModuleError"
+    assert "Unable to import module 'no_such_module'" in missing_module.json()["errorMessage"]
+
+    missing_handler = probe_system.invoke("MissingHandlerFunction", {})
+    assert missing_handler.error_type == "Runtime.HandlerNotFound"
