@@ -65,15 +65,22 @@ def main(argv: list[str]) -> int:
     os.chdir(code_dir)
     sys.path.insert(0, code_dir)
 
+    init_started = time.perf_counter()
     function, init_error = _load_handler(handler)
+    init_ms: float | None = (time.perf_counter() - init_started) * 1000
     protocol.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
+        context = LambdaContext(request)
+        os.environ["_X_AMZN_REQUEST_ID"] = context.aws_request_id
+        # The same START / END / REPORT lines Lambda writes around each invocation.
+        print(
+            f"START RequestId: {context.aws_request_id} Version: {context.function_version}", file=sys.stderr
+        )
+        started = time.perf_counter()
         if init_error is not None:
             reply = init_error
         else:
-            context = LambdaContext(request)
-            os.environ["_X_AMZN_REQUEST_ID"] = context.aws_request_id
             try:
                 result = function(request["event"], context)
             except Exception as exc:
@@ -83,9 +90,27 @@ def main(argv: list[str]) -> int:
                     reply = {"ok": True, "result": json.dumps(result)}
                 except (TypeError, ValueError) as exc:
                     reply = _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
+        _report(context, (time.perf_counter() - started) * 1000, init_ms)
+        init_ms = None  # only the first invocation of a container reports its init
         sys.stderr.flush()
         protocol.write(json.dumps(reply) + "\n")
     return 0
+
+
+def _report(context: LambdaContext, duration_ms: float, init_ms: float | None) -> None:
+    import math
+    import resource
+
+    used_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux reports KiB
+    report = (
+        f"REPORT RequestId: {context.aws_request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {context.memory_limit_in_mb} MB\t"
+        f"Max Memory Used: {used_mb} MB"
+    )
+    if init_ms is not None:
+        report += f"\tInit Duration: {init_ms:.2f} ms"
+    print(f"END RequestId: {context.aws_request_id}", file=sys.stderr)
+    print(report, file=sys.stderr)
 
 
 def _exception_reply(exc: BaseException) -> dict[str, Any]:

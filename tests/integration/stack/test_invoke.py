@@ -139,3 +139,21 @@ def test_init_failures_are_reported_with_the_runtime_error_types(probe_system: L
 
     missing_handler = probe_system.invoke("MissingHandlerFunction", {})
     assert missing_handler.error_type == "Runtime.HandlerNotFound"
+
+
+def test_each_invocation_is_framed_by_lambda_style_log_lines(
+    probe_system: LocalSystem, logs, wait_for
+) -> None:
+    result = probe_system.invoke("ProbeFunction", {"print": "inside the frame"})
+    request_id = result.request_id
+
+    def framed() -> list[str] | None:
+        lines = logs.of("ProbeFunction")
+        return lines if f"END RequestId: {request_id}" in lines else None
+
+    lines = wait_for(framed, timeout=10)
+    start = lines.index(f"START RequestId: {request_id} Version: $LATEST")
+    inside = lines.index("inside the frame", start)
+    end = lines.index(f"END RequestId: {request_id}", inside)
+    assert lines[end + 1].startswith(f"REPORT RequestId: {request_id}\tDuration: ")
+    assert "Memory Size: 256 MB" in lines[end + 1]
