@@ -1,6 +1,6 @@
 """Webhook queue consumer: applies each verified provider event once, reporting partial batch failures.
 
-Dedupe: Powertools idempotency keyed by (provider, event id) in WEBHOOK_EVENTS_TABLE (with TTL). A
+Dedupe: Powertools idempotency keyed by (provider, event id, notification id) in WEBHOOK_EVENTS_TABLE. A
 replayed or concurrently redelivered event finds the record and has no second effect; a failure
 releases the record so the redelivery (or, after the last try, the DLQ) gets the event.
 """
@@ -57,8 +57,10 @@ def _already_processed(response: dict, record: Any) -> dict:
     return response
 
 
+# The identity includes the correlation: the same provider event reaching us once without our
+# notification id (e.g. an account-wide Twilio callback) must not swallow the correlated delivery.
 idempotency = IdempotencyConfig(
-    event_key_jmespath="[provider, event_id]",
+    event_key_jmespath="[provider, event_id, notification_id]",
     raise_on_no_idempotency_key=True,
     expires_after_seconds=settings.dedupe_ttl_seconds,
     response_hook=_already_processed,

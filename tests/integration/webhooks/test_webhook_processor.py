@@ -346,6 +346,18 @@ def test_a_poison_message_fails_alone(processor, context):
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [batch["Records"][0]["messageId"]]
 
 
+def test_an_uncorrelated_copy_of_an_event_does_not_swallow_the_correlated_one(processor, aws, context):
+    # Given Twilio reported a status once to an account-wide URL (no notification id) and once to ours
+    notification_id = notification(aws)
+    correlated = twilio_event(notification_id, "delivered")
+    uncorrelated = correlated.model_copy(update={"notification_id": None})
+    # When the uncorrelated copy is processed first
+    assert processor.lambda_handler(sqs_event(uncorrelated), context) == {"batchItemFailures": []}
+    assert processor.lambda_handler(sqs_event(correlated), context) == {"batchItemFailures": []}
+    # Then the correlated one still has its effect
+    assert meta(aws, notification_id)["channels"]["sms"]["delivery_status"] == "delivered"
+
+
 def test_an_uncorrelated_event_is_acknowledged_and_writes_nothing(processor, aws, context):
     # Given events for an unknown PaymentIntent and for a notification id the table does not hold
     events = [stripe_event(None, pi="pi_unknown"), twilio_event("no-such-notification", "delivered")]
