@@ -316,6 +316,10 @@ class LambdaRuntime:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
             "AWS_ENDPOINT_URL": moto_url,
+            # Never read the developer's real AWS profile, nor ask an instance metadata service.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
             # What `sam local` sets: Powertools Tracer turns itself off (no X-Ray daemon here).
             "AWS_SAM_LOCAL": "true",
         }
