@@ -63,7 +63,7 @@ class NotificationStore:
     def get(self, notification_id: str) -> dict[str, Any]:
         found = self._table.get_item(Key=notification_key(notification_id), ConsistentRead=True).get("Item")
         if not found:
-            raise NotificationNotFound(notification_id)
+            raise NotificationNotFound(f"no notification {notification_id}")
         return _plain(found)
 
     def get_many(self, notification_ids: list[str]) -> dict[str, dict[str, Any]]:
