@@ -185,6 +185,19 @@ class Deployer:
             raise TemplateError(f"GetAtt {logical_id}.{attribute}: attribute not available locally")
         return resource.attrs[attribute]
 
+    def _localize(self, value: Any) -> Any:
+        """Point execute-api URLs of the template's HTTP APIs (e.g. a webhook base URL) at the local API."""
+        if isinstance(value, str) and ".execute-api." in value:
+            for api in self.http_apis.values():
+                prefix = f"https://{api.api_id}.execute-api.{REGION}.amazonaws.com"
+                value = value.replace(prefix, self.api_url.rstrip("/"))
+            return value
+        if isinstance(value, dict):
+            return {k: self._localize(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._localize(v) for v in value]
+        return value
+
     def physical_name(self, logical_id: str, max_length: int = 64) -> str:
         # CloudFormation's pattern is <stack>-<LogicalId>-<random>; locally it is kept predictable.
         return f"{self.template.stack_name}-{logical_id}"[:max_length]
@@ -207,7 +220,7 @@ class Deployer:
                     logical_id, kind, self.physical_name(logical_id), skipped=True
                 )
                 continue
-            props = self.resolver.resolve(resource.get("Properties") or {})
+            props = self._localize(self.resolver.resolve(resource.get("Properties") or {}))
             try:
                 deployed = handler(self, logical_id, props)
             except TemplateError:
@@ -221,7 +234,7 @@ class Deployer:
             condition = output.get("Condition")
             if condition and not self.resolver.condition(condition):
                 continue
-            outputs[name] = self.resolver.resolve(output.get("Value"))
+            outputs[name] = self._localize(self.resolver.resolve(output.get("Value")))
         return DeployedStack(
             self.template, self.deployed, self.sqs_mappings, list(self.http_apis.values()), outputs
         )

@@ -123,3 +123,7 @@ def test_a_body_over_10_mb_is_413(http) -> None:
     response = http.post("/open", content=b"x" * (10 * 1024 * 1024 + 1))
     assert response.status_code == 413
     assert response.json() == {"message": "Request Entity Too Large"}
+
+
+def test_execute_api_urls_in_the_template_point_at_the_local_api(probe_system: LocalSystem) -> None:
+    assert probe_system.outputs["ProbeApiUrl"] == f"{probe_system.api_url}/probe"
