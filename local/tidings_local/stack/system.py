@@ -207,9 +207,28 @@ class LocalSystem:
             self.pollers = [
                 SqsPoller(m, self.runtime, sqs).start() for m in self.stack.sqs_mappings if m.enabled
             ]
+        self._check_authorizers()
         self.api.set_apis(self.stack.http_apis)
         if options["serve_api"]:
             self.api.serve()
+
+    def _check_authorizers(self) -> None:
+        """Tokens from the local issuer must fit the template's JWT authorizers; say so when they cannot."""
+        assert self.stack is not None
+        assert self.issuer is not None
+        for api in self.stack.http_apis:
+            for authorizer in api.authorizers.values():
+                if authorizer.issuer.rstrip("/") != self.issuer.url:
+                    log.warning(
+                        "authorizer %s of %s trusts issuer %s, so local tokens will be refused: declare it "
+                        "with a %s parameter and the local system points it at its own issuer",
+                        authorizer.name,
+                        api.logical_id,
+                        authorizer.issuer,
+                        ISSUER_PARAMETER,
+                    )
+                elif authorizer.audience and self.issuer.audience not in authorizer.audience:
+                    self.issuer.audience = authorizer.audience[0]  # tokens default to an accepted audience
 
     # --- what tests and the CLI use ------------------------------------------------------------------
 
