@@ -1,8 +1,10 @@
 """StartBulkNotifications: start the sagas of queued bulk items at the pace the event source allows.
 
-The SQS event source's MaximumConcurrency and batch size bound how fast executions start; inside each
-saga the provider layer's shared token buckets and the state machine's RateLimited retries keep every
-provider call within its account limit.
+Each message names up to ten notifications (already stored by the notify API). The SQS event source's
+batch size and MaximumConcurrency bound how fast executions start; inside each saga the provider layer's
+shared token buckets and the state machine's RateLimited retries keep every provider call within its
+account limit. Starting is idempotent (the execution name is the notification id), so a message that is
+retried after a partial failure never starts a saga twice.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tidings.api.service import get_service
 from tidings.observability import logger, metrics, tracer
@@ -19,15 +21,17 @@ from tidings.observability import logger, metrics, tracer
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-class QueuedNotification(BaseModel):
-    notification_id: str
+class QueuedNotifications(BaseModel):
+    notification_ids: list[str] = Field(min_length=1, max_length=100)
 
 
 def _start(record: SQSRecord) -> None:
-    queued = QueuedNotification.model_validate_json(record.body)
-    execution_arn = get_service().start_queued(queued.notification_id)
-    logger.debug("bulk item started", notification_id=queued.notification_id, execution_arn=execution_arn)
-    metrics.add_metric(name="BulkItemStarted", unit="Count", value=1)
+    queued = QueuedNotifications.model_validate_json(record.body)
+    service = get_service()
+    for notification_id in queued.notification_ids:
+        service.start_queued(notification_id)
+    logger.debug("bulk items started", count=len(queued.notification_ids))
+    metrics.add_metric(name="BulkItemStarted", unit="Count", value=len(queued.notification_ids))
 
 
 @logger.inject_lambda_context

@@ -205,9 +205,8 @@ def test_bulk_accepts_valid_items_rejects_invalid_ones_and_queues_each_once(api)
         "notification_id": body["items"][0]["notification_id"],
     }
     queued = boto3.client("sqs").receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)["Messages"]
-    assert sorted(json.loads(m["Body"])["notification_id"] for m in queued) == sorted(
-        item["notification_id"] for item in body["items"][:3]
-    )
+    queued_ids = [nid for message in queued for nid in json.loads(message["Body"])["notification_ids"]]
+    assert sorted(queued_ids) == sorted(item["notification_id"] for item in body["items"][:3])
     status, summary = api(http_event("GET", f"/notifications/bulk/{body['bulk_id']}"))
     assert status == 200
     assert summary["counts"] == {"accepted": 3, "rejected": 1, "duplicate": 1}

@@ -26,6 +26,10 @@ from tidings.notifications.store import NotificationNotFound, NotificationStore,
 from tidings.saga.keys import notification_id_for
 
 BULK_NAMESPACE = uuid.UUID("0b8e3a5c-7f0e-4d55-8c3e-5e9a1f6b2d17")
+#: Notification ids per bulk queue message: one consumer invocation starts this many sagas.
+BULK_IDS_PER_MESSAGE = 10
+#: Validation errors kept per rejected bulk item (the answer stays small for a batch of bad items).
+MAX_ERRORS_PER_ITEM = 5
 
 
 def status_path(notification_id: str) -> str:
@@ -137,7 +141,7 @@ class NotificationService:
                     {
                         "index": index,
                         "status": "rejected",
-                        "errors": validation_errors(error, ("items", index)),
+                        "errors": validation_errors(error, ("items", index))[:MAX_ERRORS_PER_ITEM],
                     }
                 )
                 continue
@@ -195,21 +199,24 @@ class NotificationService:
 
     # --- internals ------------------------------------------------------------------------------
     def _enqueue(self, notification_ids: list[str]) -> None:
+        """Queue the ids for the bulk consumer, ``BULK_IDS_PER_MESSAGE`` per message, 10 messages per call."""
         if not notification_ids:
             return
         if not self.bulk_queue_url:
             raise RuntimeError("BULK_QUEUE_URL is not set: the function's template entry must pass it")
         client = self.sqs()
-        for start in range(0, len(notification_ids), 10):
-            chunk = notification_ids[start : start + 10]
+        bodies = [
+            json.dumps({"notification_ids": notification_ids[start : start + BULK_IDS_PER_MESSAGE]})
+            for start in range(0, len(notification_ids), BULK_IDS_PER_MESSAGE)
+        ]
+        for start in range(0, len(bodies), 10):
             entries = [
-                {"Id": str(n), "MessageBody": json.dumps({"notification_id": nid})}
-                for n, nid in enumerate(chunk)
+                {"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start : start + 10])
             ]
             answer = client.send_message_batch(QueueUrl=self.bulk_queue_url, Entries=entries)
             if answer.get("Failed"):
                 # Stored but not queued: fail loudly so the client retries the (idempotent) bulk request.
-                raise RuntimeError(f"{len(answer['Failed'])} bulk items could not be queued")
+                raise RuntimeError(f"{len(answer['Failed'])} bulk messages could not be queued")
 
     @staticmethod
     def _item(

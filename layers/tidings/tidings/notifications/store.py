@@ -28,6 +28,10 @@ def notification_key(notification_id: str) -> dict[str, str]:
     return {"pk": f"NOTIFICATION#{notification_id}", "sk": "META"}
 
 
+#: Bulk per-item results per table item (each well under DynamoDB's 400 KB item limit).
+BULK_PAGE_SIZE = 500
+
+
 class NotificationNotFound(LookupError):
     """No notification with that id (or not visible to the caller)."""
 
@@ -173,7 +177,12 @@ class NotificationStore:
 
     # --- bulk -----------------------------------------------------------------------------------
     def create_bulk(self, bulk_id: str, client_id: str, items: list[dict[str, Any]]) -> None:
-        """The bulk request and one ITEM per submitted entry (accepted or rejected, with its reason)."""
+        """The bulk request and its per-item results (accepted or rejected, with the reason).
+
+        Results are kept in pages of ``BULK_PAGE_SIZE`` entries, so a 1,000-item request costs a couple
+        of writes rather than one per item (the API answers within API Gateway's 30 s).
+        """
+        pages = [items[start : start + BULK_PAGE_SIZE] for start in range(0, len(items), BULK_PAGE_SIZE)]
         with self._table.batch_writer() as batch:
             batch.put_item(
                 Item={
@@ -183,11 +192,12 @@ class NotificationStore:
                     "client_id": client_id,
                     "created_at": now_iso(),
                     "item_count": len(items),
+                    "page_count": len(pages),
                 }
             )
-            for item in items:
+            for number, page in enumerate(pages):
                 batch.put_item(
-                    Item={"pk": f"BULK#{bulk_id}", "sk": f"ITEM#{item['index']:06d}", **_dynamo_safe(item)}
+                    Item={"pk": f"BULK#{bulk_id}", "sk": f"PAGE#{number:05d}", "items": _dynamo_safe(page)}
                 )
 
     def get_bulk(self, bulk_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -203,11 +213,16 @@ class NotificationStore:
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         meta = next((row for row in rows if row["sk"] == "META"), None)
         if meta is None:
-            raise NotificationNotFound(bulk_id)
-        items = sorted((row for row in rows if row["sk"].startswith("ITEM#")), key=lambda row: row["sk"])
-        for row in [meta, *items]:
-            row.pop("pk", None)
-            row.pop("sk", None)
+            raise NotificationNotFound(f"no bulk request {bulk_id}")
+        items = [
+            item
+            for row in sorted(
+                (row for row in rows if row["sk"].startswith("PAGE#")), key=lambda row: row["sk"]
+            )
+            for item in row["items"]
+        ]
+        meta.pop("pk", None)
+        meta.pop("sk", None)
         return meta, items
 
     # --- internals ------------------------------------------------------------------------------
