@@ -368,16 +368,22 @@ _active_runtime: LambdaRuntime | None = None
 _patch_lock = threading.Lock()
 
 
+_moto_original_invoke: Any = None
+
+
 def install_moto_lambda_patch(runtime: LambdaRuntime | None) -> None:
-    """Make moto's Lambda Invoke run ``runtime``'s handlers (None: stop routing to it)."""
-    global _active_runtime
+    """Make moto's Lambda Invoke run ``runtime``'s handlers; None restores moto's own behaviour."""
+    global _active_runtime, _moto_original_invoke
     from moto.awslambda.models import LambdaFunction
 
     with _patch_lock:
         _active_runtime = runtime
-        if getattr(LambdaFunction.invoke, "_tidings_local", False):
-            return
-        LambdaFunction.invoke = _moto_invoke  # type: ignore[method-assign]
+        patched = getattr(LambdaFunction.invoke, "_tidings_local", False)
+        if runtime is not None and not patched:
+            _moto_original_invoke = LambdaFunction.invoke
+            LambdaFunction.invoke = _moto_invoke  # type: ignore[method-assign]
+        elif runtime is None and patched and _moto_original_invoke is not None:
+            LambdaFunction.invoke = _moto_original_invoke  # type: ignore[method-assign]
 
 
 def _moto_invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:

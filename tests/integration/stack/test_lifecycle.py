@@ -35,3 +35,13 @@ def test_a_failed_start_names_the_resource_and_leaves_nothing_running(tmp_path: 
     # and a new system can start right after
     with LocalSystem.start(FIXTURE_TEMPLATE, sandboxes=False, pollers=False, serve_api=False) as system:
         assert system.physical_id("ProbeTable")
+
+
+def test_moto_lambda_invoke_is_restored_after_stop() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.invoke
+    with LocalSystem.start(FIXTURE_TEMPLATE, sandboxes=False, pollers=False, serve_api=False):
+        assert LambdaFunction.invoke is not original
+    # other tests in the same process get moto's own Lambda behaviour back
+    assert LambdaFunction.invoke is original
