@@ -20,6 +20,7 @@ class MotoServer:
 
     def __post_init__(self) -> None:
         self._server = None
+        self._previous_moto_port: str | None = None
 
     @property
     def url(self) -> str:
@@ -33,6 +34,7 @@ class MotoServer:
         self._server.start()
         self.port = self._server.get_host_and_port()[1]
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
+        self._previous_moto_port = os.environ.get("MOTO_PORT")
         os.environ["MOTO_PORT"] = str(self.port)
         # The server shares moto's in-process backends: start from an empty account.
         self._post("/moto-api/reset", None)
@@ -51,3 +53,8 @@ class MotoServer:
         if self._server is not None:
             self._server.stop()
             self._server = None
+            if os.environ.get("MOTO_PORT") == str(self.port):
+                if self._previous_moto_port is None:
+                    os.environ.pop("MOTO_PORT", None)
+                else:
+                    os.environ["MOTO_PORT"] = self._previous_moto_port
