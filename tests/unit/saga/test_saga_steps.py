@@ -218,3 +218,41 @@ def test_a_message_for_a_refunded_notification_is_dropped_not_sent(redelivery, s
     store.finish(notification, "compensated", "required_email_failed")
     assert worker.handle({"notification_id": notification, "channel": "sms"}, 1, lambda _s: None) == "dropped"
     assert channels["twilio"].sent == []
+
+
+# --- settling redriven compensation cases --------------------------------------------------------------
+
+
+def test_a_redriven_refund_case_refunds_once_and_compensates(steps, store, gateway, notification):
+    from tidings.saga.reconcile import Reconciler
+
+    charged = steps.charge_payment(notification)
+    store.finish(notification, "failed", "refund_failed")
+    reconciler = Reconciler(steps)
+    assert reconciler.handle({"kind": "refund", "notification_id": notification}) == "refunded_after_redrive"
+    # Redriven again (a duplicate in the queue): no second refund call is needed
+    reconciler.handle({"kind": "refund", "notification_id": notification})
+    assert gateway.refunds == [(charged["payment_intent_id"], keys.refund_key(notification))]
+    assert store.get(notification)["status"] == "compensated"
+
+
+def test_an_uncertain_charge_that_went_through_is_refunded(steps, store, gateway, notification):
+    from tidings.saga.reconcile import Reconciler
+
+    store.finish(notification, "failed", "charge_outcome_unknown")
+    outcome = Reconciler(steps).handle({"kind": "charge", "notification_id": notification})
+    assert outcome == "charge_reconciled_refunded"
+    # The replayed charge reused the saga's key, so Stripe returned the original PaymentIntent
+    assert [charge.idempotency_key for charge in gateway.charges] == [keys.charge_key(notification)]
+    assert len(gateway.refunds) == 1
+    assert store.get(notification)["status"] == "compensated"
+
+
+def test_a_refund_case_that_still_fails_raises_for_the_queue_to_retry(steps, store, gateway, notification):
+    from tidings.saga.reconcile import Reconciler
+
+    steps.charge_payment(notification)
+    gateway.refund_outcomes = [unavailable("stripe")]
+    with pytest.raises(errors.ProviderUnavailable):
+        Reconciler(steps).handle({"kind": "refund", "notification_id": notification})
+    assert store.get(notification)["status"] != "compensated"

@@ -1,0 +1,47 @@
+"""ReconcilePayment: settle payment cases redriven from the compensation dead-letter queue.
+
+A case that still fails is reported as a batch item failure; after the retry queue's maxReceiveCount it
+returns to the dead-letter queue, whose alarm keeps paging until a person or a later redrive settles it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ConfigDict
+
+from tidings.observability import logger, metrics, tracer
+from tidings.saga.reconcile import Reconciler
+from tidings.saga.steps import get_steps
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class CompensationCase(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["refund", "cancel", "charge"]
+    notification_id: str
+
+
+@lru_cache(maxsize=1)
+def _reconciler() -> Reconciler:
+    return Reconciler(get_steps())
+
+
+def _settle(record: SQSRecord) -> None:
+    case = CompensationCase.model_validate_json(record.body)
+    logger.append_keys(notification_id=case.notification_id, kind=case.kind)
+    outcome = _reconciler().handle(case.model_dump())
+    logger.info("compensation case settled", outcome=outcome)
+    metrics.add_metric(name="CompensationSettled", unit="Count", value=1)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=_settle, processor=processor, context=context)
