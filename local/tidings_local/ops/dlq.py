@@ -1,0 +1,163 @@
+"""Dead-letter queues: list what is parked, and redrive it through the path it came from.
+
+Queues are found by the names CloudFormation gives them (``<stack>-<LogicalId>-<suffix>``; the local
+system uses ``<stack>-<LogicalId>``), so the same commands work on AWS and locally. A dead-letter queue's
+redrive target is the queue whose RedrivePolicy points at it (SQS ListDeadLetterSourceQueues):
+
+* email        EmailDeadLetterQueue         -> EmailRetryQueue         (RetryDelivery: SendGrid, then SES)
+* sms          SmsDeadLetterQueue           -> SmsOutageQueue          (RetryDelivery: Twilio, then SNS)
+* compensation CompensationDeadLetterQueue  -> CompensationRetryQueue  (ReconcilePayment)
+* bulk         BulkDeadLetterQueue          -> BulkQueue               (StartBulkNotifications)
+* webhook      WebhookDeadLetterQueue       -> WebhookQueue            (WebhookProcessor)
+
+Message bodies hold ids and error types only (contact details stay in the notification table), so
+listing them shows no personal data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+DEAD_LETTER_QUEUES = {
+    "email": "EmailDeadLetterQueue",
+    "sms": "SmsDeadLetterQueue",
+    "compensation": "CompensationDeadLetterQueue",
+    "bulk": "BulkDeadLetterQueue",
+    "webhook": "WebhookDeadLetterQueue",
+}
+
+
+class QueueNotFound(LookupError):
+    pass
+
+
+@dataclass
+class DeadLetterQueues:
+    sqs: Any
+    stack: str
+
+    def url(self, queue: str) -> str:
+        """A queue URL from a short name (email), a logical id (EmailDeadLetterQueue) or a URL."""
+        if queue.startswith(("http://", "https://")):
+            return queue
+        logical_id = DEAD_LETTER_QUEUES.get(queue, queue)
+        prefix = f"{self.stack}-{logical_id}"
+        urls = self.sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])
+        # The exact local name, or CloudFormation's <stack>-<LogicalId>-<random suffix>.
+        matches = [
+            url
+            for url in urls
+            if url.rsplit("/", 1)[-1] in (prefix,) or url.rsplit("/", 1)[-1].startswith(f"{prefix}-")
+        ]
+        if len(matches) != 1:
+            raise QueueNotFound(f"{queue}: {len(matches)} queues named {prefix}[-...] (is --stack right?)")
+        return matches[0]
+
+    def summary(self) -> list[dict[str, Any]]:
+        rows = []
+        for short, logical_id in DEAD_LETTER_QUEUES.items():
+            try:
+                url = self.url(short)
+            except QueueNotFound:
+                continue
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            rows.append(
+                {
+                    "queue": short,
+                    "logical_id": logical_id,
+                    "messages": int(attributes["ApproximateNumberOfMessages"]),
+                    "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+                    "url": url,
+                }
+            )
+        return rows
+
+    def peek(self, queue: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Up to ``limit`` messages, described by their ids and error types, left on the queue."""
+        url = self.url(queue)
+        answer = self.sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(limit, 10),
+            VisibilityTimeout=0,
+            AttributeNames=["SentTimestamp"],
+        )
+        return [_describe(message) for message in answer.get("Messages", [])]
+
+    def redrive_target(self, queue: str) -> str:
+        sources = self.sqs.list_dead_letter_source_queues(QueueUrl=self.url(queue)).get("queueUrls", [])
+        if len(sources) != 1:
+            raise QueueNotFound(f"{queue}: {len(sources)} source queues redrive into it; pass --to")
+        return sources[0]
+
+    def redrive(
+        self, queue: str, target: str | None = None, limit: int | None = None, dry_run: bool = False
+    ) -> dict:
+        """Move messages back to the queue they came from; each is deleted only once it was re-sent."""
+        source_url = self.url(queue)
+        target_url = self.url(target) if target else self.redrive_target(queue)
+        moved: list[dict[str, Any]] = []
+        while limit is None or len(moved) < limit:
+            want = 10 if limit is None else min(10, limit - len(moved))
+            answer = self.sqs.receive_message(
+                QueueUrl=source_url, MaxNumberOfMessages=want, VisibilityTimeout=60, WaitTimeSeconds=1
+            )
+            messages = answer.get("Messages", [])
+            if not messages:
+                break
+            if dry_run:
+                moved.extend(_describe(message) for message in messages)
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=source_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for n, m in enumerate(messages)
+                    ],
+                )
+                break
+            sent = self.sqs.send_message_batch(
+                QueueUrl=target_url,
+                Entries=[{"Id": str(n), "MessageBody": m["Body"]} for n, m in enumerate(messages)],
+            )
+            done = {entry["Id"] for entry in sent.get("Successful", [])}
+            if done:
+                self.sqs.delete_message_batch(
+                    QueueUrl=source_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                        for n, m in enumerate(messages)
+                        if str(n) in done
+                    ],
+                )
+            moved.extend(_describe(m) for n, m in enumerate(messages) if str(n) in done)
+            if len(done) < len(messages):
+                break  # what failed to send stays on the dead-letter queue (visible again in 60 s)
+        return {
+            "from": source_url,
+            "to": target_url,
+            "moved": len(moved),
+            "dry_run": dry_run,
+            "messages": moved,
+        }
+
+
+def _describe(message: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = {}
+    error = body.get("error") if isinstance(body, dict) else None
+    error_type = (
+        (error or {}).get("Error") or (error or {}).get("error_type") if isinstance(error, dict) else None
+    )
+    return {
+        "message_id": message["MessageId"],
+        "kind": body.get("kind") if isinstance(body, dict) else None,
+        "notification_id": body.get("notification_id") if isinstance(body, dict) else None,
+        "error_type": error_type,
+        "sent_at": message.get("Attributes", {}).get("SentTimestamp"),
+    }

@@ -1,0 +1,72 @@
+"""`tidings dlq list|redrive` against SQS (moto): found by stack names, redriven to the source queue."""
+
+import json
+
+import boto3
+import pytest
+
+from tidings_local.cli import main
+
+
+@pytest.fixture
+def queues(aws):
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="tidings-dev-EmailDeadLetterQueue-1A2B3C")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    retry = sqs.create_queue(
+        QueueName="tidings-dev-EmailRetryQueue-4D5E6F",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "20"})},
+    )["QueueUrl"]
+    for n in range(12):
+        body = {
+            "kind": "email",
+            "channel": "email",
+            "notification_id": f"n-{n}",
+            "error": {"Error": "NetworkError"},
+        }
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(body))
+    return sqs, dlq, retry
+
+
+def count(sqs, url):
+    return int(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+    )
+
+
+def test_list_shows_counts_and_parked_messages_by_id_and_error(queues, capsys):
+    _sqs, _dlq, _retry = queues
+    assert main(["dlq", "list", "--stack", "tidings-dev"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["queue"], row["messages"]) == ("email", 12)
+    assert main(["dlq", "list", "email", "--stack", "tidings-dev", "--peek", "3"]) == 0
+    peeked = json.loads(capsys.readouterr().out)
+    assert len(peeked) == 3
+    assert {message["error_type"] for message in peeked} == {"NetworkError"}
+
+
+def test_redrive_moves_every_message_back_to_its_source_queue(queues, capsys):
+    sqs, dlq, retry = queues
+    assert main(["dlq", "redrive", "email", "--stack", "tidings-dev"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["moved"] == 12
+    assert result["to"] == retry
+    assert count(sqs, dlq) == 0
+    assert count(sqs, retry) == 12
+
+
+def test_redrive_max_and_dry_run(queues, capsys):
+    sqs, _dlq, retry = queues
+    main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--dry-run", "--max", "5"])
+    assert json.loads(capsys.readouterr().out)["dry_run"] is True
+    assert count(sqs, retry) == 0
+    main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--max", "5"])
+    assert json.loads(capsys.readouterr().out)["moved"] == 5
+    assert count(sqs, retry) == 5
+
+
+def test_an_unknown_stack_is_a_clear_error(queues, capsys):
+    assert main(["dlq", "redrive", "email", "--stack", "nope"]) == 2
+    assert "is --stack right?" in capsys.readouterr().err
