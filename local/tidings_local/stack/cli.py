@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start_api.add_argument("--host", default="127.0.0.1")
     start_api.add_argument("--issuer-port", type=int, default=3001)
     start_api.add_argument("--moto-port", type=int, default=4566)
+    _serving_options(start_api)
     _common(start_api)
     start_api.set_defaults(func=cmd_start_api)
 
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--issuer-port", type=int, default=3001)
     up.add_argument("--moto-port", type=int, default=4566)
     up.add_argument("--no-sandboxes", action="store_true")
+    _serving_options(up)
     _common(up)
     up.set_defaults(func=cmd_up)
 
@@ -61,6 +63,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     token.add_argument("--audience", default=None)
     token.add_argument("--expires-in", type=int, default=3600)
     token.set_defaults(func=cmd_token)
+
+
+def _serving_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--warm-containers",
+        choices=["EAGER", "LAZY"],
+        default="LAZY",
+        help="EAGER starts one container per function at boot; LAZY (default) on first use",
+    )
+    parser.add_argument(
+        "--no-reload", action="store_true", help="keep containers when function or layer code changes"
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +183,8 @@ def cmd_start_api(args: argparse.Namespace) -> int:
         sandboxes=False,
         pollers=False,
         jwt_key_path=JWT_KEY_FILE,
+        warm_containers=args.warm_containers == "EAGER",
+        reload_code=not args.no_reload,
     ) as system:
         _write_endpoints(system)
         print(_routes_text(system), file=sys.stderr)
@@ -191,6 +207,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         sandboxes=not args.no_sandboxes,
         sandbox_ports=DEFAULT_SANDBOX_PORTS,
         jwt_key_path=JWT_KEY_FILE,
+        warm_containers=args.warm_containers == "EAGER",
+        reload_code=not args.no_reload,
     ) as system:
         _write_endpoints(system)
         print(_banner(system), file=sys.stderr)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -115,6 +114,7 @@ class _Worker:
     replies: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
     log_lines: list[str] = field(default_factory=list)
     invocations: int = 0
+    generation: int = 0  # the pool's code generation it imported
 
 
 class FunctionPool:
@@ -128,7 +128,7 @@ class FunctionPool:
         self._count = 0
         self._cond = threading.Condition()
         self._closed = False
-        self._stream = itertools.count(1)
+        self._generation = 0
         self.cold_starts = 0
 
     def environment(self) -> dict[str, str]:
@@ -160,7 +160,7 @@ class FunctionPool:
             text=True,
             bufsize=1,
         )
-        worker = _Worker(process)
+        worker = _Worker(process, generation=self._generation)
         threading.Thread(target=self._read_replies, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_logs, args=(worker,), daemon=True).start()
         try:
@@ -212,7 +212,7 @@ class FunctionPool:
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         with self._cond:
-            if healthy and not self._closed:
+            if healthy and not self._closed and worker.generation == self._generation:
                 self._idle.append(worker)
             else:
                 self._count -= 1
@@ -273,6 +273,24 @@ class FunctionPool:
         body = {k: reply[k] for k in ("errorMessage", "errorType", "stackTrace") if k in reply}
         return InvocationResult(json.dumps(body).encode(), reply["errorType"], logs, request_id, cold)
 
+    def recycle(self) -> None:
+        """The code changed: idle containers go now, busy ones when their invocation ends."""
+        with self._cond:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+            self._cond.notify_all()
+        for worker in idle:
+            _kill(worker)
+
+    def warm(self) -> None:
+        """Start one container ahead of the first request (sam's --warm-containers EAGER)."""
+        try:
+            worker, _ = self._acquire()
+        except (InitFailed, PoolClosed):
+            return  # reported on the first real invocation, as Lambda would
+        self._release(worker, healthy=True)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -305,6 +323,7 @@ class LambdaRuntime:
         self.log_sink = log_sink
         self._pools: dict[str, FunctionPool] = {}
         self._by_logical_id: dict[str, FunctionPool] = {}
+        self._stop_watching = threading.Event()
         self.base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "en_US.UTF-8",
@@ -357,9 +376,45 @@ class LambdaRuntime:
     def invoke(self, name: str, event: Any) -> InvocationResult:
         return self.pool(name).invoke(event)
 
+    def warm_all(self, parallel: int = 2) -> None:
+        """One warm container per function, a few at a time (cold imports are CPU-bound)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="warm") as executor:
+            list(executor.map(lambda pool: pool.warm(), list(self._pools.values())))
+
+    def watch_code(self, extra_dirs: list[Path] | None = None, interval: float = 1.0) -> None:
+        """Recycle a function's containers when a .py file under its code (or ``extra_dirs``) changes."""
+        threading.Thread(target=self._watch, args=(list(extra_dirs or []), interval), daemon=True).start()
+
+    def _watch(self, extra_dirs: list[Path], interval: float) -> None:
+        shared = _newest_mtime(extra_dirs)
+        own = {name: _newest_mtime([pool.spec.code_dir]) for name, pool in self._pools.items()}
+        while not self._stop_watching.wait(interval):
+            newest_shared = _newest_mtime(extra_dirs)
+            shared_changed, shared = newest_shared > shared, max(shared, newest_shared)
+            for name, pool in self._pools.items():
+                newest = _newest_mtime([pool.spec.code_dir])
+                if shared_changed or newest > own[name]:
+                    own[name] = max(own[name], newest)
+                    log.info("code changed, recycling containers of %s", pool.spec.logical_id)
+                    pool.recycle()
+
     def close(self) -> None:
+        self._stop_watching.set()
         for pool in self._pools.values():
             pool.close()
+
+
+def _newest_mtime(folders: list[Path]) -> float:
+    newest = 0.0
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            try:
+                newest = max(newest, path.stat().st_mtime)
+            except OSError:  # deleted while scanning
+                continue
+    return newest
 
 
 # --- moto integration ---------------------------------------------------------------------------

@@ -88,6 +88,14 @@ def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str | N
     return started
 
 
+def shared_code_dirs() -> list[Path]:
+    """Folders every function imports from (the layer's ``tidings`` package), found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tidings")
+    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+
+
 _active: LocalSystem | None = None  # the system that owns this process's moto state
 
 
@@ -125,6 +133,8 @@ class LocalSystem:
         log_sink: LogSink = stderr_sink,
         stack_name: str = "tidings-local",
         containers_per_function: int = 4,
+        warm_containers: bool = False,
+        reload_code: bool = False,
     ) -> LocalSystem:
         system = cls()
         try:
@@ -145,6 +155,8 @@ class LocalSystem:
                 log_sink=log_sink,
                 stack_name=stack_name,
                 containers_per_function=containers_per_function,
+                warm_containers=warm_containers,
+                reload_code=reload_code,
             )
         except BaseException:
             system.stop()
@@ -208,6 +220,10 @@ class LocalSystem:
                 SqsPoller(m, self.runtime, sqs).start() for m in self.stack.sqs_mappings if m.enabled
             ]
         self._check_authorizers()
+        if options["reload_code"]:
+            self.runtime.watch_code(extra_dirs=shared_code_dirs())
+        if options["warm_containers"]:
+            self.runtime.warm_all()
         self.api.set_apis(self.stack.http_apis)
         if options["serve_api"]:
             self.api.serve()

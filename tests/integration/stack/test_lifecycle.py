@@ -45,3 +45,38 @@ def test_moto_lambda_invoke_is_restored_after_stop() -> None:
         assert LambdaFunction.invoke is not original
     # other tests in the same process get moto's own Lambda behaviour back
     assert LambdaFunction.invoke is original
+
+
+def test_changed_code_is_picked_up_by_new_containers(tmp_path: Path, logs, wait_for) -> None:
+    import shutil
+
+    # Given a copy of the fixture stack, served with code reloading on
+    stack_dir = tmp_path / "stack"
+    shutil.copytree(FIXTURE_TEMPLATE.parent, stack_dir)
+    template = stack_dir / "template.yaml"
+    with LocalSystem.start(
+        template, sandboxes=False, pollers=False, reload_code=True, log_sink=logs
+    ) as system:
+        before = system.invoke("ProbeFunction", {}).json()["container_id"]
+
+        # When the handler's module changes on disk
+        app = stack_dir / "functions" / "probe" / "app.py"
+        app.write_text(app.read_text() + '\nCONTAINER_ID = "after-the-edit"\n')
+
+        # Then a later invocation runs the new code in a new container
+        def reloaded() -> bool:
+            return system.invoke("ProbeFunction", {}).json()["container_id"] == "after-the-edit"
+
+        wait_for(reloaded, timeout=30, interval=0.5)
+        assert before != "after-the-edit"
+
+
+def test_eager_warm_containers_are_started_at_boot(logs) -> None:
+    with LocalSystem.start(
+        FIXTURE_TEMPLATE, sandboxes=False, pollers=False, serve_api=False, warm_containers=True, log_sink=logs
+    ) as system:
+        pool = system.runtime.pool("ProbeFunction")
+        assert pool.cold_starts == 1
+        result = system.invoke("ProbeFunction", {})
+        assert not result.cold_start
+        assert pool.cold_starts == 1
