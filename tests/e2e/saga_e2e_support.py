@@ -148,6 +148,19 @@ class NotifyClient:
                 )
             time.sleep(0.2)
 
+    def wait_for_event(
+        self, notification_id: str, step: str, outcome: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        """Wait until the notification's timeline shows ``step`` with ``outcome``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.status(notification_id)
+            if any((event["step"], event["outcome"]) == (step, outcome) for event in current["timeline"]):
+                return current
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {step}/{outcome} after {timeout}s")
+            time.sleep(0.2)
+
     def run(self, body: dict[str, Any], **headers: str) -> dict[str, Any]:
         response = self.notify(body, **headers)
         assert response.status_code == 202, response.text

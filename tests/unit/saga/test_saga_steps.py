@@ -256,3 +256,14 @@ def test_a_refund_case_that_still_fails_raises_for_the_queue_to_retry(steps, sto
     with pytest.raises(errors.ProviderUnavailable):
         Reconciler(steps).handle({"kind": "refund", "notification_id": notification})
     assert store.get(notification)["status"] != "compensated"
+
+
+def test_a_send_recorded_after_the_delivery_webhook_does_not_move_the_status_back(steps, store, notification):
+    # Given the provider's delivery webhook was applied first
+    store.update_channel(notification, "email", status="delivered")
+    # When the send step records its (earlier) acceptance
+    steps.send(notification, "email", "sendgrid")
+    channel = store.get(notification)["channels"]["email"]
+    # Then the status stays delivered and the provider id is still recorded
+    assert channel["status"] == "delivered"
+    assert channel["provider_message_id"] == "sendgrid-1"

@@ -120,13 +120,26 @@ class NotificationStore:
         self._set(notification_id, {**fields, "updated_at": now_iso()})
 
     def update_channel(self, notification_id: str, channel: str, **fields: Any) -> None:
-        """Set attributes of ``channels.<channel>`` (status, provider, provider_message_id, reason)."""
+        """Set attributes of ``channels.<channel>`` (status, provider, provider_message_id, reason).
+
+        A status never moves back from ``delivered`` (a provider's delivery webhook can arrive before
+        the send step records ``sent``): the other attributes are still written.
+        """
+        from botocore.exceptions import ClientError
+
         at = now_iso()
-        self._set(
-            notification_id,
-            {**{f"channels.{channel}.{name}": value for name, value in fields.items()}, "updated_at": at}
-            | {f"channels.{channel}.updated_at": at},
-        )
+        values = {f"channels.{channel}.{name}": value for name, value in fields.items()}
+        values |= {"updated_at": at, f"channels.{channel}.updated_at": at}
+        if "status" not in fields:
+            self._set(notification_id, values)
+            return
+        try:
+            self._set(notification_id, values, unless_delivered=channel)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            values.pop(f"channels.{channel}.status")
+            self._set(notification_id, values)
 
     def set_status(self, notification_id: str, status: str, **fields: Any) -> None:
         self.update(notification_id, status=status, **fields)
@@ -226,16 +239,19 @@ class NotificationStore:
         return meta, items
 
     # --- internals ------------------------------------------------------------------------------
-    def _set(self, notification_id: str, values: dict[str, Any]) -> None:
+    def _set(self, notification_id: str, values: dict[str, Any], unless_delivered: str | None = None) -> None:
         from boto3.dynamodb.conditions import Attr
 
         names, assigns, attr_values = _assignments(values)
+        condition = Attr("pk").exists()
+        if unless_delivered:
+            condition &= Attr(f"channels.{unless_delivered}.status").ne("delivered")
         self._table.update_item(
             Key=notification_key(notification_id),
             UpdateExpression="SET " + ", ".join(assigns),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=attr_values,
-            ConditionExpression=Attr("pk").exists(),
+            ConditionExpression=condition,
         )
 
 

@@ -1,0 +1,92 @@
+"""Dead-lettered work goes back through the same path once the cause is fixed, and a required SMS holds
+its saga on the outage queue until it is sent or given up."""
+
+import pytest
+from saga_e2e_support import History, order_body, queue_messages
+
+from tidings_local.ops.dlq import DeadLetterQueues
+
+pytestmark = pytest.mark.e2e
+
+STACK = "tidings-local"  # the local system's stack name (queue names are <stack>-<LogicalId>)
+
+
+def test_a_dead_lettered_receipt_is_redriven_and_delivered_once_sendgrid_is_back(system, saga):
+    # Given both e-mail providers down: the best-effort receipt is dead-lettered
+    system.sandboxes["sendgrid"].control.inject_fault("outage", path_prefix="/v3/mail/send")
+    system.outage["ses"].down = True
+    result = saga.run(order_body())
+    assert result["status"] == "partially_delivered"
+    sqs = system.boto3_client("sqs")
+    assert queue_messages(sqs, system.physical_id("EmailDeadLetterQueue"), result["notification_id"])
+
+    # When the providers recover and an operator redrives the e-mail dead-letter queue
+    system.sandboxes["sendgrid"].control.clear_faults()
+    system.outage["ses"].down = False
+    moved = DeadLetterQueues(sqs, STACK).redrive("email")
+    assert moved["to"] == system.physical_id("EmailRetryQueue")
+    assert result["notification_id"] in {message["notification_id"] for message in moved["messages"]}
+
+    # Then RetryDelivery sends it through the same path and the notification is complete
+    final = saga.wait_for(result["notification_id"], {"delivered_with_fallback"}, timeout=30)
+    assert final["channels"]["email"]["status"] in ("sent", "delivered")
+    sent = [r for r in system.sandboxes["sendgrid"].control.requests("/v3/mail/send") if r["status"] == 202]
+    assert len(sent) == 1
+
+
+def test_a_refund_case_is_redriven_and_settled_once_stripe_refunds_again(system, saga):
+    # Given a required receipt that cannot be sent and refunds that keep failing
+    system.sandboxes["sendgrid"].control.inject_fault("outage", path_prefix="/v3/mail/send")
+    system.outage["ses"].down = True
+    system.sandboxes["stripe"].control.inject_fault("outage", path_prefix="/v1/refunds")
+    result = saga.run(order_body(delivery_policy={"email": "required"}))
+    assert result["status"] == "failed"
+
+    # When Stripe recovers and the compensation dead-letter queue is redriven
+    system.sandboxes["stripe"].control.clear_faults()
+    system.boto3_client("dynamodb").delete_item(
+        TableName=system.physical_id("CircuitBreakerTable"), Key={"id": {"S": "stripe"}}
+    )
+    DeadLetterQueues(system.boto3_client("sqs"), STACK).redrive("compensation")
+
+    # Then ReconcilePayment refunds once, with the saga's idempotency key, and the case is closed
+    final = saga.wait_for(result["notification_id"], {"compensated"}, timeout=30)
+    assert final["payment"]["refund_id"].startswith("re_")
+    refunds = [r for r in system.sandboxes["stripe"].control.requests("/v1/refunds") if r["status"] == 200]
+    assert len(refunds) == 1
+    assert ("ReconcilePayment", "compensated") in {(e["step"], e["outcome"]) for e in final["timeline"]}
+
+
+def test_a_required_sms_holds_the_saga_until_the_outage_queue_sends_it(system, saga):
+    system.sandboxes["twilio"].control.inject_fault("outage", path_prefix="/2010-04-01")
+    system.outage["sns"].down = True
+    accepted = saga.notify(order_body(delivery_policy={"sms": "required"})).json()
+    # The saga parks the SMS and waits; Twilio comes back before the outage queue's last try
+    history_arn = accepted["execution_arn"]
+    saga.wait_for_event(accepted["notification_id"], "RetryDelivery", "retry_scheduled")
+    system.sandboxes["twilio"].control.clear_faults()
+    result = saga.wait_for(accepted["notification_id"])
+    assert result["status"] == "delivered_with_fallback"
+    history = History(system.boto3_client("stepfunctions"), history_arn)
+    assert history.path_contains("CheckSmsPolicyAfterOutage", "ParkSmsInOutageQueueAndWait", "RecordOutcome")
+    assert "RefundPayment" not in history.entered
+
+
+def test_a_required_sms_that_never_goes_out_refunds_the_payment(system, saga):
+    system.sandboxes["twilio"].control.inject_fault("outage", path_prefix="/2010-04-01")
+    system.outage["sns"].down = True
+    result = saga.run(order_body(delivery_policy={"sms": "required"}))
+    assert result["status"] == "compensated"
+    assert result["status_reason"] == "required_sms_failed"
+    history = History(system.boto3_client("stepfunctions"), result["execution_arn"])
+    assert history.path_contains("ParkSmsInOutageQueueAndWait", "RefundPayment", "RecordOutcome")
+    # Given up on, the SMS is not left for a redrive that would text a refunded customer
+    assert (
+        queue_messages(
+            system.boto3_client("sqs"),
+            system.physical_id("SmsDeadLetterQueue"),
+            result["notification_id"],
+            wait=1,
+        )
+        == []
+    )
