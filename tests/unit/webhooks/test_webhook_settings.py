@@ -1,0 +1,41 @@
+"""Webhook settings fail the cold start with a message naming the variable, never later."""
+
+import pytest
+
+from tidings.webhooks.settings import (
+    ProcessorSettings,
+    ReceiverSettings,
+    WebhookSettingsError,
+    _load,
+)
+
+RECEIVER_ENV = {
+    "WEBHOOK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks",
+    "STRIPE_SECRET_ARN": "arn:stripe",
+    "SENDGRID_SECRET_ARN": "arn:sendgrid",
+    "TWILIO_SECRET_ARN": "arn:twilio",
+}
+
+
+def test_receiver_defaults_to_the_providers_replay_window():
+    settings = _load(ReceiverSettings, RECEIVER_ENV)
+    assert settings.tolerance_seconds == 300
+    assert settings.secret_arn("sendgrid") == "arn:sendgrid"
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({k: v for k, v in RECEIVER_ENV.items() if k != "WEBHOOK_QUEUE_URL"}, "WEBHOOK_QUEUE_URL"),
+        ({**RECEIVER_ENV, "WEBHOOK_TOLERANCE_SECONDS": "soon"}, "WEBHOOK_TOLERANCE_SECONDS"),
+        ({**RECEIVER_ENV, "WEBHOOK_TOLERANCE_SECONDS": "0"}, "WEBHOOK_TOLERANCE_SECONDS"),
+    ],
+)
+def test_bad_receiver_setting_is_named(environ, named):
+    with pytest.raises(WebhookSettingsError, match=named):
+        _load(ReceiverSettings, environ)
+
+
+def test_processor_needs_its_dedupe_table():
+    with pytest.raises(WebhookSettingsError, match="WEBHOOK_EVENTS_TABLE"):
+        _load(ProcessorSettings, {"NOTIFICATIONS_TABLE": "notifications"})
