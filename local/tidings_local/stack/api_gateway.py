@@ -237,12 +237,17 @@ class LocalHttpApi:
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         request_id = base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")
-        length = int(request.headers.get("Content-Length") or 0)
-        if length > MAX_PAYLOAD_BYTES:
-            request.close_connection = True
+        if "chunked" in (request.headers.get("Transfer-Encoding") or "").lower():
+            body = _read_chunked(request.rfile, MAX_PAYLOAD_BYTES)
+        else:
+            length = int(request.headers.get("Content-Length") or 0)
+            body = request.rfile.read(length) if 0 < length <= MAX_PAYLOAD_BYTES else b""
+            if length > MAX_PAYLOAD_BYTES:
+                body = None
+        if body is None:
+            request.close_connection = True  # the rest of an oversized body is never read
             self._send(request, 413, {"message": "Request Entity Too Large"}, request_id)
             return
-        body = request.rfile.read(length) if length else b""
         parsed = urllib.parse.urlsplit(request.path)
         matched = self.match(request.command, parsed.path)
         if matched is None:
@@ -388,6 +393,21 @@ class LocalHttpApi:
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(payload)
+
+
+def _read_chunked(stream: Any, limit: int) -> bytes | None:
+    """A chunked request body, or None once it grows past ``limit``."""
+    body = bytearray()
+    while True:
+        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            return bytes(body)
+        if len(body) + size > limit:
+            return None
+        body += stream.read(size)
+        stream.readline()  # the CRLF after each chunk
 
 
 def _route_key(route: Route) -> str:

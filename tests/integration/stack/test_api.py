@@ -127,3 +127,18 @@ def test_a_body_over_10_mb_is_413(http) -> None:
 
 def test_execute_api_urls_in_the_template_point_at_the_local_api(probe_system: LocalSystem) -> None:
     assert probe_system.outputs["ProbeApiUrl"] == f"{probe_system.api_url}/probe"
+
+
+def test_a_chunked_body_reaches_the_function_whole(probe_system: LocalSystem, http) -> None:
+    def chunks():
+        yield b'{"part": '
+        yield b'"one and two"}'
+
+    response = http.request(
+        "GET",
+        "/probe/chunked",
+        content=chunks(),
+        headers={**_bearer(probe_system.token()), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.json()["event"]["body"] == '{"part": "one and two"}'
