@@ -297,6 +297,16 @@ class LocalSystem:
         assert self.issuer is not None
         return self.issuer.token(**claims)
 
+    def set_function_env(self, logical_id: str, variables: Mapping[str, str]) -> None:
+        """Add or change a function's environment variables (tests: e.g. AWS_ENDPOINT_URL_SESV2).
+
+        Its containers are replaced, so the next invocation cold-starts with the new environment.
+        """
+        assert self.runtime is not None
+        pool = self.runtime.pool(logical_id)
+        pool.spec.environment.update({k: str(v) for k, v in variables.items()})
+        pool.recycle()
+
     def invoke(self, logical_id: str, event: Any) -> InvocationResult:
         """Run one function directly, as `sam local invoke` does."""
         assert self.runtime is not None

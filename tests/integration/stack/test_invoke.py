@@ -157,3 +157,12 @@ def test_each_invocation_is_framed_by_lambda_style_log_lines(
     end = lines.index(f"END RequestId: {request_id}", inside)
     assert lines[end + 1].startswith(f"REPORT RequestId: {request_id}\tDuration: ")
     assert "Memory Size: 256 MB" in lines[end + 1]
+
+
+def test_a_test_can_change_a_function_environment(probe_system: LocalSystem) -> None:
+    before = probe_system.invoke("ProbeFunction", {}).json()
+    probe_system.set_function_env("ProbeFunction", {"OWN_SETTING": "changed-by-a-test"})
+    after = probe_system.invoke("ProbeFunction", {}).json()
+    assert after["env"]["OWN_SETTING"] == "changed-by-a-test"
+    assert after["container_id"] != before["container_id"]  # a fresh container with the new environment
+    probe_system.set_function_env("ProbeFunction", {"OWN_SETTING": "probe-only"})
