@@ -201,17 +201,27 @@ class History:
 
 
 def queue_messages(sqs: Any, queue_url: str, notification_id: str, wait: float = 10) -> list[dict[str, Any]]:
-    """The bodies on ``queue_url`` that belong to the notification (peeked: left visible again)."""
+    """The bodies on ``queue_url`` that belong to the notification (peeked: visible again afterwards)."""
     deadline = time.monotonic() + wait
     found: dict[str, dict[str, Any]] = {}
+    handles: list[str] = []
     while True:
-        answer = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=1, WaitTimeSeconds=0
-        )
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=5)
         for message in answer.get("Messages", []):
+            handles.append(message["ReceiptHandle"])
             body = json.loads(message["Body"])
             if body.get("notification_id") == notification_id:
                 found[message["MessageId"]] = body
         if found or time.monotonic() > deadline:
-            return list(found.values())
-        time.sleep(0.3)
+            break
+        if not answer.get("Messages"):
+            time.sleep(0.3)
+    for start in range(0, len(handles), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for n, handle in enumerate(handles[start : start + 10])
+            ],
+        )
+    return list(found.values())
