@@ -307,6 +307,47 @@ def test_hard_bounce_on_a_required_channel_refunds_once_and_compensates(processo
     assert [e["step"] for e in timeline(aws, notification_id)].count("RefundPayment") == 1
 
 
+def test_compensation_waits_for_the_saga_to_finish(processor, aws, context):
+    # Given a required e-mail whose bounce arrives while the saga is still running (its final status
+    # would overwrite "compensated")
+    notification_id = notification(aws, email_policy="required")
+    table = aws.dynamodb.Table(aws.env["NOTIFICATIONS_TABLE"])
+
+    def set_status(status):
+        table.update_item(
+            Key={"pk": f"NOTIFICATION#{notification_id}", "sk": "META"},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status},
+        )
+
+    set_status("running")
+    gateway = RecordingGateway()
+    processor.compensator = RefundCompensator(processor.ledger, lambda: gateway)
+    bounce = WebhookEvent(
+        provider="sendgrid",
+        event_id="sg-early-bounce",
+        kind="bounce",
+        channel="email",
+        notification_id=notification_id,
+        provider_object_id="msg1",
+        status="bounced",
+        received_at=time.time(),
+        detail={"type": "bounce"},
+    )
+    # When it is processed: recorded, but the message goes back to the queue and nothing is refunded
+    first = processor.lambda_handler(sqs_event(bounce), context)
+    assert len(first["batchItemFailures"]) == 1
+    assert gateway.refunds == []
+    assert meta(aws, notification_id)["channels"]["email"]["delivery_status"] == "bounced"
+    # Then once the saga has ended, the redelivery compensates
+    set_status("delivered")
+    assert processor.lambda_handler(sqs_event(bounce), context) == {"batchItemFailures": []}
+    assert len(gateway.refunds) == 1
+    assert meta(aws, notification_id)["status"] == "compensated"
+    assert len([e for e in timeline(aws, notification_id) if e["step"] == "WebhookSendgrid"]) == 1
+
+
 # --- failures: retried, then dead-lettered -----------------------------------------------------------------
 
 

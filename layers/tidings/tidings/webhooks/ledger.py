@@ -23,10 +23,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tidings.webhooks.models import WebhookEvent
-from tidings.webhooks.processor import STATUS_RANK, TERMINAL_FAILURES
+from tidings.webhooks.processor import STATUS_RANK, TERMINAL_FAILURES, SagaStillRunning
 
 #: Payment statuses meaning money was taken (a refunded payment is compensated already).
 _CHARGED = frozenset({"succeeded", "refunded"})
+#: Statuses of a saga that has not ended yet (it would overwrite a final status set now).
+_RUNNING = frozenset({"accepted", "running", "awaiting_payment_action"})
 #: Notification statuses after which nothing is compensated again.
 _NOTHING_TO_COMPENSATE = frozenset({"compensated", "payment_declined", "failed"})
 #: The saga's channel status that a delivery report may replace, per reported status.
@@ -196,11 +198,14 @@ class DynamoNotificationLedger:
         meta = self._meta(notification_id) or {}
         policy = ((meta.get("channels") or {}).get(channel) or {}).get("policy")
         payment_status = (meta.get("payment") or {}).get("status")
-        return (
+        due = (
             policy == "required"
             and payment_status in _CHARGED
             and meta.get("status") not in _NOTHING_TO_COMPENSATE
         )
+        if due and meta.get("status") in _RUNNING:
+            raise SagaStillRunning(notification_id)
+        return due
 
 
 def _iso_now() -> str:

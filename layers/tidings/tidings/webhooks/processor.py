@@ -33,6 +33,15 @@ STATUS_RANK: Mapping[str, int] = {
 TERMINAL_FAILURES = frozenset({"bounced", "undelivered", "failed"})
 
 
+class SagaStillRunning(Exception):
+    """Compensation is due but the saga has not ended: its final status would overwrite ours.
+
+    Raised after the timeline and status are recorded, so the message is retried later (the queue's
+    visibility timeout) and compensates once the saga has finished; after the last try it waits in the
+    DLQ for a redrive.
+    """
+
+
 def may_advance(current: str | None, new: str) -> bool:
     """True when ``new`` is strictly later than ``current`` (an unknown current counts as nothing)."""
     return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current or "", 0)
@@ -58,7 +67,8 @@ class NotificationLedger(Protocol):
         ...
 
     def needs_compensation(self, notification_id: str, channel: str) -> bool:
-        """True when the channel is ``required`` and no fallback is left to try."""
+        """True when the channel is ``required`` and no fallback is left to try; raises
+        ``SagaStillRunning`` when that is so but the saga has not finished yet."""
         ...
 
 
