@@ -295,7 +295,7 @@ class DedupeTableOutage:
 
 
 @pytest.fixture
-def dedupe_outage(system):
+def processor_faults(system):
     outage = DedupeTableOutage(system)
     outage.shorten_retries()
     yield outage
@@ -310,12 +310,12 @@ def dead_lettered(system) -> list[dict]:
     return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
 
 
-def test_a_failing_processor_never_costs_the_acknowledgement(system, saga, dedupe_outage, capsys):
+def test_a_failing_processor_never_costs_the_acknowledgement(system, saga, processor_faults, capsys):
     result = saga.run(order_body())
     notification_id = result["notification_id"]
     sms_sid = result["channels"]["sms"]["provider_message_id"]
     eventually(lambda: queue_drained(system), what="webhook queue drained")
-    dedupe_outage.begin()
+    processor_faults.begin()
 
     # Given a processor that fails every time: an event is still acknowledged, and ends in the DLQ
     lost_sid = f"SM{uuid.uuid4().hex}"
@@ -336,7 +336,37 @@ def test_a_failing_processor_never_costs_the_acknowledgement(system, saga, dedup
     )
     assert webhook_entries(saga, notification_id, "WebhookTwilio") == []
     # And once the cause is fixed, the queue's redelivery applies it
-    dedupe_outage.end()
+    processor_faults.end()
     eventually(lambda: webhook_entries(saga, notification_id, "WebhookTwilio"), what="the redelivered event")
     assert saga.status(notification_id)["channels"]["sms"]["delivery_status"] == "delivered"
     assert not [m for m in dead_lettered(system) if m["event_id"] == f"{sms_sid}:delivered"]
+
+
+# --- compensation ----------------------------------------------------------------------------------------
+
+
+def test_hard_bounce_on_a_required_receipt_refunds_once_after_the_saga_ends(system, saga, processor_faults):
+    # Given a required receipt e-mail to an address that will hard-bounce after SendGrid accepted it
+    # (processor_faults only shortens the queue's retry delay here: the table stays up)
+    address = f"bounce-{uuid.uuid4().hex[:8]}@example.com"
+    system.sandboxes["sendgrid"].control.add_bounce(address, "bounce")
+    body = order_body(
+        customer={"email": address},
+        delivery_policy={"email": "required", "sms": "best_effort"},
+    )
+    accepted = saga.notify(body).json()
+    notification_id = accepted["notification_id"]
+    # When the bounce webhook arrives (before or after the saga has finished)
+    result = eventually(
+        lambda: (current := saga.status(notification_id))["status"] == "compensated" and current,
+        timeout=60,
+        what="compensated",
+    )
+    # Then the payment was refunded once, the e-mail channel failed, and the bounce is in the timeline
+    assert result["channels"]["email"]["status"] == "failed"
+    assert result["channels"]["email"]["delivery_status"] == "bounced"
+    refunds = [r for r in system.sandboxes["stripe"].control.requests("/v1/refunds") if r["method"] == "POST"]
+    assert len(refunds) == 1
+    steps = [(e["step"], e["outcome"]) for e in result["timeline"]]
+    assert ("WebhookSendgrid", "bounce") in steps
+    assert ("RefundPayment", "refunded") in steps
