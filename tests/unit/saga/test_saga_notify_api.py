@@ -220,3 +220,24 @@ def test_the_openapi_document_describes_the_routes(api):
         document["paths"]
     )
     assert "NotificationRequest" in json.dumps(document["components"])
+
+
+def test_a_retried_bulk_request_queues_items_stored_but_not_started_by_the_failed_attempt(api):
+    # Given an earlier attempt stored the items but failed before their sagas started
+    items = [{**VALID, "order_reference": f"retry-{n}"} for n in range(2)]
+    first = api(
+        http_event("POST", "/notifications/bulk", {"items": items}, headers={"idempotency-key": "b-1"})
+    )[1]
+    sqs = boto3.client("sqs")
+    for message in sqs.receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)["Messages"]:
+        sqs.delete_message(QueueUrl=api.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    # When the client retries the same bulk request
+    second = api(
+        http_event("POST", "/notifications/bulk", {"items": items}, headers={"idempotency-key": "b-1"})
+    )[1]
+    # Then it is the same bulk, and its items are queued again for starting
+    assert second["bulk_id"] == first["bulk_id"]
+    queued = sqs.receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(nid for m in queued for nid in json.loads(m["Body"])["notification_ids"]) == sorted(
+        item["notification_id"] for item in first["items"]
+    )

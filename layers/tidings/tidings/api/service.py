@@ -153,9 +153,10 @@ class NotificationService:
             results.append({"index": index, "status": "accepted", "notification_id": notification_id})
 
         existing = self.store.get_many(list(new_items))
-        to_create = [item for nid, item in new_items.items() if nid not in existing]
-        self.store.create_many(to_create)
-        self._enqueue([item["notification_id"] for item in to_create])
+        self.store.create_many([item for nid, item in new_items.items() if nid not in existing])
+        # Queue every item whose saga has not started, including ones stored by an earlier attempt of
+        # this request that failed before queueing them (starting is idempotent).
+        self._enqueue([nid for nid in new_items if not existing.get(nid, {}).get("execution_arn")])
         self.store.create_bulk(bulk_id, client_id, results)
         accepted = sum(1 for result in results if result["status"] == "accepted")
         return {
