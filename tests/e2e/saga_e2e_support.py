@@ -35,7 +35,7 @@ FAST_SAGA = {
     "RefundRetryIntervalSeconds": "1",
     "RefundRetryMaxAttempts": "1",
     "RefundRetryBackoffRate": "1",
-    "PaymentActionTimeoutSeconds": "4",
+    "PaymentActionTimeoutSeconds": "8",  # long enough for the webhook round trip on a busy machine
     "SmsOutageWaitTimeoutSeconds": "60",
     "SmsOutageDelaySeconds": "0",
     "RedeliveryMaxTries": "3",

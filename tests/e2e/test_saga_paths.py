@@ -52,6 +52,15 @@ def test_all_delivered(system, saga):
         "SendReceiptEmail",
         "SendSms",
     ]
+    # Nothing was parked anywhere
+    sqs = system.boto3_client("sqs")
+    for queue in (
+        "EmailDeadLetterQueue",
+        "SmsOutageQueue",
+        "SmsDeadLetterQueue",
+        "CompensationDeadLetterQueue",
+    ):
+        assert queue_messages(sqs, system.physical_id(queue), result["notification_id"], wait=0) == [], queue
 
 
 def test_card_declined_ends_without_sending_anything(system, saga):
@@ -64,6 +73,8 @@ def test_card_declined_ends_without_sending_anything(system, saga):
     assert len(charges(system)) == 1
     assert provider_calls(system, "sendgrid", "/v3/mail/send") == []
     assert provider_calls(system, "twilio", "/2010-04-01") == []
+    compensation = system.physical_id("CompensationDeadLetterQueue")
+    assert queue_messages(system.boto3_client("sqs"), compensation, result["notification_id"], wait=0) == []
 
 
 def test_3ds_waits_then_the_webhook_resumes_the_saga(system, saga):

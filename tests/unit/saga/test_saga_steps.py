@@ -267,3 +267,12 @@ def test_a_send_recorded_after_the_delivery_webhook_does_not_move_the_status_bac
     # Then the status stays delivered and the provider id is still recorded
     assert channel["status"] == "delivered"
     assert channel["provider_message_id"] == "sendgrid-1"
+
+
+def test_a_step_for_an_unknown_notification_fails_with_a_clear_typed_error(steps):
+    from tidings.notifications.store import NotificationNotFound
+
+    with pytest.raises(NotificationNotFound, match="no notification missing-id"):
+        steps.await_payment_action("missing-id", "pi_1", "token")
+    with pytest.raises(NotificationNotFound):
+        steps.charge_payment("missing-id")

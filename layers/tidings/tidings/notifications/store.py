@@ -155,13 +155,16 @@ class NotificationStore:
             "updated_at": now_iso(),
         }
         names, assigns, attr_values = _assignments(values)
-        self._table.update_item(
-            Key=notification_key(notification_id),
-            UpdateExpression=f"SET {', '.join(assigns)} REMOVE payment_task_token",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=attr_values,
-            ConditionExpression=Attr("pk").exists(),
-        )
+        try:
+            self._table.update_item(
+                Key=notification_key(notification_id),
+                UpdateExpression=f"SET {', '.join(assigns)} REMOVE payment_task_token",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
+                ConditionExpression=Attr("pk").exists(),
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            raise NotificationNotFound(f"no notification {notification_id}") from None
 
     # --- payment <-> notification (3-D Secure webhooks) ---------------------------------------------
     def link_payment_intent(self, notification_id: str, payment_intent_id: str) -> None:
@@ -246,13 +249,18 @@ class NotificationStore:
         condition = Attr("pk").exists()
         if unless_delivered:
             condition &= Attr(f"channels.{unless_delivered}.status").ne("delivered")
-        self._table.update_item(
-            Key=notification_key(notification_id),
-            UpdateExpression="SET " + ", ".join(assigns),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=attr_values,
-            ConditionExpression=condition,
-        )
+        try:
+            self._table.update_item(
+                Key=notification_key(notification_id),
+                UpdateExpression="SET " + ", ".join(assigns),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
+                ConditionExpression=condition,
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            if unless_delivered:
+                raise  # the caller retries without the status
+            raise NotificationNotFound(f"no notification {notification_id}") from None
 
 
 def is_final(status: str) -> bool:
