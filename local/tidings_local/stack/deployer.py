@@ -62,7 +62,7 @@ class SqsMapping:
     batching_window: float = 0.0
     report_batch_item_failures: bool = False
     enabled: bool = True
-    max_concurrency: int = 2
+    max_concurrency: int = 5
 
 
 @dataclass
@@ -475,7 +475,8 @@ class Deployer:
                 report_batch_item_failures="ReportBatchItemFailures"
                 in (p.get("FunctionResponseTypes") or []),
                 enabled=_bool(p.get("Enabled", True)),
-                max_concurrency=min(int(scaling.get("MaximumConcurrency", 2)), 4),
+                # Lambda starts with five concurrent batches per queue; ScalingConfig caps them.
+                max_concurrency=int(scaling.get("MaximumConcurrency", 5)),
             )
         )
         return Deployed(logical_id, "AWS::Lambda::EventSourceMapping", mapping_id)

@@ -99,7 +99,9 @@ class SqsPoller:
         self.batches = 0
 
     def start(self) -> SqsPoller:
-        for index in range(max(1, self.mapping.max_concurrency)):
+        # More pollers than the function has containers would only queue up for a container.
+        containers = self.runtime.pool(self.mapping.function_name).spec.max_concurrency
+        for index in range(max(1, min(self.mapping.max_concurrency, containers))):
             name = f"sqs-poller-{self.mapping.logical_id}-{index}"
             thread = threading.Thread(target=self._run, name=name, daemon=True)
             thread.start()
