@@ -40,6 +40,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # bursts of concurrent clients (bulk tests) must not be refused
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer is routine (timeouts, Ctrl-C); anything else is logged once.
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        log.exception("local API request from %s failed", client_address[0])
+
 
 class Unauthorized(Exception):
     """401: no token, or a token the authorizer does not accept."""
