@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -42,8 +43,6 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-answer is routine (timeouts, Ctrl-C); anything else is logged once.
-        import sys
-
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         log.exception("local API request from %s failed", client_address[0])
