@@ -16,7 +16,6 @@ from tidings_local.stack.template import parse_yaml
 
 SAM = parse_yaml(DEFAULT_TEMPLATE.read_text())
 RESOURCES: dict[str, dict[str, Any]] = SAM.get("Resources", {})
-DEFAULTS = {name: spec.get("Default") for name, spec in (SAM.get("Parameters") or {}).items()}
 GLOBAL_FUNCTION = (SAM.get("Globals") or {}).get("Function", {})
 
 
@@ -33,17 +32,18 @@ def system() -> Iterator[LocalSystem]:
 
 def _expected(system: LocalSystem, value: Any) -> Any:
     """The few intrinsics the template uses in plain values, evaluated independently of the deployer."""
+    parameters = system.stack.template.parameters  # the inputs: defaults plus the local overrides
     if isinstance(value, dict) and set(value) == {"Ref"}:
         name = value["Ref"]
-        return str(DEFAULTS[name]) if name in DEFAULTS else system.physical_id(name)
+        return str(parameters[name]) if name in parameters else system.physical_id(name)
     if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
         target = value["Fn::GetAtt"]
         logical_id, attribute = target if isinstance(target, list) else target.split(".", 1)
         return system.attr(logical_id, attribute)
     if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
         text = value["Fn::Sub"]
-        for name, default in DEFAULTS.items():
-            text = text.replace("${" + name + "}", str(default))
+        for name, parameter in parameters.items():
+            text = text.replace("${" + name + "}", str(parameter))
         return text
     return value
 
