@@ -88,13 +88,16 @@ class SqsPoller:
     """Polls one mapping's queue with ``max_concurrency`` threads until ``stop``."""
 
     def __init__(
-        self, mapping: SqsMapping, runtime: LambdaRuntime, sqs_client: Any, wait_seconds: int = 1
+        self, mapping: SqsMapping, runtime: LambdaRuntime, sqs_client: Any, wait_seconds: int = 3
     ) -> None:
         self.mapping = mapping
         self.runtime = runtime
         self.sqs = sqs_client
+        # Long polls end as soon as a message arrives (moto wakes waiting receivers), so a longer wait
+        # only means fewer idle ReceiveMessage calls burning the moto server's CPU.
         self.wait_seconds = wait_seconds
         self._stop = threading.Event()
+        self._busy = threading.Event()  # set while the queue has messages: extra pollers join in
         self._threads: list[threading.Thread] = []
         self.batches = 0
 
@@ -103,7 +106,7 @@ class SqsPoller:
         containers = self.runtime.pool(self.mapping.function_name).spec.max_concurrency
         for index in range(max(1, min(self.mapping.max_concurrency, containers))):
             name = f"sqs-poller-{self.mapping.logical_id}-{index}"
-            thread = threading.Thread(target=self._run, name=name, daemon=True)
+            thread = threading.Thread(target=self._run, args=(index,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -113,12 +116,19 @@ class SqsPoller:
         for thread in self._threads:
             thread.join(timeout=self.wait_seconds + 5)
 
-    def _run(self) -> None:
+    def _run(self, index: int) -> None:
+        # Like Lambda's scaling: one poller always listens; the others join while messages keep coming
+        # and go back to waiting once a poll comes back empty (an idle queue costs one long poll).
         while not self._stop.is_set():
+            if index > 0 and not self._busy.wait(timeout=1):
+                continue
             try:
                 messages = self._receive_batch()
                 if messages:
+                    self._busy.set()
                     self.process(messages)
+                elif index > 0:
+                    self._busy.clear()
             except Exception:
                 if self._stop.is_set():
                     return

@@ -16,11 +16,13 @@ def test_failed_items_are_redriven_to_the_dlq_and_the_rest_is_processed_once(
     table = probe_system.physical_id("ProbeTable")
     dlq_url = probe_system.physical_id("WorkDeadLetterQueue")
 
-    # Given two good messages and one the handler reports as a batch item failure
+    # Given a warm BatchFunction (a cold start must not outlast the queue's 2 s visibility timeout)
+    assert not probe_system.invoke("BatchFunction", {"Records": []}).failed
+    # and two good messages and one the handler reports as a batch item failure
     for body in ("ok-1", "ok-2", "fail-1"):
         sqs.send_message(QueueUrl=probe_system.physical_id("WorkQueue"), MessageBody=body)
 
-    # When the poller has worked through the queue (WorkQueue: VisibilityTimeout 1, maxReceiveCount 2)
+    # When the poller has worked through the queue (WorkQueue: VisibilityTimeout 2, maxReceiveCount 2)
     def dead_lettered() -> list[dict]:
         return sqs.receive_message(
             QueueUrl=dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
