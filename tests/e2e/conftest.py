@@ -3,6 +3,7 @@
 import pytest
 from saga_e2e_support import FAST_SAGA, AwsOutageSwitch, NotifyClient
 
+from tidings_local.stack.lambdas import stderr_sink
 from tidings_local.stack.system import LocalSystem
 
 RECEIPT_FROM_ADDRESS = "receipts@example.com"  # the template's default ReceiptFromAddress
@@ -16,9 +17,23 @@ LAYER_TEST_SETTINGS = {
 }
 
 
+#: Every log line any function wrote during the session, for the personal-data check.
+FUNCTION_LOG_LINES: list[tuple[str, str]] = []
+
+
+def _keep_and_show(logical_id: str, line: str) -> None:
+    FUNCTION_LOG_LINES.append((logical_id, line))
+    stderr_sink(logical_id, line)
+
+
+@pytest.fixture(scope="session")
+def function_logs() -> list[tuple[str, str]]:
+    return FUNCTION_LOG_LINES
+
+
 @pytest.fixture(scope="session")
 def system():
-    with LocalSystem.start(overrides=FAST_SAGA) as local:
+    with LocalSystem.start(overrides=FAST_SAGA, log_sink=_keep_and_show) as local:
         switches = {"ses": AwsOutageSwitch(local.moto_url), "sns": AwsOutageSwitch(local.moto_url)}
         for spec in local.runtime.specs.values():
             spec.environment.update(LAYER_TEST_SETTINGS)

@@ -241,3 +241,14 @@ def test_a_refund_that_cannot_be_made_goes_to_the_compensation_dead_letter_queue
         "CircuitOpen",
     )  # retries spent, or breaker opened by them
     assert len(charges(system)) == 1
+
+
+def test_no_function_logged_a_full_email_address_or_phone_number(system, saga, function_logs):
+    # Runs after the paths above: every step, fallback, park and refund has logged by now
+    assert len(function_logs) > 100
+    leaked = [
+        (function, line[:200])
+        for function, line in function_logs
+        if "ada@example.com" in line or "+447700900123" in line or "447700900123" in line
+    ]
+    assert leaked == []
