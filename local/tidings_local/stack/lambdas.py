@@ -196,8 +196,12 @@ class FunctionPool:
             while True:
                 if self._closed:
                     raise PoolClosed(self.spec.logical_id)
-                if self._idle:
-                    return self._idle.pop(), False
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.process.poll() is None:
+                        return worker, False
+                    self._count -= 1  # died while idle (killed from outside): not a container to reuse
+                    _kill(worker)
                 if self._count < self.spec.max_concurrency:
                     self._count += 1
                     break

@@ -166,3 +166,17 @@ def test_a_test_can_change_a_function_environment(probe_system: LocalSystem) -> 
     assert after["env"]["OWN_SETTING"] == "changed-by-a-test"
     assert after["container_id"] != before["container_id"]  # a fresh container with the new environment
     probe_system.set_function_env("ProbeFunction", {"OWN_SETTING": "probe-only"})
+
+
+def test_a_container_that_died_while_idle_is_replaced(probe_system: LocalSystem) -> None:
+    import os
+    import signal as signals
+
+    first = probe_system.invoke("ProbeFunction", {}).json()
+    pool = probe_system.runtime.pool("ProbeFunction")
+    for worker in list(pool._idle):
+        os.kill(worker.process.pid, signals.SIGKILL)
+        worker.process.wait()
+    after = probe_system.invoke("ProbeFunction", {})
+    assert not after.failed
+    assert after.json()["container_id"] != first["container_id"]
