@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,6 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tidings.observability import logger, metrics, tracer
 from tidings.webhooks.compensation import RefundCompensator
 from tidings.webhooks.ledger import DynamoNotificationLedger
 from tidings.webhooks.models import WebhookEvent
@@ -28,8 +28,6 @@ from tidings.webhooks.processor import ProcessingOutcome, apply_webhook_event
 from tidings.webhooks.settings import processor_settings
 from tidings.webhooks.sfn import StepFunctionsSagaResumer
 
-logger = Logger()
-metrics = Metrics()
 settings = processor_settings()
 # A batch whose every record failed is reported record by record too (same effect on SQS, and the
 # invocation does not count as a function error).
@@ -97,6 +95,7 @@ def record_handler(record: SQSRecord) -> dict:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     idempotency.register_lambda_context(context)
     return process_partial_response(

@@ -9,21 +9,19 @@ from __future__ import annotations
 import time
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 
 from tidings.errors import InvalidRequest
+from tidings.observability import logger, metrics, tracer
 from tidings.webhooks.errors import WebhookSignatureInvalid
 from tidings.webhooks.keys import WEBHOOK_KEY_FIELDS, accepted_keys
 from tidings.webhooks.receiver import PROVIDERS, WebhookQueue, WebhookQueueUnavailable, verify_and_normalise
 from tidings.webhooks.request import WebhookRequest
 from tidings.webhooks.settings import receiver_settings
 
-logger = Logger()
-metrics = Metrics()
 app = APIGatewayHttpResolver()
 settings = receiver_settings()
 queue = WebhookQueue(boto3.client("sqs"), settings.queue_url)
@@ -79,5 +77,6 @@ def queue_unavailable(exc: WebhookQueueUnavailable) -> Response:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: object) -> dict:
     return app.resolve(event, context)
