@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     invoke.add_argument("-e", "--event", help="JSON event file ('-' reads stdin); default {}")
     _common(invoke)
     invoke.add_argument("--no-sandboxes", action="store_true", help="leave provider URLs as in the template")
+    invoke.add_argument(
+        "--seed",
+        default=None,
+        help="sample data to load before the invoke (default: events/seed/notifications.json beside the "
+        "template, if present)",
+    )
+    invoke.add_argument("--no-seed", action="store_true", help="start from empty tables")
     invoke.set_defaults(func=cmd_invoke)
 
     start_api = commands.add_parser(
@@ -118,6 +125,26 @@ def _system_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
+    result_out = sys.stdout
+    payload = _invoke(args)
+    if isinstance(payload, int):
+        return payload
+    # Like sam: the result (or the error document) on stdout, exit 0 even when the function failed.
+    result_out.write(payload.decode() + "\n")
+    result_out.flush()
+    return 0
+
+
+def _seed_path(args: argparse.Namespace) -> Path | None:
+    if args.no_seed:
+        return None
+    if args.seed:
+        return Path(args.seed)
+    default = Path(args.template).resolve().parent / "events" / "seed" / "notifications.json"
+    return default if default.is_file() else None
+
+
+def _invoke(args: argparse.Namespace) -> bytes | int:
     from tidings_local.stack.system import LocalSystem
     from tidings_local.stack.template import TemplateError
 
@@ -134,6 +161,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             sandboxes=not args.no_sandboxes,
             pollers=False,
             serve_api=False,
+            seed=_seed_path(args),
         )
     except TemplateError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -152,11 +180,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        result = system.invoke(function_id, event)
-    # Like sam: the result (or the error document) on stdout, exit 0 even when the function failed.
-    sys.stdout.write(result.payload.decode() + "\n")
-    sys.stdout.flush()
-    return 0
+        return system.invoke(function_id, event).payload
 
 
 def _serve_until_stopped() -> None:

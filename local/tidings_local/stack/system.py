@@ -135,6 +135,7 @@ class LocalSystem:
         containers_per_function: int = 4,
         warm_containers: bool = False,
         reload_code: bool = False,
+        seed: str | Path | None = None,
     ) -> LocalSystem:
         system = cls()
         try:
@@ -157,6 +158,7 @@ class LocalSystem:
                 containers_per_function=containers_per_function,
                 warm_containers=warm_containers,
                 reload_code=reload_code,
+                seed=seed,
             )
         except BaseException:
             system.stop()
@@ -214,6 +216,10 @@ class LocalSystem:
         for parameter in SES_SENDER_PARAMETERS:
             if template.parameters.get(parameter):
                 verify_ses_identity(self.boto3_client("ses"), template.parameters[parameter])
+        if options["seed"] is not None:
+            from tidings_local.stack.seed import apply_seed, load_seed
+
+            apply_seed(self, load_seed(options["seed"]))
         if options["pollers"]:
             sqs = self.boto3_client("sqs")
             self.pollers = [
