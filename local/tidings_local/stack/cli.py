@@ -125,8 +125,14 @@ def _system_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
+    # stdout carries only the handler's result, as with sam: anything else that prints (a library's
+    # warning, moto reached by an execution still running while the stack stops) goes to stderr.
     result_out = sys.stdout
-    payload = _invoke(args)
+    sys.stdout = sys.stderr
+    try:
+        payload = _invoke(args)
+    finally:
+        sys.stdout = result_out
     if isinstance(payload, int):
         return payload
     # Like sam: the result (or the error document) on stdout, exit 0 even when the function failed.
