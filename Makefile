@@ -25,7 +25,8 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 run: setup
 	$(BIN)/tidings local up
 
-test: setup
+# The whole suite, after the same static checks a reviewer would run (ruff, sam validate --lint).
+test: lint
 	$(BIN)/pytest
 
 unit: setup
