@@ -43,6 +43,8 @@ SANDBOX_URL_PARAMETERS = {
 # Parameters naming SES senders the operator verifies on AWS; locally they are verified after deploy.
 SES_SENDER_PARAMETERS = ("ReceiptFromAddress",)
 ISSUER_PARAMETER = "JwtIssuer"
+# The base URL providers call back (Twilio status callbacks): the local API, when it serves.
+PUBLIC_API_PARAMETER = "PublicApiBaseUrl"
 AUDIENCE_PARAMETER = "JwtAudience"
 
 
@@ -201,6 +203,8 @@ class LocalSystem:
             automatic[ISSUER_PARAMETER] = self.issuer.url
         if AUDIENCE_PARAMETER in declared:
             automatic[AUDIENCE_PARAMETER] = audience
+        if PUBLIC_API_PARAMETER in declared and options["serve_api"]:
+            automatic[PUBLIC_API_PARAMETER] = self.api.url
 
         template = load_template(template_path, {**automatic, **overrides}, stack_name=options["stack_name"])
         secrets = {**default_secret_values(), **dict(options["secret_values"] or {})}
