@@ -71,6 +71,28 @@ class ChannelStatus(StrEnum):
     SKIPPED = "skipped"  # never attempted (payment declined, saga compensated first)
 
 
+#: The order a channel's status may move in: a write only ever keeps or raises the rank (see
+#: ``NotificationStore.update_channel``, the one place that writes it). A dead-lettered message can
+#: still be redriven and sent; a provider's confirmation outranks our "sent"; a permanent refusal
+#: (bounce, undelivered) outranks a confirmation; "failed" (refunded for it) is the end.
+CHANNEL_STATUS_RANK: dict[ChannelStatus, int] = {
+    ChannelStatus.PENDING: 0,
+    ChannelStatus.SKIPPED: 1,
+    ChannelStatus.PARKED: 1,
+    ChannelStatus.DEAD_LETTERED: 2,
+    ChannelStatus.SENT: 3,
+    ChannelStatus.DELIVERED: 4,
+    ChannelStatus.REJECTED: 5,
+    ChannelStatus.FAILED: 6,
+}
+
+
+def statuses_replaceable_by(status: str) -> list[str]:
+    """The channel statuses ``status`` may overwrite: lower ranks, and itself (a rewrite is harmless)."""
+    rank = CHANNEL_STATUS_RANK[ChannelStatus(status)]
+    return [name.value for name, other in CHANNEL_STATUS_RANK.items() if other < rank or name == status]
+
+
 # --- the request a client sends --------------------------------------------------------------------
 
 OrderReference = Annotated[

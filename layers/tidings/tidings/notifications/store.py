@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from tidings.notifications.models import FINAL_STATUSES, TimelineEvent
+from tidings.notifications.models import FINAL_STATUSES, TimelineEvent, statuses_replaceable_by
 
 
 def now_iso() -> str:
@@ -119,27 +120,58 @@ class NotificationStore:
         """Set top-level attributes (and ``updated_at``)."""
         self._set(notification_id, {**fields, "updated_at": now_iso()})
 
-    def update_channel(self, notification_id: str, channel: str, **fields: Any) -> None:
-        """Set attributes of ``channels.<channel>`` (status, provider, provider_message_id, reason).
+    def update_channel(
+        self,
+        notification_id: str,
+        channel: str,
+        status: str | None = None,
+        *,
+        with_status: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Set ``channels.<channel>``'s status forward only, and its other attributes.
 
-        A status never moves back from ``delivered`` (a provider's delivery webhook can arrive before
-        the send step records ``sent``): the other attributes are still written.
+        The one writer of a channel's status, for the saga's steps, RecordOutcome, later tries and
+        webhooks alike. ``status`` is applied with a DynamoDB condition (the current status is one
+        ``status`` may replace, ``CHANNEL_STATUS_RANK``), so a write that arrives late (the send step's
+        ``sent`` after the delivery webhook, RecordOutcome's ``sent`` after an early bounce) cannot move
+        it back, however the writers interleave. ``with_status`` (a reason, the provider's own delivery
+        status) belongs to that status and is written only with it; ``fields`` (provider, message id)
+        describe the message and are written either way.
+
+        Returns False when the status was kept (the other fields are still written).
         """
+        from boto3.dynamodb.conditions import Attr
         from botocore.exceptions import ClientError
 
         at = now_iso()
-        values = {f"channels.{channel}.{name}": value for name, value in fields.items()}
-        values |= {"updated_at": at, f"channels.{channel}.updated_at": at}
-        if "status" not in fields:
+        prefix = f"channels.{channel}"
+        values = {f"{prefix}.{name}": value for name, value in fields.items()}
+        values |= {"updated_at": at, f"{prefix}.updated_at": at}
+        if status is None:
             self._set(notification_id, values)
-            return
+            return True
+        forward = {f"{prefix}.status": str(status)}
+        forward |= {f"{prefix}.{name}": value for name, value in (with_status or {}).items()}
+        current = Attr(f"{prefix}.status")
+        condition = (
+            Attr("pk").exists()
+            & Attr(prefix).exists()
+            & (current.not_exists() | current.is_in(statuses_replaceable_by(status)))
+        )
         try:
-            self._set(notification_id, values, unless_delivered=channel)
+            self._set(notification_id, values | forward, condition=condition)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            values.pop(f"channels.{channel}.status")
-            self._set(notification_id, values)
+            # Kept: the status is already as far or further. The message's own attributes still count;
+            # either way a notification that does not exist raises NotificationNotFound.
+            if fields:
+                self._set(notification_id, values)
+            else:
+                self.get(notification_id)
+            return False
+        return True
 
     def set_status(self, notification_id: str, status: str, **fields: Any) -> None:
         self.update(notification_id, status=status, **fields)
@@ -242,24 +274,22 @@ class NotificationStore:
         return meta, items
 
     # --- internals ------------------------------------------------------------------------------
-    def _set(self, notification_id: str, values: dict[str, Any], unless_delivered: str | None = None) -> None:
+    def _set(self, notification_id: str, values: dict[str, Any], condition: Any = None) -> None:
+        """SET ``values`` on an existing notification; with ``condition``, a failed check is raised as is."""
         from boto3.dynamodb.conditions import Attr
 
         names, assigns, attr_values = _assignments(values)
-        condition = Attr("pk").exists()
-        if unless_delivered:
-            condition &= Attr(f"channels.{unless_delivered}.status").ne("delivered")
         try:
             self._table.update_item(
                 Key=notification_key(notification_id),
                 UpdateExpression="SET " + ", ".join(assigns),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=attr_values,
-                ConditionExpression=condition,
+                ConditionExpression=condition if condition is not None else Attr("pk").exists(),
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
-            if unless_delivered:
-                raise  # the caller retries without the status
+            if condition is not None:
+                raise  # the caller tells a kept status from a missing notification
             raise NotificationNotFound(f"no notification {notification_id}") from None
 
 

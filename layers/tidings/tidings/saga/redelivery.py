@@ -107,7 +107,7 @@ class Redelivery:
         body |= {"kind": channel, "tries": tries, "error": last_error.to_dict() if last_error else None}
         self.sqs().send_message(QueueUrl=self.dead_letter_queue_urls[channel], MessageBody=json.dumps(body))
         store.update_channel(
-            notification_id, channel, status=ChannelStatus.DEAD_LETTERED, reason="tries_spent"
+            notification_id, channel, ChannelStatus.DEAD_LETTERED, with_status={"reason": "tries_spent"}
         )
         self.steps.record_event(
             notification_id,

@@ -184,9 +184,11 @@ class SagaSteps:
                 self.store.update_channel(
                     notification_id,
                     channel,
-                    status=ChannelStatus.REJECTED,
-                    provider=provider,
-                    reason=details.get("code") or details.get("error_type"),
+                    ChannelStatus.REJECTED,
+                    with_status={
+                        "provider": provider,
+                        "reason": details.get("code") or details.get("error_type"),
+                    },
                 )
             raise
         result = {
@@ -195,10 +197,12 @@ class SagaSteps:
             "deduplicated": receipt.deduplicated,
             "attempts": receipt.attempts,
         }
+        # Forward only: a delivery report (or a bounce) that got here first keeps its status; the
+        # message's provider and id are recorded either way.
         self.store.update_channel(
             notification_id,
             channel,
-            status=ChannelStatus.SENT,
+            ChannelStatus.SENT,
             provider=receipt.provider,
             provider_message_id=receipt.provider_message_id,
             fallback=provider == FALLBACK[channel],
@@ -237,11 +241,12 @@ class SagaSteps:
         recorded = notification.get("channels", {})
         outcome = decide(state, recorded)
         for name, channel in outcome.channels.items():
-            current = recorded.get(name, {}).get("status")
-            # A send step (or a delivery webhook) already wrote the richer record of a sent message.
-            if current in (ChannelStatus.SENT, ChannelStatus.DELIVERED) or current == channel.status:
-                continue
-            self.store.update_channel(notification_id, name, status=channel.status, reason=channel.reason)
+            if recorded.get(name, {}).get("status") == channel.status:
+                continue  # the step that set it wrote the richer record (provider, reason code)
+            # Forward only: a status a step or webhook moved further (sent, delivered, an early bounce's
+            # rejected) is kept.
+            reason = {"reason": channel.reason} if channel.reason else {}
+            self.store.update_channel(notification_id, name, channel.status, with_status=reason)
         self.store.finish(notification_id, outcome.status, outcome.reason)
         self._record(notification_id, "RecordOutcome", outcome.status, None, None, {"reason": outcome.reason})
         return {"notification_id": notification_id, "status": outcome.status.value, "reason": outcome.reason}

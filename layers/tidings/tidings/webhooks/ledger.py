@@ -8,10 +8,10 @@ It follows the notification store's key design (tidings.notifications.store):
   from its identity and is written with a condition, so a redelivery cannot add it twice.
 * ``PAYMENT_INTENT#<pi id>`` / ``META``: which notification a PaymentIntent belongs to.
 
-Delivery progress reported by webhooks lives in ``channels.<channel>.delivery_status`` and
-``delivery_rank`` (see ``processor.STATUS_RANK``); every update is conditional on the rank growing, so
-out-of-order or concurrent events can never move it backwards. ``channels.<channel>.status`` (the saga's
-vocabulary) follows: ``delivered`` on confirmation, ``rejected`` on a bounce or undelivered message.
+A delivery report moves ``channels.<channel>.status`` through ``NotificationStore.update_channel``, the
+one forward-only status write the saga's steps use too (``delivered`` on confirmation, ``rejected`` on a
+bounce or undelivered message), and keeps the provider's own word in ``delivery_status`` beside it,
+written only when the status moves, so out-of-order or concurrent events never move either backwards.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from tidings.notifications.store import NotificationStore
 from tidings.webhooks.models import WebhookEvent
-from tidings.webhooks.processor import STATUS_RANK, TERMINAL_FAILURES, SagaStillRunning
+from tidings.webhooks.processor import CHANNEL_STATUS_FOR_DELIVERY, SagaStillRunning
 
 #: Payment statuses meaning money was taken (a refunded payment is compensated already).
 _CHARGED = frozenset({"succeeded", "refunded"})
@@ -31,8 +32,6 @@ _CHARGED = frozenset({"succeeded", "refunded"})
 _RUNNING = frozenset({"accepted", "running", "awaiting_payment_action"})
 #: Notification statuses after which nothing is compensated again.
 _NOTHING_TO_COMPENSATE = frozenset({"compensated", "payment_declined", "failed"})
-#: The saga's channel status that a delivery report may replace, per reported status.
-_SAGA_CHANNEL_STATUS = {"delivered": "delivered", **dict.fromkeys(TERMINAL_FAILURES, "rejected")}
 
 
 def _iso(epoch: float) -> str:
@@ -52,6 +51,7 @@ class DynamoNotificationLedger:
 
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._store = NotificationStore(table)
 
     def _meta(self, notification_id: str) -> dict[str, Any] | None:
         return self._table.get_item(Key=_meta_key(notification_id), ConsistentRead=True).get("Item")
@@ -107,34 +107,15 @@ class DynamoNotificationLedger:
         return True
 
     def advance_channel_status(self, notification_id: str, channel: str, status: str) -> bool:
-        rank = STATUS_RANK[status]
-        names = {"#c": "channels", "#ch": channel}
-        values: dict[str, Any] = {":status": status, ":rank": rank, ":at": _iso_now()}
-        assigns = [
-            "#c.#ch.delivery_status = :status",
-            "#c.#ch.delivery_rank = :rank",
-            "#c.#ch.delivery_updated_at = :at",
-        ]
-        if status in _SAGA_CHANNEL_STATUS:
-            names["#st"] = "status"
-            values[":saga_status"] = _SAGA_CHANNEL_STATUS[status]
-            assigns.append("#c.#ch.#st = :saga_status")
-        try:
-            self._table.update_item(
-                Key=_meta_key(notification_id),
-                UpdateExpression="SET " + ", ".join(assigns),
-                ConditionExpression=(
-                    "attribute_exists(#c.#ch) AND "
-                    "(attribute_not_exists(#c.#ch.delivery_rank) OR #c.#ch.delivery_rank < :rank)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        channel_status = CHANNEL_STATUS_FOR_DELIVERY.get(status)
+        if channel_status is None:
+            return False  # in the timeline only
+        return self._store.update_channel(
+            notification_id,
+            channel,
+            channel_status,
+            with_status={"delivery_status": status, "delivery_updated_at": _iso_now()},
+        )
 
     def payment(self, notification_id: str) -> dict[str, Any]:
         return (self._meta(notification_id) or {}).get("payment") or {}
@@ -149,7 +130,11 @@ class DynamoNotificationLedger:
         refund_status: str,
         payment_intent_id: str,
     ) -> None:
-        """Record the refund as the saga's RefundPayment step does, and the notification's final status."""
+        """Record the refund as the saga's RefundPayment step does, and the notification's final status.
+
+        One atomic write with the channel's ``failed``: the top of ``CHANNEL_STATUS_RANK``, so setting it
+        unconditionally is forward-only too.
+        """
         at = _iso_now()
         self._table.update_item(
             Key=_meta_key(notification_id),

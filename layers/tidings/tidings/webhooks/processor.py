@@ -3,8 +3,8 @@
 * Stripe ``payment_intent.succeeded`` / ``payment_failed`` resume the saga waiting on 3-D Secure
   (``SendTaskSuccess`` / ``SendTaskFailure`` with the task token it stored when it paused).
 * SendGrid and Twilio delivery events go into the notification's timeline and move the channel's status
-  forward only: ``queued < sent < delivered``; ``bounced``, ``undelivered`` and ``failed`` are terminal.
-  A late ``sent`` never overwrites ``delivered``.
+  forward only, through the notification store's one forward-only write (``CHANNEL_STATUS_FOR_DELIVERY``):
+  ``bounced``, ``undelivered`` and ``failed`` are terminal; a late ``sent`` never overwrites ``delivered``.
 * A terminal delivery failure on a ``required`` channel with no fallback left asks for compensation.
 
 Every effect is idempotent on its own (timeline entries keyed by the event identity, conditional status
@@ -19,18 +19,19 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
+from tidings.notifications.models import ChannelStatus
 from tidings.webhooks.models import WebhookEvent
 
-#: Forward order of channel statuses; the terminal failures outrank everything.
-STATUS_RANK: Mapping[str, int] = {
-    "queued": 1,
-    "sent": 2,
-    "delivered": 3,
-    "bounced": 4,
-    "undelivered": 4,
-    "failed": 4,
-}
 TERMINAL_FAILURES = frozenset({"bounced", "undelivered", "failed"})
+#: The channel status (the saga's vocabulary) each delivery report stands for. ``queued`` is left out:
+#: it says no more than the send step's own ``sent``. The store applies it forward only
+#: (``tidings.notifications.models.CHANNEL_STATUS_RANK``), so a late ``sent`` never overwrites
+#: ``delivered`` and nothing overwrites a bounce.
+CHANNEL_STATUS_FOR_DELIVERY: Mapping[str, ChannelStatus] = {
+    "sent": ChannelStatus.SENT,
+    "delivered": ChannelStatus.DELIVERED,
+    **dict.fromkeys(TERMINAL_FAILURES, ChannelStatus.REJECTED),
+}
 
 
 class SagaStillRunning(Exception):
@@ -40,11 +41,6 @@ class SagaStillRunning(Exception):
     visibility timeout) and compensates once the saga has finished; after the last try it waits in the
     DLQ for a redrive.
     """
-
-
-def may_advance(current: str | None, new: str) -> bool:
-    """True when ``new`` is strictly later than ``current`` (an unknown current counts as nothing)."""
-    return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current or "", 0)
 
 
 class NotificationLedger(Protocol):
@@ -63,7 +59,7 @@ class NotificationLedger(Protocol):
         ...
 
     def advance_channel_status(self, notification_id: str, channel: str, status: str) -> bool:
-        """Set the channel's status if it moves forward; False if it would move backwards."""
+        """Move the channel forward to what the report ``status`` stands for; False if it is kept."""
         ...
 
     def needs_compensation(self, notification_id: str, channel: str) -> bool:

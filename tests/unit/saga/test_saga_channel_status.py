@@ -1,0 +1,138 @@
+"""A channel's status only moves forward, whichever writer comes last: send steps, RecordOutcome, later
+tries and delivery webhooks all go through the notification store's one conditional write."""
+
+import itertools
+
+import pytest
+from saga_support import notification_request
+
+from tidings.api.service import NotificationService
+from tidings.notifications.models import CHANNEL_STATUS_RANK, ChannelStatus
+from tidings.notifications.store import NotificationNotFound
+from tidings.webhooks.ledger import DynamoNotificationLedger
+
+NID = "22222222-3333-4444-5555-666666666666"
+ALL = list(CHANNEL_STATUS_RANK)
+
+
+@pytest.fixture
+def notification(store):
+    store.create(NotificationService._item(NID, "client-a", notification_request()))
+    return NID
+
+
+@pytest.fixture
+def ledger(store):
+    return DynamoNotificationLedger(store._table)
+
+
+def email(store, notification_id=NID):
+    return store.get(notification_id)["channels"]["email"]
+
+
+def sent_state():
+    """An execution state in which both channels were sent by their primary providers."""
+    return {
+        "notification_id": NID,
+        "delivery_policy": {"email": "best_effort", "sms": "best_effort"},
+        "ChargePaymentResult": {"status": "succeeded"},
+        "SendReceiptEmailResult": {"provider": "sendgrid"},
+        "SendSmsResult": {"provider": "twilio"},
+    }
+
+
+def test_a_delivery_report_then_the_send_steps_sent_stays_delivered(steps, store, ledger, notification):
+    # Given SendGrid's "delivered" report was processed before the send step recorded its acceptance
+    assert ledger.advance_channel_status(notification, "email", "delivered") is True
+    # When the send step and then RecordOutcome write "sent"
+    steps.send(notification, "email", "sendgrid")
+    steps.record_outcome(sent_state())
+    # Then the channel still says delivered, with the provider's message id recorded all the same
+    channel = email(store)
+    assert (channel["status"], channel["delivery_status"]) == ("delivered", "delivered")
+    assert channel["provider_message_id"] == "sendgrid-1"
+
+
+def test_an_early_bounce_then_sent_stays_rejected(steps, store, ledger, notification):
+    # Given a bounce processed while the saga was still running
+    assert ledger.advance_channel_status(notification, "email", "bounced") is True
+    # When the send step's "sent" and RecordOutcome's "sent" arrive afterwards
+    steps.send(notification, "email", "sendgrid")
+    steps.record_outcome(sent_state())
+    # Then the bounce is not hidden
+    channel = email(store)
+    assert (channel["status"], channel["delivery_status"]) == ("rejected", "bounced")
+
+
+def test_late_reports_never_move_a_channel_back(store, ledger, notification):
+    # Given a delivered SMS
+    ledger.advance_channel_status(notification, "sms", "delivered")
+    # When Twilio's earlier "sent" arrives late
+    kept = ledger.advance_channel_status(notification, "sms", "sent")
+    # Then nothing changes, neither the status nor the provider's word
+    sms = store.get(notification)["channels"]["sms"]
+    assert kept is False
+    assert (sms["status"], sms["delivery_status"]) == ("delivered", "delivered")
+
+
+def test_a_parked_sms_sent_by_the_outage_queue_before_record_outcome_stays_sent(store, notification):
+    # Given the outage queue's consumer sent the parked SMS
+    store.update_channel(notification, "sms", ChannelStatus.SENT, provider="twilio")
+    # When RecordOutcome (which only knew it was parked) writes its view
+    kept = store.update_channel(
+        notification, "sms", ChannelStatus.PARKED, with_status={"reason": "providers_unavailable"}
+    )
+    # Then sent stays, and the reason that belongs to "parked" is not written either
+    sms = store.get(notification)["channels"]["sms"]
+    assert kept is False
+    assert sms["status"] == "sent"
+    assert "reason" not in sms
+
+
+def test_a_dead_lettered_email_can_still_be_redriven_and_sent(store, notification):
+    store.update_channel(notification, "email", ChannelStatus.DEAD_LETTERED)
+    assert store.update_channel(notification, "email", ChannelStatus.SENT, provider="ses") is True
+    assert email(store)["status"] == "sent"
+
+
+@pytest.mark.parametrize("first", ALL)
+def test_every_pair_of_writes_ends_at_the_higher_rank(store, first):
+    # Given a notification per second status, each channel first set to `first`
+    for index, second in enumerate(ALL):
+        notification_id = f"{NID[:-2]}{index:02d}"
+        store.create(NotificationService._item(notification_id, "client-a", notification_request()))
+        store.update_channel(notification_id, "email", first)
+        # When `second` is written after it
+        moved = store.update_channel(notification_id, "email", second)
+        # Then the status is `second` only if it ranks higher (or is the same), else `first` stays
+        forward = CHANNEL_STATUS_RANK[second] > CHANNEL_STATUS_RANK[first] or second == first
+        assert moved is forward
+        assert email(store, notification_id)["status"] == (second if forward else first)
+
+
+def test_every_channel_status_has_a_rank_in_the_documented_order():
+    # A confirmation beats our own "sent"; a bounce beats a confirmation; a refund's "failed" is the end.
+    order = [ChannelStatus.PENDING, ChannelStatus.PARKED, ChannelStatus.DEAD_LETTERED, ChannelStatus.SENT]
+    order += [ChannelStatus.DELIVERED, ChannelStatus.REJECTED, ChannelStatus.FAILED]
+    ranks = [CHANNEL_STATUS_RANK[status] for status in order]
+    assert ranks == sorted(set(ranks))
+    # A status without a rank could not be written at all
+    assert set(CHANNEL_STATUS_RANK) == set(ChannelStatus)
+
+
+def test_a_status_for_an_unknown_notification_is_a_typed_not_found(store):
+    with pytest.raises(NotificationNotFound):
+        store.update_channel("missing-id", "email", ChannelStatus.SENT, provider="sendgrid")
+    with pytest.raises(NotificationNotFound):
+        store.update_channel("missing-id", "email", ChannelStatus.SENT)
+
+
+def test_concurrent_writers_interleaved_in_any_order_end_at_the_highest(store):
+    # Every order of the saga's and the webhooks' writes for one channel ends the same way
+    writes = [ChannelStatus.SENT, ChannelStatus.DELIVERED, ChannelStatus.REJECTED]
+    for index, order in enumerate(itertools.permutations(writes)):
+        notification_id = f"{NID[:-2]}{index:02d}"
+        store.create(NotificationService._item(notification_id, "client-a", notification_request()))
+        for status in order:
+            store.update_channel(notification_id, "email", status)
+        assert email(store, notification_id)["status"] == "rejected"
