@@ -33,7 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 class Sizes:
     """How much to measure; the defaults keep a full run under 3 minutes on 2 busy cores."""
 
-    coldstart_runs: int = 5
+    coldstart_runs: int = 3
     requests: int = 200
     warmup: int = 10
     verifications: int = 1000
@@ -103,7 +103,7 @@ def run(
     cold = coldstart.measure(targets, sizes.coldstart_runs)
 
     say(f"resilience overhead: {sizes.requests} Stripe charges per variant ...")
-    latency = resilience.measure(template_path, sizes.requests, sizes.warmup)
+    latency, nodelay = resilience.measure(template_path, sizes.requests, sizes.warmup)
 
     say(f"webhook verification: {sizes.verifications} x {sizes.verification_repeats} per provider ...")
     hooks = webhooks.measure(sizes.verifications, sizes.verification_repeats)
@@ -115,5 +115,6 @@ def run(
         "sizes": asdict(sizes),
         "coldstart": [r.as_dict() for r in cold],
         "resilience": [r.as_dict() for r in latency],
+        "sandbox_responses_without_nagle": nodelay,
         "webhooks": [r.as_dict() for r in hooks],
     }

@@ -180,6 +180,20 @@ def _summary(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _nagle_note(nodelay: bool) -> str:
+    if nodelay:
+        return (
+            "- The sandbox writes a response's headers and body as two segments; the benchmark turns Nagle\n"
+            "  off for its responses, as real providers answer in one flight. Otherwise loopback TCP's\n"
+            "  delayed ACK holds the body back up to 40 ms on some requests, counted against whichever path\n"
+            "  hit it. The p90/mean columns still carry this busy machine's scheduling noise."
+        )
+    return (
+        "- **Caution:** Nagle could not be turned off for the sandbox's responses in this run: medians may\n"
+        "  include up to 40 ms of loopback delayed-ACK stalls that real providers would not cause."
+    )
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
@@ -215,9 +229,7 @@ def render(results: dict[str, Any]) -> str:
         "  conditional write add a few milliseconds of network per request instead.",
         "- Loopback HTTP to the sandboxes is far faster than a provider over the internet, so these ratios",
         "  are an upper bound on how much the resilient path adds to a real call.",
-        "- The p90 column can show ~40 ms outliers on every path alike: the sandboxes write a response's",
-        "  headers and body separately, and loopback TCP's delayed ACK then holds the body back now and",
-        "  then. Medians are not affected.",
+        _nagle_note(results.get("sandbox_responses_without_nagle", False)),
         "",
         "## Raw results",
         "",
