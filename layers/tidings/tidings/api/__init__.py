@@ -1,1 +1,1 @@
-"""The notify API's domain (accept, start, report, bulk); the HTTP mapping lives in functions/notify_api."""
+"""The notify API: its domain (``service``), its settings (``settings``) and its HTTP side (``http``)."""

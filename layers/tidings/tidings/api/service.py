@@ -1,12 +1,11 @@
 """The notify API's domain: accept a notification (once), start its saga, report its status; bulk.
 
-No API Gateway event or HTTP response here: the handler in functions/notify_api maps these results.
+No API Gateway event or HTTP response here: ``tidings.api.http`` maps these results.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tidings.api.settings import ServiceSettings, service_settings
+from tidings.config import ConfigurationError
 from tidings.notifications.models import (
     ChannelStatus,
     NotificationRequest,
@@ -22,7 +23,7 @@ from tidings.notifications.models import (
     mask_email,
     mask_phone,
 )
-from tidings.notifications.store import NotificationNotFound, NotificationStore, get_store, now_iso
+from tidings.notifications.store import NotificationNotFound, NotificationStore, now_iso
 from tidings.saga.keys import notification_id_for
 
 BULK_NAMESPACE = uuid.UUID("0b8e3a5c-7f0e-4d55-8c3e-5e9a1f6b2d17")
@@ -204,7 +205,7 @@ class NotificationService:
         if not notification_ids:
             return
         if not self.bulk_queue_url:
-            raise RuntimeError("BULK_QUEUE_URL is not set: the function's template entry must pass it")
+            raise ConfigurationError("BULK_QUEUE_URL is not set: the function's template entry must pass it")
         client = self.sqs()
         bodies = [
             json.dumps({"notification_ids": notification_ids[start : start + BULK_IDS_PER_MESSAGE]})
@@ -258,18 +259,20 @@ class NotificationService:
         }
 
 
-@lru_cache(maxsize=1)
-def get_service() -> NotificationService:
-    """The service for this container's configuration (clients are built lazily, once)."""
+def service_for(settings: ServiceSettings) -> NotificationService:
+    """A service on ``settings``' table, state machine and bulk queue (boto3 clients built on first use)."""
     import boto3
 
-    state_machine_arn = os.environ.get("STATE_MACHINE_ARN")
-    if not state_machine_arn:
-        raise RuntimeError("STATE_MACHINE_ARN is not set: the function's template entry must pass it")
     return NotificationService(
-        store=get_store(),
+        store=NotificationStore(boto3.resource("dynamodb").Table(settings.notifications_table)),
         stepfunctions=lru_cache(maxsize=1)(lambda: boto3.client("stepfunctions")),
         sqs=lru_cache(maxsize=1)(lambda: boto3.client("sqs")),
-        state_machine_arn=state_machine_arn,
-        bulk_queue_url=os.environ.get("BULK_QUEUE_URL"),
+        state_machine_arn=settings.state_machine_arn,
+        bulk_queue_url=settings.bulk_queue_url,
     )
+
+
+@lru_cache(maxsize=1)
+def get_service() -> NotificationService:
+    """The service for this container's configuration (validated on first use, naming a bad variable)."""
+    return service_for(service_settings())

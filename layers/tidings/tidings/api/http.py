@@ -1,0 +1,244 @@
+"""The notify API over HTTP: routes, idempotency, the size limit, and typed failures as HTTP answers.
+
+``NotifyApi(settings).handle(event, context)`` is all ``functions/notify_api`` calls. Powertools'
+``APIGatewayHttpResolver`` validates each request against the pydantic models (and serves the OpenAPI
+document generated from them); the domain in ``tidings.api.service`` does the work; ``_errors`` is the
+one place typed failures become answers with a machine-readable body.
+
+(No ``from __future__ import annotations`` here: the resolver reads the route functions' annotations,
+and ``BulkRequest`` is built per instance from the configured item limit.)
+"""
+
+import json
+from collections.abc import Callable
+from functools import cached_property
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from pydantic import BaseModel, Field
+
+from tidings.api.service import NotificationService, service_for
+from tidings.api.settings import ApiSettings
+from tidings.notifications import NotificationNotFound, NotificationRequest
+from tidings.observability import logger, metrics, tracer
+
+#: ``Idempotency-Key``: 1-255 printable ASCII characters.
+IdempotencyKey = Annotated[
+    str | None, Header(alias="idempotency-key", max_length=255, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+class Accepted(BaseModel):
+    notification_id: str
+    order_reference: str
+    status: str
+    status_url: str
+    execution_arn: str | None = None
+
+
+class NotifyApi:
+    """The HTTP side of the notify API for one container (clients and tables are touched on first use)."""
+
+    def __init__(
+        self, settings: ApiSettings, service: Callable[[], NotificationService] | None = None
+    ) -> None:
+        self.settings = settings
+        self._service_factory = service or (lambda: service_for(settings))
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="[client_id, idempotency_key]",
+            payload_validation_jmespath="request",
+            expires_after_seconds=settings.idempotency_ttl_seconds,
+            raise_on_no_idempotency_key=True,
+        )
+        self.app = APIGatewayHttpResolver(enable_validation=True)
+        self.app.configure_openapi(
+            title="Tidings notify API",
+            version="1.0.0",
+            summary="Charge a customer, e-mail the receipt and text them, carried to a definite end.",
+        )
+        self._routes()
+        self._errors()
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """One API Gateway (HTTP API, payload 2.0) event to its response."""
+        if self._too_large(event):
+            return _answer_dict(413, "request body too large", "payload_too_large")
+        self.idempotency.register_lambda_context(context)
+        return self.app.resolve(event, context)
+
+    # --- collaborators, built on first use -------------------------------------------------------
+    @cached_property
+    def service(self) -> NotificationService:
+        return self._service_factory()
+
+    @cached_property
+    def submit_once(self) -> Callable[..., dict[str, Any]]:
+        """Powertools idempotency around the submission (its table is first touched on a request)."""
+        persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
+
+        @idempotent_function(
+            data_keyword_argument="submission", persistence_store=persistence, config=self.idempotency
+        )
+        def submit(submission: dict[str, Any]) -> dict[str, Any]:
+            request = NotificationRequest.model_validate(submission["request"])
+            return self.service.submit(submission["client_id"], submission["idempotency_key"], request)
+
+        return submit
+
+    def client_id(self) -> str:
+        """The caller: the JWT's subject, checked by the HTTP API's JWT authorizer before we run."""
+        claims = self.app.current_event.request_context.authorizer.jwt_claim or {}
+        subject = claims.get("sub")
+        if not subject:
+            raise PermissionError("no authenticated subject")
+        return str(subject)
+
+    # --- routes -----------------------------------------------------------------------------------
+    def _routes(self) -> None:
+        app, api = self.app, self
+
+        class BulkRequest(BaseModel):
+            # Items are validated one by one by the domain, so one bad item does not reject the rest.
+            items: list[dict[str, Any]] = Field(min_length=1, max_length=self.settings.max_bulk_items)
+
+        @app.post(
+            "/notifications",
+            summary="Start a notification",
+            responses={
+                202: {"description": "Accepted", "content": {"application/json": {"model": Accepted}}},
+                413: {"description": "Body too large"},
+                422: {"description": "Invalid request: a list of what is wrong"},
+            },
+        )
+        @tracer.capture_method
+        def create_notification(
+            request: Annotated[NotificationRequest, Body(embed=False)], idempotency_key: IdempotencyKey = None
+        ):  # no return annotation: the resolver would validate a Response against it
+            submission = {
+                "client_id": api.client_id(),
+                "idempotency_key": idempotency_key or request.order_reference,
+                "request": request.model_dump(mode="json"),
+            }
+            accepted = api.submit_once(submission=submission)
+            logger.info("notification accepted", notification_id=accepted["notification_id"])
+            metrics.add_metric(name="NotificationAccepted", unit="Count", value=1)
+            return _json(202, accepted, headers={"Location": accepted["status_url"]})
+
+        @app.get("/notifications/<notification_id>", summary="A notification's status and timeline")
+        @tracer.capture_method
+        def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+            return api.service.status(api.client_id(), notification_id)
+
+        @app.post(
+            "/notifications/bulk",
+            summary="Start many notifications",
+            responses={202: {"description": "Accepted"}},
+        )
+        @tracer.capture_method
+        def create_bulk(
+            bulk: Annotated[BulkRequest, Body(embed=False)], idempotency_key: IdempotencyKey = None
+        ):
+            result = api.service.submit_bulk(api.client_id(), idempotency_key, bulk.items)
+            logger.info(
+                "bulk accepted",
+                bulk_id=result["bulk_id"],
+                accepted=result["accepted"],
+                rejected=result["rejected"],
+            )
+            metrics.add_metric(name="BulkItemsAccepted", unit="Count", value=result["accepted"])
+            return _json(202 if result["accepted"] or not result["rejected"] else 422, result)
+
+        @app.get("/notifications/bulk/<bulk_id>", summary="Per-item results of a bulk request")
+        @tracer.capture_method
+        def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+            return api.service.bulk_status(api.client_id(), bulk_id)
+
+        @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
+        def openapi():
+            return Response(
+                status_code=200,
+                content_type=content_types.APPLICATION_JSON,
+                body=app.get_openapi_json_schema(),
+            )
+
+    # --- the one place typed failures become HTTP answers -------------------------------------------
+    def _errors(self) -> None:
+        app = self.app
+
+        @app.exception_handler(RequestValidationError)
+        def invalid(error: RequestValidationError) -> Response:
+            # Locations and messages only: the offending values may be personal data.
+            errors = [
+                {"loc": list(item.get("loc", ())), "type": item.get("type"), "message": item.get("msg")}
+                for item in error.errors()
+            ]
+            return _error(422, "the request is invalid", "validation_error", errors=errors)
+
+        @app.exception_handler(NotificationNotFound)
+        def not_found(_exc: NotificationNotFound) -> Response:
+            return _error(404, "not found", "not_found")
+
+        @app.exception_handler(PermissionError)
+        def unauthorised(_exc: PermissionError) -> Response:
+            return _error(401, "Unauthorized", "unauthorized")
+
+        @app.exception_handler(IdempotencyAlreadyInProgressError)
+        def in_progress(_exc: IdempotencyAlreadyInProgressError) -> Response:
+            message = "a request with this idempotency key is in progress"
+            return _error(409, message, "idempotency_in_progress", headers={"Retry-After": "1"})
+
+        @app.exception_handler(IdempotencyValidationError)
+        def key_reused(_exc: IdempotencyValidationError) -> Response:
+            reused = {
+                "loc": ["header", "idempotency-key"],
+                "type": "idempotency_key_reused",
+                "message": "reused",
+            }
+            return _error(
+                422,
+                "the idempotency key was already used with a different request",
+                "idempotency_key_reused",
+                errors=[reused],
+            )
+
+    def _too_large(self, event: dict[str, Any]) -> bool:
+        """Refused before parsing: the bulk route has its own, larger limit."""
+        body = event.get("body") or ""
+        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+        bulk = event.get("rawPath", "").endswith("/bulk")
+        return size > (self.settings.max_bulk_request_bytes if bulk else self.settings.max_request_bytes)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers=headers,
+    )
+
+
+def _error(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    return _json(status, {"message": message, "code": code, **extra}, headers=headers)
+
+
+def _answer_dict(status: int, message: str, code: str) -> dict[str, Any]:
+    """An answer given before the resolver runs, in API Gateway's response shape."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"message": message, "code": code}),
+    }
