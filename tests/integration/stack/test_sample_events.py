@@ -1,0 +1,196 @@
+"""Every events/ sample works with `tidings local invoke` on a fresh stack, with a meaningful result.
+
+Each sample runs through the CLI's own code (``tidings_local.cli.main``) in this process, which deploys
+the real template, seeds ``events/seed/notifications.json`` and invokes the function once; one sample
+also runs as a real ``tidings local invoke`` subprocess, as a person (or CI) runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tidings_local.cli import main as tidings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+EVENTS = ROOT / "events"
+#: events/ files that are not events: `--env-vars` for the webhook samples (their signatures are old).
+NOT_EVENTS = {"webhook_receiver_env.json"}
+WEBHOOK_ENV = EVENTS / "webhook_receiver_env.json"
+SEEDED_NOTIFICATION = "011f9926-62c3-5101-bdee-9d1be9e1b669"  # order-1001 of client local-user
+
+Check = Callable[[Any, str], None]
+
+
+def _body(result: dict[str, Any]) -> Any:
+    return json.loads(result["body"])
+
+
+def _no_failed_records(result: Any, _logs: str) -> None:
+    assert result == {"batchItemFailures": []}
+
+
+def _charged(result: Any, _logs: str) -> None:
+    assert result["status"] == "succeeded"
+    assert result["payment_intent_id"].startswith("pi_")
+
+
+def _waiting(_result: Any, logs: str) -> None:
+    # The task token is kept for the Stripe webhook, so the step neither fails nor charges
+    assert '"errorType"' not in logs
+    assert "payment_intents" not in logs
+
+
+def _cancelled(result: Any, _logs: str) -> None:
+    assert result == {"outcome": "cancelled", "payment_intent_id": "pi_3PexampleThreeDSecure"}
+
+
+def _refunded(result: Any, _logs: str) -> None:
+    assert result["refund_id"].startswith("re_")
+    assert result["status"] == "succeeded"
+
+
+def _sent_by(provider: str) -> Check:
+    def check(result: Any, _logs: str) -> None:
+        assert result["provider"] == provider
+        assert result["provider_message_id"]
+        assert result["deduplicated"] is False
+
+    return check
+
+
+def _finished(status: str) -> Check:
+    def check(result: Any, _logs: str) -> None:
+        assert result["notification_id"] == SEEDED_NOTIFICATION
+        assert result["status"] == status
+
+    return check
+
+
+def _bulk_accepted(result: Any, _logs: str) -> None:
+    assert result["statusCode"] == 202
+    body = _body(result)
+    assert body["accepted"] >= 1
+    assert body["status_url"] == f"/notifications/bulk/{body['bulk_id']}"
+
+
+def _created(result: Any, _logs: str) -> None:
+    assert result["statusCode"] in (200, 202)
+    assert _body(result)["notification_id"] == SEEDED_NOTIFICATION
+
+
+def _invalid(result: Any, _logs: str) -> None:
+    assert result["statusCode"] == 422
+    body = _body(result)
+    assert body["code"] == "validation_error"
+    assert body["errors"]
+
+
+def _status_read(result: Any, _logs: str) -> None:
+    assert result["statusCode"] == 200
+    body = _body(result)
+    assert body["notification_id"] == SEEDED_NOTIFICATION
+    assert body["order_reference"] == "order-1001"
+    assert "ada@example.com" not in result["body"]  # contact details are masked
+
+
+def _openapi(result: Any, _logs: str) -> None:
+    assert result["statusCode"] == 200
+    document = _body(result)
+    assert document["openapi"].startswith("3.")
+    assert "/notifications" in document["paths"]
+
+
+def _webhook_applied(result: Any, logs: str) -> None:
+    assert result == {"batchItemFailures": []}
+    # Correlated with the seeded notification, so recorded rather than dropped as "uncorrelated"
+    applied = [line for line in logs.splitlines() if "webhook applied" in line]
+    assert applied
+    assert all("recorded" in line and "uncorrelated" not in line for line in applied)
+
+
+def _acknowledged(result: Any, _logs: str) -> None:
+    assert 200 <= result["statusCode"] < 300, result
+
+
+#: events/<file> -> (function logical id, what its result must show)
+SAMPLES: dict[str, tuple[str, Check]] = {
+    "await_payment_action.json": ("AwaitPaymentActionFunction", _waiting),
+    "cancel_payment.json": ("CancelPaymentFunction", _cancelled),
+    "charge_payment.json": ("ChargePaymentFunction", _charged),
+    "notify_api_bulk.json": ("NotifyApiFunction", _bulk_accepted),
+    "notify_api_create.json": ("NotifyApiFunction", _created),
+    "notify_api_create_invalid.json": ("NotifyApiFunction", _invalid),
+    "notify_api_get.json": ("NotifyApiFunction", _status_read),
+    "notify_api_openapi.json": ("NotifyApiFunction", _openapi),
+    "reconcile_payment_refund.json": ("ReconcilePaymentFunction", _no_failed_records),
+    "record_outcome_compensated.json": ("RecordOutcomeFunction", _finished("compensated")),
+    "record_outcome_delivered.json": ("RecordOutcomeFunction", _finished("delivered")),
+    "refund_payment.json": ("RefundPaymentFunction", _refunded),
+    "retry_delivery_email.json": ("RetryDeliveryFunction", _no_failed_records),
+    "retry_delivery_sms.json": ("RetryDeliveryFunction", _no_failed_records),
+    "send_email_sendgrid.json": ("SendEmailFunction", _sent_by("sendgrid")),
+    "send_email_ses.json": ("SendEmailFunction", _sent_by("ses")),
+    "send_sms_sns.json": ("SendSmsFunction", _sent_by("sns")),
+    "send_sms_twilio.json": ("SendSmsFunction", _sent_by("twilio")),
+    "start_bulk.json": ("StartBulkFunction", _no_failed_records),
+    "webhook_processor_sqs.json": ("WebhookProcessorFunction", _webhook_applied),
+    "webhook_receiver_sendgrid.json": ("WebhookReceiverFunction", _acknowledged),
+    "webhook_receiver_stripe.json": ("WebhookReceiverFunction", _acknowledged),
+    "webhook_receiver_twilio.json": ("WebhookReceiverFunction", _acknowledged),
+}
+
+
+def _invoke_args(name: str) -> list[str]:
+    logical_id, _check = SAMPLES[name]
+    args = ["local", "invoke", logical_id, "-e", str(EVENTS / name), "-t", str(ROOT / "template.yaml")]
+    if logical_id == "WebhookReceiverFunction":
+        args += ["-n", str(WEBHOOK_ENV)]
+    return args
+
+
+def test_every_event_file_is_mapped_to_a_function() -> None:
+    # A new events/ file must be added to SAMPLES (with what its result must show)
+    event_files = {path.name for path in EVENTS.glob("*.json")} - NOT_EVENTS
+    assert event_files == set(SAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_sample_event_gives_a_meaningful_result(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a fresh local stack seeded with the samples' notifications
+    # When the sample is invoked as `tidings local invoke <Id> -e events/<name>` does it
+    exit_code = tidings(_invoke_args(name))
+
+    # Then stdout holds only the handler's result, and the result shows the step really acted
+    out, err = capsys.readouterr()
+    assert exit_code == 0, err
+    assert out.count("\n") == 1, out
+    result = json.loads(out)
+    assert not (isinstance(result, dict) and "errorType" in result), result
+    SAMPLES[name][1](result, err)
+
+
+def test_invoke_in_its_own_process_prints_only_the_result(tmp_path: Path) -> None:
+    # Given the bulk consumer's sample, whose saga executions keep running while the stack stops
+    # When it runs as a person runs it, from another directory
+    done = subprocess.run(
+        [sys.executable, "-m", "tidings_local.cli", *_invoke_args("start_bulk.json")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    # Then stdout is the handler's result alone (moto's stray prints went to stderr)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1, done.stdout
+    assert json.loads(done.stdout) == {"batchItemFailures": []}
