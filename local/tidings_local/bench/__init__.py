@@ -101,6 +101,9 @@ def run(
     say(f"cold start: {sizes.coldstart_runs} runs per target ...")
     targets = coldstart.baseline_targets() + coldstart.handler_targets(template_path, sizes.functions)
     cold = coldstart.measure(targets, sizes.coldstart_runs)
+    for result in cold:
+        if result.error or result.network_attempts:
+            say(f"  {result.name}: import error {result.error}, {result.network_attempts} network attempts")
 
     say(f"resilience overhead: {sizes.requests} Stripe charges per variant ...")
     latency, nodelay = resilience.measure(template_path, sizes.requests, sizes.warmup)

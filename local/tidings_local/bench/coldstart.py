@@ -128,6 +128,27 @@ def load_bench_template(template_path: Path) -> Template:
     return load_template(template_path, stack_name="tidings-bench")
 
 
+# What CloudFormation answers for Ref and GetAtt, per resource type, so settings that validate the
+# shape of an ARN or a queue URL at cold start see the shape they will see on AWS.
+_REF_FORMATS = {
+    "AWS::StepFunctions::StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{name}",
+    "AWS::SecretsManager::Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf",
+    "AWS::SQS::Queue": "https://sqs.{region}.amazonaws.com/{account}/{name}",
+    "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{name}",
+    "AWS::Lambda::LayerVersion": "arn:aws:lambda:{region}:{account}:layer:{name}:1",
+    "AWS::ApiGatewayV2::Api": "abcdef1234",
+}
+_ARN_FORMATS = {
+    "AWS::DynamoDB::Table": "arn:aws:dynamodb:{region}:{account}:table/{name}",
+    "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{name}",
+    "AWS::Lambda::Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
+    "AWS::StepFunctions::StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{name}",
+    "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{name}",
+    "AWS::SecretsManager::Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf",
+}
+
+
 def handler_targets(template_path: Path, only: Sequence[str] | None = None) -> list[Target]:
     """One target per Lambda function in the template, with its resolved environment."""
     from tidings_local.stack.template import ACCOUNT_ID, REGION, Resolver
@@ -136,12 +157,24 @@ def handler_targets(template_path: Path, only: Sequence[str] | None = None) -> l
     unknown = sorted(set(only or ()) - set(template.functions()))
     if unknown:
         raise ValueError(f"not a function in {template_path.name}: {', '.join(unknown)}")
+    resources = template.resources
+
+    def fill(formats: dict[str, str], logical_id: str, fallback: str) -> str:
+        kind = resources.get(logical_id, {}).get("Type", "")
+        name = f"tidings-bench-{logical_id}"
+        return formats.get(kind, fallback).format(region=REGION, account=ACCOUNT_ID, name=name)
 
     def ref(logical_id: str) -> str:
-        return f"tidings-bench-{logical_id}"
+        return fill(_REF_FORMATS, logical_id, "{name}")
 
     def get_att(logical_id: str, attribute: str) -> str:
-        return f"arn:aws:bench:{REGION}:{ACCOUNT_ID}:{logical_id}/{attribute}"
+        if attribute == "Arn":
+            return fill(_ARN_FORMATS, logical_id, "arn:aws:bench:{region}:{account}:{name}")
+        if attribute == "QueueUrl":
+            return ref(logical_id)
+        if attribute in ("Name", "QueueName", "TopicName"):
+            return f"tidings-bench-{logical_id}"
+        return f"tidings-bench-{logical_id}-{attribute}"
 
     resolver = Resolver(template, ref, get_att)
     targets = []
@@ -152,7 +185,7 @@ def handler_targets(template_path: Path, only: Sequence[str] | None = None) -> l
         variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
         module = properties["Handler"].rpartition(".")[0]
         environment = {key: str(value) for key, value in variables.items()}
-        environment["AWS_LAMBDA_FUNCTION_NAME"] = ref(logical_id)
+        environment["AWS_LAMBDA_FUNCTION_NAME"] = f"tidings-bench-{logical_id}"
         environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(properties.get("MemorySize", 128))
         code_dir = template.code_dirs[logical_id]
         environment["LAMBDA_TASK_ROOT"] = str(code_dir)

@@ -132,6 +132,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
         heaviest = max(handlers, key=lambda r: r["process_ms"])
         lightest = min(handlers, key=lambda r: r["process_ms"])
         leaky = [r["name"] for r in handlers if r["network_attempts"]]
+        failed = [f"{r['name']} ({r['error']})" for r in handlers if r["error"]]
         rows += [
             [
                 "cold start, lightest handler vs `import boto3`",
@@ -152,6 +153,11 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 "network I/O during any handler's import",
                 ", ".join(leaky) or "none",
                 str(sum(r["network_attempts"] for r in handlers)) + " attempts",
+            ],
+            [
+                "handlers whose import failed (their row measures a partial import)",
+                ", ".join(failed) or "none",
+                f"{len(failed)} of {len(handlers)}",
             ],
         ]
     lat = {r["name"]: r for r in results["resilience"]}
