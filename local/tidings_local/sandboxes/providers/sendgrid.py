@@ -4,6 +4,12 @@ POST /v3/mail/send takes the v3 JSON body and answers 202 with an empty body and
 validation errors come back together as ``{"errors": [{"message", "field", "help"}]}`` like SendGrid's.
 After each accepted mail the sandbox posts ``processed`` then ``delivered`` events (or the outcome set
 for a recipient with the bounce control), signed with ECDSA P-256 as SendGrid signs them.
+
+API keys as SendGrid manages them for credential rotation: ``POST /v3/api_keys`` ``{"name", "scopes"}``
+-> 201 ``{"api_key": "SG.<id>.<secret>", "api_key_id", "name", "scopes"}`` (the key is shown once),
+``GET /v3/api_keys``, ``DELETE /v3/api_keys/{api_key_id}`` (204) and ``GET /v3/scopes`` (the calling
+key's scopes). A key made with scopes may only do what they allow (403 otherwise) and may not grant
+scopes it lacks; a deleted key no longer authenticates. The documented sandbox key has full access.
 """
 
 from __future__ import annotations
@@ -44,6 +50,31 @@ _OUTCOME_DETAILS: dict[str, dict[str, Any]] = {
 }
 
 
+#: What a full-access key reports from GET /v3/scopes (the scopes Tidings and its rotation use).
+ALL_SCOPES = (
+    "api_keys.create",
+    "api_keys.delete",
+    "api_keys.read",
+    "api_keys.update",
+    "mail.send",
+    "scopes.read",
+)
+
+
+def _key_part(length: int) -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(length)).decode().rstrip("=")[:length]
+
+
+def _key_record(name: str | None, scopes: Any, key: str | None = None) -> dict[str, Any]:
+    # A SendGrid key reads "SG.<api_key_id>.<secret>": a key set through the control API keeps that id.
+    parts = (key or "").split(".")
+    return {
+        "api_key_id": parts[1] if len(parts) == 3 and parts[0] == "SG" else _key_part(22),
+        "name": name or "Tidings sandbox key",
+        "scopes": set(scopes) if scopes is not None else None,
+    }
+
+
 def _error(message: str, field: str | None, anchor: str | None = None) -> dict[str, Any]:
     return {"message": message, "field": field, "help": f"{HELP}#{anchor}" if anchor else None}
 
@@ -61,7 +92,10 @@ class SendGridProvider(Provider):
     server_header = "nginx"
 
     def reset(self) -> None:
-        self.api_keys: set[str] = {credentials.SENDGRID_API_KEY}
+        #: key -> {"api_key_id", "name", "scopes"}; scopes None means full access
+        self.api_keys: dict[str, dict[str, Any]] = {
+            credentials.SENDGRID_API_KEY: _key_record(None, None, credentials.SENDGRID_API_KEY)
+        }
         self.webhook_private_key_pem = credentials.SENDGRID_WEBHOOK_PRIVATE_KEY_PEM
         #: recipient (lower-case) -> (outcome event, reason or None)
         self.outcomes: dict[str, tuple[str, str | None]] = {}
@@ -70,7 +104,9 @@ class SendGridProvider(Provider):
     def set_credentials(self, values: dict[str, Any]) -> None:
         if "api_key" in values:
             keys = values["api_key"]
-            self.api_keys = {keys} if isinstance(keys, str) else set(keys)
+            self.api_keys = {
+                key: _key_record(None, None) for key in ([keys] if isinstance(keys, str) else keys)
+            }
         if "webhook_private_key_pem" in values:
             self.webhook_private_key_pem = str(values["webhook_private_key_pem"])
 
@@ -131,11 +167,16 @@ class SendGridProvider(Provider):
         scheme, _, key = header.partition(" ")
         if not header:
             return _errors(401, {"field": None, "message": "authorization required"})
-        if scheme.lower() != "bearer" or key.strip() not in self.api_keys:
+        key = key.strip()
+        if scheme.lower() != "bearer" or key not in self.api_keys:
             return self.error_response(401)
         self.sandbox.pause(request)
+        if request.path == "/v3/scopes" or request.path.startswith("/v3/api_keys"):
+            return self._manage_keys(request, key)
         if request.path != "/v3/mail/send":
             return self.error_response(404)
+        if not self._allowed(key, "mail.send"):
+            return self.error_response(403)
         if request.method != "POST":
             return _errors(405, {"field": None, "message": "method not allowed"})
         content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
@@ -157,6 +198,68 @@ class SendGridProvider(Provider):
         with self.lock:
             self._accept(message_id, body)
         return Response(202, b"", [("X-Message-Id", message_id)])
+
+    # --- API keys ---------------------------------------------------------------------------------
+
+    def _allowed(self, key: str, scope: str) -> bool:
+        scopes = self.api_keys[key]["scopes"]
+        return scopes is None or scope in scopes
+
+    def _manage_keys(self, request: Request, key: str) -> Response:
+        with self.lock:
+            if request.path == "/v3/scopes" and request.method == "GET":
+                scopes = self.api_keys[key]["scopes"]
+                return Response.json(200, {"scopes": sorted(scopes if scopes is not None else ALL_SCOPES)})
+            if request.path == "/v3/api_keys" and request.method == "POST":
+                if not self._allowed(key, "api_keys.create"):
+                    return self.error_response(403)
+                return self._create_key(request, key)
+            if request.path == "/v3/api_keys" and request.method == "GET":
+                if not self._allowed(key, "api_keys.read"):
+                    return self.error_response(403)
+                result = [{"name": r["name"], "api_key_id": r["api_key_id"]} for r in self.api_keys.values()]
+                return Response.json(200, {"result": result})
+            match = re.fullmatch(r"/v3/api_keys/([^/]+)", request.path)
+            if match is not None and request.method == "DELETE":
+                if not self._allowed(key, "api_keys.delete"):
+                    return self.error_response(403)
+                found = [k for k, r in self.api_keys.items() if r["api_key_id"] == match[1]]
+                if not found:
+                    return _errors(404, {"field": None, "message": "unable to find API Key"})
+                del self.api_keys[found[0]]
+                return Response(204)
+            if match is not None or request.path in ("/v3/api_keys", "/v3/scopes"):
+                return _errors(405, {"field": None, "message": "method not allowed"})
+        return self.error_response(404)
+
+    def _create_key(self, request: Request, caller: str) -> Response:
+        body = request.json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+            return _errors(400, {"field": "name", "message": "missing required argument"})
+        scopes = body.get("scopes")
+        if scopes is not None and (
+            not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes)
+        ):
+            return _errors(400, {"field": "scopes", "message": "scopes must be an array of strings"})
+        granted = self.api_keys[caller]["scopes"]
+        if scopes is not None and granted is not None and not set(scopes) <= granted:
+            # SendGrid: a key cannot hand out permissions it does not hold itself.
+            return _errors(
+                403, {"field": "scopes", "message": "cannot grant scopes the requesting key lacks"}
+            )
+        record = _key_record(body["name"], scopes if scopes is not None else granted)
+        new_key = f"SG.{record['api_key_id']}.{_key_part(43)}"
+        self.api_keys[new_key] = record
+        listed = sorted(record["scopes"] if record["scopes"] is not None else ALL_SCOPES)
+        return Response.json(
+            201,
+            {
+                "api_key": new_key,
+                "api_key_id": record["api_key_id"],
+                "name": record["name"],
+                "scopes": listed,
+            },
+        )
 
     # --- events ---------------------------------------------------------------------------------
 

@@ -4,6 +4,12 @@ Basic auth with the account SID and auth token, or an API key SID and secret. Er
 ``{"code", "message", "more_info", "status"}``. After a message is created (201, ``queued``) the sandbox
 moves it to ``sent`` and then ``delivered`` (or ``undelivered``/``failed`` for a number set with the
 undeliverable control), posting a status callback signed with ``X-Twilio-Signature`` at each step.
+
+Key management as Twilio does it for credential rotation: ``GET /Accounts/{Sid}.json`` (any valid
+credential), and ``POST /Accounts/{Sid}/Keys.json`` -> ``{"sid": "SK...", "secret", ...}`` (the secret is
+shown once), ``GET`` / ``DELETE /Accounts/{Sid}/Keys/{KeySid}.json``. Like Twilio, the Keys resource
+takes only the account's own credentials (account SID + auth token): a standard API key is refused.
+A deleted key no longer authenticates.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from urllib.parse import urlencode, urlsplit
 from tidings_local.sandboxes import credentials
 from tidings_local.sandboxes.core import Provider, Request, Response
 from tidings_local.sandboxes.forms import decode_flat
-from tidings_local.sandboxes.providers import random_hex
+from tidings_local.sandboxes.providers import random_alnum, random_hex
 from tidings_local.sandboxes.ratelimit import Decision
 from tidings_local.sandboxes.webhooks import twilio_signature
 
@@ -102,6 +108,8 @@ class TwilioProvider(Provider):
         self.account_sid = credentials.TWILIO_ACCOUNT_SID
         self.auth_token = credentials.TWILIO_AUTH_TOKEN
         self.api_keys: dict[str, str] = {credentials.TWILIO_API_KEY_SID: credentials.TWILIO_API_KEY_SECRET}
+        #: key sid -> {"friendly_name", "date_created", "date_updated"} (what GET Keys shows; no secret)
+        self.key_details: dict[str, dict[str, str]] = {}
         self.from_numbers: set[str] = {credentials.TWILIO_FROM_NUMBER}
         self.messages: dict[str, dict[str, Any]] = {}
         #: recipient -> (final status, error code)
@@ -146,7 +154,9 @@ class TwilioProvider(Provider):
         response.body = json.dumps(body).encode()
         return response
 
-    def _authenticate(self, request: Request, account_sid: str) -> Response | None:
+    def _authenticate(
+        self, request: Request, account_sid: str, *, account_credentials_only: bool = False
+    ) -> Response | None:
         header = request.header("Authorization")
         if not header:
             return self._unauthorized("Authentication Error - No credentials provided")
@@ -155,17 +165,30 @@ class TwilioProvider(Provider):
             username, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return self._unauthorized("Authenticate")
-        valid = scheme.lower() == "basic" and (
-            (username == self.account_sid and password == self.auth_token)
-            or (username in self.api_keys and password == self.api_keys[username])
-        )
+        by_account = username == self.account_sid and password == self.auth_token
+        by_key = username in self.api_keys and password == self.api_keys[username]
+        valid = scheme.lower() == "basic" and (by_account or by_key)
         if not valid or account_sid != self.account_sid:
             return self._unauthorized("Authenticate")
+        if account_credentials_only and not by_account:
+            # Twilio: a standard API key cannot use the Accounts' Keys resource.
+            return twilio_error(
+                401,
+                20003,
+                "Authentication Error - Standard API keys cannot access this resource",
+                [("WWW-Authenticate", 'Basic realm="Twilio API"')],
+            )
         return None
 
     # --- routes ---------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        account = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)\.json", request.path)
+        if account is not None:
+            return self._account(request, account[1])
+        keys = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)/Keys(?:/([^/]+))?\.json", request.path)
+        if keys is not None:
+            return self._keys(request, keys[1], keys[2])
         match = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json", request.path)
         if match is None:
             return self._not_found(request.path)
@@ -179,6 +202,86 @@ class TwilioProvider(Provider):
             if match[2] is not None and request.method == "GET":
                 message = self.messages.get(match[2])
                 return Response.json(200, message) if message else self._not_found(request.path)
+        return twilio_error(405, 20004, "Method not allowed")
+
+    # --- account and API keys (what credential rotation uses) ------------------------------------
+
+    def _account(self, request: Request, account_sid: str) -> Response:
+        denied = self._authenticate(request, account_sid)
+        if denied is not None:
+            return denied
+        self.sandbox.pause(request)
+        if request.method != "GET":
+            return twilio_error(405, 20004, "Method not allowed")
+        return Response.json(
+            200,
+            {
+                "sid": self.account_sid,
+                "friendly_name": "Tidings sandbox account",
+                "status": "active",
+                "type": "Full",
+                "date_created": _rfc2822(0),
+                "date_updated": _rfc2822(0),
+                "uri": f"/{API_VERSION}/Accounts/{self.account_sid}.json",
+            },
+        )
+
+    def _key_resource(self, sid: str) -> dict[str, Any]:
+        details = self.key_details.get(sid) or {
+            "friendly_name": "Tidings sandbox key",
+            "date_created": _rfc2822(0),
+            "date_updated": _rfc2822(0),
+        }
+        return {"sid": sid, **details}
+
+    def _keys(self, request: Request, account_sid: str, key_sid: str | None) -> Response:
+        denied = self._authenticate(request, account_sid, account_credentials_only=True)
+        if denied is not None:
+            return denied
+        self.sandbox.pause(request)
+        with self.lock:
+            if key_sid is None and request.method == "POST":
+                friendly_name = str((request.form or {}).get("FriendlyName") or "")
+                if len(friendly_name) > 64:
+                    return twilio_error(400, 21201, "FriendlyName must be 64 characters or fewer.")
+                sid = "SK" + random_hex(32)
+                secret = random_alnum(32)
+                now = _rfc2822()
+                self.api_keys[sid] = secret
+                self.key_details[sid] = {
+                    "friendly_name": friendly_name,
+                    "date_created": now,
+                    "date_updated": now,
+                }
+                # The secret is returned once, on creation, as Twilio does.
+                return Response.json(201, {**self._key_resource(sid), "secret": secret})
+            if key_sid is None and request.method == "GET":
+                keys = [self._key_resource(sid) for sid in self.api_keys]
+                uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Keys.json"
+                return Response.json(
+                    200,
+                    {
+                        "keys": keys,
+                        "first_page_uri": uri,
+                        "next_page_uri": None,
+                        "page": 0,
+                        "page_size": 50,
+                        "previous_page_uri": None,
+                        "uri": uri,
+                        "end": len(keys) - 1,
+                        "start": 0,
+                    },
+                )
+            if key_sid is None:
+                return twilio_error(405, 20004, "Method not allowed")
+            if key_sid not in self.api_keys:
+                return self._not_found(request.path)
+            if request.method == "GET":
+                return Response.json(200, self._key_resource(key_sid))
+            if request.method == "DELETE":
+                del self.api_keys[key_sid]
+                self.key_details.pop(key_sid, None)
+                return Response(204)
         return twilio_error(405, 20004, "Method not allowed")
 
     @staticmethod
