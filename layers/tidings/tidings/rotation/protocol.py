@@ -1,0 +1,149 @@
+"""The Secrets Manager rotation protocol: createSecret, setSecret, testSecret, finishSecret.
+
+Secrets Manager starts a rotation by adding a version with id ``ClientRequestToken`` and the label
+AWSPENDING (no value yet), then invokes the rotation function once per step. Every step may run again
+(Secrets Manager retries a failed step, and a step can fail after doing part of its work), so each one
+first checks whether its work is already done, as AWS's own rotation templates do:
+
+* createSecret: if the pending version already has a value, nothing to do; otherwise ask the provider
+  for a new credential and store it as AWSPENDING.
+* setSecret: make the provider accept the pending credential (nothing for API keys the provider made).
+* testSecret: use the pending credential against the provider; a failure leaves AWSCURRENT untouched.
+* finishSecret: move AWSCURRENT to the pending version (the old one becomes AWSPREVIOUS), then retire
+  the old credential at the provider. Retiring comes only after the move, so a credential is never
+  deleted while it is still the current one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
+
+from tidings.observability import logger, register_secret
+
+Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
+STEPS: tuple[Step, ...] = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
+
+
+class RotationStateError(Exception):
+    """The secret is not in a state this step can act on (wrong token, rotation not started, or a
+    secret this function does not rotate). Secrets Manager reports the rotation as failed; AWSCURRENT
+    is untouched. Messages name the secret and step, never a value."""
+
+
+class ProviderRotation(Protocol):
+    """What differs per provider. Secrets are the parsed JSON objects stored in Secrets Manager."""
+
+    provider: str
+
+    def create(self, current: dict[str, Any], token: str) -> dict[str, Any]:
+        """The pending secret: a new credential made at the provider, other fields carried over."""
+
+    def set(self, pending: dict[str, Any], current: dict[str, Any]) -> None:
+        """Make the provider accept the pending credential, if it does not already."""
+
+    def test(self, pending: dict[str, Any]) -> None:
+        """Prove the pending credential works; raise a :mod:`tidings.errors` error if it does not."""
+
+    def retire(self, previous: dict[str, Any], current: dict[str, Any]) -> None:
+        """Revoke what ``previous`` holds that ``current`` no longer does (idempotent)."""
+
+
+class SecretRotator:
+    """Runs one step for one secret. ``rotations`` maps each rotated secret (ARN or name) to its
+    provider's rotation; ``client`` is a boto3 Secrets Manager client."""
+
+    def __init__(
+        self,
+        client: Any,
+        rotations: Mapping[str, ProviderRotation],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.rotations = dict(rotations)
+        self.clock = clock
+
+    def run(self, secret_id: str, token: str, step: Step) -> None:
+        metadata = self.client.describe_secret(SecretId=secret_id)
+        rotation = self._rotation_for(metadata, step)
+        stages = metadata.get("VersionIdsToStages", {})
+        if token not in stages:
+            raise RotationStateError(f"{step}: version {token} of {metadata['Name']} is not being rotated")
+        if CURRENT in stages[token]:
+            if step != "finishSecret":
+                logger.info(
+                    "rotation step skipped: version already current", step=step, secret_name=metadata["Name"]
+                )
+                return
+        elif PENDING not in stages[token]:
+            raise RotationStateError(f"{step}: version {token} of {metadata['Name']} is not AWSPENDING")
+        arn = metadata["ARN"]
+        log = {"step": step, "secret_name": metadata["Name"], "provider": rotation.provider}
+        logger.info("rotation step started", **log)
+        if step == "createSecret":
+            self._create(arn, token, rotation)
+        elif step == "setSecret":
+            rotation.set(self._value(arn, version_id=token, stage=PENDING), self._value(arn, stage=CURRENT))
+        elif step == "testSecret":
+            rotation.test(self._value(arn, version_id=token, stage=PENDING))
+        else:
+            self._finish(arn, token, stages, rotation)
+        logger.info("rotation step finished", **log)
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _create(self, arn: str, token: str, rotation: ProviderRotation) -> None:
+        current = self._value(arn, stage=CURRENT)
+        try:
+            self._value(arn, version_id=token, stage=PENDING)
+        except self.client.exceptions.ResourceNotFoundException:
+            pass
+        else:
+            logger.info("pending secret already created", provider=rotation.provider)
+            return
+        pending = rotation.create(current, token)
+        self.client.put_secret_value(
+            SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending), VersionStages=[PENDING]
+        )
+
+    def _finish(
+        self, arn: str, token: str, stages: Mapping[str, list[str]], rotation: ProviderRotation
+    ) -> None:
+        current_version = next((v for v, labels in stages.items() if CURRENT in labels), None)
+        if current_version != token:
+            self.client.update_secret_version_stage(
+                SecretId=arn, VersionStage=CURRENT, MoveToVersionId=token, RemoveFromVersionId=current_version
+            )
+            logger.info("rotated secret is now current", provider=rotation.provider)
+        # Runs again on a retried finishSecret, so a retire that failed once still happens.
+        try:
+            previous = self._value(arn, stage=PREVIOUS)
+        except self.client.exceptions.ResourceNotFoundException:
+            return
+        rotation.retire(previous, self._value(arn, version_id=token))
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _rotation_for(self, metadata: Mapping[str, Any], step: str) -> ProviderRotation:
+        for key in (metadata.get("ARN"), metadata.get("Name")):
+            if key in self.rotations:
+                return self.rotations[key]
+        raise RotationStateError(f"{step}: {metadata.get('Name')} is not a secret this function rotates")
+
+    def _value(self, arn: str, *, stage: str | None = None, version_id: str | None = None) -> dict[str, Any]:
+        kwargs: dict[str, str] = {"SecretId": arn}
+        if stage:
+            kwargs["VersionStage"] = stage
+        if version_id:
+            kwargs["VersionId"] = version_id
+        raw = self.client.get_secret_value(**kwargs)["SecretString"]
+        value = json.loads(raw)
+        for field in value.values():
+            if isinstance(field, str):
+                register_secret(field)
+        return value

@@ -1,0 +1,54 @@
+"""Settings of the rotation function, read from the environment once per container.
+
+Provider base URLs, secret ARNs and HTTP timeouts come from :mod:`tidings.config` (the same variables
+every function reads); these are the rotation's own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tidings.config import ConfigurationError
+
+
+class RotationSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    #: How long a rolled webhook key's predecessor stays valid (``previous_valid_until = now + this``).
+    webhook_grace_seconds: int = Field(3600, ge=0, alias="ROTATION_WEBHOOK_GRACE_SECONDS")
+    #: Roll Stripe's webhook_secret on each rotation. Off by default: live Stripe issues signing secrets
+    #: itself (docs/rotation.md), so only a signer that reads the secret (the local one) can follow.
+    roll_stripe_webhook_secret: bool = Field(False, alias="ROTATION_ROLL_STRIPE_WEBHOOK_SECRET")
+    #: Scopes of each new SendGrid key: mail.send to send, api_keys.* so the next rotation can run.
+    sendgrid_key_scopes: tuple[str, ...] = Field(
+        ("mail.send", "api_keys.create", "api_keys.delete", "scopes.read"), alias="SENDGRID_API_KEY_SCOPES"
+    )
+    #: Start of the name given to each new provider key (the date and the rotation token follow).
+    key_name_prefix: str = Field("tidings", min_length=1, max_length=30, alias="ROTATION_KEY_NAME_PREFIX")
+
+    @field_validator("sendgrid_key_scopes", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+def load_rotation_settings(environ: Mapping[str, str] | None = None) -> RotationSettings:
+    source = os.environ if environ is None else environ
+    aliases = {f.alias for f in RotationSettings.model_fields.values()}
+    values = {key: value for key, value in source.items() if key in aliases and value != ""}
+    try:
+        return RotationSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigurationError("invalid rotation configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_rotation_settings() -> RotationSettings:
+    return load_rotation_settings()
