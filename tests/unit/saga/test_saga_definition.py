@@ -160,3 +160,21 @@ def test_no_contact_details_travel_through_the_execution(definition):
 def test_state_names_read_as_pascal_case_verbs(definition):
     for name in definition["States"]:
         assert re.fullmatch(r"(?:[A-Z][a-z0-9]+)+", name), name
+
+
+def test_a_payment_step_that_timed_out_is_retried_with_its_idempotency_key_before_being_parked(definition):
+    # A Lambda timeout (Lambda.Unknown) between Stripe's answer and the table write is the commonest
+    # "uncertain" charge; the retry replays the same Idempotency-Key, so Stripe answers with the first result.
+    tasks = _tasks(definition)
+    for name in ("ChargePayment", "CancelPayment", "RefundPayment"):
+        retried = {error for block in tasks[name]["Retry"] for error in block["ErrorEquals"]}
+        assert "Lambda.Unknown" in retried, name
+
+
+def test_a_send_still_in_flight_elsewhere_is_waited_for_rather_than_sent_by_the_fallback(definition):
+    # IdempotencyConflict (send_in_progress): falling back at once would hit the same duplicate-send
+    # record, end as an outage and, for a required channel, refund a customer who gets the message.
+    tasks = _tasks(definition)
+    for name in ("SendReceiptEmail", "SendReceiptEmailViaSes", "SendSms", "SendSmsViaSns"):
+        first = tasks[name]["Retry"][0]
+        assert "IdempotencyConflict" in first["ErrorEquals"], name
