@@ -248,6 +248,27 @@ def test_an_uncertain_charge_that_went_through_is_refunded(steps, store, gateway
     assert store.get(notification)["status"] == "compensated"
 
 
+def test_an_uncertain_charge_older_than_stripes_key_lifetime_is_not_replayed(
+    steps, store, gateway, notification
+):
+    from datetime import datetime, timedelta
+
+    from tidings.saga.reconcile import Reconciler
+
+    # Given an uncertain charge case redriven a day after the saga started (Stripe forgot the key)
+    store.update(notification, started_at="2026-01-01T10:00:00.000Z")
+    store.finish(notification, "failed", "charge_outcome_unknown")
+    a_day_later = datetime.fromisoformat("2026-01-01T10:00:00+00:00") + timedelta(hours=24)
+    reconciler = Reconciler(steps, now=lambda: a_day_later)
+    # When it is settled
+    with pytest.raises(errors.IdempotencyConflict) as raised:
+        reconciler.handle({"kind": "charge", "notification_id": notification})
+    # Then nothing is charged or refunded: the case goes back to the queue for a person
+    assert raised.value.code == "idempotency_key_expired"
+    assert (gateway.charges, gateway.refunds) == ([], [])
+    assert store.get(notification)["status"] == "failed"
+
+
 def test_a_refund_case_that_still_fails_raises_for_the_queue_to_retry(steps, store, gateway, notification):
     from tidings.saga.reconcile import Reconciler
 
