@@ -80,6 +80,8 @@ def machine_info(root: Path = PROJECT_ROOT) -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "commit": _commit(root),
+        # How busy the shared machine was when the run started (1, 5, 15 minute averages).
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -150,6 +150,11 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 _ratio(heaviest["process_ms"], bare["process_ms"]),
             ],
             [
+                "handlers whose cold start is below `import boto3` alone",
+                f"{sum(r['process_ms'] < boto3['process_ms'] for r in handlers)} of {len(handlers)}",
+                "-",
+            ],
+            [
                 "network I/O during any handler's import",
                 ", ".join(leaky) or "none",
                 str(sum(r["network_attempts"] for r in handlers)) + " attempts",
@@ -218,7 +223,7 @@ def render(results: dict[str, Any]) -> str:
         f"Run at {results['started_at']} in {results['duration_seconds']:.0f} s, commit"
         f" `{machine['commit']}`. Machine: {machine['platform']}, {machine['cpus']} CPUs"
         f" ({machine['processor'] or 'processor unknown'}), Python {machine['python']}"
-        f" ({machine['implementation']}).",
+        f" ({machine['implementation']}), load average at start {machine.get('load_average')}.",
         "",
         *_summary(results),
         *_coldstart_section(results["coldstart"]),
