@@ -108,7 +108,7 @@ def run(
             say(f"  {result.name}: import error {result.error}, {result.network_attempts} network attempts")
 
     say(f"resilience overhead: {sizes.requests} Stripe charges per variant ...")
-    latency, nodelay = resilience.measure(template_path, sizes.requests, sizes.warmup)
+    latency = resilience.measure(template_path, sizes.requests, sizes.warmup)
 
     say(f"webhook verification: {sizes.verifications} x {sizes.verification_repeats} per provider ...")
     hooks = webhooks.measure(sizes.verifications, sizes.verification_repeats)
@@ -120,6 +120,5 @@ def run(
         "sizes": asdict(sizes),
         "coldstart": [r.as_dict() for r in cold],
         "resilience": [r.as_dict() for r in latency],
-        "sandbox_responses_without_nagle": nodelay,
         "webhooks": [r.as_dict() for r in hooks],
     }

@@ -191,20 +191,6 @@ def _summary(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def _nagle_note(nodelay: bool) -> str:
-    if nodelay:
-        return (
-            "- The sandbox writes a response's headers and body as two segments; the benchmark turns Nagle\n"
-            "  off for its responses, as real providers answer in one flight. Otherwise loopback TCP's\n"
-            "  delayed ACK holds the body back up to 40 ms on some requests, counted against whichever path\n"
-            "  hit it. The p90/mean columns still carry this busy machine's scheduling noise."
-        )
-    return (
-        "- **Caution:** Nagle could not be turned off for the sandbox's responses in this run: medians may\n"
-        "  include up to 40 ms of loopback delayed-ACK stalls that real providers would not cause."
-    )
-
-
 def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
@@ -240,7 +226,6 @@ def render(results: dict[str, Any]) -> str:
         "  conditional write add a few milliseconds of network per request instead.",
         "- Loopback HTTP to the sandboxes is far faster than a provider over the internet, so these ratios",
         "  are an upper bound on how much the resilient path adds to a real call.",
-        _nagle_note(results.get("sandbox_responses_without_nagle", False)),
         "",
         "## Raw results",
         "",

@@ -97,22 +97,6 @@ def _quiet_observability() -> Iterator[None]:
             metrics.clear_metrics()  # what the requests recorded is benchmark noise, not to be published
 
 
-def _send_responses_at_once(sandbox: Any) -> bool:
-    """Turn Nagle off for the sandbox's responses, in this process only; True if that was possible.
-
-    The sandbox (http.server) writes a response's headers and body as two segments; with Nagle on, the
-    body waits for the client's delayed ACK of the headers, up to 40 ms on Linux loopback, on some
-    requests and not others. Real providers answer in one flight, so that stall would be measured as
-    overhead of whichever path happened to hit it.
-    """
-    server = getattr(sandbox, "_server", None)
-    handler = getattr(server, "RequestHandlerClass", None)
-    if handler is None or not hasattr(handler, "disable_nagle_algorithm"):
-        return False
-    handler.disable_nagle_algorithm = True
-    return True
-
-
 def _production_environment(template_path: Path) -> dict[str, str]:
     """The charge function's variables as template.yaml sets them (Globals included)."""
     from tidings_local.bench.coldstart import handler_targets
@@ -135,9 +119,8 @@ def _create_tables(template_path: Path, dynamodb: Any) -> None:
         )
 
 
-def measure(template_path: Path, requests: int, warmup: int = 10) -> tuple[list[Latency], bool]:
-    """Median latency of ``requests`` charges per variant, interleaved request by request, and whether
-    the sandbox's responses went out without the Nagle stall (see :func:`_send_responses_at_once`)."""
+def measure(template_path: Path, requests: int, warmup: int = 10) -> list[Latency]:
+    """Median latency of ``requests`` charges per variant, interleaved request by request."""
     import boto3
     import httpx
     from moto import mock_aws
@@ -163,7 +146,6 @@ def measure(template_path: Path, requests: int, warmup: int = 10) -> tuple[list[
         httpx.Client(follow_redirects=False) as bare_client,
         _quiet_observability(),
     ):
-        nodelay = _send_responses_at_once(sandbox)
         dynamodb = boto3.client("dynamodb", region_name=_REGION)
         secrets = boto3.client("secretsmanager", region_name=_REGION)
         _create_tables(template_path, dynamodb)
@@ -252,4 +234,4 @@ def measure(template_path: Path, requests: int, warmup: int = 10) -> tuple[list[
                 started = time.perf_counter()
                 calls[name]()
                 timings[name].append(time.perf_counter() - started)
-    return [_summary(name, timings[name]) for name in VARIANTS], nodelay
+    return [_summary(name, timings[name]) for name in VARIANTS]

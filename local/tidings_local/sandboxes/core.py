@@ -146,6 +146,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # http.server writes headers and body as two segments; with Nagle on, the body can wait ~40 ms for
+    # the client's delayed ACK on loopback. Real providers answer in one flight.
+    disable_nagle_algorithm = True
     server: _Server
 
     # One dispatcher for every method: the provider router decides what is allowed.
