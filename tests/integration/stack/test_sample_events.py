@@ -43,10 +43,10 @@ def _charged(result: Any, _logs: str) -> None:
     assert result["payment_intent_id"].startswith("pi_")
 
 
-def _waiting(_result: Any, logs: str) -> None:
-    # The task token is kept for the Stripe webhook, so the step neither fails nor charges
-    assert '"errorType"' not in logs
-    assert "payment_intents" not in logs
+def _waiting(result: Any, logs: str) -> None:
+    # The task token is kept on the seeded notification for the Stripe webhook to resume the saga
+    assert result == {"waiting": True}
+    assert "payment waits for customer action" in logs
 
 
 def _cancelled(result: Any, _logs: str) -> None:
