@@ -69,6 +69,7 @@ class MotoServer:
 # --- moto's per-request overheads, removed without changing what any request does -------------------
 
 #: Services whose SigV4 signing name alone decides moto's backend (no path or body sniffing involved).
+#: Not "ses": SES v1 and SES v2 both sign as "ses" and moto tells them apart by path.
 _DISPATCH_BY_SIGNING_NAME = frozenset(
     {
         "dynamodb",
@@ -76,7 +77,6 @@ _DISPATCH_BY_SIGNING_NAME = frozenset(
         "states",
         "lambda",
         "sns",
-        "ses",
         "secretsmanager",
         "logs",
         "monitoring",
