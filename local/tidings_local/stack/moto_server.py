@@ -97,8 +97,9 @@ def install_moto_speedups() -> None:
 
     * Dispatch: moto picks the backend of every request under one global lock, listing its own package
       directory and trying hundreds of URL patterns before it reads the signing name from the
-      Authorization header. For a signed request to one of the services above, the same signing name
-      always leads to the same backend, so the first answer is remembered.
+      Authorization header. For a signed request to one of the services above, the same signing name,
+      API target prefix and first path segment always lead to the same backend: the first answer is
+      remembered.
     * Step Functions clients: the interpreter builds a new boto3 client (endpoint, SSL context, service
       model) for every Lambda, SQS or DynamoDB task it runs; boto3 clients are thread-safe, so one per
       region and service is kept.
@@ -169,10 +170,14 @@ def _cached_dispatch(original: Any) -> Any:
             or path.startswith(("/moto-api", "/latest/"))
         ):
             return original(self, environ)
+        # One signing name can serve two backends (ses: SES v1 at "/", SES v2 under "/v2/"; dynamodb:
+        # tables and streams, told apart by X-Amz-Target), so those take part in the key too.
+        target = environ.get("HTTP_X_AMZ_TARGET", "").split(".", 1)[0]
+        key = (match.group(2), target, path.split("/", 2)[1] if path.count("/") > 1 else "")
         apps = self.__dict__.setdefault("_tidings_apps_by_signing_name", {})
-        app = apps.get(match.group(2))
+        app = apps.get(key)
         if app is None:
-            app = apps[match.group(2)] = original(self, environ)
+            app = apps[key] = original(self, environ)
         return app
 
     get_application._tidings_local = True  # type: ignore[attr-defined]
