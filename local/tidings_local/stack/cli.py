@@ -199,23 +199,26 @@ def _serve_until_stopped() -> None:
         pass
 
 
+def _serving_system_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What `start-api` and `up` both pass to LocalSystem.start: addresses, the issuer key, containers."""
+    return {
+        **_system_options(args),
+        "host": args.host,
+        "api_port": args.port,
+        "moto_port": args.moto_port,
+        "issuer_port": args.issuer_port,
+        "jwt_key_path": JWT_KEY_FILE,
+        "warm_containers": args.warm_containers == "EAGER",
+        "reload_code": not args.no_reload,
+    }
+
+
 def cmd_start_api(args: argparse.Namespace) -> int:
     from tidings_local.stack.system import LocalSystem
 
     _configure_logging(args.debug)
     STATE_DIR.mkdir(exist_ok=True)
-    with LocalSystem.start(
-        **_system_options(args),
-        host=args.host,
-        api_port=args.port,
-        moto_port=args.moto_port,
-        issuer_port=args.issuer_port,
-        sandboxes=False,
-        pollers=False,
-        jwt_key_path=JWT_KEY_FILE,
-        warm_containers=args.warm_containers == "EAGER",
-        reload_code=not args.no_reload,
-    ) as system:
+    with LocalSystem.start(**_serving_system_options(args), sandboxes=False, pollers=False) as system:
         _write_endpoints(system)
         print(_routes_text(system), file=sys.stderr)
         print(f"Serving the HTTP API on {system.api_url} (Ctrl-C to stop)", file=sys.stderr)
@@ -229,16 +232,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _configure_logging(args.debug)
     STATE_DIR.mkdir(exist_ok=True)
     with LocalSystem.start(
-        **_system_options(args),
-        host=args.host,
-        api_port=args.port,
-        moto_port=args.moto_port,
-        issuer_port=args.issuer_port,
-        sandboxes=not args.no_sandboxes,
-        sandbox_ports=DEFAULT_SANDBOX_PORTS,
-        jwt_key_path=JWT_KEY_FILE,
-        warm_containers=args.warm_containers == "EAGER",
-        reload_code=not args.no_reload,
+        **_serving_system_options(args), sandboxes=not args.no_sandboxes, sandbox_ports=DEFAULT_SANDBOX_PORTS
     ) as system:
         _write_endpoints(system)
         print(_banner(system), file=sys.stderr)
