@@ -28,3 +28,18 @@ SENDGRID_WEBHOOK_PUBLIC_KEY = (
     "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqM828dGM5Jp0/TIPIJhWxsre1zKl9RAV4UBeN9iLjpJtpAn+BLGTy6nXwPq9"
     "MXrzQOPwziZllKSEf4WDTBsEzQ=="
 )
+
+
+def provider_secret_values() -> dict[str, dict[str, str]]:
+    """Each provider's secret as Tidings stores it in Secrets Manager, holding these credentials."""
+    return {
+        "stripe": {"api_key": STRIPE_API_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET},
+        "sendgrid": {"api_key": SENDGRID_API_KEY, "webhook_public_key": SENDGRID_WEBHOOK_PUBLIC_KEY},
+        "twilio": {
+            "account_sid": TWILIO_ACCOUNT_SID,
+            "api_key_sid": TWILIO_API_KEY_SID,
+            "api_key_secret": TWILIO_API_KEY_SECRET,
+            "auth_token": TWILIO_AUTH_TOKEN,
+            "from_number": TWILIO_FROM_NUMBER,
+        },
+    }

@@ -50,23 +50,9 @@ AUDIENCE_PARAMETER = "JwtAudience"
 
 def default_secret_values() -> dict[str, dict[str, str]]:
     """Seeds for the template's provider secrets: the sandboxes' documented local credentials."""
-    from tidings_local.sandboxes import credentials as c
+    from tidings_local.sandboxes.credentials import provider_secret_values
 
-    sendgrid: dict[str, str] = {"api_key": c.SENDGRID_API_KEY}
-    public_key = getattr(c, "SENDGRID_WEBHOOK_PUBLIC_KEY", None)
-    if public_key:
-        sendgrid["webhook_public_key"] = public_key
-    return {
-        "stripe": {"api_key": c.STRIPE_API_KEY, "webhook_secret": c.STRIPE_WEBHOOK_SECRET},
-        "sendgrid": sendgrid,
-        "twilio": {
-            "account_sid": c.TWILIO_ACCOUNT_SID,
-            "api_key_sid": c.TWILIO_API_KEY_SID,
-            "api_key_secret": c.TWILIO_API_KEY_SECRET,
-            "auth_token": c.TWILIO_AUTH_TOKEN,
-            "from_number": c.TWILIO_FROM_NUMBER,
-        },
-    }
+    return provider_secret_values()
 
 
 def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str | None) -> dict[str, Any]:

@@ -114,25 +114,8 @@ def aws(monkeypatch):
             )
         secrets = boto3.client("secretsmanager", region_name=REGION)
         arns = {
-            "stripe": secrets.create_secret(
-                Name="tidings/it/stripe",
-                SecretString=json.dumps({"api_key": sandbox_credentials.STRIPE_API_KEY}),
-            )["ARN"],
-            "sendgrid": secrets.create_secret(
-                Name="tidings/it/sendgrid",
-                SecretString=json.dumps({"api_key": sandbox_credentials.SENDGRID_API_KEY}),
-            )["ARN"],
-            "twilio": secrets.create_secret(
-                Name="tidings/it/twilio",
-                SecretString=json.dumps(
-                    {
-                        "account_sid": sandbox_credentials.TWILIO_ACCOUNT_SID,
-                        "api_key_sid": sandbox_credentials.TWILIO_API_KEY_SID,
-                        "api_key_secret": sandbox_credentials.TWILIO_API_KEY_SECRET,
-                        "from_number": sandbox_credentials.TWILIO_FROM_NUMBER,
-                    }
-                ),
-            )["ARN"],
+            name: secrets.create_secret(Name=f"tidings/it/{name}", SecretString=json.dumps(value))["ARN"]
+            for name, value in sandbox_credentials.provider_secret_values().items()
         }
         yield {"dynamodb": dynamodb, "secretsmanager": secrets, "arns": arns}
 

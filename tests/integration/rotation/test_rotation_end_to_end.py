@@ -101,22 +101,9 @@ def system(sandboxes, monkeypatch, capsys):
     with mock_aws():
         secrets = boto3.client("secretsmanager", region_name=REGION)
         arns = {
-            "sendgrid": secrets.create_secret(
-                Name="tidings/e2e/sendgrid",
-                SecretString=json.dumps({"api_key": credentials.SENDGRID_API_KEY}),
-            )["ARN"],
-            "twilio": secrets.create_secret(
-                Name="tidings/e2e/twilio",
-                SecretString=json.dumps(
-                    {
-                        "account_sid": credentials.TWILIO_ACCOUNT_SID,
-                        "api_key_sid": credentials.TWILIO_API_KEY_SID,
-                        "api_key_secret": credentials.TWILIO_API_KEY_SECRET,
-                        "auth_token": credentials.TWILIO_AUTH_TOKEN,
-                        "from_number": credentials.TWILIO_FROM_NUMBER,
-                    }
-                ),
-            )["ARN"],
+            name: secrets.create_secret(Name=f"tidings/e2e/{name}", SecretString=json.dumps(value))["ARN"]
+            for name, value in credentials.provider_secret_values().items()
+            if name in ("sendgrid", "twilio")
         }
         env = {
             "SENDGRID_API_BASE_URL": sandboxes["sendgrid"].base_url,

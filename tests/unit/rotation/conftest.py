@@ -104,20 +104,7 @@ def aws(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         client = boto3.client("secretsmanager", region_name=REGION)
-        values = {
-            "stripe": {
-                "api_key": credentials.STRIPE_API_KEY,
-                "webhook_secret": credentials.STRIPE_WEBHOOK_SECRET,
-            },
-            "sendgrid": {"api_key": credentials.SENDGRID_API_KEY},
-            "twilio": {
-                "account_sid": credentials.TWILIO_ACCOUNT_SID,
-                "api_key_sid": credentials.TWILIO_API_KEY_SID,
-                "api_key_secret": credentials.TWILIO_API_KEY_SECRET,
-                "auth_token": credentials.TWILIO_AUTH_TOKEN,
-                "from_number": credentials.TWILIO_FROM_NUMBER,
-            },
-        }
+        values = credentials.provider_secret_values()
         arns = {
             name: client.create_secret(Name=f"tidings/test/{name}", SecretString=json.dumps(value))["ARN"]
             for name, value in values.items()
