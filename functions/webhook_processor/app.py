@@ -7,6 +7,7 @@ releases the record so the redelivery (or, after the last try, the DLQ) gets the
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tidings.observability import logger, metrics, tracer
@@ -25,6 +27,7 @@ from tidings.webhooks.compensation import RefundCompensator
 from tidings.webhooks.ledger import DynamoNotificationLedger
 from tidings.webhooks.models import WebhookEvent
 from tidings.webhooks.processor import ProcessingOutcome, apply_webhook_event
+from tidings.webhooks.redelivery import SoonerRedelivery
 from tidings.webhooks.settings import processor_settings
 from tidings.webhooks.sfn import StepFunctionsSagaResumer
 
@@ -78,9 +81,22 @@ def process_event(event: WebhookEvent) -> dict:
     return outcome.model_dump()
 
 
+@cache
+def _redelivery() -> SoonerRedelivery:
+    return SoonerRedelivery(boto3.client("sqs"), settings.queue_url)  # built on first need only
+
+
 def record_handler(record: SQSRecord) -> dict:
     try:
         return process_event(event=WebhookEvent.model_validate_json(record.body))
+    except IdempotencyAlreadyInProgressError:
+        # Another container is applying this very event (a provider retry, the same report sent twice).
+        # This copy still fails, since acknowledging it would lose the event if the first attempt then
+        # failed, but it comes back in seconds, finds the event done and is acknowledged as a duplicate.
+        _redelivery().after(record.receipt_handle, settings.in_progress_retry_seconds)
+        logger.info("webhook in progress elsewhere", message_id=record.message_id)
+        metrics.add_metric(name="WebhookInProgressElsewhere", unit=MetricUnit.Count, value=1)
+        raise
     except Exception as exc:
         # The record goes back to the queue (then the DLQ); say which one and why, never its content.
         logger.warning(

@@ -132,8 +132,11 @@ def aws(monkeypatch, atomic_dynamodb_writes):
         yield SimpleNamespace(env=env, dlq_url=dlq_url, sqs=sqs, dynamodb=boto3.resource("dynamodb"))
 
 
-def load_handler(function_dir: str):
-    """Import functions/<dir>/app.py as a fresh module: one cold start per call."""
+def load_handler(function_dir: str, module_name: str | None = None):
+    """Import functions/<dir>/app.py as a fresh module: one cold start per call.
+
+    Powertools idempotency keys records by the handler's module name, as every container of one
+    function shares it ("app"); pass the same ``module_name`` to play two containers of one function."""
     from aws_lambda_powertools.utilities import parameters
 
     from tidings.webhooks import settings
@@ -141,7 +144,7 @@ def load_handler(function_dir: str):
     settings.receiver_settings.cache_clear()
     settings.processor_settings.cache_clear()
     parameters.clear_caches()
-    name = f"{function_dir}_app_{uuid.uuid4().hex[:6]}"
+    name = module_name or f"{function_dir}_app_{uuid.uuid4().hex[:6]}"
     spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function_dir / "app.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -169,6 +172,13 @@ def receiver(aws):
 @pytest.fixture
 def processor(aws):
     return load_handler("webhook_processor")
+
+
+@pytest.fixture
+def cold_start(aws):
+    """``cold_start("webhook_processor")``: a fresh import, for a test that sets its own environment or
+    plays several containers."""
+    return load_handler
 
 
 @pytest.fixture

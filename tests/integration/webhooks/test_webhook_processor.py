@@ -6,6 +6,7 @@ the notification items follow the notification store's design (tidings.notificat
 
 import itertools
 import json
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -210,6 +211,55 @@ def test_the_same_event_five_times_concurrently_has_one_effect(processor, aws, c
     assert waiting_saga.history_types().count("TaskSucceeded") == 1
     entries = [e for e in timeline(aws, waiting_saga.notification_id) if e["step"] == "WebhookStripe"]
     assert len(entries) == 1
+
+
+def received_from_queue(aws, count: int) -> dict:
+    """``count`` messages received from the real webhook queue (each with a live receipt handle), shaped
+    as the SQS event source hands them to the processor."""
+    received = aws.sqs.receive_message(QueueUrl=aws.env["WEBHOOK_QUEUE_URL"], MaxNumberOfMessages=10)
+    messages = received.get("Messages", [])
+    assert len(messages) == count
+    shaped = sqs_event(*[message["Body"] for message in messages])
+    for record, message in zip(shaped["Records"], messages, strict=True):
+        record.update(messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"])
+    return shaped
+
+
+def test_a_copy_that_finds_the_event_in_flight_comes_back_in_seconds_not_after_the_visibility_timeout(
+    aws, context, cold_start, monkeypatch
+):
+    # Given two containers that retry an event found in flight after 0 s (the queue's own timeout: 180 s)
+    monkeypatch.setenv("WEBHOOK_IN_PROGRESS_RETRY_SECONDS", "0")
+    container, other_container = (cold_start("webhook_processor", "processor_app") for _ in range(2))
+    # And two deliveries of one event, the first being applied in the other container (held there)
+    notification_id = notification(aws)
+    event = twilio_event(notification_id, "delivered")
+    for _ in range(2):
+        aws.sqs.send_message(QueueUrl=aws.env["WEBHOOK_QUEUE_URL"], MessageBody=event.model_dump_json())
+    first, second = ({"Records": [record]} for record in received_from_queue(aws, 2)["Records"])
+    applying, release = threading.Event(), threading.Event()
+    record_webhook = other_container.ledger.record_webhook
+
+    def held(*args, **kwargs):
+        applying.set()
+        assert release.wait(10)
+        return record_webhook(*args, **kwargs)
+
+    monkeypatch.setattr(other_container.ledger, "record_webhook", held)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first_result = pool.submit(other_container.lambda_handler, first, context)
+        assert applying.wait(10)
+        # When the second copy reaches this container meanwhile
+        second_result = container.lambda_handler(second, context)
+        release.set()
+        assert first_result.result() == {"batchItemFailures": []}
+    # Then it fails (acknowledging it would lose the event if the first attempt failed), yet is on the
+    # queue again at once rather than after the visibility timeout
+    assert second_result == {"batchItemFailures": [{"itemIdentifier": second["Records"][0]["messageId"]}]}
+    redelivered = received_from_queue(aws, 1)
+    # And its redelivery is acknowledged as a duplicate: one effect in all
+    assert container.lambda_handler(redelivered, context) == {"batchItemFailures": []}
+    assert len([e for e in timeline(aws, notification_id) if e["step"] == "WebhookTwilio"]) == 1
 
 
 def test_a_replayed_event_is_acknowledged_without_a_second_effect(processor, aws, context, capsys):

@@ -39,3 +39,17 @@ def test_bad_receiver_setting_is_named(environ, named):
 def test_processor_needs_its_dedupe_table():
     with pytest.raises(WebhookSettingsError, match="WEBHOOK_EVENTS_TABLE"):
         _load(ProcessorSettings, {"NOTIFICATIONS_TABLE": "notifications"})
+
+
+def test_processor_needs_its_queue_and_retries_an_event_in_flight_elsewhere_after_seconds():
+    environ = {"NOTIFICATIONS_TABLE": "notifications", "WEBHOOK_EVENTS_TABLE": "events"}
+    with pytest.raises(WebhookSettingsError, match="WEBHOOK_QUEUE_URL"):
+        _load(ProcessorSettings, environ)
+    settings = _load(ProcessorSettings, {**environ, "WEBHOOK_QUEUE_URL": RECEIVER_ENV["WEBHOOK_QUEUE_URL"]})
+    assert settings.in_progress_retry_seconds == 10
+    # SQS caps a visibility timeout at 12 hours
+    with pytest.raises(WebhookSettingsError, match="WEBHOOK_IN_PROGRESS_RETRY_SECONDS"):
+        _load(
+            ProcessorSettings,
+            {**environ, "WEBHOOK_QUEUE_URL": "q", "WEBHOOK_IN_PROGRESS_RETRY_SECONDS": "43201"},
+        )

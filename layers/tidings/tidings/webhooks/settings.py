@@ -41,6 +41,10 @@ class ProcessorSettings(BaseModel):
     #: How long an event identity is remembered: longer than any provider's retry schedule
     #: (Stripe retries for up to three days).
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, alias="WEBHOOK_DEDUPE_TTL_SECONDS", gt=0)
+    #: The queue the processor consumes; an event found in flight elsewhere is made visible again
+    #: after ``in_progress_retry_seconds`` instead of the queue's long visibility timeout.
+    queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
+    in_progress_retry_seconds: int = Field(10, alias="WEBHOOK_IN_PROGRESS_RETRY_SECONDS", ge=0, le=43200)
 
 
 def _load[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> T:
