@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ProviderName = Literal["stripe", "sendgrid", "twilio"]
 PROVIDERS: tuple[ProviderName, ...] = ("stripe", "sendgrid", "twilio")
+#: Every service a call goes out to, each with its own account-wide rate: the HTTP providers and the
+#: AWS fallbacks (SES's sending quota, SNS's SMS transactions per second).
+RateLimitedService = Literal["stripe", "sendgrid", "twilio", "ses", "sns"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -52,6 +55,9 @@ class Settings(BaseModel):
     stripe_rate_per_second: float = Field(25.0, gt=0, alias="STRIPE_RATE_PER_SECOND")
     sendgrid_rate_per_second: float = Field(50.0, gt=0, alias="SENDGRID_RATE_PER_SECOND")
     twilio_rate_per_second: float = Field(10.0, gt=0, alias="TWILIO_RATE_PER_SECOND")
+    # SES's starting production sending quota is 14 messages/s; SNS's SMS default is 20 publishes/s.
+    ses_rate_per_second: float = Field(14.0, gt=0, alias="SES_RATE_PER_SECOND")
+    sns_rate_per_second: float = Field(20.0, gt=0, alias="SNS_RATE_PER_SECOND")
     # Bucket capacity in seconds of rate: 1.0 lets a burst of one second's worth of requests through.
     rate_limit_burst_seconds: float = Field(1.0, gt=0, alias="TIDINGS_RATE_LIMIT_BURST_SECONDS")
     receipt_from_address: str | None = Field(None, alias="RECEIPT_FROM_ADDRESS")
@@ -111,14 +117,19 @@ class Settings(BaseModel):
         secret_arn = getattr(self, f"{name}_secret_arn")
         if not secret_arn:
             raise ConfigurationError(f"{name.upper()}_SECRET_ARN is not set: the {name} client needs it")
-        rate = getattr(self, f"{name}_rate_per_second")
+        rate, burst = self.rate_limit(name)
         return ProviderSettings(
             name=name,
             base_url=getattr(self, f"{name}_api_base_url"),
             secret_arn=secret_arn,
             rate_per_second=rate,
-            burst=max(1.0, rate * self.rate_limit_burst_seconds),
+            burst=burst,
         )
+
+    def rate_limit(self, service: RateLimitedService) -> tuple[float, float]:
+        """(requests per second, bucket capacity) for one service's account-wide token bucket."""
+        rate = getattr(self, f"{service}_rate_per_second")
+        return rate, max(1.0, rate * self.rate_limit_burst_seconds)
 
     def require(self, field: str) -> str:
         """The value of an optional setting a component cannot work without, or a clear error."""

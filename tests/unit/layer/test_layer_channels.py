@@ -99,3 +99,27 @@ def test_email_and_sms_keys_do_not_collide(aws, clock):
     provider_factory = factory(transport, clock, env=DEDUP_ENV, aws=aws)
     provider_factory.email_channel("sendgrid").send(email(key="same"))
     assert provider_factory.sms_channel("twilio").send(sms(key="same")).deduplicated is False
+
+
+@pytest.mark.parametrize(
+    ("channel_of", "setting"),
+    [
+        (lambda provider_factory: provider_factory.sms_channel("sns"), "SNS_RATE_PER_SECOND"),
+        (lambda provider_factory: provider_factory.email_channel("ses"), "SES_RATE_PER_SECOND"),
+    ],
+    ids=["sns", "ses"],
+)
+def test_the_aws_fallbacks_keep_to_their_own_account_rate(aws, clock, channel_of, setting):
+    # Given SES / SNS limited to 2 requests per second (burst 2), their bucket shared through DynamoDB
+    aws["ses"].verify_email_identity(EmailAddress="receipts@shop.example")
+    env = {setting: "2", "RATE_LIMIT_TABLE": "rate-table"}
+    channel = channel_of(factory(Scripted([]), clock, env=env, aws=aws))
+    message = email if setting.startswith("SES") else sms
+    start = clock.now
+    # When six messages go out at once
+    admitted_at = []
+    for index in range(6):
+        channel.send(message(key=f"burst-{index}"))
+        admitted_at.append(clock.now - start)
+    # Then the first two pass at once and the rest wait their turn: one every half second
+    assert admitted_at == pytest.approx([0, 0, 0.5, 1.0, 1.5, 2.0], abs=1e-3)

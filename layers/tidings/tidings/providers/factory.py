@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from tidings.config import ProviderName, Settings, get_settings
+from tidings.config import ProviderName, RateLimitedService, Settings, get_settings
 from tidings.observability import logger
 from tidings.resilience.timing import Timing
 
@@ -84,7 +84,7 @@ class ProviderFactory:
             provider, self.settings, dynamodb_client=self.dynamodb, wall_clock=self.timing.wall
         )
 
-    def limiter(self, provider: ProviderName, rate: float, burst: float) -> Any:
+    def limiter(self, provider: RateLimitedService) -> Any:
         from tidings.resilience.rate_limit import (
             DynamoDBBucketStore,
             InMemoryBucketStore,
@@ -97,13 +97,19 @@ class ProviderFactory:
         else:
             logger.warning("RATE_LIMIT_TABLE not set: rate limit holds per container only", provider=provider)
             store = InMemoryBucketStore()
+        rate, burst = self.settings.rate_limit(provider)
         return RateLimiter(provider, TokenBucket(rate=rate, capacity=burst), store, self.timing)
 
-    def caller(self, provider: str, *, limiter: Any = None) -> Any:
+    def caller(self, provider: RateLimitedService) -> Any:
+        """The resilience path for one service: its retry policy, shared breaker and shared bucket."""
         from tidings.resilience.caller import ResilientCaller
 
         return ResilientCaller.from_settings(
-            provider, self.settings, timing=self.timing, breaker=self.breaker(provider), limiter=limiter
+            provider,
+            self.settings,
+            timing=self.timing,
+            breaker=self.breaker(provider),
+            limiter=self.limiter(provider),
         )
 
     def http_provider(
@@ -120,7 +126,7 @@ class ProviderFactory:
         return HttpProvider(
             provider=name,
             base_url=provider.base_url,
-            caller=self.caller(name, limiter=self.limiter(name, provider.rate_per_second, provider.burst)),
+            caller=self.caller(name),
             credentials=credentials,
             authenticate=authenticate,
             map_error=map_error,
