@@ -71,7 +71,7 @@ def post_twilio_status(system, notification_id: str, sid: str, status: str) -> h
 # --- waiting on the asynchronous side -------------------------------------------------------------------
 
 
-def eventually(probe, timeout: float = 30, what: str = "condition"):
+def eventually(probe, timeout: float = 60, what: str = "condition"):
     """Poll ``probe`` until it returns something truthy (the processor runs behind a queue)."""
     deadline = time.monotonic() + timeout
     while True:
