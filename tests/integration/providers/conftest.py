@@ -8,12 +8,10 @@ tables, the secrets). Every test is checked for secrets and personal data in its
 
 from __future__ import annotations
 
-import json
 import logging
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tidings.config import load_settings
 from tidings.observability import logger as tidings_logger
@@ -95,29 +93,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        for table in ("breaker", "rate", "idem"):
-            dynamodb.create_table(
-                TableName=table,
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        arns = {
-            name: secrets.create_secret(Name=f"tidings/it/{name}", SecretString=json.dumps(value))["ARN"]
-            for name, value in sandbox_credentials.provider_secret_values().items()
-        }
-        yield {"dynamodb": dynamodb, "secretsmanager": secrets, "arns": arns}
+def aws(provider_secret_arns):
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for table in ("breaker", "rate", "idem"):
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    return {"dynamodb": dynamodb, "secretsmanager": secrets, "arns": provider_secret_arns}
 
 
 @pytest.fixture

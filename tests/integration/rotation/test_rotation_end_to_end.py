@@ -20,7 +20,6 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 from pydantic import ValidationError
 
@@ -85,71 +84,59 @@ def sandboxes():
 
 
 @pytest.fixture
-def system(sandboxes, monkeypatch, capsys):
+def system(sandboxes, provider_secret_arns, monkeypatch, capsys):
     """moto with the provider secrets and the rotation function deployed; the handler runs in-process."""
     for running in sandboxes.values():
         running.control.reset()
     lines = _Lines()
     logging.getLogger(tidings_logger.name).addHandler(lines)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arns = provider_secret_arns
+    env = {
+        "SENDGRID_API_BASE_URL": sandboxes["sendgrid"].base_url,
+        "TWILIO_API_BASE_URL": sandboxes["twilio"].base_url,
+        "SENDGRID_SECRET_ARN": arns["sendgrid"],
+        "TWILIO_SECRET_ARN": arns["twilio"],
+        "RECEIPT_FROM_ADDRESS": "receipts@shop.example",
+        "TIDINGS_HTTP_TIMEOUT_SECONDS": "5",
+    }
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        arns = {
-            name: secrets.create_secret(Name=f"tidings/e2e/{name}", SecretString=json.dumps(value))["ARN"]
-            for name, value in credentials.provider_secret_values().items()
-            if name in ("sendgrid", "twilio")
-        }
-        env = {
-            "SENDGRID_API_BASE_URL": sandboxes["sendgrid"].base_url,
-            "TWILIO_API_BASE_URL": sandboxes["twilio"].base_url,
-            "SENDGRID_SECRET_ARN": arns["sendgrid"],
-            "TWILIO_SECRET_ARN": arns["twilio"],
-            "RECEIPT_FROM_ADDRESS": "receipts@shop.example",
-            "TIDINGS_HTTP_TIMEOUT_SECONDS": "5",
-        }
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        handler = load_handler()
-        invocations: list[dict] = []
+    handler = load_handler()
+    invocations: list[dict] = []
 
-        def invoke_in_process(self, body, request_headers, response_headers):
-            event = json.loads(body)
-            invocations.append(event)
-            try:
-                return json.dumps(handler(event, LambdaContext()))
-            except Exception as exc:  # reported as Lambda reports an unhandled error
-                response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
+    def invoke_in_process(self, body, request_headers, response_headers):
+        event = json.loads(body)
+        invocations.append(event)
+        try:
+            return json.dumps(handler(event, LambdaContext()))
+        except Exception as exc:  # reported as Lambda reports an unhandled error
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
 
-        monkeypatch.setattr(LambdaFunction, "invoke", invoke_in_process)
-        role = boto3.client("iam", region_name=REGION).create_role(
-            RoleName="rotate-secret", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zf:
-            zf.writestr("app.py", (ROOT / "functions/rotate_secret/app.py").read_text())
-        function_arn = boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName="rotate-secret",
-            Runtime="python3.13",
-            Role=role,
-            Handler="app.lambda_handler",
-            Code={"ZipFile": archive.getvalue()},
-        )["FunctionArn"]
-        yield {
-            "secrets": secrets,
-            "arns": arns,
-            "env": env,
-            "function_arn": function_arn,
-            "handler": handler,
-            "invocations": invocations,
-            "sandboxes": sandboxes,
-        }
+    monkeypatch.setattr(LambdaFunction, "invoke", invoke_in_process)
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName="rotate-secret", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("app.py", (ROOT / "functions/rotate_secret/app.py").read_text())
+    function_arn = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="rotate-secret",
+        Runtime="python3.13",
+        Role=role,
+        Handler="app.lambda_handler",
+        Code={"ZipFile": archive.getvalue()},
+    )["FunctionArn"]
+    yield {
+        "secrets": secrets,
+        "arns": arns,
+        "env": env,
+        "function_arn": function_arn,
+        "handler": handler,
+        "invocations": invocations,
+        "sandboxes": sandboxes,
+    }
     logging.getLogger(tidings_logger.name).removeHandler(lines)
     # No credential, old or new, reached a log line or stdout.
     printed = "\n".join([*lines.lines, *capsys.readouterr()])

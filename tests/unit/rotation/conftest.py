@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import boto3
 import httpx
 import pytest
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
@@ -94,22 +93,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("secretsmanager", region_name=REGION)
-        values = credentials.provider_secret_values()
-        arns = {
-            name: client.create_secret(Name=f"tidings/test/{name}", SecretString=json.dumps(value))["ARN"]
-            for name, value in values.items()
-        }
-        yield {"client": client, "arns": arns}
+def aws(provider_secret_arns):
+    return {"client": boto3.client("secretsmanager", region_name=REGION), "arns": provider_secret_arns}
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,37 @@
+"""Fixtures for every test folder: moto in-process, and the provider secrets the sandboxes accept."""
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tidings_local.sandboxes import credentials
+
+TEST_REGION = "eu-west-1"
+
+
+@pytest.fixture
+def moto_aws(monkeypatch):
+    """moto in-process, with fake credentials and no endpoint override: a developer's AWS_ENDPOINT_URL
+    (say, the local system's) would otherwise send boto3 past moto."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": TEST_REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def provider_secret_arns(moto_aws) -> dict[str, str]:
+    """One Secrets Manager secret per provider (stripe, sendgrid, twilio), holding the credentials the
+    sandboxes accept, as the template's secrets hold them; the ARN of each by provider."""
+    client = boto3.client("secretsmanager", region_name=TEST_REGION)
+    return {
+        name: client.create_secret(Name=f"tidings/test/{name}", SecretString=json.dumps(value))["ARN"]
+        for name, value in credentials.provider_secret_values().items()
+    }
