@@ -1,11 +1,15 @@
-"""Fixtures for every test folder: moto in-process, and the provider secrets the sandboxes accept."""
+"""Fixtures for every test folder: moto in-process, the provider secrets the sandboxes accept, and the
+layer's log lines as its formatter writes them (for the checks that nothing sensitive is logged)."""
 
 import json
+import logging
+from collections.abc import Iterator
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from tidings.observability import logger as tidings_logger
 from tidings_local.sandboxes import credentials
 
 TEST_REGION = "eu-west-1"
@@ -14,7 +18,8 @@ TEST_REGION = "eu-west-1"
 @pytest.fixture
 def moto_aws(monkeypatch):
     """moto in-process, with fake credentials and no endpoint override: a developer's AWS_ENDPOINT_URL
-    (say, the local system's) would otherwise send boto3 past moto."""
+    (say, the local system's) would otherwise send boto3 past moto. State machines started here run
+    for real on moto's ASL interpreter."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -22,7 +27,7 @@ def moto_aws(monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield
 
 
@@ -35,3 +40,23 @@ def provider_secret_arns(moto_aws) -> dict[str, str]:
         name: client.create_secret(Name=f"tidings/test/{name}", SecretString=json.dumps(value))["ARN"]
         for name, value in credentials.provider_secret_values().items()
     }
+
+
+class TidingsLogLines(logging.Handler):
+    """Every record of the layer's logger, formatted (and so redacted) as it would be written."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(tidings_logger.registered_formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[TidingsLogLines]:
+    handler = TidingsLogLines()
+    logging.getLogger(tidings_logger.name).addHandler(handler)
+    yield handler
+    logging.getLogger(tidings_logger.name).removeHandler(handler)

@@ -8,13 +8,10 @@ tables, the secrets). Every test is checked for secrets and personal data in its
 
 from __future__ import annotations
 
-import logging
-
 import boto3
 import pytest
 
 from tidings.config import load_settings
-from tidings.observability import logger as tidings_logger
 from tidings.providers.factory import ProviderFactory
 from tidings.resilience.timing import FakeClock
 from tidings_local.sandboxes import credentials as sandbox_credentials
@@ -50,24 +47,6 @@ def sandbox(sandboxes):
     for running in sandboxes.values():
         running.control.reset()
     return sandboxes
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-        self.setFormatter(tidings_logger.registered_formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def log_lines():
-    handler = _Lines()
-    logging.getLogger(tidings_logger.name).addHandler(handler)
-    yield handler
-    logging.getLogger(tidings_logger.name).removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import logging
 import sys
 import uuid
 import zipfile
@@ -24,7 +23,6 @@ from moto.awslambda.models import LambdaFunction
 from pydantic import ValidationError
 
 from tidings.config import get_settings, load_settings
-from tidings.observability import logger as tidings_logger
 from tidings.providers.factory import ProviderFactory
 from tidings.providers.models import EmailMessage, SmsMessage
 from tidings.resilience.timing import FakeClock
@@ -67,16 +65,6 @@ def load_handler():
     return module.lambda_handler
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-        self.setFormatter(tidings_logger.registered_formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture(scope="module")
 def sandboxes():
     with start_sandbox("twilio") as twilio, start_sandbox("sendgrid") as sendgrid:
@@ -84,12 +72,10 @@ def sandboxes():
 
 
 @pytest.fixture
-def system(sandboxes, provider_secret_arns, monkeypatch, capsys):
+def system(sandboxes, provider_secret_arns, log_lines, monkeypatch, capsys):
     """moto with the provider secrets and the rotation function deployed; the handler runs in-process."""
     for running in sandboxes.values():
         running.control.reset()
-    lines = _Lines()
-    logging.getLogger(tidings_logger.name).addHandler(lines)
     secrets = boto3.client("secretsmanager", region_name=REGION)
     arns = provider_secret_arns
     env = {
@@ -137,9 +123,8 @@ def system(sandboxes, provider_secret_arns, monkeypatch, capsys):
         "invocations": invocations,
         "sandboxes": sandboxes,
     }
-    logging.getLogger(tidings_logger.name).removeHandler(lines)
     # No credential, old or new, reached a log line or stdout.
-    printed = "\n".join([*lines.lines, *capsys.readouterr()])
+    printed = "\n".join([*log_lines.lines, *capsys.readouterr()])
     stored = [credentials.SENDGRID_API_KEY, credentials.TWILIO_API_KEY_SECRET, credentials.TWILIO_AUTH_TOKEN]
     stored += [s for s in system_values_seen if s]
     leaked = [value[:4] + "..." for value in stored if value in printed]

@@ -13,10 +13,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from moto import mock_aws
 from samtranslator.yaml_helper import yaml_parse
-
-from tidings_local.sandboxes import credentials
 
 ROOT = Path(__file__).resolve().parents[3]
 _PARSED = yaml_parse((ROOT / "template.yaml").read_text())
@@ -86,50 +83,28 @@ def atomic_dynamodb_writes(monkeypatch):
 
 
 @pytest.fixture
-def aws(monkeypatch, atomic_dynamodb_writes):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def aws(monkeypatch, atomic_dynamodb_writes, provider_secret_arns):
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tidings")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        dynamodb = boto3.client("dynamodb")
-        sqs = boto3.client("sqs")
-        secrets = boto3.client("secretsmanager")
-        dlq_url = _queue(sqs, "WebhookDeadLetterQueue")
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        env = {
-            "NOTIFICATIONS_TABLE": _table(dynamodb, "NotificationsTable"),
-            "WEBHOOK_EVENTS_TABLE": _table(dynamodb, "WebhookEventsTable"),
-            "WEBHOOK_QUEUE_URL": _queue(sqs, "WebhookQueue", dlq_arn),
-            "STRIPE_SECRET_ARN": secrets.create_secret(
-                Name="tidings/test/stripe",
-                SecretString=json.dumps(
-                    {
-                        "api_key": credentials.STRIPE_API_KEY,
-                        "webhook_secret": credentials.STRIPE_WEBHOOK_SECRET,
-                    }
-                ),
-            )["ARN"],
-            "SENDGRID_SECRET_ARN": secrets.create_secret(
-                Name="tidings/test/sendgrid",
-                SecretString=json.dumps(
-                    {
-                        "api_key": credentials.SENDGRID_API_KEY,
-                        "webhook_public_key": credentials.SENDGRID_WEBHOOK_PUBLIC_KEY,
-                    }
-                ),
-            )["ARN"],
-            "TWILIO_SECRET_ARN": secrets.create_secret(
-                Name="tidings/test/twilio",
-                SecretString=json.dumps({"auth_token": credentials.TWILIO_AUTH_TOKEN}),
-            )["ARN"],
-        }
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        yield SimpleNamespace(env=env, dlq_url=dlq_url, sqs=sqs, dynamodb=boto3.resource("dynamodb"))
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq_url = _queue(sqs, "WebhookDeadLetterQueue")
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    env = {
+        "NOTIFICATIONS_TABLE": _table(dynamodb, "NotificationsTable"),
+        "WEBHOOK_EVENTS_TABLE": _table(dynamodb, "WebhookEventsTable"),
+        "WEBHOOK_QUEUE_URL": _queue(sqs, "WebhookQueue", dlq_arn),
+        **{f"{name.upper()}_SECRET_ARN": arn for name, arn in provider_secret_arns.items()},
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return SimpleNamespace(
+        env=env, dlq_url=dlq_url, sqs=sqs, dynamodb=boto3.resource("dynamodb", region_name=REGION)
+    )
 
 
 def load_handler(function_dir: str, module_name: str | None = None):

@@ -8,7 +8,6 @@ version of any secret) reaches a log line or stdout.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 
@@ -19,7 +18,6 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
 from tidings.config import load_settings
-from tidings.observability import logger as tidings_logger
 from tidings.resilience.timing import FakeClock
 from tidings.rotation import build_rotator
 from tidings.rotation.settings import load_rotation_settings
@@ -33,24 +31,6 @@ DOCUMENTED_SECRETS = [
     credentials.TWILIO_API_KEY_SECRET,
     credentials.TWILIO_AUTH_TOKEN,
 ]
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-        self.setFormatter(tidings_logger.registered_formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def log_lines() -> Iterator[_Lines]:
-    handler = _Lines()
-    logging.getLogger(tidings_logger.name).addHandler(handler)
-    yield handler
-    logging.getLogger(tidings_logger.name).removeHandler(handler)
 
 
 def all_secret_values(client) -> list[str]:
