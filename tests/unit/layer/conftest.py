@@ -7,7 +7,6 @@ card number, full e-mail address or full phone number used by the tests appears 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import boto3
@@ -16,34 +15,9 @@ import yaml
 from moto import mock_aws
 from providers_fakes import PERSONAL_VALUES, SECRET_VALUES
 
-from tidings.observability import logger as tidings_logger
 from tidings.resilience.timing import FakeClock
 
 REGION = "eu-west-1"
-
-
-class CapturedLines(logging.Handler):
-    """Keeps every record formatted by the layer's own (redacting) formatter."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-        self.setFormatter(tidings_logger.registered_formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    def messages(self) -> list[str]:
-        return self.lines
-
-
-@pytest.fixture
-def log_lines():
-    handler = CapturedLines()
-    stdlib_logger = logging.getLogger(tidings_logger.name)
-    stdlib_logger.addHandler(handler)
-    yield handler
-    stdlib_logger.removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)
