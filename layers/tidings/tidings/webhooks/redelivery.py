@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tidings.observability import logger
 
@@ -25,14 +25,14 @@ class SoonerRedelivery:
 
     def after(self, receipt_handle: str, seconds: int) -> bool:
         """Make the message visible again in ``seconds``; False (and the queue's own timeout applies)
-        if SQS refuses, e.g. for an expired receipt handle. Never raises: the record fails either way."""
+        if SQS refuses (an expired receipt handle) or cannot be reached. Never raises: the record fails
+        either way, and its own error is the one worth reporting."""
         try:
             self._sqs.change_message_visibility(
                 QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
-        except ClientError as exc:
-            logger.warning(
-                "webhook redelivery not brought forward", error_code=exc.response["Error"].get("Code")
-            )
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response["Error"].get("Code") if isinstance(exc, ClientError) else type(exc).__name__
+            logger.warning("webhook redelivery not brought forward", error_code=code)
             return False
         return True
