@@ -52,6 +52,25 @@ def test_invoke_of_a_failing_function_exits_0_with_the_error_document(tmp_path: 
     assert error["errorType"] == "InvalidRequest"
 
 
+def _serve(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], Path]:
+    """Start ``tidings local <args>`` in its own process on ephemeral ports; return it once it has written
+    where it listens (``.local-state/endpoints.json``), with that file's path."""
+    process = subprocess.Popen(
+        [*TIDINGS, "local", *args, "-t", str(FIXTURE_TEMPLATE),
+         "-p", "0", "--moto-port", "0", "--issuer-port", "0"],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    endpoints_file = cwd / ".local-state" / "endpoints.json"
+    deadline = time.monotonic() + 90
+    while not endpoints_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _, stderr = process.communicate(timeout=30)
+            raise AssertionError(f"local {args[0]} did not come up: {stderr}")
+        time.sleep(0.2)
+    return process, endpoints_file
+
+
 def test_invoke_names_the_functions_when_the_id_is_wrong(tmp_path: Path) -> None:
     done = _run(
         "local", "invoke", "NoSuchFunction", "-t", str(FIXTURE_TEMPLATE), "--no-sandboxes", cwd=tmp_path
@@ -62,18 +81,8 @@ def test_invoke_names_the_functions_when_the_id_is_wrong(tmp_path: Path) -> None
 
 def test_up_serves_until_stopped_and_token_gives_an_accepted_jwt(tmp_path: Path) -> None:
     # Given `tidings local up` on ephemeral ports, in its own process
-    process = subprocess.Popen(
-        [*TIDINGS, "local", "up", "-t", str(FIXTURE_TEMPLATE), "--no-sandboxes",
-         "-p", "0", "--moto-port", "0", "--issuer-port", "0"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    endpoints_file = tmp_path / ".local-state" / "endpoints.json"
+    process, endpoints_file = _serve("up", "--no-sandboxes", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while not endpoints_file.exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "local up did not come up"
-            time.sleep(0.2)
         endpoints = json.loads(endpoints_file.read_text())
 
         # When a token is asked for from another process
@@ -108,18 +117,8 @@ def test_token_without_a_running_system_explains_what_to_do(tmp_path: Path) -> N
 
 
 def test_start_api_serves_the_routes_with_their_authorizer(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [*TIDINGS, "local", "start-api", "-t", str(FIXTURE_TEMPLATE),
-         "-p", "0", "--moto-port", "0", "--issuer-port", "0"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    endpoints_file = tmp_path / ".local-state" / "endpoints.json"
+    process, endpoints_file = _serve("start-api", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while not endpoints_file.exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "start-api did not come up"
-            time.sleep(0.2)
         api_url = json.loads(endpoints_file.read_text())["api_url"]
         assert httpx.get(f"{api_url}/probe/1", timeout=30).status_code == 401
         assert httpx.post(f"{api_url}/open", timeout=30).status_code == 201

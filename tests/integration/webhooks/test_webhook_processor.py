@@ -103,6 +103,20 @@ def stripe_event(notification_id: str | None, kind="payment_intent.succeeded", p
     )
 
 
+def sendgrid_bounce(notification_id: str, event_id: str) -> WebhookEvent:
+    return WebhookEvent(
+        provider="sendgrid",
+        event_id=event_id,
+        kind="bounce",
+        channel="email",
+        notification_id=notification_id,
+        provider_object_id="msg1",
+        status="bounced",
+        received_at=time.time(),
+        detail={"type": "bounce"},
+    )
+
+
 # --- the 3-D Secure wait, for real -----------------------------------------------------------------
 
 
@@ -334,17 +348,7 @@ def test_hard_bounce_on_a_required_channel_refunds_once_and_compensates(processo
     notification_id = notification(aws, email_policy="required")
     gateway = RecordingGateway()
     processor.compensator = RefundCompensator(processor.ledger, lambda: gateway)
-    bounce = WebhookEvent(
-        provider="sendgrid",
-        event_id="sg-bounce",
-        kind="bounce",
-        channel="email",
-        notification_id=notification_id,
-        provider_object_id="msg1",
-        status="bounced",
-        received_at=int(time.time()),
-        detail={"type": "bounce"},
-    )
+    bounce = sendgrid_bounce(notification_id, event_id="sg-bounce")
     dropped = bounce.model_copy(update={"event_id": "sg-dropped", "kind": "dropped", "status": "failed"})
     # When the bounce arrives, and then SendGrid also reports the message dropped
     assert processor.lambda_handler(sqs_event(bounce), context) == {"batchItemFailures": []}
@@ -374,17 +378,7 @@ def test_compensation_waits_for_the_saga_to_finish(processor, aws, context):
     set_status("running")
     gateway = RecordingGateway()
     processor.compensator = RefundCompensator(processor.ledger, lambda: gateway)
-    bounce = WebhookEvent(
-        provider="sendgrid",
-        event_id="sg-early-bounce",
-        kind="bounce",
-        channel="email",
-        notification_id=notification_id,
-        provider_object_id="msg1",
-        status="bounced",
-        received_at=time.time(),
-        detail={"type": "bounce"},
-    )
+    bounce = sendgrid_bounce(notification_id, event_id="sg-early-bounce")
     # When it is processed: recorded, but the message goes back to the queue and nothing is refunded
     first = processor.lambda_handler(sqs_event(bounce), context)
     assert len(first["batchItemFailures"]) == 1
