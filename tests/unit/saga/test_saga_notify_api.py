@@ -164,6 +164,36 @@ def test_malformed_json_is_a_422_with_a_location(api):
     assert body["errors"][0]["type"] == "json_invalid"
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]
+)
+def test_a_body_that_is_not_json_is_refused_with_415_without_echoing_it(api, content_type):
+    # curl -d without a Content-Type sends the JSON as a form: its whole text would become a field name.
+    event = http_event("POST", "/notifications", VALID, headers={"content-type": content_type})
+    status, body = api(event)
+    assert status == 415
+    assert body["code"] == "unsupported_media_type"
+    assert "grace" not in json.dumps(body).lower()
+    assert executions(api.machine) == []
+
+
+def test_a_json_content_type_with_parameters_is_accepted(api):
+    event = http_event(
+        "POST", "/notifications", VALID, headers={"content-type": "application/json; charset=utf-8"}
+    )
+    status, _ = api(event)
+    assert status == 202
+
+
+def test_an_unknown_key_is_located_without_repeating_the_key(api):
+    # An unknown key is the caller's own text: it may be an address, or a whole body pasted as a key.
+    status, body = api(http_event("POST", "/notifications", {**VALID, "grace@example.com": 1}))
+    assert status == 422
+    extra = [error for error in body["errors"] if error["type"] == "extra_forbidden"]
+    assert extra == [{"loc": ["body", "<key>"], "type": "extra_forbidden", "message": extra[0]["message"]}]
+    assert "grace@example.com" not in json.dumps(body)
+
+
 def test_an_oversize_body_is_refused_with_413_before_anything_starts(api):
     big = {**VALID, "receipt": {"subject": "Receipt", "text": "x" * 10_000}}
     status, body = api(http_event("POST", "/notifications", big))

@@ -10,6 +10,7 @@ and ``BulkRequest`` is built per instance from the configured item limit.)
 """
 
 import json
+import re
 from collections.abc import Callable
 from functools import cached_property
 from typing import Annotated, Any
@@ -74,6 +75,9 @@ class NotifyApi:
         """One API Gateway (HTTP API, payload 2.0) event to its response."""
         if self._too_large(event):
             return _answer_dict(413, "request body too large", "payload_too_large")
+        if not _is_json_body(event):
+            # A form-encoded body would be parsed into field names made of the request's own content.
+            return _answer_dict(415, "the request body must be application/json", "unsupported_media_type")
         self.idempotency.register_lambda_context(context)
         return self.app.resolve(event, context)
 
@@ -180,7 +184,11 @@ class NotifyApi:
         def invalid(error: RequestValidationError) -> Response:
             # Locations and messages only: the offending values may be personal data.
             errors = [
-                {"loc": list(item.get("loc", ())), "type": item.get("type"), "message": item.get("msg")}
+                {
+                    "loc": _safe_location(item.get("loc", ())),
+                    "type": item.get("type"),
+                    "message": item.get("msg"),
+                }
                 for item in error.errors()
             ]
             return _error(422, "the request is invalid", "validation_error", errors=errors)
@@ -218,6 +226,28 @@ class NotifyApi:
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
         bulk = event.get("rawPath", "").endswith("/bulk")
         return size > (self.settings.max_bulk_request_bytes if bulk else self.settings.max_request_bytes)
+
+
+#: A location element the answer may repeat: a list index or a name that could be one of our fields.
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+def _safe_location(location: Any) -> list[str | int]:
+    """The path to a bad value, with any key that is not field-shaped (an unknown key is the caller's
+    own content, possibly a whole body or an e-mail address) replaced by a placeholder."""
+    return [
+        part if isinstance(part, int) or (isinstance(part, str) and _FIELD_NAME.match(part)) else "<key>"
+        for part in location
+    ]
+
+
+def _is_json_body(event: dict[str, Any]) -> bool:
+    """A request with a body says it is JSON, or says nothing (then it is read as JSON)."""
+    if not event.get("body"):
+        return True
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type in ("", "application/json") or media_type.endswith("+json")
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
