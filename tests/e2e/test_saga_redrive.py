@@ -69,6 +69,35 @@ def test_a_refund_case_is_redriven_and_settled_once_stripe_refunds_again(system,
     assert ("ReconcilePayment", "compensated") in {(e["step"], e["outcome"]) for e in final["timeline"]}
 
 
+def test_an_uncertain_charge_during_a_stripe_outage_is_settled_without_a_charge_or_a_refund(system, saga):
+    # Given Stripe down when the saga charges: the charge's outcome is unknown and the case is parked
+    stripe = system.sandboxes["stripe"].control
+    stripe.inject_fault("outage", path_prefix="/v1/payment_intents")
+    result = saga.run(order_body())
+    assert (result["status"], result["status_reason"]) == ("failed", "charge_outcome_unknown")
+
+    # When Stripe recovers and the compensation dead-letter queue is redriven
+    stripe.clear_faults()
+    system.boto3_client("dynamodb").delete_item(
+        TableName=system.physical_id("CircuitBreakerTable"), Key={"id": {"S": "stripe"}}
+    )
+    DeadLetterQueues(system.boto3_client("sqs"), STACK).redrive("compensation")
+
+    # Then ReconcilePayment asked Stripe, found no charge, and took none: no PaymentIntent, no refund
+    final = saga.wait_for(result["notification_id"], {"payment_not_taken"}, timeout=30)
+    assert final["payment"].get("refund_id") is None
+    created = [
+        r
+        for r in stripe.requests("/v1/payment_intents")
+        if r["method"] == "POST"
+        and r["status"] == 200
+        and result["notification_id"] in json.dumps(r.get("form"))
+    ]
+    assert created == []
+    assert not [r for r in stripe.requests("/v1/refunds") if r["status"] == 200]
+    assert ("ReconcilePayment", "payment_not_taken") in {(e["step"], e["outcome"]) for e in final["timeline"]}
+
+
 def test_a_required_sms_holds_the_saga_until_the_outage_queue_sends_it(system, saga):
     system.sandboxes["twilio"].control.inject_fault("outage", path_prefix="/2010-04-01")
     system.outage["sns"].down = True

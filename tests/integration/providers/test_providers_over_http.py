@@ -242,3 +242,30 @@ def test_the_configured_time_scale_shortens_a_real_retry_after_wait(container, s
     # Then Retry-After: 2 cost 2 ms of real sleep
     assert slept == [pytest.approx(0.002)]
     assert len(stripe.requests("/v1/payment_intents")) == 2
+
+
+def test_a_payment_intent_is_found_by_its_metadata_across_pages_and_an_unknown_one_is_none(
+    container, sandbox
+):
+    import time
+
+    gateway = container().payment_gateway()
+    since = int(time.time()) - 1
+    # Given more intents in the window than one page of the list holds, the one we look for the oldest
+    wanted = gateway.charge(charge(key="wanted").model_copy(update={"metadata": {"notification_id": "n-1"}}))
+    for number in range(101):
+        gateway.charge(
+            charge(key=f"other-{number}").model_copy(update={"metadata": {"notification_id": f"x{number}"}})
+        )
+    stripe = sandbox["stripe"].control
+    creates = len(stripe.requests("/v1/payment_intents"))
+    # When it is looked up by the notification id it carried
+    found = gateway.find_by_metadata("notification_id", "n-1", created_from=since)
+    # Then the second page finds it, by listing only: nothing is created to find out
+    assert found is not None
+    assert (found.payment_intent_id, found.status) == (wanted.payment_intent_id, "succeeded")
+    lists = [r for r in stripe.requests("/v1/payment_intents") if r["method"] == "GET"]
+    assert len(lists) == 2
+    assert gateway.find_by_metadata("notification_id", "n-404", created_from=since) is None
+    assert gateway.find_by_metadata("notification_id", "n-1", created_from=int(time.time()) + 60) is None
+    assert len([r for r in stripe.requests("/v1/payment_intents") if r["method"] == "POST"]) == creates

@@ -72,6 +72,7 @@ class FakeGateway:
         self.charges: list[Any] = []
         self.refunds: list[tuple[str, str]] = []
         self.cancels: list[tuple[str, str]] = []
+        self.lookups: list[tuple[str, str, int]] = []
         self._ids = itertools.count(1)
 
     def charge(self, request: Any) -> PaymentResult:
@@ -91,6 +92,20 @@ class FakeGateway:
         return PaymentResult(
             payment_intent_id=payment_intent_id, status=self.retrieve_status, amount=1, currency="gbp"
         )
+
+    def find_by_metadata(
+        self, key: str, value: str, created_from: int, created_to: int | None = None
+    ) -> PaymentResult | None:
+        self.lookups.append((key, value, created_from))
+        for number, request in enumerate(self.charges, start=1):
+            if (request.metadata or {}).get(key) == value:
+                return PaymentResult(
+                    payment_intent_id=f"pi_{number}",
+                    status="succeeded",
+                    amount=request.amount,
+                    currency="gbp",
+                )
+        return None
 
     def cancel(self, payment_intent_id: str, idempotency_key: str) -> PaymentResult:
         self.cancels.append((payment_intent_id, idempotency_key))

@@ -236,37 +236,66 @@ def test_a_redriven_refund_case_refunds_once_and_compensates(steps, store, gatew
     assert store.get(notification)["status"] == "compensated"
 
 
-def test_an_uncertain_charge_that_went_through_is_refunded(steps, store, gateway, notification):
+def _charge_reached_stripe_unrecorded(steps, store, gateway, notification):
+    """The saga's charge reached Stripe but its answer was lost (a timeout): no PaymentIntent id stored."""
+    steps.charge_payment(notification)
+    store.update(notification, **{"payment.payment_intent_id": None, "payment.status": None})
+    store.finish(notification, "failed", "charge_outcome_unknown")
+
+
+def test_an_uncertain_charge_that_went_through_is_found_at_stripe_and_refunded_without_a_new_charge(
+    steps, store, gateway, notification
+):
     from tidings.saga.reconcile import Reconciler
 
-    store.finish(notification, "failed", "charge_outcome_unknown")
+    # Given a charge that Stripe took although the saga never learnt of it
+    _charge_reached_stripe_unrecorded(steps, store, gateway, notification)
+    # When the uncertain-charge case is settled
     outcome = Reconciler(steps).handle({"kind": "charge", "notification_id": notification})
+    # Then Stripe was asked by the notification id, nothing was charged again, and the charge refunded
     assert outcome == "charge_reconciled_refunded"
-    # The replayed charge reused the saga's key, so Stripe returned the original PaymentIntent
-    assert [charge.idempotency_key for charge in gateway.charges] == [keys.charge_key(notification)]
-    assert len(gateway.refunds) == 1
+    assert [lookup[:2] for lookup in gateway.lookups] == [("notification_id", notification)]
+    assert len(gateway.charges) == 1
+    assert gateway.refunds == [("pi_1", keys.refund_key(notification))]
+    assert store.get(notification)["payment"]["payment_intent_id"] == "pi_1"
+    assert store.notification_for_payment_intent("pi_1") == notification
     assert store.get(notification)["status"] == "compensated"
 
 
-def test_an_uncertain_charge_older_than_stripes_key_lifetime_is_not_replayed(
+def test_an_uncertain_charge_that_stripe_has_no_record_of_ends_without_a_charge_or_a_refund(
     steps, store, gateway, notification
 ):
-    from datetime import datetime, timedelta
-
     from tidings.saga.reconcile import Reconciler
 
-    # Given an uncertain charge case redriven a day after the saga started (Stripe forgot the key)
+    # Given a charge that never reached Stripe (Stripe was down)
+    store.finish(notification, "failed", "charge_outcome_unknown")
+    # When the case is settled, even twice (a duplicate in the queue)
+    reconciler = Reconciler(steps)
+    assert (
+        reconciler.handle({"kind": "charge", "notification_id": notification})
+        == "charge_reconciled_not_found"
+    )
+    reconciler.handle({"kind": "charge", "notification_id": notification})
+    # Then nothing is charged to find out and nothing is refunded
+    assert (gateway.charges, gateway.refunds) == ([], [])
+    assert store.get(notification)["status"] == "payment_not_taken"
+
+
+def test_an_uncertain_charge_is_looked_up_from_before_the_saga_started_whatever_its_age(
+    steps, store, gateway, notification
+):
+    from datetime import datetime
+
+    from tidings.saga.reconcile import CLOCK_MARGIN, Reconciler
+
+    # Given a case redriven long after Stripe forgot the charge's idempotency key
     store.update(notification, started_at="2026-01-01T10:00:00.000Z")
     store.finish(notification, "failed", "charge_outcome_unknown")
-    a_day_later = datetime.fromisoformat("2026-01-01T10:00:00+00:00") + timedelta(hours=24)
-    reconciler = Reconciler(steps, now=lambda: a_day_later)
-    # When it is settled
-    with pytest.raises(errors.IdempotencyConflict) as raised:
-        reconciler.handle({"kind": "charge", "notification_id": notification})
-    # Then nothing is charged or refunded: the case goes back to the queue for a person
-    assert raised.value.code == "idempotency_key_expired"
-    assert (gateway.charges, gateway.refunds) == ([], [])
-    assert store.get(notification)["status"] == "failed"
+    Reconciler(steps).handle({"kind": "charge", "notification_id": notification})
+    # Then the lookup covers every intent created since the saga started (less the clock margin)
+    started = datetime.fromisoformat("2026-01-01T10:00:00+00:00") - CLOCK_MARGIN
+    assert gateway.lookups == [("notification_id", notification, int(started.timestamp()))]
+    assert gateway.charges == []
 
 
 def test_a_refund_case_that_still_fails_raises_for_the_queue_to_retry(steps, store, gateway, notification):

@@ -44,6 +44,7 @@ class NotificationStatus(StrEnum):
     DELIVERED_WITH_FALLBACK = "delivered_with_fallback"
     PARTIALLY_DELIVERED = "partially_delivered"
     PAYMENT_DECLINED = "payment_declined"
+    PAYMENT_NOT_TAKEN = "payment_not_taken"  # an uncertain charge that Stripe has no record of
     COMPENSATED = "compensated"
     FAILED = "failed"
 
@@ -54,6 +55,7 @@ FINAL_STATUSES = frozenset(
         NotificationStatus.DELIVERED_WITH_FALLBACK,
         NotificationStatus.PARTIALLY_DELIVERED,
         NotificationStatus.PAYMENT_DECLINED,
+        NotificationStatus.PAYMENT_NOT_TAKEN,
         NotificationStatus.COMPENSATED,
         NotificationStatus.FAILED,
     }

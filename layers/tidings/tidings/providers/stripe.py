@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -120,6 +121,37 @@ class StripePaymentGateway:
             "GET", f"/v1/payment_intents/{pi}", endpoint="payment_intents.retrieve", headers=self._headers()
         )
         return _payment_result(result.json(), result.response.headers.get("Request-Id"))
+
+    def find_by_metadata(
+        self, key: str, value: str, created_from: int, created_to: int | None = None
+    ) -> PaymentResult | None:
+        """The PaymentIntent created in a time window whose ``metadata[key]`` is ``value``, if any.
+
+        Listed by creation time and filtered here rather than found with Stripe's search API: search is
+        eventually consistent (an intent created a minute ago may not be found), and "not found" must
+        be certain before anyone decides that a customer was not charged.
+        """
+        created = {"created[gte]": str(created_from)}
+        if created_to is not None:
+            created["created[lte]"] = str(created_to)
+        starting_after: str | None = None
+        while True:
+            query = {**created, "limit": "100"}
+            if starting_after:
+                query["starting_after"] = starting_after
+            result = self.http.request(
+                "GET",
+                "/v1/payment_intents?" + urlencode(query),
+                endpoint="payment_intents.list",
+                headers=self._headers(),
+            )
+            page = result.json()
+            for intent in page.get("data", []):
+                if (intent.get("metadata") or {}).get(key) == value:
+                    return _payment_result(intent, result.response.headers.get("Request-Id"))
+            if not page.get("has_more") or not page.get("data"):
+                return None
+            starting_after = page["data"][-1]["id"]
 
     def cancel(self, payment_intent_id: str, idempotency_key: str) -> PaymentResult:
         pi = _checked_id(payment_intent_id, "payment_intent_id")

@@ -10,28 +10,21 @@ queue (the retry queue's redrive policy), and the alarm stays on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from tidings.errors import IdempotencyConflict, PaymentDeclined
 from tidings.notifications.models import NotificationStatus
 from tidings.saga.steps import SagaSteps
 
 _UNFINISHED = {"requires_action", "requires_payment_method", "requires_confirmation", "processing"}
-#: Stripe keeps an idempotency key for 24 hours; past this age a replayed charge could be a new charge.
-CHARGE_REPLAY_WINDOW = timedelta(hours=23)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+#: How far Stripe's clock may be behind ours when we look for a charge created after the saga started.
+CLOCK_MARGIN = timedelta(minutes=5)
 
 
 @dataclass
 class Reconciler:
     steps: SagaSteps
-    now: Callable[[], datetime] = field(default=_utc_now)
 
     def handle(self, case: dict[str, Any]) -> str:
         notification_id, kind = case["notification_id"], case["kind"]
@@ -53,18 +46,27 @@ class Reconciler:
         raise ValueError(f"unknown compensation case kind: {kind}")
 
     def _charge(self, notification_id: str, payment: dict[str, Any], notification: dict[str, Any]) -> str:
-        """Learn what became of an uncertain charge; a successful one is refunded (the saga is over)."""
+        """Learn what became of an uncertain charge by asking Stripe, never by charging again.
+
+        With no PaymentIntent id recorded, the intent is looked up by the ``metadata.notification_id``
+        the charge carried; if Stripe has none, the customer was not charged and nothing more happens
+        (``payment_not_taken``). A successful charge is refunded (the saga is over).
+        """
+        gateway = self.steps.payment_gateway()
         payment_intent_id = payment.get("payment_intent_id")
-        try:
-            if payment_intent_id:
-                status = self.steps.payment_gateway().retrieve(payment_intent_id).status
-            else:
-                self._check_key_still_kept(notification)
-                # Same Idempotency-Key as the saga: Stripe answers with the original PaymentIntent.
-                charged = self.steps.charge_payment(notification_id)
-                status, payment_intent_id = charged["status"], charged["payment_intent_id"]
-        except PaymentDeclined:
-            return self._finish(notification_id, NotificationStatus.PAYMENT_DECLINED, "card_declined")
+        if payment_intent_id:
+            status = gateway.retrieve(payment_intent_id).status
+        else:
+            found = gateway.find_by_metadata(
+                "notification_id", notification_id, created_from=self._charge_window_start(notification)
+            )
+            if found is None:
+                return self._finish(
+                    notification_id, NotificationStatus.PAYMENT_NOT_TAKEN, "charge_reconciled_not_found"
+                )
+            status, payment_intent_id = found.status, found.payment_intent_id
+            self.steps.store.link_payment_intent(notification_id, payment_intent_id)
+            self.steps.store.update(notification_id, **{"payment.payment_intent_id": payment_intent_id})
         if status == "succeeded":
             return self._refund(
                 notification_id, {"payment_intent_id": payment_intent_id}, "charge_reconciled_refunded"
@@ -75,20 +77,13 @@ class Reconciler:
             notification_id, NotificationStatus.PAYMENT_DECLINED, f"charge_reconciled_{status}"
         )
 
-    def _check_key_still_kept(self, notification: dict[str, Any]) -> None:
-        """Refuse to replay a charge whose idempotency key Stripe may have forgotten: it could charge again.
-
-        The case stays in the compensation queues (and its alarm on) for a person to find the payment in
-        Stripe by ``metadata.notification_id``.
-        """
+    @staticmethod
+    def _charge_window_start(notification: dict[str, Any]) -> int:
+        """The earliest a charge for this notification can have been created, as a Unix time (with a
+        margin for the difference between our clock and Stripe's)."""
         first_possible_use = notification.get("started_at") or notification["created_at"]
         started = datetime.fromisoformat(first_possible_use.replace("Z", "+00:00"))
-        if self.now() - started > CHARGE_REPLAY_WINDOW:
-            raise IdempotencyConflict(
-                "the charge's idempotency key may have expired: find the PaymentIntent in Stripe",
-                provider="stripe",
-                code="idempotency_key_expired",
-            )
+        return int((started - CLOCK_MARGIN).timestamp())
 
     def _refund(self, notification_id: str, payment: dict[str, Any], reason: str) -> str:
         if not payment.get("refund_id"):

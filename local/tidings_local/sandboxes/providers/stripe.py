@@ -147,6 +147,7 @@ TEST_TOKENS: dict[str, TestCard] = {
     "tok_" + name.removeprefix("pm_card_"): card for name, card in TEST_PAYMENT_METHODS.items()
 }
 
+LIST_PARAMS = frozenset({"created", "customer", "ending_before", "expand", "limit", "starting_after"})
 CREATE_PARAMS = frozenset(
     {
         "amount",
@@ -497,6 +498,8 @@ class StripeProvider(Provider):
         method, path, params = request.method, request.path, request.form or {}
         if path == "/v1/payment_intents" and method == "POST":
             return self._ok(self._create_intent(request, params))
+        if path == "/v1/payment_intents" and method == "GET":
+            return self._ok(self._list_intents(params))
         if (match := re.fullmatch(r"/v1/payment_intents/([^/]+)", path)) and method == "GET":
             return self._ok(self._intent(match[1]))
         match = re.fullmatch(r"/v1/payment_intents/([^/]+)/(confirm|cancel)", path)
@@ -535,6 +538,41 @@ class StripeProvider(Provider):
         return intent
 
     # --- PaymentIntents ---------------------------------------------------------------------------
+
+    def _list_intents(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/payment_intents``: newest first, ``created`` bounds, ``limit`` and cursor paging."""
+        _unknown(params, LIST_PARAMS)
+        limit = _integer(params, "limit") or 10
+        if not 1 <= limit <= 100:
+            raise StripeError(400, "This value must be between 1 and 100.", param="limit")
+        created = params.get("created")
+        bounds = created if isinstance(created, dict) else {"eq": created} if created else {}
+        checks = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__, "eq": int.__eq__}
+        for name, bound in bounds.items():
+            if name not in checks or not re.fullmatch(r"\d+", str(bound)):
+                raise StripeError(400, f"Invalid integer: {bound}", param=f"created[{name}]")
+        intents = [
+            intent
+            # newest first, ties in creation order reversed (dicts keep insertion order)
+            for intent in sorted(reversed(self.intents.values()), key=lambda i: i["created"], reverse=True)
+            if all(checks[name](intent["created"], int(bound)) for name, bound in bounds.items())
+            and (not params.get("customer") or intent["customer"] == params["customer"])
+        ]
+        ids = [intent["id"] for intent in intents]
+        if cursor := params.get("starting_after"):
+            if cursor not in ids:
+                raise StripeError(404, f"No such payment_intent: '{cursor}'", param="starting_after")
+            intents = intents[ids.index(cursor) + 1 :]
+        elif cursor := params.get("ending_before"):
+            if cursor not in ids:
+                raise StripeError(404, f"No such payment_intent: '{cursor}'", param="ending_before")
+            intents = intents[: ids.index(cursor)][-limit:]
+        return {
+            "object": "list",
+            "data": copy.deepcopy(intents[:limit]),
+            "has_more": len(intents) > limit,
+            "url": "/v1/payment_intents",
+        }
 
     def _create_intent(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         _unknown(params, CREATE_PARAMS)
