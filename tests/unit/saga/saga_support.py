@@ -46,6 +46,7 @@ def create_table_from_template(logical_id: str, name: str) -> Any:
         BillingMode=props["BillingMode"],
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
+        **{key: props[key] for key in ("GlobalSecondaryIndexes",) if key in props},
     )
     return boto3.resource("dynamodb").Table(name)
 

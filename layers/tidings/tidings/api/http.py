@@ -12,12 +12,13 @@ and ``BulkRequest`` is built per instance from the configured item limit.)
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -27,11 +28,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
 from tidings.api.service import NotificationService, service_for
 from tidings.api.settings import ApiSettings
 from tidings.notifications import NotificationNotFound, NotificationRequest
+from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.observability import logger, metrics, tracer
 
 #: ``Idempotency-Key``: 1-255 printable ASCII characters.
@@ -85,6 +88,10 @@ class NotifyApi:
     @cached_property
     def service(self) -> NotificationService:
         return self._service_factory()
+
+    @cached_property
+    def queries(self) -> NotificationQueries:
+        return queries_for(self.settings.notifications_table)
 
     @cached_property
     def submit_once(self) -> Callable[..., dict[str, Any]]:
@@ -144,6 +151,40 @@ class NotifyApi:
         def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.service.status(api.client_id(), notification_id)
 
+        @app.get("/notifications", summary="The caller's notifications, newest first, with filters")
+        @tracer.capture_method
+        def list_notifications(
+            status: Annotated[NotificationStatus | None, Query()] = None,
+            email_status: Annotated[ChannelStatus | None, Query()] = None,
+            sms_status: Annotated[ChannelStatus | None, Query()] = None,
+            order_reference: Annotated[str | None, Query(max_length=128)] = None,
+            bulk_id: Annotated[str | None, Query(max_length=64)] = None,
+            created_since: Annotated[datetime | None, Query()] = None,
+            created_until: Annotated[datetime | None, Query()] = None,
+            limit: Annotated[int, Query(ge=1, le=100)] = 25,
+            cursor: Annotated[str | None, Query(max_length=2048)] = None,
+        ) -> dict[str, Any]:
+            filters = NotificationFilters(
+                status=status,
+                email_status=email_status,
+                sms_status=sms_status,
+                order_reference=order_reference,
+                bulk_id=bulk_id,
+                created_since=created_since,
+                created_until=created_until,
+                limit=limit,
+                cursor=cursor,
+            )
+            return api.queries.list(api.client_id(), filters)
+
+        @app.get(
+            "/notifications/<notification_id>/timeline",
+            summary="One notification's joined timeline: states, provider calls, webhooks, queue hops",
+        )
+        @tracer.capture_method
+        def get_timeline(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+            return api.queries.timeline(api.client_id(), notification_id)
+
         @app.post(
             "/notifications/bulk",
             summary="Start many notifications",
@@ -192,6 +233,19 @@ class NotifyApi:
                 for item in error.errors()
             ]
             return _error(422, "the request is invalid", "validation_error", errors=errors)
+
+        @app.exception_handler(ValidationError)
+        def invalid_filters(error: ValidationError) -> Response:
+            errors = [
+                {"loc": ["query", *item["loc"]], "type": item["type"], "message": item["msg"]}
+                for item in error.errors()
+            ]
+            return _error(422, "the request is invalid", "validation_error", errors=errors)
+
+        @app.exception_handler(InvalidQuery)
+        def invalid_query(error: InvalidQuery) -> Response:
+            errors = [{"loc": error.loc, "type": "invalid_query", "message": error.message}]
+            return _error(400, error.message, "invalid_query", errors=errors)
 
         @app.exception_handler(NotificationNotFound)
         def not_found(_exc: NotificationNotFound) -> Response:
