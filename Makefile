@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test unit integration e2e lint format validate build bench deploy clean setup
+.PHONY: run test unit integration e2e lint format validate build requirements bench deploy clean setup
 
 setup: $(VENV)/.synced
 
@@ -49,6 +49,13 @@ format: setup
 
 validate: setup
 	$(BIN)/sam validate --lint
+
+# The layer's requirements.txt is uv.lock's runtime part, pinned with hashes, so `sam build` installs
+# the versions the tests ran with. Regenerate after changing a dependency (a unit test compares them).
+LAYER_REQUIREMENTS := layers/tidings/requirements.txt
+requirements: $(UV)
+	{ echo "# Generated from uv.lock by \`make requirements\`: do not edit. Installed into the layer by sam build."; \
+	  $(UV) export --no-dev --no-emit-project --frozen --no-header; } > $(LAYER_REQUIREMENTS)
 
 # sam build needs python3.13 on PATH (the runtime's exact minor version).
 build: setup
