@@ -7,7 +7,6 @@ message goes to its channel's dead-letter queue (or fails the waiting saga, for 
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tidings.observability import logger, metrics, tracer
 from tidings.saga.redelivery import Redelivery, RedeliveryPolicy
+from tidings.saga.settings import redelivery_settings
 from tidings.saga.steps import get_steps
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -41,18 +41,19 @@ def _sqs() -> Any:
 def _redelivery() -> Redelivery:
     import boto3
 
+    settings = redelivery_settings()
     return Redelivery(
         steps=get_steps(),
         policy=RedeliveryPolicy(
-            max_tries=int(os.environ["REDELIVERY_MAX_TRIES"]),
-            base_delay_seconds=int(os.environ["REDELIVERY_BASE_DELAY_SECONDS"]),
-            max_delay_seconds=int(os.environ["REDELIVERY_MAX_DELAY_SECONDS"]),
+            max_tries=settings.max_tries,
+            base_delay_seconds=settings.base_delay_seconds,
+            max_delay_seconds=settings.max_delay_seconds,
         ),
         stepfunctions=lru_cache(maxsize=1)(lambda: boto3.client("stepfunctions")),
         sqs=_sqs,
         dead_letter_queue_urls={
-            "email": os.environ["EMAIL_DEAD_LETTER_QUEUE_URL"],
-            "sms": os.environ["SMS_DEAD_LETTER_QUEUE_URL"],
+            "email": settings.email_dead_letter_queue_url,
+            "sms": settings.sms_dead_letter_queue_url,
         },
     )
 

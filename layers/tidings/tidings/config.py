@@ -1,19 +1,23 @@
-"""Settings of the provider integration layer, read from the environment and validated at cold start.
+"""The one way the layer reads configuration, and the provider integration layer's own settings.
 
-Every setting is an environment variable (the template's Globals set the deployed values); each one is
-listed with its default and meaning in docs/resilience.md. A bad value fails the cold start with a
-:class:`ConfigurationError` that names the variable, instead of failing later inside a provider call.
+Every setting is an environment variable (the template sets the deployed values). Each concern has one
+pydantic-settings model, a :class:`TidingsSettings`, whose field aliases are the variable names:
+:class:`Settings` here (the provider layer, listed in docs/resilience.md), :class:`ObservabilitySettings`,
+``api.settings``, ``webhooks.settings``, ``rotation.settings``, ``notifications.settings`` and
+``saga.settings``. :func:`load` validates one of them at cold start; a bad or missing value fails with
+a :class:`ConfigurationError` that names the variable, instead of failing later inside a call. No other
+module of the layer reads ``os.environ``.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderName = Literal["stripe", "sendgrid", "twilio"]
 PROVIDERS: tuple[ProviderName, ...] = ("stripe", "sendgrid", "twilio")
@@ -28,6 +32,47 @@ class ConfigurationError(ValueError):
     """A setting is missing or invalid; the message names the environment variable."""
 
 
+class TidingsSettings(BaseSettings):
+    """Base of every settings model: field aliases are the environment variable names, and an empty
+    value (a template parameter left blank) means "not set", not an invalid value."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, populate_by_name=True, extra="ignore", case_sensitive=True, env_ignore_empty=True
+    )
+
+
+def load[T: TidingsSettings](model: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """Validate the environment (or ``environ``, in tests and local tools) into ``model``.
+
+    The error names every bad or missing variable and what is wrong with it, never the value itself:
+    a setting may be a URL with a credential in it.
+    """
+    try:
+        if environ is None:
+            return model()  # pydantic-settings reads the process environment
+        aliases = {field.alias or name for name, field in model.model_fields.items()}
+        return model.model_validate(
+            {key: value for key, value in environ.items() if key in aliases and value != ""}
+        )
+    except ValidationError as exc:
+        fields = model.model_fields
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            variable = fields[name].alias or name if name in fields else name
+            problems.append(f"{variable}: {error['msg']}")
+        raise ConfigurationError(
+            f"invalid configuration ({model.__name__}): " + "; ".join(problems)
+        ) from None
+
+
+class ObservabilitySettings(TidingsSettings):
+    """What the logger, tracer and metrics are named by (the template's Globals set both)."""
+
+    service_name: str = Field("tidings", min_length=1, alias="POWERTOOLS_SERVICE_NAME")
+    metrics_namespace: str = Field("Tidings", min_length=1, alias="POWERTOOLS_METRICS_NAMESPACE")
+
+
 class ProviderSettings(BaseModel):
     """What one HTTP provider client needs: where it lives, its credentials and its account rate."""
 
@@ -40,10 +85,8 @@ class ProviderSettings(BaseModel):
     burst: float
 
 
-class Settings(BaseModel):
-    """All settings of the layer; field aliases are the environment variable names."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+class Settings(TidingsSettings):
+    """The provider integration layer: providers, shared state tables, timeouts, retries, breaker."""
 
     # --- providers ---------------------------------------------------------------------------
     stripe_api_base_url: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE_URL")
@@ -96,8 +139,6 @@ class Settings(BaseModel):
     secret_ttl_seconds: int = Field(300, ge=0, alias="TIDINGS_SECRET_TTL_SECONDS")
     send_dedup_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, alias="TIDINGS_SEND_DEDUP_TTL_SECONDS")
 
-    metrics_namespace: str = Field("Tidings", min_length=1, alias="POWERTOOLS_METRICS_NAMESPACE")
-
     @field_validator("stripe_api_base_url", "sendgrid_api_base_url", "twilio_api_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -142,21 +183,15 @@ class Settings(BaseModel):
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Validate the environment into :class:`Settings`; the error names each bad variable."""
-    source = os.environ if environ is None else environ
-    aliases = {f.alias for f in Settings.model_fields.values()}
-    # Empty strings mean "not set" (a template parameter left blank), not an invalid value.
-    values = {key: value for key, value in source.items() if key in aliases and value != ""}
-    try:
-        return Settings.model_validate(values)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"{name}: {error['msg']} (got {values.get(name)!r})")
-        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+    return load(Settings, environ)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this container, validated once (cold start)."""
     return load_settings()
+
+
+@lru_cache(maxsize=1)
+def observability_settings() -> ObservabilitySettings:
+    return load(ObservabilitySettings)

@@ -14,7 +14,6 @@ the whole structured record, so a field added by any caller is masked too. What 
 from __future__ import annotations
 
 import functools
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from tidings.config import observability_settings
 from tidings.resilience.budget import bind_lambda_context
 
 MASK = "***"
@@ -169,12 +169,10 @@ class TidingsLogger(Logger):
         return super().inject_lambda_context(bound, *args, **options)
 
 
-logger = TidingsLogger(
-    service=os.getenv("POWERTOOLS_SERVICE_NAME", "tidings"),
-    logger_formatter=RedactingFormatter(),
-)
-tracer = Tracer(service=os.getenv("POWERTOOLS_SERVICE_NAME", "tidings"))
-metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings"))
+_names = observability_settings()
+logger = TidingsLogger(service=_names.service_name, logger_formatter=RedactingFormatter())
+tracer = Tracer(service=_names.service_name)
+metrics = Metrics(namespace=_names.metrics_namespace)
 
 
 def emit_metric(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
@@ -187,8 +185,8 @@ def emit_metric(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count
         name=name,
         unit=unit,
         value=value,
-        namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings"),
-        default_dimensions={"service": os.getenv("POWERTOOLS_SERVICE_NAME", "tidings")},
+        namespace=observability_settings().metrics_namespace,
+        default_dimensions={"service": observability_settings().service_name},
     ) as metric:
         for key, dimension in dimensions.items():
             metric.add_dimension(name=key, value=str(dimension))

@@ -66,3 +66,65 @@ def test_empty_values_mean_unset_not_invalid():
     settings = load_settings({"RATE_LIMIT_TABLE": "", "STRIPE_RATE_PER_SECOND": ""})
     assert settings.rate_limit_table is None
     assert settings.stripe_rate_per_second == 25.0
+
+
+def test_the_process_environment_is_read_by_the_same_models_and_named_when_bad(monkeypatch):
+    from tidings.config import Settings, load
+
+    # Given the variables a function's template entry sets, one of them invalid
+    monkeypatch.setenv("TWILIO_RATE_PER_SECOND", "4")
+    monkeypatch.setenv("RATE_LIMIT_TABLE", "")
+    assert load(Settings).twilio_rate_per_second == 4
+    assert load(Settings).rate_limit_table is None
+    monkeypatch.setenv("TIDINGS_BREAKER_FAILURE_THRESHOLD", "0")
+    # When the settings load at cold start, then the variable is named and its value is not repeated
+    with pytest.raises(ConfigurationError, match="TIDINGS_BREAKER_FAILURE_THRESHOLD") as raised:
+        load(Settings)
+    assert "'0'" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({}, "NOTIFICATIONS_TABLE"),
+        ({"NOTIFICATIONS_TABLE": "n", "REDELIVERY_MAX_TRIES": "0"}, "REDELIVERY_MAX_TRIES"),
+        ({"NOTIFICATIONS_TABLE": "n", "REDELIVERY_MAX_TRIES": "3"}, "SMS_DEAD_LETTER_QUEUE_URL"),
+        (
+            {
+                "NOTIFICATIONS_TABLE": "n",
+                "REDELIVERY_MAX_TRIES": "3",
+                "REDELIVERY_BASE_DELAY_SECONDS": "60",
+                "REDELIVERY_MAX_DELAY_SECONDS": "43201",
+                "EMAIL_DEAD_LETTER_QUEUE_URL": "e",
+                "SMS_DEAD_LETTER_QUEUE_URL": "s",
+            },
+            "REDELIVERY_MAX_DELAY_SECONDS",
+        ),
+    ],
+)
+def test_a_missing_or_bad_redelivery_setting_is_named(environ, named):
+    from tidings.config import load
+    from tidings.saga.settings import RedeliverySettings
+
+    with pytest.raises(ConfigurationError, match=named):
+        load(RedeliverySettings, environ)
+
+
+def test_the_twilio_status_callback_carries_the_notification_and_is_off_when_unset():
+    from tidings.config import load
+    from tidings.saga.settings import StepSettings
+
+    on = load(
+        StepSettings, {"NOTIFICATIONS_TABLE": "n", "TWILIO_STATUS_CALLBACK_URL": "https://x/webhooks/twilio"}
+    )
+    assert on.status_callback_url("n-1") == "https://x/webhooks/twilio?notification_id=n-1"
+    off = load(StepSettings, {"NOTIFICATIONS_TABLE": "n", "TWILIO_STATUS_CALLBACK_URL": ""})
+    assert off.status_callback_url("n-1") is None
+
+
+def test_a_comma_separated_list_is_read_from_the_process_environment(monkeypatch):
+    from tidings.config import load
+    from tidings.rotation.settings import RotationSettings
+
+    monkeypatch.setenv("SENDGRID_API_KEY_SCOPES", "mail.send, scopes.read")
+    assert load(RotationSettings).sendgrid_key_scopes == ("mail.send", "scopes.read")

@@ -2,12 +2,8 @@
 
 import pytest
 
-from tidings.webhooks.settings import (
-    ProcessorSettings,
-    ReceiverSettings,
-    WebhookSettingsError,
-    _load,
-)
+from tidings.config import ConfigurationError, load
+from tidings.webhooks.settings import ProcessorSettings, ReceiverSettings
 
 RECEIVER_ENV = {
     "WEBHOOK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks",
@@ -18,7 +14,7 @@ RECEIVER_ENV = {
 
 
 def test_receiver_defaults_to_the_providers_replay_window():
-    settings = _load(ReceiverSettings, RECEIVER_ENV)
+    settings = load(ReceiverSettings, RECEIVER_ENV)
     assert settings.tolerance_seconds == 300
     assert settings.secret_arn("sendgrid") == "arn:sendgrid"
 
@@ -32,24 +28,24 @@ def test_receiver_defaults_to_the_providers_replay_window():
     ],
 )
 def test_bad_receiver_setting_is_named(environ, named):
-    with pytest.raises(WebhookSettingsError, match=named):
-        _load(ReceiverSettings, environ)
+    with pytest.raises(ConfigurationError, match=named):
+        load(ReceiverSettings, environ)
 
 
 def test_processor_needs_its_dedupe_table():
-    with pytest.raises(WebhookSettingsError, match="WEBHOOK_EVENTS_TABLE"):
-        _load(ProcessorSettings, {"NOTIFICATIONS_TABLE": "notifications"})
+    with pytest.raises(ConfigurationError, match="WEBHOOK_EVENTS_TABLE"):
+        load(ProcessorSettings, {"NOTIFICATIONS_TABLE": "notifications"})
 
 
 def test_processor_needs_its_queue_and_retries_an_event_in_flight_elsewhere_after_seconds():
     environ = {"NOTIFICATIONS_TABLE": "notifications", "WEBHOOK_EVENTS_TABLE": "events"}
-    with pytest.raises(WebhookSettingsError, match="WEBHOOK_QUEUE_URL"):
-        _load(ProcessorSettings, environ)
-    settings = _load(ProcessorSettings, {**environ, "WEBHOOK_QUEUE_URL": RECEIVER_ENV["WEBHOOK_QUEUE_URL"]})
+    with pytest.raises(ConfigurationError, match="WEBHOOK_QUEUE_URL"):
+        load(ProcessorSettings, environ)
+    settings = load(ProcessorSettings, {**environ, "WEBHOOK_QUEUE_URL": RECEIVER_ENV["WEBHOOK_QUEUE_URL"]})
     assert settings.in_progress_retry_seconds == 10
     # SQS caps a visibility timeout at 12 hours
-    with pytest.raises(WebhookSettingsError, match="WEBHOOK_IN_PROGRESS_RETRY_SECONDS"):
-        _load(
+    with pytest.raises(ConfigurationError, match="WEBHOOK_IN_PROGRESS_RETRY_SECONDS"):
+        load(
             ProcessorSettings,
             {**environ, "WEBHOOK_QUEUE_URL": "q", "WEBHOOK_IN_PROGRESS_RETRY_SECONDS": "43201"},
         )

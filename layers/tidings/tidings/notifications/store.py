@@ -11,7 +11,6 @@ Key design (table ``NOTIFICATIONS_TABLE``, keys ``pk``/``sk``):
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -344,7 +343,6 @@ def get_store() -> NotificationStore:
     """The store for ``NOTIFICATIONS_TABLE``, built once per container (no I/O until first use)."""
     import boto3
 
-    table_name = os.environ.get("NOTIFICATIONS_TABLE")
-    if not table_name:
-        raise RuntimeError("NOTIFICATIONS_TABLE is not set: the function's template entry must pass it")
-    return NotificationStore(boto3.resource("dynamodb").Table(table_name))
+    from tidings.notifications.settings import store_settings
+
+    return NotificationStore(boto3.resource("dynamodb").Table(store_settings().notifications_table))

@@ -6,25 +6,25 @@ every function reads); these are the rotation's own.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
-from tidings.config import ConfigurationError
+from tidings.config import TidingsSettings, load
 
 
-class RotationSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
+class RotationSettings(TidingsSettings):
     #: How long a rolled webhook key's predecessor stays valid (``previous_valid_until = now + this``).
     webhook_grace_seconds: int = Field(3600, ge=0, alias="ROTATION_WEBHOOK_GRACE_SECONDS")
     #: Roll Stripe's webhook_secret on each rotation. Off by default: live Stripe issues signing secrets
     #: itself (docs/rotation.md), so only a signer that reads the secret (the local one) can follow.
     roll_stripe_webhook_secret: bool = Field(False, alias="ROTATION_ROLL_STRIPE_WEBHOOK_SECRET")
     #: Scopes of each new SendGrid key: mail.send to send, api_keys.* so the next rotation can run.
-    sendgrid_key_scopes: tuple[str, ...] = Field(
+    #: A comma-separated list in the environment (NoDecode: not JSON).
+    sendgrid_key_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
         ("mail.send", "api_keys.create", "api_keys.delete", "scopes.read"), alias="SENDGRID_API_KEY_SCOPES"
     )
     #: Start of the name given to each new provider key (the date and the rotation token follow).
@@ -39,14 +39,7 @@ class RotationSettings(BaseModel):
 
 
 def load_rotation_settings(environ: Mapping[str, str] | None = None) -> RotationSettings:
-    source = os.environ if environ is None else environ
-    aliases = {f.alias for f in RotationSettings.model_fields.values()}
-    values = {key: value for key, value in source.items() if key in aliases and value != ""}
-    try:
-        return RotationSettings.model_validate(values)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ConfigurationError("invalid rotation configuration: " + "; ".join(problems)) from None
+    return load(RotationSettings, environ)
 
 
 @lru_cache(maxsize=1)

@@ -284,22 +284,16 @@ class SagaSteps:
         self.store.add_event(notification_id, event)
 
 
-def _status_callback_url(notification_id: str) -> str | None:
-    import os
-
-    base = os.environ.get("TWILIO_STATUS_CALLBACK_URL")
-    return f"{base}?notification_id={notification_id}" if base else None
-
-
 @lru_cache(maxsize=1)
 def get_steps() -> SagaSteps:
     """The steps wired to the real table and providers, built once per container."""
     from tidings import providers
+    from tidings.saga.settings import step_settings
 
     return SagaSteps(
         store=get_store(),
         payment_gateway=providers.get_payment_gateway,
         email_channel=providers.get_email_channel,
         sms_channel=providers.get_sms_channel,
-        status_callback_url=_status_callback_url,
+        status_callback_url=step_settings().status_callback_url,
     )

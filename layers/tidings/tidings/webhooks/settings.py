@@ -1,24 +1,19 @@
 """Settings of the webhook Lambdas, read from the environment once per container.
 
-A missing or bad value fails the cold start naming the variable (see docs/webhooks.md for the list).
+A missing or bad value fails the cold start with ``tidings.config.ConfigurationError`` naming the
+variable (see docs/webhooks.md for the list).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
+
+from tidings.config import TidingsSettings, load
 
 
-class WebhookSettingsError(ValueError):
-    """A webhook setting is missing or invalid; the message names the environment variable."""
-
-
-class ReceiverSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
+class ReceiverSettings(TidingsSettings):
     queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
     stripe_secret_arn: str = Field(alias="STRIPE_SECRET_ARN", min_length=1)
     sendgrid_secret_arn: str = Field(alias="SENDGRID_SECRET_ARN", min_length=1)
@@ -30,12 +25,10 @@ class ReceiverSettings(BaseModel):
     secret_cache_seconds: int = Field(300, alias="WEBHOOK_SECRET_CACHE_SECONDS", ge=0)
 
     def secret_arn(self, provider: str) -> str:
-        return getattr(self, f"{provider}_secret_arn")
+        return str(getattr(self, f"{provider}_secret_arn"))
 
 
-class ProcessorSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
+class ProcessorSettings(TidingsSettings):
     notifications_table: str = Field(alias="NOTIFICATIONS_TABLE", min_length=1)
     dedupe_table: str = Field(alias="WEBHOOK_EVENTS_TABLE", min_length=1)
     #: How long an event identity is remembered: longer than any provider's retry schedule
@@ -47,23 +40,11 @@ class ProcessorSettings(BaseModel):
     in_progress_retry_seconds: int = Field(10, alias="WEBHOOK_IN_PROGRESS_RETRY_SECONDS", ge=0, le=43200)
 
 
-def _load[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> T:
-    try:
-        return model.model_validate(dict(environ))
-    except ValidationError as exc:
-        fields = model.model_fields
-        names = []
-        for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else "?"
-            names.append(fields[name].alias if name in fields and fields[name].alias else name)
-        raise WebhookSettingsError(f"invalid or missing setting(s): {', '.join(sorted(set(names)))}") from exc
-
-
 @lru_cache(maxsize=1)
 def receiver_settings() -> ReceiverSettings:
-    return _load(ReceiverSettings, os.environ)
+    return load(ReceiverSettings)
 
 
 @lru_cache(maxsize=1)
 def processor_settings() -> ProcessorSettings:
-    return _load(ProcessorSettings, os.environ)
+    return load(ProcessorSettings)

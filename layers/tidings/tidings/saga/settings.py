@@ -1,0 +1,46 @@
+"""Settings of the saga's steps and of the later tries of parked messages, validated once per container.
+
+A missing or bad value fails the cold start with ``tidings.config.ConfigurationError`` naming the
+variable; the template sets each one (docs/saga.md lists the parameters behind them).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from tidings.config import load
+from tidings.notifications.settings import StoreSettings
+
+
+class StepSettings(StoreSettings):
+    """What the saga's steps need beyond the providers' own settings (``tidings.config``)."""
+
+    #: Twilio's delivery reports go here (``?notification_id=`` is added); unset, none are asked for.
+    twilio_status_callback_url: str | None = Field(None, alias="TWILIO_STATUS_CALLBACK_URL")
+
+    def status_callback_url(self, notification_id: str) -> str | None:
+        base = self.twilio_status_callback_url
+        return f"{base}?notification_id={notification_id}" if base else None
+
+
+class RedeliverySettings(StepSettings):
+    """RetryDelivery: how often and how far apart a parked message is tried, and where it ends."""
+
+    max_tries: int = Field(alias="REDELIVERY_MAX_TRIES", ge=1)
+    base_delay_seconds: int = Field(alias="REDELIVERY_BASE_DELAY_SECONDS", ge=0)
+    #: SQS caps a visibility timeout at 12 hours.
+    max_delay_seconds: int = Field(alias="REDELIVERY_MAX_DELAY_SECONDS", ge=0, le=43200)
+    email_dead_letter_queue_url: str = Field(alias="EMAIL_DEAD_LETTER_QUEUE_URL", min_length=1)
+    sms_dead_letter_queue_url: str = Field(alias="SMS_DEAD_LETTER_QUEUE_URL", min_length=1)
+
+
+@lru_cache(maxsize=1)
+def step_settings() -> StepSettings:
+    return load(StepSettings)
+
+
+@lru_cache(maxsize=1)
+def redelivery_settings() -> RedeliverySettings:
+    return load(RedeliverySettings)
