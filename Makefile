@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test unit integration e2e lint format validate build requirements bench deploy clean setup
+.PHONY: run test load unit integration e2e lint format validate build requirements bench deploy clean setup
 
 setup: $(VENV)/.synced
 
@@ -25,9 +25,15 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 run: setup
 	$(BIN)/tidings local up
 
-# The whole suite, after the same static checks a reviewer would run (ruff, sam validate --lint).
+# The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff,
+# sam validate --lint); the slowest tests are listed at the end so the suite's cost stays visible.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
+
+# The opt-in load run: a bulk request of TIDINGS_BULK_ITEMS (default 1,000) under hard provider rate
+# limits, on the whole local system. Not part of `make test`.
+load: setup
+	TIDINGS_BULK_ITEMS=$${TIDINGS_BULK_ITEMS:-1000} $(BIN)/pytest -m load --durations=15 tests/e2e
 
 unit: setup
 	$(BIN)/pytest tests/unit

@@ -1,9 +1,15 @@
 """Fixtures for every test folder: moto in-process, the provider secrets the sandboxes accept, and the
-layer's log lines as its formatter writes them (for the checks that nothing sensitive is logged)."""
+layer's log lines as its formatter writes them (for the checks that nothing sensitive is logged).
+
+Collection fails if a test file does not say what kind of test it is (``pytestmark`` with exactly one of
+the ``unit``, ``integration`` and ``e2e`` markers, the one of the folder it lives in), so ``-m`` selects
+the suite by cost.
+"""
 
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -13,6 +19,32 @@ from tidings.observability import logger as tidings_logger
 from tidings_local.sandboxes import credentials
 
 TEST_REGION = "eu-west-1"
+TESTS = Path(__file__).parent
+KINDS = ("unit", "integration", "e2e")
+
+
+def _module_marks(module) -> set[str]:
+    marks = getattr(module, "pytestmark", [])
+    return {mark.name for mark in (marks if isinstance(marks, list) else [marks])}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked: dict[str, str] = {}
+    seen: set[Path] = set()
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None or item.path in seen:
+            continue
+        seen.add(item.path)
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else None
+        kinds = sorted(_module_marks(module) & set(KINDS))
+        expected = folder if folder in KINDS else None
+        if len(kinds) != 1 or (expected and kinds != [expected]):
+            wanted = expected or " / ".join(KINDS)
+            unmarked[str(item.path.relative_to(TESTS.parent))] = f"pytestmark = pytest.mark.{wanted}"
+    if unmarked:
+        listed = "\n".join(f"  {path}: needs {fix}" for path, fix in sorted(unmarked.items()))
+        raise pytest.UsageError(f"test files without their kind marker:\n{listed}")
 
 
 @pytest.fixture

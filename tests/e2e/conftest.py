@@ -1,25 +1,10 @@
 """The whole local system for the saga's end-to-end tests: booted once, reset between tests."""
 
 import pytest
-from saga_e2e_support import FAST_SAGA, AwsOutageSwitch, NotifyClient
+from support.e2e import FAST_SAGA, AwsOutageSwitch, NotifyClient
 
 from tidings_local.stack.lambdas import stderr_sink
 from tidings_local.stack.system import LocalSystem
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the bulk test after the other end-to-end tests (and still before tests/integration, which
-    starts local systems of its own): its thousands of delivery webhooks keep the shared system's
-    queues busy for a while after it ends, and a path test behind them (the 3-D Secure wait has a short
-    timeout in FAST_SAGA) would measure that backlog instead of the saga."""
-    bulk = [item for item in items if item.path.name == "test_saga_bulk.py"]
-    if not bulk:
-        return
-    rest = [item for item in items if item not in bulk]
-    e2e_dir = bulk[0].path.parent
-    last_e2e = max((i for i, item in enumerate(rest) if item.path.parent == e2e_dir), default=-1)
-    items[:] = rest[: last_e2e + 1] + bulk + rest[last_e2e + 1 :]
-
 
 RECEIPT_FROM_ADDRESS = "receipts@example.com"  # the template's default ReceiptFromAddress
 

@@ -4,7 +4,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from saga_e2e_support import order_body
+from support.e2e import order_body
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ provider sandbox received (no second charge, no duplicate e-mail or SMS) and the
 """
 
 import pytest
-from saga_e2e_support import History, order_body, queue_messages
+from support.e2e import History, order_body, queue_messages
 
 pytestmark = pytest.mark.e2e
 

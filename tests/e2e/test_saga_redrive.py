@@ -4,7 +4,7 @@ its saga on the outage queue until it is sent or given up."""
 import json
 
 import pytest
-from saga_e2e_support import History, order_body, queue_messages
+from support.e2e import History, order_body, queue_messages
 
 from tidings_local.ops.dlq import DeadLetterQueues
 

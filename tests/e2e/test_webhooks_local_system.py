@@ -20,7 +20,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from saga_e2e_support import History, order_body
+from support.e2e import History, order_body
+from support.template import create_table
 
 from tidings_local.sandboxes import credentials
 
@@ -265,7 +266,6 @@ class DedupeTableOutage:
         self.dynamodb, self.sqs = system.boto3_client("dynamodb"), system.boto3_client("sqs")
         self.table = system.physical_id("WebhookEventsTable")
         self.queue = system.physical_id("WebhookQueue")
-        self.description = self.dynamodb.describe_table(TableName=self.table)["Table"]
         self.visibility = self.sqs.get_queue_attributes(
             QueueUrl=self.queue, AttributeNames=["VisibilityTimeout"]
         )["Attributes"]["VisibilityTimeout"]
@@ -279,15 +279,7 @@ class DedupeTableOutage:
 
     def end(self) -> None:
         if self.table not in self.dynamodb.list_tables()["TableNames"]:
-            self.dynamodb.create_table(
-                TableName=self.table,
-                AttributeDefinitions=self.description["AttributeDefinitions"],
-                KeySchema=self.description["KeySchema"],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            self.dynamodb.update_time_to_live(
-                TableName=self.table, TimeToLiveSpecification={"AttributeName": "expiration", "Enabled": True}
-            )
+            create_table(self.dynamodb, "WebhookEventsTable", self.table)
 
     def restore(self) -> None:
         self.end()

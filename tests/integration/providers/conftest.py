@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from support.template import create_table
 
 from tidings.config import load_settings
 from tidings.providers.factory import ProviderFactory
@@ -74,13 +75,12 @@ def clock() -> FakeClock:
 @pytest.fixture
 def aws(provider_secret_arns):
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    for table in ("breaker", "rate", "idem"):
-        dynamodb.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    for logical_id, table in (
+        ("CircuitBreakerTable", "breaker"),
+        ("RateLimitTable", "rate"),
+        ("IdempotencyTable", "idem"),
+    ):
+        create_table(dynamodb, logical_id, table)
     secrets = boto3.client("secretsmanager", region_name=REGION)
     return {"dynamodb": dynamodb, "secretsmanager": secrets, "arns": provider_secret_arns}
 

@@ -6,11 +6,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sandbox_helpers import Receiver
+from support.sandboxes import Receiver
 
 from tidings_local.sandboxes import Sandbox, credentials, start_sandbox
-
-pytestmark = pytest.mark.integration
 
 
 def _sandbox(name: str) -> Iterator[Sandbox]:

@@ -6,7 +6,7 @@ import re
 
 import httpx
 import pytest
-from sandbox_helpers import TWILIO_MESSAGES
+from support.sandboxes import TWILIO_MESSAGES
 
 from tidings_local.sandboxes import credentials
 

@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
-from sandbox_helpers import TWILIO_MESSAGES, sendgrid_mail
+from support.sandboxes import TWILIO_MESSAGES, sendgrid_mail
 
 from tidings_local.sandboxes import SandboxClient, SandboxControlError, credentials
 

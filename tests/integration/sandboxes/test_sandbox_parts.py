@@ -7,6 +7,8 @@ import pytest
 from tidings_local.sandboxes.forms import FormError, decode_flat, decode_nested
 from tidings_local.sandboxes.ratelimit import TokenBucket
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize(
     ("body", "expected"),

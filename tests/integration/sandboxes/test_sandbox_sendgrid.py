@@ -6,7 +6,7 @@ import re
 
 import httpx
 import pytest
-from sandbox_helpers import sendgrid_mail
+from support.sandboxes import sendgrid_mail
 
 pytestmark = pytest.mark.integration
 

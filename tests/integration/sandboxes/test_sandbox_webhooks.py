@@ -16,7 +16,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sandbox_helpers import TWILIO_MESSAGES, sendgrid_mail
+from support.sandboxes import TWILIO_MESSAGES, sendgrid_mail
 
 from tidings_local.sandboxes import credentials
 

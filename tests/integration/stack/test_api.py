@@ -10,6 +10,8 @@ import pytest
 from tidings_local.stack.jwt_issuer import JwtIssuer
 from tidings_local.stack.system import LocalSystem
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def http(probe_system: LocalSystem):

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import httpx
 import jwt
+import pytest
+
+pytestmark = pytest.mark.integration
 
 FIXTURE_TEMPLATE = Path(__file__).parent / "fixtures" / "template.yaml"
 TIDINGS = [sys.executable, "-m", "tidings_local.cli"]

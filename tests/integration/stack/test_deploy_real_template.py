@@ -14,6 +14,8 @@ import pytest
 from tidings_local.stack.system import DEFAULT_TEMPLATE, LocalSystem
 from tidings_local.stack.template import parse_yaml
 
+pytestmark = pytest.mark.integration
+
 SAM = parse_yaml(DEFAULT_TEMPLATE.read_text())
 RESOURCES: dict[str, dict[str, Any]] = SAM.get("Resources", {})
 GLOBAL_FUNCTION = (SAM.get("Globals") or {}).get("Function", {})

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tidings_local.stack.system import LocalSystem
+
+pytestmark = pytest.mark.integration
 
 
 def test_a_handler_sees_exactly_the_template_environment(probe_system: LocalSystem) -> None:

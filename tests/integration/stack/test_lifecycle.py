@@ -10,6 +10,8 @@ import pytest
 from tidings_local.stack.system import LocalSystem
 from tidings_local.stack.template import TemplateError
 
+pytestmark = pytest.mark.integration
+
 FIXTURE_TEMPLATE = Path(__file__).parent / "fixtures" / "template.yaml"
 
 

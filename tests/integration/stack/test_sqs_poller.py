@@ -7,6 +7,8 @@ import pytest
 from tidings_local.stack.sqs_poller import failed_item_ids
 from tidings_local.stack.system import LocalSystem
 
+pytestmark = pytest.mark.integration
+
 
 def test_failed_items_are_redriven_to_the_dlq_and_the_rest_is_processed_once(
     probe_system: LocalSystem, wait_for

@@ -6,7 +6,11 @@ import json
 import uuid
 from typing import Any
 
+import pytest
+
 from tidings_local.stack.system import LocalSystem
+
+pytestmark = pytest.mark.integration
 
 
 def _run(

@@ -14,6 +14,8 @@ from tidings_local.stack.template import (
     parse_parameter_overrides,
 )
 
+pytestmark = pytest.mark.integration
+
 FIXTURE = Path(__file__).parent / "fixtures" / "template.yaml"
 
 

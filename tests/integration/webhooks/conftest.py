@@ -8,17 +8,13 @@ import importlib.util
 import json
 import sys
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
 import pytest
-from samtranslator.yaml_helper import yaml_parse
+from support.template import ROOT, create_table, resource_properties, sam_template
 
-ROOT = Path(__file__).resolve().parents[3]
-_PARSED = yaml_parse((ROOT / "template.yaml").read_text())
-TEMPLATE = _PARSED["Resources"]
-PARAMETERS = _PARSED.get("Parameters", {})
+PARAMETERS = sam_template().get("Parameters", {})
 
 
 def _value(value):
@@ -32,21 +28,11 @@ REGION = "eu-west-1"
 
 
 def _table(dynamodb, logical_id: str) -> str:
-    props = TEMPLATE[logical_id]["Properties"]
-    name = f"{logical_id}-{uuid.uuid4().hex[:6]}"
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode=props["BillingMode"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-    )
-    if "TimeToLiveSpecification" in props:
-        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
-    return name
+    return create_table(dynamodb, logical_id, f"{logical_id}-{uuid.uuid4().hex[:6]}")
 
 
 def _queue(sqs, logical_id: str, dlq_arn: str | None = None) -> str:
-    props = TEMPLATE[logical_id]["Properties"]
+    props = resource_properties(logical_id)
     attributes = {
         key: str(_value(props[key]))
         for key in ("VisibilityTimeout", "MessageRetentionPeriod")

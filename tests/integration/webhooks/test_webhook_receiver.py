@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from webhook_http import (
+from support.webhook_http import (
     sendgrid_delivery,
     stripe_delivery,
     stripe_payment_event,
@@ -185,7 +185,7 @@ def test_twilio_signature_for_another_url_is_refused(receiver, aws, context):
 
 
 def test_twilio_signed_with_the_default_port_is_accepted(receiver, aws, context):
-    from webhook_http import HOST
+    from support.webhook_http import HOST
 
     params = {"MessageSid": "SM2", "MessageStatus": "sent"}
     event = twilio_delivery(params, signed_url=f"https://{HOST}:443/webhooks/twilio")
@@ -224,7 +224,7 @@ def test_previous_stripe_secret_is_accepted_only_during_a_roll(receiver, aws, co
 
 
 def test_unknown_provider_route_is_not_found(receiver, context):
-    from webhook_http import http_event
+    from support.webhook_http import http_event
 
     event = http_event("/webhooks/paypal", b"{}", {})
     assert receiver.lambda_handler(event, context)["statusCode"] == 404

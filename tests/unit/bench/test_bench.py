@@ -12,6 +12,8 @@ import pytest
 from tidings_local.bench import PROJECT_ROOT, coldstart, resilience, webhooks
 from tidings_local.bench.__main__ import main
 
+pytestmark = pytest.mark.unit
+
 TEMPLATE = PROJECT_ROOT / "template.yaml"
 RATIO = re.compile(r"^\d+\.\d\dx$")
 

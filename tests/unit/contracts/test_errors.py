@@ -4,6 +4,8 @@ import pytest
 
 from tidings import errors
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_transient_error_is_retryable_and_every_other_is_not():
     # Given every public error type

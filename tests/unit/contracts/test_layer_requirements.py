@@ -5,6 +5,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[3]
 LAYER_REQUIREMENTS = ROOT / "layers/tidings/requirements.txt"
 # The same command as `make requirements`, without the file's own first comment line.

@@ -7,13 +7,11 @@ card number, full e-mail address or full phone number used by the tests appears 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
-from providers_fakes import PERSONAL_VALUES, SECRET_VALUES
+from support.provider_fakes import PERSONAL_VALUES, SECRET_VALUES
+from support.template import create_table
 
 from tidings.resilience.timing import FakeClock
 
@@ -54,36 +52,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """Reads template.yaml, keeping CloudFormation short-form tags (!Ref, !Sub) as plain values."""
-
-
-_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
-def create_table_from_template(client, logical_id: str, name: str) -> None:
-    """Create a table with the key schema template.yaml gives it, so tests and stack cannot drift."""
-    resources = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Resources"]
-    properties = resources[logical_id]["Properties"]
-    client.create_table(
-        TableName=name,
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        KeySchema=properties["KeySchema"],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 @pytest.fixture
 def aws():
     """moto with the layer's three state tables, as in template.yaml (partition key ``id``)."""
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_table_from_template(dynamodb, "CircuitBreakerTable", "breaker-table")
-        create_table_from_template(dynamodb, "RateLimitTable", "rate-table")
-        create_table_from_template(dynamodb, "IdempotencyTable", "idem-table")
+        create_table(dynamodb, "CircuitBreakerTable", "breaker-table")
+        create_table(dynamodb, "RateLimitTable", "rate-table")
+        create_table(dynamodb, "IdempotencyTable", "idem-table")
         yield {
             "dynamodb": dynamodb,
             "secretsmanager": boto3.client("secretsmanager", region_name=REGION),

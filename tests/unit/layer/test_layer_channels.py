@@ -2,13 +2,16 @@
 
 import httpx
 import pytest
-from providers_fakes import Scripted, factory
+from support.provider_fakes import Scripted, factory
 
 from tidings import errors
 from tidings.providers.models import EmailMessage, SmsMessage
 
 # Outside Lambda there is no context to register; the warning is expected here.
-pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left")
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left"),
+]
 
 DEDUP_ENV = {"IDEMPOTENCY_TABLE": "idem-table"}
 

@@ -3,9 +3,11 @@ fails fast in every container, and closes after one half-open probe (fake clock,
 
 import httpx
 import pytest
-from providers_fakes import Scripted, factory
+from support.provider_fakes import Scripted, factory
 
 from tidings import errors
+
+pytestmark = pytest.mark.unit
 
 BREAKER_ENV = {
     "CIRCUIT_BREAKER_TABLE": "breaker-table",

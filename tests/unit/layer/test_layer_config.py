@@ -4,6 +4,8 @@ import pytest
 
 from tidings.config import ConfigurationError, load_settings
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_fit_the_lambda_timeout_and_the_documented_limits():
     settings = load_settings({})

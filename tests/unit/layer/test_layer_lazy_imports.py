@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 SCRIPT = """
 import json, sys
 import httpx

@@ -7,11 +7,13 @@ also checks that the lines were really captured, so the guard cannot pass by cap
 
 import httpx
 import pytest
-from providers_fakes import PERSONAL_VALUES, SECRET_VALUES, Scripted, StaticCredentials, factory
+from support.provider_fakes import PERSONAL_VALUES, SECRET_VALUES, Scripted, StaticCredentials, factory
 
 from tidings import errors
 from tidings.providers.models import ChargeRequest, EmailMessage, SmsMessage
 from tidings.secrets import StripeCredentials
+
+pytestmark = pytest.mark.unit
 
 
 def test_a_noisy_round_trip_logs_no_secret_card_email_or_phone(clock, log_lines, capsys):

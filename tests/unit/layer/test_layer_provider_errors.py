@@ -9,11 +9,13 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from providers_fakes import Scripted, factory
+from support.provider_fakes import Scripted, factory
 
 import tidings.providers._errors as provider_errors
 from tidings import errors
 from tidings.providers.models import ChargeRequest, EmailMessage, SmsMessage
+
+pytestmark = pytest.mark.unit
 
 CHARGE = ChargeRequest(
     amount=2500,

@@ -3,7 +3,11 @@
 import json
 import logging
 
+import pytest
+
 from tidings.observability import logger, redact, register_secret
+
+pytestmark = pytest.mark.unit
 
 
 def test_email_keeps_first_letter_and_domain():

@@ -4,12 +4,14 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from providers_fakes import Scripted, factory
+from support.provider_fakes import Scripted, factory
 
 from tidings import errors
 from tidings.resilience.budget import bind_lambda_context
 from tidings.resilience.caller import ResilientCaller
 from tidings.resilience.timing import Timing
+
+pytestmark = pytest.mark.unit
 
 
 def ok_pi():
@@ -123,7 +125,7 @@ def test_bugs_are_not_retried():
 
 
 def test_auth_failure_refreshes_credentials_once_and_succeeds(clock):
-    from providers_fakes import StaticCredentials
+    from support.provider_fakes import StaticCredentials
 
     from tidings.secrets import StripeCredentials
 
@@ -145,7 +147,7 @@ def test_auth_failure_refreshes_credentials_once_and_succeeds(clock):
 
 
 def test_auth_failure_with_an_unchanged_secret_fails_after_one_refresh(clock):
-    from providers_fakes import StaticCredentials
+    from support.provider_fakes import StaticCredentials
 
     credentials = StaticCredentials()
     transport = Scripted([], last=httpx.Response(401, json={"error": {"message": "Invalid API Key"}}))

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from tidings import errors
 from tidings.resilience.retry import RetryPolicy
 
+pytestmark = pytest.mark.unit
+
 POLICY = RetryPolicy()
 
 

@@ -8,6 +8,8 @@ from tidings import errors
 from tidings.observability import redact
 from tidings.secrets import CredentialStore
 
+pytestmark = pytest.mark.unit
+
 
 def put_secret(aws, name, value):
     return aws["secretsmanager"].create_secret(Name=name, SecretString=json.dumps(value))["ARN"]

@@ -13,6 +13,8 @@ from tidings.resilience.rate_limit import (
     TokenBucket,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @settings(max_examples=150, deadline=None)
 @given(

@@ -6,12 +6,14 @@ import json
 
 import httpx
 import pytest
-from rotation_helpers import stages, value
+from support.rotation import stages, value
 
 from tidings import errors
 from tidings.rotation.protocol import STEPS, RotationStateError
 from tidings.webhooks.keys import accepted_keys
 from tidings_local.sandboxes import credentials
+
+pytestmark = pytest.mark.unit
 
 ACCOUNT = f"/2010-04-01/Accounts/{credentials.TWILIO_ACCOUNT_SID}"
 MAIL = {

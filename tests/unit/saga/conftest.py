@@ -1,8 +1,8 @@
-"""Fixtures for the saga's unit tests (helpers live in saga_support)."""
+"""Fixtures for the saga's unit tests (helpers live in tests/support/saga.py)."""
 
 import pytest
 from moto import mock_aws
-from saga_support import FakeChannel, FakeGateway, create_table_from_template
+from support.saga import FakeChannel, FakeGateway, create_table_from_template
 
 from tidings.notifications.store import NotificationStore
 from tidings.saga.steps import SagaSteps

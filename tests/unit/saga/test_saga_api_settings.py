@@ -3,10 +3,12 @@
 import importlib.util
 
 import pytest
-from saga_support import ROOT
+from support.template import ROOT
 
 from tidings.api.settings import ApiSettings, ServiceSettings, load
 from tidings.config import ConfigurationError
+
+pytestmark = pytest.mark.unit
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:saga"
 BASE = {"NOTIFICATIONS_TABLE": "notifications", "IDEMPOTENCY_TABLE": "idempotency", "STATE_MACHINE_ARN": ARN}

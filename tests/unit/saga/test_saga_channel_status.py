@@ -4,12 +4,14 @@ tries and delivery webhooks all go through the notification store's one conditio
 import itertools
 
 import pytest
-from saga_support import notification_request
+from support.saga import notification_request
 
 from tidings.api.service import NotificationService
 from tidings.notifications.models import CHANNEL_STATUS_RANK, ChannelStatus
 from tidings.notifications.store import NotificationNotFound
 from tidings.webhooks.ledger import DynamoNotificationLedger
+
+pytestmark = pytest.mark.unit
 
 NID = "22222222-3333-4444-5555-666666666666"
 ALL = list(CHANNEL_STATUS_RANK)

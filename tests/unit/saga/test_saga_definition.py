@@ -4,9 +4,11 @@ import json
 import re
 
 import pytest
-from saga_support import ROOT, load_template
+from support.template import ROOT, sam_template
 
 from tidings import errors
+
+pytestmark = pytest.mark.unit
 
 DEFINITION_PATH = ROOT / "statemachine" / "notification_saga.asl.json"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -14,13 +16,13 @@ PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 @pytest.fixture(scope="module")
 def machine():
-    return load_template()["Resources"]["NotificationSagaStateMachine"]["Properties"]
+    return sam_template()["Resources"]["NotificationSagaStateMachine"]["Properties"]
 
 
 @pytest.fixture(scope="module")
 def definition(machine):
     """The definition as CloudFormation renders it: substitutions replaced as text, numbers with defaults."""
-    parameters = load_template()["Parameters"]
+    parameters = sam_template()["Parameters"]
     text = DEFINITION_PATH.read_text()
 
     def render(match):
@@ -42,7 +44,7 @@ def test_every_placeholder_has_a_substitution_and_every_substitution_is_used(mac
 
 
 def test_retry_settings_come_from_template_parameters_with_documented_defaults(machine):
-    parameters = load_template()["Parameters"]
+    parameters = sam_template()["Parameters"]
     for name, value in machine["DefinitionSubstitutions"].items():
         if name.endswith(("Seconds", "Attempts", "Rate")):
             assert value == {"Ref": name}, name
@@ -123,9 +125,9 @@ def test_a_failing_refund_ends_in_the_alarmed_dead_letter_queue_never_in_fail(de
     }
     alarms = [
         resource
-        for resource in load_template()["Resources"].values()
+        for resource in sam_template()["Resources"].values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
-        and {"Name": "QueueName", "Value": {"GetAtt": "CompensationDeadLetterQueue.QueueName"}}
+        and {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CompensationDeadLetterQueue", "QueueName"]}}
         in resource["Properties"]["Dimensions"]
     ]
     assert alarms, "the compensation dead-letter queue must be alarmed"
@@ -135,7 +137,7 @@ def test_the_3ds_wait_uses_a_task_token_and_a_configurable_timeout_that_cancels(
     wait = definition["States"]["WaitForPaymentAction"]
     assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
     assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
-    assert wait["TimeoutSeconds"] == load_template()["Parameters"]["PaymentActionTimeoutSeconds"]["Default"]
+    assert wait["TimeoutSeconds"] == sam_template()["Parameters"]["PaymentActionTimeoutSeconds"]["Default"]
     assert wait["Catch"][-1]["Next"] == "CancelPayment"
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from tidings_local.cli import main
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def queues(aws):

@@ -6,10 +6,13 @@ import uuid
 
 import boto3
 import pytest
-from saga_support import ROOT, create_table_from_template
+from support.saga import create_table_from_template
+from support.template import ROOT
 
 from tidings.api import service as api_service
 from tidings.notifications import store as notification_store
+
+pytestmark = pytest.mark.unit
 
 VALID = {
     "order_reference": "order-2001",

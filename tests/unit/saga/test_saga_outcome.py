@@ -5,6 +5,8 @@ import pytest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.saga.outcome import decide, upgraded_status
 
+pytestmark = pytest.mark.unit
+
 BEST_EFFORT = {"email": "best_effort", "sms": "best_effort"}
 EMAIL_REQUIRED = {"email": "required", "sms": "best_effort"}
 SMS_REQUIRED = {"email": "best_effort", "sms": "required"}

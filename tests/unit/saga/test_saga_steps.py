@@ -1,12 +1,14 @@
 """The saga's steps against the notification table (moto) and fakes of the provider interfaces."""
 
 import pytest
-from saga_support import invalid, notification_request, unavailable
+from support.saga import invalid, notification_request, unavailable
 
 from tidings import errors
 from tidings.api.service import NotificationService
 from tidings.saga import keys
 from tidings.saga.redelivery import Redelivery, RedeliveryPolicy, RetryLater
+
+pytestmark = pytest.mark.unit
 
 NID = "11111111-2222-3333-4444-555555555555"
 

@@ -1,5 +1,5 @@
 import pytest
-from webhook_signing import SendGridKeyPair
+from support.webhook_signing import SendGridKeyPair
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ from tidings.webhooks.receiver import verify_and_normalise
 from tidings.webhooks.request import WebhookRequest
 from tidings_local.sandboxes import credentials
 
+pytestmark = pytest.mark.unit
+
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 SIGNED_AT = 1_767_225_600  # the samples were signed at 2026-01-01T00:00:00Z
 

@@ -5,13 +5,15 @@ import base64
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from webhook_signing import NOW, form, stripe_header, twilio_signature
+from support.webhook_signing import NOW, form, stripe_header, twilio_signature
 
 from tidings.webhooks.errors import WebhookSignatureInvalid
 from tidings.webhooks.keys import SigningKeyMissing, accepted_keys
 from tidings.webhooks.request import WebhookRequest
 from tidings.webhooks.stripe import verify_stripe_signature
 from tidings.webhooks.twilio import verify_twilio_signature
+
+pytestmark = pytest.mark.unit
 
 ROLLING = {
     "api_key": "sk_live_not_used_here",

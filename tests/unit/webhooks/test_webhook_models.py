@@ -7,6 +7,8 @@ import pytest
 from tidings.errors import InvalidRequest
 from tidings.webhooks.models import parse_sendgrid_events, parse_stripe_event, parse_twilio_callback
 
+pytestmark = pytest.mark.unit
+
 NOW = 1_767_225_600
 
 

@@ -7,6 +7,8 @@ from botocore.stub import Stubber
 
 from tidings.webhooks.redelivery import SoonerRedelivery
 
+pytestmark = pytest.mark.unit
+
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks"
 
 

@@ -5,6 +5,8 @@ import pytest
 from tidings.config import ConfigurationError, load
 from tidings.webhooks.settings import ProcessorSettings, ReceiverSettings
 
+pytestmark = pytest.mark.unit
+
 RECEIVER_ENV = {
     "WEBHOOK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks",
     "STRIPE_SECRET_ARN": "arn:stripe",

@@ -6,12 +6,14 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from webhook_signing import NOW, form, stripe_header, twilio_signature
+from support.webhook_signing import NOW, form, stripe_header, twilio_signature
 
 from tidings.webhooks.errors import WebhookSignatureInvalid
 from tidings.webhooks.sendgrid import verify_sendgrid_signature
 from tidings.webhooks.stripe import verify_stripe_signature
 from tidings.webhooks.twilio import verify_twilio_signature
+
+pytestmark = pytest.mark.unit
 
 STRIPE_SECRET = "whsec_test_current"
 TWILIO_TOKEN = "twilio-auth-token-current"
@@ -117,7 +119,8 @@ def test_twilio_valid_form_signature_passes_and_returns_the_params():
 def test_twilio_parameter_order_in_the_body_does_not_matter():
     reordered = dict(reversed(list(TWILIO_PARAMS.items())))
     signature = twilio_signature(TWILIO_URL, TWILIO_PARAMS, TWILIO_TOKEN)
-    verify_twilio_signature(TWILIO_URL, form(reordered), signature, [TWILIO_TOKEN])
+    params = verify_twilio_signature(TWILIO_URL, form(reordered), signature, [TWILIO_TOKEN])
+    assert params == {name: [value] for name, value in TWILIO_PARAMS.items()}
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,8 @@ def test_twilio_parameter_order_in_the_body_does_not_matter():
 )
 def test_twilio_default_port_quirk_is_accepted_both_ways(signed_url, called_url):
     signature = twilio_signature(signed_url, TWILIO_PARAMS, TWILIO_TOKEN)
-    verify_twilio_signature(called_url, form(TWILIO_PARAMS), signature, [TWILIO_TOKEN])
+    params = verify_twilio_signature(called_url, form(TWILIO_PARAMS), signature, [TWILIO_TOKEN])
+    assert params == {name: [value] for name, value in TWILIO_PARAMS.items()}
 
 
 def test_twilio_non_default_port_is_not_interchangeable():

@@ -1,4 +1,5 @@
-"""Helpers for the end-to-end tests: an AWS outage switch, the notify API client, execution history."""
+"""Helpers for the end-to-end tests: an AWS outage switch, the notify API client, execution history, and
+a wait for the local system to go quiet."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
+from support.template import sam_template
 
 FINAL = {
     "delivered",
@@ -225,3 +228,47 @@ def queue_messages(sqs: Any, queue_url: str, notification_id: str, wait: float =
             ],
         )
     return list(found.values())
+
+
+def polled_queues() -> list[str]:
+    """The logical ids of the queues a function of the template consumes (its SQS event sources)."""
+    queues = []
+    for resource in sam_template()["Resources"].values():
+        for event in (resource.get("Properties", {}).get("Events") or {}).values():
+            if event.get("Type") == "SQS":
+                queues.append(event["Properties"]["Queue"]["Fn::GetAtt"][0])
+    return queues
+
+
+def wait_until_idle(system: Any, timeout: float = 600) -> None:
+    """Wait until the system has nothing left to do: no sandbox has a webhook delivery pending and every
+    queue a function consumes is empty (none visible, in flight or delayed), twice in a row.
+
+    A test that leaves work behind (a bulk run's thousands of delivery webhooks) calls this at its end,
+    so the next test starts on a quiet system whatever order the tests run in.
+    """
+    sqs = system.boto3_client("sqs")
+    urls = [system.physical_id(logical_id) for logical_id in polled_queues()]
+    counters = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 2:
+        for sandbox in system.sandboxes.values():
+            sandbox.control.wait_for_webhooks(timeout=max(1.0, deadline - time.monotonic()))
+        waiting = {
+            url.rsplit("/", 1)[-1]: sum(
+                int(value)
+                for value in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=counters)[
+                    "Attributes"
+                ].values()
+            )
+            for url in urls
+        }
+        quiet = quiet + 1 if not any(waiting.values()) else 0
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the system was still busy after {timeout} s: {waiting}")
+        time.sleep(0.5)

@@ -1,53 +1,21 @@
-"""Helpers for the saga's unit tests: template.yaml as data, moto tables built from it, provider fakes."""
+"""Helpers for the saga's unit tests: moto tables built from template.yaml, a request, provider fakes."""
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 
+from support.template import create_table
 from tidings import errors
 from tidings.notifications.models import NotificationRequest
 from tidings.providers.models import DeliveryReceipt, PaymentResult, RefundResult
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """Reads template.yaml; intrinsic tags (!Ref, !GetAtt, !Sub ...) become {"Tag": value}."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {suffix: value}
-
-
-_TemplateLoader.add_multi_constructor("!", _intrinsic)
-
-
-def load_template() -> dict[str, Any]:
-    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_TemplateLoader)
-
 
 def create_table_from_template(logical_id: str, name: str) -> Any:
     """A moto table with exactly the template's key schema, so tests and infrastructure cannot drift."""
-    props = load_template()["Resources"][logical_id]["Properties"]
-    client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=name,
-        BillingMode=props["BillingMode"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        **{key: props[key] for key in ("GlobalSecondaryIndexes",) if key in props},
-    )
+    create_table(boto3.client("dynamodb"), logical_id, name)
     return boto3.resource("dynamodb").Table(name)
 
 
