@@ -7,12 +7,15 @@ import uuid
 
 import boto3
 import pytest
-from saga_support import ROOT, create_table_from_template
+from support.saga import create_table_from_template
+from support.template import ROOT
 
 from tidings.api import service as api_service
 from tidings.api.queries import encode_cursor
 from tidings.notifications import store as notification_store
 from tidings.notifications.store import NotificationStore
+
+pytestmark = pytest.mark.unit
 
 
 class Context:

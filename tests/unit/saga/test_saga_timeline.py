@@ -2,7 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tidings.api.timeline import build_timeline, queue_name
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
 
