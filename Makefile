@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test load unit integration e2e lint format validate build requirements bench deploy clean setup
+.PHONY: run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl
 
 setup: $(VENV)/.synced
 
@@ -52,6 +52,11 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The state machine is generated: edit layers/tidings/tidings/saga/definition.py, then run this
+# (tests/unit/saga/test_saga_definition_builder.py fails while the committed JSON differs).
+asl: setup
+	$(BIN)/python -m tidings.saga.definition statemachine/notification_saga.asl.json
 
 validate: setup
 	$(BIN)/sam validate --lint
