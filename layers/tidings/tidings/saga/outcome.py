@@ -1,8 +1,9 @@
 """The one final status of a notification, decided from the state the execution carried to its end.
 
-Pure functions: the state machine hands RecordOutcome its whole state (each step's ``<Step>Result`` or
-``<Step>Error``), and the table's current channel statuses (a parked SMS may already have been sent by
-the outage queue's consumer) refine it.
+Pure functions over what each step wrote into the execution state (its result, or the error a Catch
+caught), read through the table the state machine is built from (`tidings.saga.result_paths`), so no
+state name or key is spelled here; the table's current channel statuses (a parked SMS may already have
+been sent by the outage queue's consumer) refine it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidings import errors
 from tidings.notifications.models import ChannelStatus, NotificationStatus
+from tidings.saga import result_paths as paths
+from tidings.saga.result_paths import Channel
 
 _SENT = {ChannelStatus.SENT, ChannelStatus.DELIVERED}
 
@@ -29,45 +33,44 @@ class Outcome:
     channels: dict[str, ChannelOutcome] = field(default_factory=dict)
 
 
-def _error_name(state: dict[str, Any], key: str) -> str | None:
-    error = state.get(key)
+def _wrote(state: dict[str, Any], key: str | None) -> bool:
+    return key is not None and state.get(key) is not None
+
+
+def _error_name(state: dict[str, Any], key: str | None) -> str | None:
+    error = state.get(key) if key is not None else None
     return error.get("Error") if isinstance(error, dict) else None
 
 
-def _email(state: dict[str, Any]) -> ChannelOutcome:
-    if "SendReceiptEmailResult" in state:
+def _channel(state: dict[str, Any], channel: Channel, parked: ChannelStatus) -> ChannelOutcome:
+    """What happened to one channel: sent (by which provider), parked, refused, failed, or never tried."""
+    wait = channel.park_and_wait
+    if _wrote(state, channel.primary.result):
         return ChannelOutcome(ChannelStatus.SENT)
-    if "SendReceiptEmailViaSesResult" in state:
+    if _wrote(state, channel.fallback.result):
         return ChannelOutcome(ChannelStatus.SENT, fallback=True)
-    if "ParkEmailResult" in state:
-        return ChannelOutcome(ChannelStatus.DEAD_LETTERED, reason="providers_unavailable")
-    for key in ("SendReceiptEmailViaSesError", "SendReceiptEmailError"):
-        name = _error_name(state, key)
-        if name == "InvalidRequest":
-            return ChannelOutcome(ChannelStatus.REJECTED, reason=name)
-        if name and key == "SendReceiptEmailViaSesError":
-            return ChannelOutcome(ChannelStatus.FAILED, reason=name)
-    return ChannelOutcome(ChannelStatus.SKIPPED)
-
-
-def _sms(state: dict[str, Any]) -> ChannelOutcome:
-    if "SendSmsResult" in state:
-        return ChannelOutcome(ChannelStatus.SENT)
-    if "SendSmsViaSnsResult" in state:
-        return ChannelOutcome(ChannelStatus.SENT, fallback=True)
-    if "SmsOutageResult" in state:
+    if wait and _wrote(state, wait.result):
         return ChannelOutcome(ChannelStatus.SENT, fallback=True, reason="sent_from_outage_queue")
-    if "ParkSmsResult" in state:
-        return ChannelOutcome(ChannelStatus.PARKED, reason="providers_unavailable")
-    if "SmsOutageError" in state:
-        return ChannelOutcome(ChannelStatus.FAILED, reason=_error_name(state, "SmsOutageError"))
-    for key in ("SendSmsViaSnsError", "SendSmsError"):
-        name = _error_name(state, key)
-        if name == "InvalidRequest":
+    if _wrote(state, channel.park.result):
+        return ChannelOutcome(parked, reason="providers_unavailable")
+    if wait and _wrote(state, wait.error):
+        return ChannelOutcome(ChannelStatus.FAILED, reason=_error_name(state, wait.error))
+    for send in (channel.fallback, channel.primary):
+        name = _error_name(state, send.error)
+        if name == errors.InvalidRequest.__name__:
             return ChannelOutcome(ChannelStatus.REJECTED, reason=name)
-        if name and key == "SendSmsViaSnsError":
+        if name and send is channel.fallback:
             return ChannelOutcome(ChannelStatus.FAILED, reason=name)
     return ChannelOutcome(ChannelStatus.SKIPPED)
+
+
+def _parked_as(channel: Channel) -> ChannelStatus:
+    """A best-effort e-mail waits dead-lettered for a redrive; an SMS waits parked on the outage queue."""
+    return ChannelStatus.DEAD_LETTERED if channel.name == paths.EMAIL.name else ChannelStatus.PARKED
+
+
+def _channels(state: dict[str, Any]) -> dict[str, ChannelOutcome]:
+    return {channel.name: _channel(state, channel, _parked_as(channel)) for channel in paths.CHANNELS}
 
 
 def _refine(outcome: ChannelOutcome, recorded: dict[str, Any] | None) -> ChannelOutcome:
@@ -80,29 +83,28 @@ def _refine(outcome: ChannelOutcome, recorded: dict[str, Any] | None) -> Channel
 
 
 def decide(state: dict[str, Any], recorded_channels: dict[str, Any] | None = None) -> Outcome:
-    """The final status for the execution state ``state`` (see the state machine's ResultPaths)."""
+    """The final status for the execution state ``state`` (keys from `tidings.saga.result_paths`)."""
     recorded_channels = recorded_channels or {}
     channels = {
-        "email": _refine(_email(state), recorded_channels.get("email")),
-        "sms": _refine(_sms(state), recorded_channels.get("sms")),
+        name: _refine(outcome, recorded_channels.get(name)) for name, outcome in _channels(state).items()
     }
 
-    if "ParkChargeResult" in state:
+    if _wrote(state, paths.PARK_UNCERTAIN_CHARGE.result):
         return Outcome(NotificationStatus.FAILED, "charge_outcome_unknown", channels)
-    charge_error = _error_name(state, "ChargePaymentError")
-    if charge_error == "PaymentDeclined":
+    charge_error = _error_name(state, paths.CHARGE_PAYMENT.error)
+    if charge_error == errors.PaymentDeclined.__name__:
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "card_declined", channels)
     if charge_error:
         return Outcome(NotificationStatus.FAILED, f"charge_refused:{charge_error}", channels)
-    if _error_name(state, "WaitForPaymentActionError") == "PaymentDeclined":
+    if _error_name(state, paths.WAIT_FOR_PAYMENT_ACTION.error) == errors.PaymentDeclined.__name__:
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "payment_action_failed", channels)
-    if "ParkCancellationResult" in state:
+    if _wrote(state, paths.PARK_CANCELLATION.result):
         return Outcome(NotificationStatus.FAILED, "cancel_failed", channels)
-    if state.get("CancelPaymentResult", {}).get("outcome") == "cancelled":
+    if (state.get(paths.CANCEL_PAYMENT.result) or {}).get("outcome") == "cancelled":
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "payment_action_timeout", channels)
-    if "ParkRefundResult" in state:
+    if _wrote(state, paths.PARK_REFUND.result):
         return Outcome(NotificationStatus.FAILED, "refund_failed", _failed_required(state, channels))
-    if "RefundPaymentResult" in state:
+    if _wrote(state, paths.REFUND_PAYMENT.result):
         return Outcome(
             NotificationStatus.COMPENSATED, _compensation_reason(state), _failed_required(state, channels)
         )
@@ -117,9 +119,14 @@ def decide(state: dict[str, Any], recorded_channels: dict[str, Any] | None = Non
     return Outcome(NotificationStatus.PARTIALLY_DELIVERED, missing, channels)
 
 
+def _policy(state: dict[str, Any]) -> dict[str, str]:
+    policy = state.get(paths.DELIVERY_POLICY)
+    return policy if isinstance(policy, dict) else {}
+
+
 def _failed_required(state: dict[str, Any], channels: dict[str, ChannelOutcome]) -> dict[str, ChannelOutcome]:
     """Channels that made the saga compensate end as failed (a rejection keeps its own status)."""
-    policy = state.get("delivery_policy", {})
+    policy = _policy(state)
     result = dict(channels)
     for name, channel in channels.items():
         if (
@@ -134,12 +141,10 @@ def _failed_required(state: dict[str, Any], channels: dict[str, ChannelOutcome])
 
 
 def _compensation_reason(state: dict[str, Any]) -> str:
-    email, sms = _email(state), _sms(state)
-    policy = state.get("delivery_policy", {})
-    if policy.get("email") == "required" and email.status not in _SENT:
-        return "required_email_failed"
-    if policy.get("sms") == "required" and sms.status not in _SENT:
-        return "required_sms_failed"
+    policy = _policy(state)
+    for name, channel in _channels(state).items():
+        if policy.get(name) == "required" and channel.status not in _SENT:
+            return f"required_{name}_failed"
     return "required_channel_failed"
 
 
