@@ -6,7 +6,7 @@ import json
 import pytest
 from support.e2e import History, order_body, queue_messages
 
-from tidings_local.ops.dlq import DeadLetterQueues
+from tidings_ops.dlq import DeadLetterQueues
 
 pytestmark = pytest.mark.e2e
 

@@ -264,8 +264,8 @@ def _banner(system: Any) -> str:
         "",
         f"  HTTP API       {system.api_url}",
         f"  JWT issuer     {system.issuer_url}  (/.well-known/jwks.json, POST /token)",
-        f"  AWS on moto    {system.moto_url}  (export AWS_ENDPOINT_URL={system.moto_url} AWS_REGION=us-east-1"
-        " AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing)",
+        f"  AWS on moto    {system.moto_url}  (export AWS_ENDPOINT_URL={system.moto_url}"
+        " AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing)",
     ]
     for name, sandbox in sorted(system.sandboxes.items()):
         lines.append(f"  {name:<14} {sandbox.base_url}  (sandbox)")

@@ -5,7 +5,7 @@ import json
 import boto3
 import pytest
 
-from tidings_local.cli import main
+from tidings_ops.cli import main
 
 pytestmark = pytest.mark.unit
 
@@ -40,10 +40,10 @@ def count(sqs, url):
 
 def test_list_shows_counts_and_parked_messages_by_id_and_error(queues, capsys):
     _sqs, _dlq, _retry = queues
-    assert main(["dlq", "list", "--stack", "tidings-dev"]) == 0
+    assert main(["dlq", "list", "--stack", "tidings-dev", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert (row["queue"], row["messages"]) == ("email", 12)
-    assert main(["dlq", "list", "email", "--stack", "tidings-dev", "--peek", "3"]) == 0
+    assert main(["dlq", "list", "email", "--stack", "tidings-dev", "--peek", "3", "--json"]) == 0
     peeked = json.loads(capsys.readouterr().out)
     assert len(peeked) == 3
     assert {message["error_type"] for message in peeked} == {"NetworkError"}
@@ -51,7 +51,7 @@ def test_list_shows_counts_and_parked_messages_by_id_and_error(queues, capsys):
 
 def test_redrive_moves_every_message_back_to_its_source_queue(queues, capsys):
     sqs, dlq, retry = queues
-    assert main(["dlq", "redrive", "email", "--stack", "tidings-dev"]) == 0
+    assert main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["moved"] == 12
     assert result["to"] == retry
@@ -61,10 +61,10 @@ def test_redrive_moves_every_message_back_to_its_source_queue(queues, capsys):
 
 def test_redrive_max_and_dry_run(queues, capsys):
     sqs, _dlq, retry = queues
-    main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--dry-run", "--max", "5"])
+    main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--dry-run", "--max", "5", "--json"])
     assert json.loads(capsys.readouterr().out)["dry_run"] is True
     assert count(sqs, retry) == 0
-    main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--max", "5"])
+    main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--max", "5", "--json"])
     assert json.loads(capsys.readouterr().out)["moved"] == 5
     assert count(sqs, retry) == 5
 

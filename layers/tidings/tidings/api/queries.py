@@ -107,7 +107,9 @@ class NotificationQueries:
     stepfunctions: Callable[[], Any]
 
     # --- GET /notifications --------------------------------------------------------------------
-    def list(self, client_id: str, filters: NotificationFilters) -> dict[str, Any]:
+    def list(self, client_id: str | None, filters: NotificationFilters) -> dict[str, Any]:
+        """The caller's notifications (``client_id``; None only for operators, who must then name an
+        order reference or a bulk id, since a listing without either is one client's partition)."""
         from boto3.dynamodb.conditions import Attr, Key
 
         if filters.created_since and filters.created_until and filters.created_since > filters.created_until:
@@ -116,8 +118,10 @@ class NotificationQueries:
             index, hash_value = INDEX_BY_ORDER_REFERENCE, filters.order_reference
         elif filters.bulk_id:
             index, hash_value = INDEX_BY_BULK, filters.bulk_id
-        else:
+        elif client_id:
             index, hash_value = INDEX_BY_CLIENT, client_id
+        else:
+            raise InvalidQuery("name a client, an order reference or a bulk id", ["query", "client_id"])
         key = Key(INDEX_KEYS[index]).eq(hash_value)
         since = _iso(filters.created_since) if filters.created_since else None
         until = _iso(filters.created_until) if filters.created_until else None
@@ -130,7 +134,7 @@ class NotificationQueries:
 
         # Bulk META items share ByClient and ByBulk: only notifications have an order reference.
         condition = Attr("order_reference").exists() & Attr("notification_id").exists()
-        if index != INDEX_BY_CLIENT:
+        if index != INDEX_BY_CLIENT and client_id:
             condition &= Attr("client_id").eq(client_id)
         if filters.status:
             condition &= Attr("status").eq(filters.status.value)
@@ -173,11 +177,12 @@ class NotificationQueries:
         }
 
     # --- GET /notifications/{id}/timeline ------------------------------------------------------
-    def timeline(self, client_id: str, notification_id: str) -> dict[str, Any]:
+    def timeline(self, client_id: str | None, notification_id: str) -> dict[str, Any]:
+        """The joined timeline of the caller's notification (``client_id`` None: an operator's view)."""
         from tidings.api.timeline import build_timeline
 
         notification = self.store.get(notification_id)
-        if notification.get("client_id") != client_id:
+        if client_id is not None and notification.get("client_id") != client_id:
             raise NotificationNotFound(notification_id)
         history = self.execution_history(notification.get("execution_arn"))
         entries = build_timeline(notification, self.store.timeline(notification_id), history)

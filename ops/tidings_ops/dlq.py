@@ -1,4 +1,5 @@
-"""Dead-letter queues: list what is parked, and redrive it through the path it came from.
+"""Dead-letter queues: list what is parked, show one message, redrive it through the path it came from,
+or purge it. An operator tool for a deployed stack and the local system alike (``tidings dlq``).
 
 Queues are found by the names CloudFormation gives them (``<stack>-<LogicalId>-<suffix>``; the local
 system uses ``<stack>-<LogicalId>``), so the same commands work on AWS and locally. A dead-letter queue's
@@ -10,15 +11,18 @@ redrive target is the queue whose RedrivePolicy points at it (SQS ListDeadLetter
 * bulk         BulkDeadLetterQueue          -> BulkQueue               (StartBulkNotifications)
 * webhook      WebhookDeadLetterQueue       -> WebhookQueue            (WebhookProcessor)
 
-Message bodies hold ids and error types only (contact details stay in the notification table), so
-listing them shows no personal data.
+Message bodies hold ids and error types only (contact details stay in the notification table); what
+is shown still passes the layer's redactor.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from tidings.observability import redact
 
 DEAD_LETTER_QUEUES = {
     "email": "EmailDeadLetterQueue",
@@ -79,14 +83,70 @@ class DeadLetterQueues:
 
     def peek(self, queue: str, limit: int = 10) -> list[dict[str, Any]]:
         """Up to ``limit`` messages, described by their ids and error types, left on the queue."""
+        return [_describe(message) for message in self._browse(self.url(queue), limit)]
+
+    def show(self, queue: str, message_id: str, scan: int = 100) -> dict[str, Any] | None:
+        """One message (of the first ``scan``) with its redacted body, left on the queue; None if absent."""
+        for message in self._browse(self.url(queue), scan):
+            if message["MessageId"] == message_id:
+                body: Any
+                try:
+                    body = json.loads(message["Body"])
+                except ValueError:
+                    body = message["Body"]
+                return _describe(message) | {
+                    "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+                    "body": redact(body),
+                }
+        return None
+
+    def purge(self, queue: str) -> dict[str, Any]:
+        """Delete every message; asking again while SQS is still purging is a no-op, not an error."""
         url = self.url(queue)
-        answer = self.sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=min(limit, 10),
-            VisibilityTimeout=0,
-            AttributeNames=["SentTimestamp"],
-        )
-        return [_describe(message) for message in answer.get("Messages", [])]
+        count = self.count(url)
+        try:
+            self.sqs.purge_queue(QueueUrl=url)
+        except self.sqs.exceptions.PurgeQueueInProgress:
+            return {"queue": url, "purged": 0, "already_purging": True}
+        return {"queue": url, "purged": count, "already_purging": False}
+
+    def count(self, url: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def _browse(self, url: str, limit: int) -> list[dict[str, Any]]:
+        """Receive up to ``limit`` messages, then make each visible again at once (a peek, not a take)."""
+        seen: dict[str, dict[str, Any]] = {}
+        handles: list[str] = []
+        while len(seen) < limit:
+            answer = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, limit - len(seen)),
+                VisibilityTimeout=20 if limit > 10 else 0,
+                AttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+            )
+            messages = answer.get("Messages", [])
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            for message in messages:
+                handles.append(message["ReceiptHandle"])
+            if not fresh:
+                break
+            for message in fresh:
+                seen[message["MessageId"]] = message
+            if limit <= 10:
+                break
+        if limit > 10:
+            for start in range(0, len(handles), 10):
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                        for n, handle in enumerate(handles[start : start + 10])
+                    ],
+                )
+        return list(seen.values())[:limit]
 
     def redrive_target(self, queue: str) -> str:
         sources = self.sqs.list_dead_letter_source_queues(QueueUrl=self.url(queue)).get("queueUrls", [])
@@ -150,14 +210,30 @@ def _describe(message: dict[str, Any]) -> dict[str, Any]:
         body = json.loads(message["Body"])
     except ValueError:
         body = {}
-    error = body.get("error") if isinstance(body, dict) else None
-    error_type = (
-        (error or {}).get("Error") or (error or {}).get("error_type") if isinstance(error, dict) else None
-    )
+    if not isinstance(body, dict):
+        body = {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error_type = error.get("Error") or error.get("error_type")
+    sent = message.get("Attributes", {}).get("SentTimestamp")
     return {
         "message_id": message["MessageId"],
-        "kind": body.get("kind") if isinstance(body, dict) else None,
-        "notification_id": body.get("notification_id") if isinstance(body, dict) else None,
+        "kind": body.get("kind") or body.get("channel"),
+        "notification_id": body.get("notification_id"),
         "error_type": error_type,
-        "sent_at": message.get("Attributes", {}).get("SentTimestamp"),
+        "error_code": error.get("code"),
+        "provider": error.get("provider"),
+        "tries": body.get("tries"),
+        "sent_at": sent,
+        "sent": readable_time(sent),
     }
+
+
+def readable_time(epoch_millis: str | int | None) -> str | None:
+    """SQS's SentTimestamp (epoch milliseconds) as ``2026-03-01 10:00:00 UTC``."""
+    if epoch_millis in (None, ""):
+        return None
+    try:
+        moment = datetime.fromtimestamp(int(epoch_millis) / 1000, UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,1 +1,0 @@
-"""Operator tooling that works against any endpoint: AWS, or the local system via AWS_ENDPOINT_URL."""
