@@ -3,18 +3,17 @@
 
 import json
 import time
-from pathlib import Path
 
 import boto3
 import pytest
+from support.template import resource_properties
 
 from tidings.api.service import NotificationService
 from tidings.notifications.models import NotificationRequest, TimelineEvent
 from tidings.notifications.store import NotificationStore, now_iso
-from tidings_local.stack.template import parse_yaml
 from tidings_ops.cli import main
 
-ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.unit
 
 STACK = "tidings-dev"
 SAGA = {
@@ -40,8 +39,7 @@ def notification_request(order_reference):
 
 
 def stack_template():
-    template = parse_yaml((ROOT / "template.yaml").read_text())
-    table = template["Resources"]["NotificationsTable"]["Properties"]
+    table = resource_properties("NotificationsTable")
     return {
         "Resources": {
             "NotificationsTable": {

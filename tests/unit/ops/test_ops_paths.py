@@ -2,7 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tidings_ops.paths import state_path
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
 
