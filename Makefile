@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl
+.PHONY: run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring
 
 setup: $(VENV)/.synced-compiled
 
@@ -74,6 +74,10 @@ requirements: $(UV)
 # sam build needs python3.13 on PATH (the runtime's exact minor version).
 build: setup
 	PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(BIN)/sam build --parallel
+
+# Alarms, log groups and the dashboard in template.yaml, from local/tidings_local/monitoring.py.
+monitoring: setup
+	$(BIN)/python -m tidings_local.monitoring
 
 bench: setup
 	$(BIN)/python -m tidings_local.bench

@@ -14,13 +14,15 @@ the whole structured record, so a field added by any caller is masked too. What 
 from __future__ import annotations
 
 import functools
+import json
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from tidings.config import observability_settings
 from tidings.resilience.budget import bind_lambda_context
@@ -175,18 +177,39 @@ tracer = Tracer(service=_names.service_name)
 metrics = Metrics(namespace=_names.metrics_namespace)
 
 
+# Dimension sets every provider metric is also published under, so an alarm can ask for one provider's
+# error rate or p95 latency across its endpoints (alarms cannot SEARCH; percentiles cannot be summed).
+_ROLLUPS = (("provider",), ("provider", "category"))
+
+
 def emit_metric(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
     """Publish one EMF metric right away with its own dimensions (provider, endpoint, state ...).
 
-    ``single_metric`` rather than the shared ``metrics`` object: each provider call needs its own
-    provider/endpoint dimensions, which a flush-wide dimension set cannot express.
+    Printed as one EMF record rather than through the shared ``metrics`` object: each provider call needs
+    its own provider/endpoint dimensions, which a flush-wide dimension set cannot express. Besides the
+    full dimension set, a metric with a ``provider`` is published per provider (and per provider and
+    ``category``), which is what the alarms and the dashboard read (docs/operations.md).
     """
-    with single_metric(
-        name=name,
-        unit=unit,
-        value=value,
-        namespace=observability_settings().metrics_namespace,
-        default_dimensions={"service": observability_settings().service_name},
-    ) as metric:
-        for key, dimension in dimensions.items():
-            metric.add_dimension(name=key, value=str(dimension))
+    values = {"service": _names.service_name}
+    values.update({key: str(dimension) for key, dimension in dimensions.items()})
+    full = list(values)
+    dimension_sets = [full]
+    for rollup in _ROLLUPS:
+        keys = ["service", *rollup]
+        if keys != full and set(rollup) <= dimensions.keys():
+            dimension_sets.append(keys)
+    record = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": _names.metrics_namespace,
+                    "Dimensions": dimension_sets,
+                    "Metrics": [{"Name": name, "Unit": MetricUnit(unit).value}],
+                }
+            ],
+        },
+        **values,
+        name: value,
+    }
+    print(json.dumps(record, separators=(",", ":")))

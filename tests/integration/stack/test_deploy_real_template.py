@@ -182,7 +182,12 @@ def test_alarms_exist_with_their_metric(system: LocalSystem, logical_id: str) ->
     (alarm,) = alarms["MetricAlarms"]
     assert alarm.get("MetricName") == props.get("MetricName")
     assert alarm["ComparisonOperator"] == props["ComparisonOperator"]
-    assert alarm["Threshold"] == float(props["Threshold"])
+    assert alarm["Threshold"] == float(_expected(system, props["Threshold"]))
+    assert [m["Id"] for m in alarm.get("Metrics", [])] == [m["Id"] for m in props.get("Metrics", [])]
+    # Every alarm tells the topic the stack created (no AlarmTopicArn given locally), going and clearing.
+    topic = system.physical_id("AlarmTopic")
+    assert alarm["AlarmActions"] == [topic]
+    assert alarm["OKActions"] == [topic]
 
 
 def test_topics_exist(system: LocalSystem) -> None:

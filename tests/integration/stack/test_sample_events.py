@@ -121,6 +121,12 @@ def _acknowledged(result: Any, _logs: str) -> None:
     assert 200 <= result["statusCode"] < 300, result
 
 
+def _swept(result: Any, logs: str) -> None:
+    # A fresh stack runs no saga: nothing is late, and the count is published as an EMF metric
+    assert result == {"running": 0, "not_final": 0, "oldest_age_seconds": 0.0}
+    assert '"SagasNotFinal":0' in logs
+
+
 #: events/<file> -> (function logical id, what its result must show)
 SAMPLES: dict[str, tuple[str, Check]] = {
     "await_payment_action.json": ("AwaitPaymentActionFunction", _waiting),
@@ -142,6 +148,7 @@ SAMPLES: dict[str, tuple[str, Check]] = {
     "send_sms_sns.json": ("SendSmsFunction", _sent_by("sns")),
     "send_sms_twilio.json": ("SendSmsFunction", _sent_by("twilio")),
     "start_bulk.json": ("StartBulkFunction", _no_failed_records),
+    "sweep_sagas.json": ("SweepSagasFunction", _swept),
     "webhook_processor_sqs.json": ("WebhookProcessorFunction", _webhook_applied),
     "webhook_receiver_sendgrid.json": ("WebhookReceiverFunction", _acknowledged),
     "webhook_receiver_stripe.json": ("WebhookReceiverFunction", _acknowledged),

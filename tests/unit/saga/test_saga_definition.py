@@ -128,7 +128,7 @@ def test_a_failing_refund_ends_in_the_alarmed_dead_letter_queue_never_in_fail(de
         for resource in sam_template()["Resources"].values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
         and {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CompensationDeadLetterQueue", "QueueName"]}}
-        in resource["Properties"]["Dimensions"]
+        in resource["Properties"].get("Dimensions", [])
     ]
     assert alarms, "the compensation dead-letter queue must be alarmed"
 
