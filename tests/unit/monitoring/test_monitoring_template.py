@@ -16,6 +16,8 @@ import pytest
 from tidings_local import monitoring
 from tidings_local.stack.template import load_template
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[3]
 OPERATIONS = ROOT / "docs" / "operations.md"
 

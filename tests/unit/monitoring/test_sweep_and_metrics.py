@@ -7,9 +7,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 
 from tidings.observability import emit_metric
 from tidings.saga.sweep import publish, running_executions, sweep
+
+pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
