@@ -96,8 +96,9 @@ def aws(monkeypatch, atomic_dynamodb_writes, provider_secret_arns):
 def load_handler(function_dir: str, module_name: str | None = None):
     """Import functions/<dir>/app.py as a fresh module: one cold start per call.
 
-    Powertools idempotency keys records by the handler's module name, as every container of one
-    function shares it ("app"); pass the same ``module_name`` to play two containers of one function."""
+    Every container of one function shares its dedupe records (their keys start with the function's
+    name, as on Lambda); ``module_name`` names the fresh module (two loads with one name play two
+    containers of one function)."""
     from aws_lambda_powertools.utilities import parameters
 
     from tidings.webhooks import settings

@@ -252,14 +252,14 @@ def test_a_copy_that_finds_the_event_in_flight_comes_back_in_seconds_not_after_t
         aws.sqs.send_message(QueueUrl=aws.env["WEBHOOK_QUEUE_URL"], MessageBody=event.model_dump_json())
     first, second = ({"Records": [record]} for record in received_from_queue(aws, 2)["Records"])
     applying, release = threading.Event(), threading.Event()
-    record_webhook = other_container.ledger.record_webhook
+    record_webhook = other_container.consumer.ledger.record_webhook
 
     def held(*args, **kwargs):
         applying.set()
         assert release.wait(10)
         return record_webhook(*args, **kwargs)
 
-    monkeypatch.setattr(other_container.ledger, "record_webhook", held)
+    monkeypatch.setattr(other_container.consumer.ledger, "record_webhook", held)
     with ThreadPoolExecutor(max_workers=1) as pool:
         first_result = pool.submit(other_container.lambda_handler, first, context)
         assert applying.wait(10)
@@ -347,7 +347,7 @@ def test_hard_bounce_on_a_required_channel_refunds_once_and_compensates(processo
     # Given a paid notification whose receipt e-mail is required, with the saga's steps refunding
     notification_id = notification(aws, email_policy="required")
     gateway = RecordingGateway()
-    processor.compensator = RefundCompensator(processor.ledger, lambda: gateway)
+    processor.consumer.compensator = RefundCompensator(processor.consumer.ledger, lambda: gateway)
     bounce = sendgrid_bounce(notification_id, event_id="sg-bounce")
     dropped = bounce.model_copy(update={"event_id": "sg-dropped", "kind": "dropped", "status": "failed"})
     # When the bounce arrives, and then SendGrid also reports the message dropped
@@ -377,7 +377,7 @@ def test_compensation_waits_for_the_saga_to_finish(processor, aws, context):
 
     set_status("running")
     gateway = RecordingGateway()
-    processor.compensator = RefundCompensator(processor.ledger, lambda: gateway)
+    processor.consumer.compensator = RefundCompensator(processor.consumer.ledger, lambda: gateway)
     bounce = sendgrid_bounce(notification_id, event_id="sg-early-bounce")
     # When it is processed: recorded, but the message goes back to the queue and nothing is refunded
     first = processor.lambda_handler(sqs_event(bounce), context)
@@ -410,15 +410,15 @@ def test_a_failure_is_reported_for_its_record_only_and_the_redelivery_applies_it
                 raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
             return self.real.record_webhook(notification_id, event)
 
-    real_ledger = processor.ledger
-    processor.ledger = FailingLedger(real_ledger)
+    real_ledger = processor.consumer.ledger
+    processor.consumer.ledger = FailingLedger(real_ledger)
     batch = sqs_event(twilio_event(good_id, "delivered"), twilio_event(bad_id, "delivered", sid="SM2"))
     result = processor.lambda_handler(batch, context)
     # Only the failing record goes back to the queue
     assert result == {"batchItemFailures": [{"itemIdentifier": batch["Records"][1]["messageId"]}]}
     assert meta(aws, good_id)["channels"]["sms"]["delivery_status"] == "delivered"
     # And its dedupe record was released, so the redelivery applies it
-    processor.ledger = real_ledger
+    processor.consumer.ledger = real_ledger
     assert processor.lambda_handler(sqs_event(twilio_event(bad_id, "delivered", sid="SM2")), context) == {
         "batchItemFailures": []
     }

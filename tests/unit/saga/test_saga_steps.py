@@ -6,6 +6,7 @@ from support.saga import invalid, notification_request, unavailable
 from tidings import errors
 from tidings.api.service import NotificationService
 from tidings.saga import keys
+from tidings.saga.callbacks import TaskTokenResumer
 from tidings.saga.redelivery import Redelivery, RedeliveryPolicy, RetryLater
 
 pytestmark = pytest.mark.unit
@@ -165,7 +166,7 @@ def redelivery(steps):
     worker = Redelivery(
         steps=steps,
         policy=RedeliveryPolicy(max_tries=3, base_delay_seconds=10, max_delay_seconds=25),
-        stepfunctions=lambda: sfn,
+        saga=TaskTokenResumer(lambda: sfn),
         sqs=lambda: sqs,
         dead_letter_queue_urls={"email": "email-dlq", "sms": "sms-dlq"},
     )
@@ -213,6 +214,21 @@ def test_a_required_sms_resumes_or_fails_its_waiting_saga(redelivery, store, cha
     assert worker.handle(message, 3, lambda _s: None) == "given_up"
     assert sfn.failures == [("tok", "ProviderUnavailable")]
     assert sqs.sent == []  # the saga refunds; the SMS must not be redriven after that
+
+
+def test_a_required_sms_whose_saga_stopped_waiting_is_still_acknowledged(redelivery, notification):
+    from botocore.exceptions import ClientError
+
+    # Given a saga that no longer waits (its token timed out while the SMS was parked)
+    worker, sfn, _sqs = redelivery
+
+    def spent(**_):
+        raise ClientError({"Error": {"Code": "TaskTimedOut"}}, "SendTaskSuccess")
+
+    sfn.send_task_success = spent
+    # When the SMS finally goes out, then the message is acknowledged, not retried for nothing
+    message = {"notification_id": notification, "channel": "sms", "task_token": "tok"}
+    assert worker.handle(message, 1, lambda _s: None) == "sent"
 
 
 def test_a_message_for_a_refunded_notification_is_dropped_not_sent(redelivery, store, channels, notification):

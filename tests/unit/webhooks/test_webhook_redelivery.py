@@ -5,7 +5,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
-from tidings.webhooks.redelivery import SoonerRedelivery
+from tidings.queues import SoonerRedelivery
 
 pytestmark = pytest.mark.unit
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tidings.errors import InvalidRequest, ProviderError
 from tidings.notifications.models import ChannelStatus, NotificationStatus
+from tidings.saga.callbacks import TaskTokenResumer
 from tidings.saga.outcome import upgraded_status
 from tidings.saga.steps import FALLBACK, PRIMARY, SagaSteps
 
@@ -45,7 +46,7 @@ class RedeliveryPolicy:
 class Redelivery:
     steps: SagaSteps
     policy: RedeliveryPolicy
-    stepfunctions: Callable[[], Any]
+    saga: TaskTokenResumer
     sqs: Callable[[], Any]
     dead_letter_queue_urls: dict[str, str]
 
@@ -120,12 +121,11 @@ class Redelivery:
         return "dead_lettered"
 
     def _resume_saga(self, token: str, result: dict[str, Any]) -> None:
-        self.stepfunctions().send_task_success(taskToken=token, output=json.dumps(result))
+        self.saga.resume(token, result)
 
     def _fail_saga(self, token: str, error: ProviderError | None) -> None:
         name = type(error).__name__ if error else "ProviderUnavailable"
-        cause = json.dumps(error.to_dict() if error else {})
-        self.stepfunctions().send_task_failure(taskToken=token, error=name, cause=cause)
+        self.saga.fail(token, name, error.to_dict() if error else {})
 
     def _upgrade_finished(self, notification_id: str) -> None:
         notification = self.steps.store.get(notification_id)

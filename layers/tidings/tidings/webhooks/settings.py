@@ -38,6 +38,8 @@ class ProcessorSettings(TidingsSettings):
     #: after ``in_progress_retry_seconds`` instead of the queue's long visibility timeout.
     queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
     in_progress_retry_seconds: int = Field(10, alias="WEBHOOK_IN_PROGRESS_RETRY_SECONDS", ge=0, le=43200)
+    #: Set by Lambda; it starts every dedupe record's key (Powertools' own default when unset).
+    function_name: str = Field("test-func", alias="AWS_LAMBDA_FUNCTION_NAME", min_length=1)
 
 
 @lru_cache(maxsize=1)

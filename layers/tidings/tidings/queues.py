@@ -1,10 +1,10 @@
-"""Bringing a failed webhook record back sooner than the queue's visibility timeout.
+"""Bringing a received SQS message back at a chosen time: the one place ``ChangeMessageVisibility`` is sent.
 
-The webhook queue's visibility timeout is long on purpose (six times the processor's timeout, so a slow
-attempt is never run twice at once, and long enough for a running saga to end before a compensation is
-retried). An event that failed only because another container is applying the same event right now
-needs seconds, not minutes: the first copy has usually finished by then and the retry is acknowledged
-as a duplicate.
+Two callers. The webhook processor: the webhook queue's visibility timeout is long on purpose (six
+times the processor's timeout, so a slow attempt is never run twice at once, and long enough for a
+running saga to end before a compensation is retried), but an event that failed only because another
+container is applying the same event right now needs seconds, not minutes. RetryDelivery: a parked
+message's next try comes after a growing delay instead of the queue's own timeout.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tidings.observability import logger
 
 
 class SoonerRedelivery:
-    """Shortens one received message's invisibility with ``ChangeMessageVisibility``."""
+    """Sets one received message's invisibility with ``ChangeMessageVisibility``."""
 
     def __init__(self, sqs_client: Any, queue_url: str) -> None:
         self._sqs = sqs_client
@@ -33,6 +33,12 @@ class SoonerRedelivery:
             )
         except (ClientError, BotoCoreError) as exc:
             code = exc.response["Error"].get("Code") if isinstance(exc, ClientError) else type(exc).__name__
-            logger.warning("webhook redelivery not brought forward", error_code=code)
+            logger.warning("redelivery time not changed", error_code=code, seconds=seconds)
             return False
         return True
+
+
+def queue_name_and_account(queue_arn: str) -> tuple[str, str]:
+    """(name, account) of the queue an SQS event record came from (its ``eventSourceARN``)."""
+    _arn, _aws, _sqs, _region, account, name = queue_arn.split(":", 5)
+    return name, account
