@@ -1,9 +1,13 @@
-"""Provider credentials from AWS Secrets Manager: one JSON secret per provider, cached per container.
+"""Provider secrets from AWS Secrets Manager: one JSON secret per provider, cached per container.
 
-Values are cached for TIDINGS_SECRET_TTL_SECONDS (Powertools parameters) and fetched again at once,
-ONCE, when the provider refuses them (:meth:`CredentialStore.refresh`, called by the HTTP client on
-AuthenticationFailed) so a rotated key is picked up without a cold start. Every loaded value is
-registered with the log redaction, so it can never be printed.
+The one path every reader takes: the provider clients (:meth:`CredentialStore.get`, a validated
+credentials model) and the webhook receiver (:meth:`CredentialStore.secret`, the raw JSON with its
+signing keys and any key roll in progress). Values are cached for the store's TTL
+(TIDINGS_SECRET_TTL_SECONDS for the providers, WEBHOOK_SECRET_CACHE_SECONDS for the receiver;
+Powertools parameters) and fetched again at once, ONCE, when the provider refuses them
+(:meth:`CredentialStore.refresh`, called by the HTTP client on AuthenticationFailed) so a rotated key is
+picked up without a cold start. Every loaded value is registered with the log redaction, so it can
+never be printed.
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ class CredentialStore:
         self.ttl_seconds = ttl_seconds
         self._provider = SecretsProvider(boto3_client=client)
 
-    def get(self, provider: str, secret_id: str, *, refresh: bool = False) -> Any:
-        """The provider's credentials model; ``refresh`` bypasses the cache."""
+    def secret(self, provider: str, secret_id: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The provider's secret as stored (a JSON object); ``refresh`` bypasses the cache. Every
+        string in it, a previous key during a roll included, is registered with the redaction."""
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
         try:
@@ -70,8 +75,20 @@ class CredentialStore:
                 provider=provider,
                 code="secret_unavailable",
             ) from None
+        if not isinstance(raw, dict):
+            raise AuthenticationFailed(
+                "secret is not a JSON object", provider=provider, code="secret_malformed"
+            )
+        for value in raw.values():
+            if isinstance(value, str):
+                register_secret(value)
+        return raw
+
+    def get(self, provider: str, secret_id: str, *, refresh: bool = False) -> Any:
+        """The provider's credentials model; ``refresh`` bypasses the cache."""
+        raw = self.secret(provider, secret_id, refresh=refresh)
         try:
-            credentials = CREDENTIAL_MODELS[provider].model_validate(raw)
+            return CREDENTIAL_MODELS[provider].model_validate(raw)
         except ValidationError as exc:
             missing = sorted({".".join(map(str, e["loc"])) for e in exc.errors()})
             raise AuthenticationFailed(
@@ -79,10 +96,10 @@ class CredentialStore:
                 provider=provider,
                 code="secret_malformed",
             ) from None
-        for value in credentials.model_dump().values():
-            if isinstance(value, str):
-                register_secret(value)
-        return credentials
+
+    def clear(self) -> None:
+        """Forget every cached secret (the next read asks Secrets Manager)."""
+        self._provider.clear_cache()
 
     def refresh(self, provider: str, secret_id: str) -> Any:
         logger.info("refreshing provider credentials after an authentication failure", provider=provider)

@@ -204,9 +204,7 @@ def test_previous_stripe_secret_is_accepted_only_during_a_roll(receiver, aws, co
     boto3.client("secretsmanager").put_secret_value(
         SecretId=aws.env["STRIPE_SECRET_ARN"], SecretString=json.dumps(secret)
     )
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
+    receiver.api.credentials.clear()
     old = stripe_delivery(stripe_payment_event("evt_old_key", "payment_intent.succeeded", "pi", "n"))
     new = stripe_delivery(
         stripe_payment_event("evt_new_key", "payment_intent.succeeded", "pi", "n"), secret="whsec_new"
@@ -218,7 +216,7 @@ def test_previous_stripe_secret_is_accepted_only_during_a_roll(receiver, aws, co
     boto3.client("secretsmanager").put_secret_value(
         SecretId=aws.env["STRIPE_SECRET_ARN"], SecretString=json.dumps(secret)
     )
-    parameters.clear_caches()
+    receiver.api.credentials.clear()
     # Then the old secret no longer opens the door
     assert receiver.lambda_handler(old, context)["statusCode"] == 400
 
