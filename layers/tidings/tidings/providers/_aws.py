@@ -6,11 +6,8 @@ and its exceptions are mapped onto :mod:`tidings.errors` here, once for both ser
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-from aws_lambda_powertools.metrics import MetricUnit
 
 from tidings.errors import (
     AuthenticationFailed,
@@ -22,7 +19,8 @@ from tidings.errors import (
     RateLimited,
     ResourceNotFound,
 )
-from tidings.observability import emit_metric, logger, redact
+from tidings.observability import redact
+from tidings.providers._attempts import AttemptLog
 from tidings.resilience.caller import Attempt, ResilientCaller
 
 T = TypeVar("T")
@@ -101,24 +99,14 @@ def call_aws[T](
 
     def attempt(info: Attempt) -> T:
         attempts["count"] = info.number
-        started = time.perf_counter()
-        context = {
-            "provider": provider,
-            "endpoint": endpoint,
-            "attempt": info.number,
-            "correlation_id": logger.get_correlation_id(),
-        }
+        log = AttemptLog(provider, endpoint, info.number)
         try:
             result = operation()
         except Exception as exc:
             error = aws_error(provider, exc)
-            logger.warning("provider request failed", **context, error=error.to_dict())
-            emit_metric("ProviderCallFailed", provider=provider, endpoint=endpoint, category=error.category)
+            log.failed(error)
             raise error from None
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        logger.info("provider request succeeded", **context, latency_ms=latency_ms)
-        emit_metric("ProviderLatency", value=latency_ms, unit=MetricUnit.Milliseconds, provider=provider)
-        emit_metric("ProviderCallSucceeded", provider=provider, endpoint=endpoint)
+        log.succeeded()
         return result
 
     result = caller.call(attempt, endpoint=endpoint)

@@ -8,16 +8,15 @@ and metrics per attempt, and one credential refresh on AuthenticationFailed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aws_lambda_powertools.metrics import MetricUnit
 
 from tidings.errors import AuthenticationFailed, NetworkError, ProviderError, ProviderTimeout
 from tidings.observability import emit_metric, logger, redact
+from tidings.providers._attempts import AttemptLog
 from tidings.resilience.caller import Attempt, ResilientCaller
 
 
@@ -103,69 +102,32 @@ class HttpProvider:
     def _send(self, method, path, endpoint, form, json, headers, success, info: Attempt) -> httpx.Response:
         read_timeout = max(0.001, min(self.timeout_seconds, info.time_left))
         timeout = httpx.Timeout(read_timeout, connect=min(self.connect_timeout_seconds, read_timeout))
-        started = time.perf_counter()
-        context = {
-            "provider": self.provider,
-            "endpoint": endpoint,
-            "method": method,
-            "path": path,
-            "attempt": info.number,
-            "correlation_id": logger.get_correlation_id(),
-        }
+        log = AttemptLog(self.provider, endpoint, info.number, method=method, path=path)
         try:
             response = self.http.request(
                 method, self.base_url + path, data=form, json=json, headers=headers, timeout=timeout
             )
         except httpx.TimeoutException as exc:
-            self._failed(context, started, type(exc).__name__)
+            log.broke(type(exc).__name__)
             raise ProviderTimeout(
                 f"no response in time ({type(exc).__name__})", provider=self.provider, code="timeout"
             ) from None
         except httpx.TransportError as exc:
-            self._failed(context, started, type(exc).__name__)
+            log.broke(type(exc).__name__)
             raise NetworkError(
                 f"connection failed ({type(exc).__name__})", provider=self.provider, code="network"
             ) from None
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        request_id = response.headers.get(self.request_id_header) if self.request_id_header else None
-        emit_metric(
-            "ProviderLatency",
-            value=latency_ms,
-            unit=MetricUnit.Milliseconds,
-            provider=self.provider,
-            endpoint=endpoint,
-        )
+        answer = {
+            "status": response.status_code,
+            "request_id": response.headers.get(self.request_id_header) if self.request_id_header else None,
+            "request": redact(form if form is not None else json),
+        }
         if response.status_code in success:
-            logger.info(
-                "provider request succeeded",
-                **context,
-                status=response.status_code,
-                latency_ms=latency_ms,
-                request_id=request_id,
-                request=redact(form if form is not None else json),
-            )
-            emit_metric("ProviderCallSucceeded", provider=self.provider, endpoint=endpoint)
+            log.succeeded(**answer)
             return response
         error = self._map_error(response)
-        logger.warning(
-            "provider request failed",
-            **context,
-            status=response.status_code,
-            latency_ms=latency_ms,
-            request_id=request_id,
-            request=redact(form if form is not None else json),
-            response=redact(_summary(response)),
-            error=error.to_dict(),
-        )
-        emit_metric("ProviderCallFailed", provider=self.provider, endpoint=endpoint, category=error.category)
+        log.failed(error, **answer, response=redact(_summary(response)))
         raise error
-
-    def _failed(self, context: dict[str, Any], started: float, reason: str) -> None:
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        logger.warning("provider request broke", **context, latency_ms=latency_ms, reason=reason)
-        emit_metric(
-            "ProviderCallFailed", provider=self.provider, endpoint=context["endpoint"], category="network"
-        )
 
 
 def _summary(response: httpx.Response) -> Any:

@@ -32,6 +32,7 @@ from tidings.errors import (
     ResourceNotFound,
 )
 from tidings.observability import logger, register_secret
+from tidings.providers._attempts import AttemptLog
 from tidings.webhooks.keys import WEBHOOK_KEY_FIELDS
 
 PREVIOUS_VALID_UNTIL = "previous_valid_until"
@@ -64,7 +65,18 @@ def roll_webhook_key(
 
 
 class ProviderApi:
-    """One provider's management API over the container's httpx client; errors come back typed."""
+    """One provider's key-management API over the container's httpx client; errors come back typed.
+
+    Each request is logged and metered per attempt like every provider call (``AttemptLog``), but it
+    does not go through the resilience path (``ResilientCaller``), on purpose:
+
+    * creating a key is not idempotent: a retry after a lost answer would make a second live key that
+      no secret records, so nothing would ever delete it;
+    * Secrets Manager already retries a failed rotation step, and each step is safe to run again
+      (``SecretRotator`` keeps the pending version per ``ClientRequestToken``);
+    * the shared circuit breaker and token bucket guard the sending path: a management endpoint that
+      fails must not open the breaker for receipts and SMS, nor spend their rate.
+    """
 
     def __init__(
         self,
@@ -81,17 +93,26 @@ class ProviderApi:
         self.map_error = map_error
         self.timeout = timeout
 
-    def call(self, method: str, path: str, *, ok: Sequence[int] = (200,), **kwargs: Any) -> httpx.Response:
+    def call(
+        self, method: str, path: str, *, endpoint: str, ok: Sequence[int] = (200,), **kwargs: Any
+    ) -> httpx.Response:
+        """One request; ``endpoint`` names it in logs and metrics (the path holds account and key ids)."""
+        log = AttemptLog(self.provider, endpoint, 1, method=method)
         try:
             response = self.http.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
+            log.broke(type(exc).__name__)
             raise ProviderTimeout("key management request timed out", provider=self.provider) from None
         except httpx.TransportError as exc:
+            log.broke(type(exc).__name__)
             raise NetworkError(
                 f"key management request failed: {type(exc).__name__}", provider=self.provider
             ) from None
         if response.status_code not in ok:
-            raise self.map_error(response)
+            error = self.map_error(response)
+            log.failed(error, status=response.status_code)
+            raise error
+        log.succeeded(status=response.status_code)
         return response
 
 
@@ -134,6 +155,7 @@ class TwilioKeyRotation:
         response = self.api.call(
             "POST",
             f"/2010-04-01/Accounts/{current['account_sid']}/Keys.json",
+            endpoint="create_key",
             ok=(200, 201),
             headers=self._account_auth(current),
             data={"FriendlyName": _key_name(self.key_name_prefix, token, now)},
@@ -151,6 +173,7 @@ class TwilioKeyRotation:
         self.api.call(
             "GET",
             f"/2010-04-01/Accounts/{pending['account_sid']}.json",
+            endpoint="test_key",
             headers=_basic(pending["api_key_sid"], pending["api_key_secret"]),
         )
 
@@ -162,6 +185,7 @@ class TwilioKeyRotation:
             self.api.call(
                 "DELETE",
                 f"/2010-04-01/Accounts/{current['account_sid']}/Keys/{old_sid}.json",
+                endpoint="delete_key",
                 ok=(204,),
                 headers=self._account_auth(current),
             )
@@ -201,6 +225,7 @@ class SendGridKeyRotation:
         response = self.api.call(
             "POST",
             "/v3/api_keys",
+            endpoint="create_key",
             ok=(201,),
             headers=_bearer(current["api_key"]),
             json={"name": _key_name(self.key_name_prefix, token, now), "scopes": self.scopes},
@@ -216,7 +241,9 @@ class SendGridKeyRotation:
 
     def test(self, pending: dict[str, Any]) -> None:
         scopes = (
-            self.api.call("GET", "/v3/scopes", headers=_bearer(pending["api_key"])).json().get("scopes", [])
+            self.api.call("GET", "/v3/scopes", endpoint="test_key", headers=_bearer(pending["api_key"]))
+            .json()
+            .get("scopes", [])
         )
         if self.REQUIRED_SCOPE not in scopes:
             raise AuthenticationFailed(
@@ -230,7 +257,13 @@ class SendGridKeyRotation:
         if not old_id or old_id == sendgrid_key_id(current):
             return
         try:
-            self.api.call("DELETE", f"/v3/api_keys/{old_id}", ok=(204,), headers=_bearer(current["api_key"]))
+            self.api.call(
+                "DELETE",
+                f"/v3/api_keys/{old_id}",
+                endpoint="delete_key",
+                ok=(204,),
+                headers=_bearer(current["api_key"]),
+            )
         except ResourceNotFound:
             logger.info("old sendgrid api key already deleted", api_key_id=old_id)
             return
