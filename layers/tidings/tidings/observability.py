@@ -60,9 +60,11 @@ _SENSITIVE_KEYS = frozenset(
 )
 _SENSITIVE_SUFFIXES = ("_secret", "_token", "_password", "_api_key")
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# E.164 numbers, also percent-encoded (%2B) as they appear in form bodies and URLs.
-_PHONE = re.compile(r"(\+|%2B)(\d{2})(\d{4,11})(\d{2})(?!\d)")
+# Any address the notify API accepts (EmailStr: Unicode local parts and domains included).
+_EMAIL = re.compile(r"([\w.%+-])[\w.%+-]*@([\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,})")
+# E.164 numbers (+ then 7 to 15 digits, as the notify API accepts them), also percent-encoded (%2B)
+# as they appear in form bodies and URLs.
+_PHONE = re.compile(r"(\+|%2B)(\d{2})(\d{3,11})(\d{2})(?!\d)")
 _PAN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _SECRET_SHAPES = (
     re.compile(r"\b((?:sk|rk|pk)_(?:live|test)_)[A-Za-z0-9_]+"),
@@ -102,12 +104,14 @@ def _mask_pan(match: re.Match[str]) -> str:
 
 
 def mask_email(value: str) -> str:
-    """``jane.doe@example.com`` -> ``j***@example.com``."""
+    """``jane.doe@example.com`` -> ``j***@example.com``: in log text and in the notify API's answers
+    alike (the one e-mail mask)."""
     return _EMAIL.sub(lambda m: f"{m.group(1)}{MASK}@{m.group(2)}", value)
 
 
 def mask_phone(value: str) -> str:
-    """``+447700900189`` -> ``+44********89`` (country prefix and last two digits stay)."""
+    """``+447700900189`` -> ``+44********89`` (country prefix and last two digits stay): in log text
+    and in the notify API's answers alike (the one phone mask)."""
     return _PHONE.sub(lambda m: f"{m.group(1)}{m.group(2)}{'*' * len(m.group(3))}{m.group(4)}", value)
 
 

@@ -20,6 +20,19 @@ def test_phone_keeps_country_prefix_and_last_two_digits():
     assert "7700900" not in redact("To=%2B447700900123&Body=hi")
 
 
+def test_one_mask_for_every_address_and_number_the_notify_api_accepts():
+    from tidings.observability import mask_email, mask_phone
+
+    # The shortest E.164 number (7 digits) and the longest (15) are both masked
+    assert mask_phone("+1234567") == "+12***67"
+    assert redact("call +1234567 now") == "call +12***67 now"
+    assert mask_phone("+123456789012345") == "+12***********45"
+    # Unicode and underscores in the local part, Unicode domains
+    assert mask_email("jane_doe@example.com") == "j***@example.com"
+    assert mask_email("élise@exemple.fr") == "é***@exemple.fr"
+    assert redact("to ünal@bücher.de") == "to ü***@bücher.de"
+
+
 def test_card_numbers_keep_only_the_last_four():
     assert redact("card 4242424242424242 ok") == "card ************4242 ok"
     assert redact("4000 0000 0000 0002") == "************0002"

@@ -16,14 +16,9 @@ from pydantic import ValidationError
 
 from tidings.api.settings import ServiceSettings, service_settings
 from tidings.config import ConfigurationError
-from tidings.notifications.models import (
-    ChannelStatus,
-    NotificationRequest,
-    NotificationStatus,
-    mask_email,
-    mask_phone,
-)
+from tidings.notifications.models import ChannelStatus, NotificationRequest, NotificationStatus
 from tidings.notifications.store import NotificationNotFound, NotificationStore, now_iso
+from tidings.observability import mask_email, mask_phone
 from tidings.saga.keys import notification_id_for
 
 BULK_NAMESPACE = uuid.UUID("0b8e3a5c-7f0e-4d55-8c3e-5e9a1f6b2d17")

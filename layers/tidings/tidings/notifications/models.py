@@ -179,12 +179,3 @@ class TimelineEvent(BaseModel):
     provider: str | None = None
     attempt: int | None = None
     details: dict[str, Any] = Field(default_factory=dict)
-
-
-def mask_email(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def mask_phone(number: str) -> str:
-    return f"{number[:3]}{'*' * max(len(number) - 5, 0)}{number[-2:]}"
