@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from tidings.observability import logger, metrics, tracer
@@ -21,8 +23,8 @@ class AwaitPaymentActionInput(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=AwaitPaymentActionInput)
-def lambda_handler(event: AwaitPaymentActionInput, context: Any) -> dict[str, Any]:
+def lambda_handler(event: AwaitPaymentActionInput, context: LambdaContext) -> dict[str, Any]:
     get_steps().await_payment_action(event.notification_id, event.payment_intent_id, event.task_token)
     logger.info("payment waits for customer action", payment_intent_id=event.payment_intent_id)
-    metrics.add_metric(name="PaymentActionAwaited", unit="Count", value=1)
+    metrics.add_metric(name="PaymentActionAwaited", unit=MetricUnit.Count, value=1)
     return {"waiting": True}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from tidings.observability import logger, metrics, tracer
@@ -21,8 +23,8 @@ class CancelPaymentInput(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=CancelPaymentInput)
-def lambda_handler(event: CancelPaymentInput, context: Any) -> dict[str, Any]:
+def lambda_handler(event: CancelPaymentInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().cancel_payment(event.notification_id, event.payment_intent_id, event.attempt)
     logger.info("payment action timed out", outcome=result["outcome"])
-    metrics.add_metric(name="PaymentCancelled", unit="Count", value=1)
+    metrics.add_metric(name="PaymentCancelled", unit=MetricUnit.Count, value=1)
     return result

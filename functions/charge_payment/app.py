@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from tidings.observability import logger, metrics, tracer
@@ -20,8 +22,8 @@ class ChargePaymentInput(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=ChargePaymentInput)
-def lambda_handler(event: ChargePaymentInput, context: Any) -> dict[str, Any]:
+def lambda_handler(event: ChargePaymentInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().charge_payment(event.notification_id, event.attempt)
     logger.info("payment charged", status=result["status"], payment_intent_id=result["payment_intent_id"])
-    metrics.add_metric(name="PaymentCharged", unit="Count", value=1)
+    metrics.add_metric(name="PaymentCharged", unit=MetricUnit.Count, value=1)
     return result

@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from tidings.observability import logger, metrics, tracer
@@ -37,11 +39,11 @@ def _settle(record: SQSRecord) -> None:
     logger.append_keys(notification_id=case.notification_id, kind=case.kind)
     outcome = _reconciler().handle(case.model_dump())
     logger.info("compensation case settled", outcome=outcome)
-    metrics.add_metric(name="CompensationSettled", unit="Count", value=1)
+    metrics.add_metric(name="CompensationSettled", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=_settle, processor=processor, context=context)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from tidings.observability import logger, metrics, tracer
@@ -24,9 +26,9 @@ class SagaState(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=SagaState)
-def lambda_handler(event: SagaState, context: Any) -> dict[str, Any]:
+def lambda_handler(event: SagaState, context: LambdaContext) -> dict[str, Any]:
     outcome = get_steps().record_outcome(event.model_dump())
     logger.info("notification finished", status=outcome["status"], reason=outcome["reason"])
     metrics.add_dimension(name="status", value=outcome["status"])
-    metrics.add_metric(name="NotificationFinished", unit="Count", value=1)
+    metrics.add_metric(name="NotificationFinished", unit=MetricUnit.Count, value=1)
     return outcome

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from tidings.observability import logger, metrics, tracer
@@ -20,8 +22,8 @@ class RefundPaymentInput(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=RefundPaymentInput)
-def lambda_handler(event: RefundPaymentInput, context: Any) -> dict[str, Any]:
+def lambda_handler(event: RefundPaymentInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().refund_payment(event.notification_id, attempt=event.attempt)
     logger.info("payment refunded", refund_id=result["refund_id"])
-    metrics.add_metric(name="PaymentRefunded", unit="Count", value=1)
+    metrics.add_metric(name="PaymentRefunded", unit=MetricUnit.Count, value=1)
     return result

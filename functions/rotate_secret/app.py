@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from tidings.observability import logger, metrics, tracer
@@ -23,7 +25,7 @@ class RotationEvent(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=RotationEvent)
-def lambda_handler(event: RotationEvent, context: Any) -> None:
+def lambda_handler(event: RotationEvent, context: LambdaContext) -> None:
     get_rotator().run(event.SecretId, event.ClientRequestToken, event.Step)
     if event.Step == "finishSecret":
-        metrics.add_metric(name="SecretRotated", unit="Count", value=1)
+        metrics.add_metric(name="SecretRotated", unit=MetricUnit.Count, value=1)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from tidings.observability import logger, metrics, tracer
@@ -21,9 +23,9 @@ class SendEmailInput(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=SendEmailInput)
-def lambda_handler(event: SendEmailInput, context: Any) -> dict[str, Any]:
+def lambda_handler(event: SendEmailInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().send(event.notification_id, "email", event.provider, event.attempt)
     logger.info("email sent", provider=result["provider"], provider_message_id=result["provider_message_id"])
     metrics.add_dimension(name="provider", value=event.provider)
-    metrics.add_metric(name="EmailSent", unit="Count", value=1)
+    metrics.add_metric(name="EmailSent", unit=MetricUnit.Count, value=1)
     return result

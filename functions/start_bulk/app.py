@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from tidings.api.service import get_service
@@ -31,11 +33,11 @@ def _start(record: SQSRecord) -> None:
     for notification_id in queued.notification_ids:
         service.start_queued(notification_id)
     logger.debug("bulk items started", count=len(queued.notification_ids))
-    metrics.add_metric(name="BulkItemStarted", unit="Count", value=len(queued.notification_ids))
+    metrics.add_metric(name="BulkItemStarted", unit=MetricUnit.Count, value=len(queued.notification_ids))
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=_start, processor=processor, context=context)

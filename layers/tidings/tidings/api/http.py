@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -132,7 +133,7 @@ class NotifyApi:
                 422: {"description": "Invalid request: a list of what is wrong"},
             },
         )
-        @tracer.capture_method
+        @tracer.capture_method(capture_response=False)
         def create_notification(
             request: Annotated[NotificationRequest, Body(embed=False)], idempotency_key: IdempotencyKey = None
         ):  # no return annotation: the resolver would validate a Response against it
@@ -143,16 +144,16 @@ class NotifyApi:
             }
             accepted = api.submit_once(submission=submission)
             logger.info("notification accepted", notification_id=accepted["notification_id"])
-            metrics.add_metric(name="NotificationAccepted", unit="Count", value=1)
+            metrics.add_metric(name="NotificationAccepted", unit=MetricUnit.Count, value=1)
             return _json(202, accepted, headers={"Location": accepted["status_url"]})
 
         @app.get("/notifications/<notification_id>", summary="A notification's status and timeline")
-        @tracer.capture_method
+        @tracer.capture_method(capture_response=False)
         def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.service.status(api.client_id(), notification_id)
 
         @app.get("/notifications", summary="The caller's notifications, newest first, with filters")
-        @tracer.capture_method
+        @tracer.capture_method(capture_response=False)
         def list_notifications(
             status: Annotated[NotificationStatus | None, Query()] = None,
             email_status: Annotated[ChannelStatus | None, Query()] = None,
@@ -181,7 +182,7 @@ class NotifyApi:
             "/notifications/<notification_id>/timeline",
             summary="One notification's joined timeline: states, provider calls, webhooks, queue hops",
         )
-        @tracer.capture_method
+        @tracer.capture_method(capture_response=False)
         def get_timeline(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.queries.timeline(api.client_id(), notification_id)
 
@@ -190,7 +191,7 @@ class NotifyApi:
             summary="Start many notifications",
             responses={202: {"description": "Accepted"}},
         )
-        @tracer.capture_method
+        @tracer.capture_method(capture_response=False)
         def create_bulk(
             bulk: Annotated[BulkRequest, Body(embed=False)], idempotency_key: IdempotencyKey = None
         ):
@@ -201,11 +202,11 @@ class NotifyApi:
                 accepted=result["accepted"],
                 rejected=result["rejected"],
             )
-            metrics.add_metric(name="BulkItemsAccepted", unit="Count", value=result["accepted"])
+            metrics.add_metric(name="BulkItemsAccepted", unit=MetricUnit.Count, value=result["accepted"])
             return _json(202 if result["accepted"] or not result["rejected"] else 422, result)
 
         @app.get("/notifications/bulk/<bulk_id>", summary="Per-item results of a bulk request")
-        @tracer.capture_method
+        @tracer.capture_method(capture_response=False)
         def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.service.bulk_status(api.client_id(), bulk_id)
 
