@@ -4,6 +4,8 @@ Each test asserts the final status, the execution history (states entered, retri
 provider sandbox received (no second charge, no duplicate e-mail or SMS) and the queues' contents.
 """
 
+import json
+
 import pytest
 from support.e2e import History, order_body, queue_messages
 
@@ -16,6 +18,26 @@ def provider_calls(system, name, prefix):
 
 def charges(system):
     return provider_calls(system, "stripe", "/v1/payment_intents")
+
+
+#: The 3-D Secure wait of the timeout test: the path under test, not a race (nothing resumes the payment).
+SHORT_PAYMENT_ACTION_TIMEOUT_SECONDS = 3
+
+
+@pytest.fixture
+def short_payment_action_timeout(system):
+    """The 3-D Secure wait times out after a few seconds, for the test of that path only; every other
+    test keeps FAST_SAGA's long wait, so a resumed payment never races the timeout. The state machine is
+    updated as a redeploy with a short PaymentActionTimeoutSeconds would update it, and restored after
+    (an execution keeps the definition it started with)."""
+    stepfunctions = system.boto3_client("stepfunctions")
+    arn = system.physical_id("NotificationSagaStateMachine")
+    original = stepfunctions.describe_state_machine(stateMachineArn=arn)["definition"]
+    definition = json.loads(original)
+    definition["States"]["WaitForPaymentAction"]["TimeoutSeconds"] = SHORT_PAYMENT_ACTION_TIMEOUT_SECONDS
+    stepfunctions.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
+    yield
+    stepfunctions.update_state_machine(stateMachineArn=arn, definition=original)
 
 
 def test_all_delivered(system, saga):
@@ -94,7 +116,7 @@ def test_3ds_waits_then_the_webhook_resumes_the_saga(system, saga):
     assert any(event["step"].startswith("Webhook") for event in result["timeline"])
 
 
-def test_3ds_wait_times_out_and_cancels_the_payment(system, saga):
+def test_3ds_wait_times_out_and_cancels_the_payment(system, saga, short_payment_action_timeout):
     result = saga.run(order_body(payment={"payment_method": "pm_card_threeDSecure2Required"}))
     assert result["status"] == "payment_declined"
     assert result["status_reason"] == "payment_action_timeout"

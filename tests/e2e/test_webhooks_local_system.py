@@ -20,7 +20,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from support.e2e import History, order_body
+from support.e2e import History, api_post, order_body
 from support.template import create_table
 
 from tidings_local.sandboxes import credentials
@@ -66,7 +66,7 @@ def post_twilio_status(system, notification_id: str, sid: str, status: str) -> h
         "To": "+447700900123",
         "ErrorCode": "",
     }
-    return httpx.post(url, content=urlencode(params), headers=twilio_headers(url, params))
+    return api_post(url, content=urlencode(params), headers=twilio_headers(url, params))
 
 
 # --- waiting on the asynchronous side -------------------------------------------------------------------
@@ -98,8 +98,8 @@ def queue_drained(system) -> bool:
 
 @pytest.fixture
 def warm_webhooks(system):
-    """Cold-start the webhook functions once, so the 3-D Secure wait (4 s in FAST_SAGA) measures the
-    path, not a first import."""
+    """Cold-start the webhook functions once: the processor takes an event of no notification without a
+    failure, and the receiver answers (a refusal: only warming it)."""
     probe = {
         "provider": "twilio",
         "event_id": f"warm-{uuid.uuid4().hex}",
@@ -117,7 +117,7 @@ def warm_webhooks(system):
         "eventSource": "aws:sqs",
     }
     assert not system.invoke("WebhookProcessorFunction", {"Records": [record]}).failed
-    httpx.post(f"{system.api_url}/webhooks/stripe", content=b"{}")  # refused: only warms the receiver
+    api_post(f"{system.api_url}/webhooks/stripe", content=b"{}")  # refused: only warms the receiver
 
 
 # --- 3-D Secure ------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_3ds_webhook_resumes_the_saga_once_however_often_it_is_delivered(system,
 
     # When Stripe delivers the very same event again, five times at once and once more after
     def redeliver(_):
-        return httpx.post(
+        return api_post(
             f"{system.api_url}/webhooks/stripe",
             content=delivery["body"].encode(),
             headers=delivery["headers"],
@@ -200,14 +200,14 @@ def test_forged_webhooks_are_refused_over_http_and_nothing_is_queued(system, sag
         (b"", genuine),  # empty body
     ]
     for content, headers in forged:
-        response = httpx.post(f"{system.api_url}/webhooks/stripe", content=content, headers=headers)
+        response = api_post(f"{system.api_url}/webhooks/stripe", content=content, headers=headers)
         assert response.status_code == 400
         assert response.json() == {"message": "invalid signature"}
     # A Twilio signature made for another URL
     url = f"{system.api_url}/webhooks/twilio?notification_id=n-1"
     params = {"MessageSid": "SMforged", "MessageStatus": "delivered"}
     headers = twilio_headers("https://evil.example.com/webhooks/twilio?notification_id=n-1", params)
-    assert httpx.post(url, content=urlencode(params), headers=headers).status_code == 400
+    assert api_post(url, content=urlencode(params), headers=headers).status_code == 400
     assert queue_drained(system)
 
 
@@ -242,7 +242,7 @@ def test_delivery_events_out_of_order_leave_the_final_status_right(system, saga)
             }
         ]
     ).encode()
-    assert httpx.post(
+    assert api_post(
         f"{system.api_url}/webhooks/sendgrid", content=late, headers=sendgrid_headers(late)
     ).is_success
     # Then every report is in the timeline, and the statuses did not move backwards

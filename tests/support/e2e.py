@@ -38,13 +38,25 @@ FAST_SAGA = {
     "RefundRetryIntervalSeconds": "1",
     "RefundRetryMaxAttempts": "1",
     "RefundRetryBackoffRate": "1",
-    "PaymentActionTimeoutSeconds": "8",  # long enough for the webhook round trip on a busy machine
+    # The 3-D Secure wait: far longer than any test waits, so a resumed payment never races it (the
+    # timeout path shortens it for itself: short_payment_action_timeout).
+    "PaymentActionTimeoutSeconds": "600",
     "SmsOutageWaitTimeoutSeconds": "60",
     "SmsOutageDelaySeconds": "0",
     "RedeliveryMaxTries": "3",
     "RedeliveryBaseDelaySeconds": "1",
     "RedeliveryMaxDelaySeconds": "2",
 }
+
+
+#: A deadline for one request to the local API: it may cold-start Lambda containers, which takes seconds
+#: on a busy machine (httpx's default of 5 s does not cover that). Never what a test measures.
+API_TIMEOUT_SECONDS = 60
+
+
+def api_post(url: str, **kwargs: Any) -> httpx.Response:
+    """POST to the local API (a webhook route, say) with a generous deadline."""
+    return httpx.post(url, timeout=API_TIMEOUT_SECONDS, **kwargs)
 
 
 class AwsOutageSwitch:
@@ -124,7 +136,7 @@ class NotifyClient:
 
     def __init__(self, system: Any) -> None:
         self.system = system
-        self.http = httpx.Client(base_url=system.api_url, timeout=60)
+        self.http = httpx.Client(base_url=system.api_url, timeout=API_TIMEOUT_SECONDS)
 
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.system.token()}", **extra}
