@@ -73,6 +73,7 @@ def api(aws, monkeypatch):
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     call.table = table
+    call.module = module
     call.store = NotificationStore(table)
     return call
 
@@ -228,3 +229,65 @@ def test_the_timeline_route_answers_only_the_owner(api):
     assert api(get("/notifications/n-client-a-1/timeline", sub="client-b"))[0] == 404
     assert api(get("/notifications/nope/timeline"))[0] == 404
     assert api(get("/notifications/" + "x" * 65 + "/timeline"))[0] == 422
+
+
+# --- the OpenAPI document and Swagger UI ---------------------------------------------------------------
+DOCUMENTED = {
+    ("/notifications", "post"): {"202", "401", "409", "413", "415", "422"},
+    ("/notifications", "get"): {"200", "400", "401", "422"},
+    ("/notifications/{notification_id}", "get"): {"200", "401", "404", "422"},
+    ("/notifications/{notification_id}/timeline", "get"): {"200", "401", "404", "422"},
+    ("/notifications/bulk", "post"): {"202", "401", "413", "415", "422"},
+    ("/notifications/bulk/{bulk_id}", "get"): {"200", "401", "404", "422"},
+}
+
+
+def openapi_document(api):
+    status, document = api(get("/openapi.json"))
+    assert status == 200
+    return document
+
+
+def test_every_route_documents_its_answers_and_the_bearer_scheme(api):
+    document = openapi_document(api)
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert document["security"] == [{"bearerAuth": []}]
+    for (path, method), statuses in DOCUMENTED.items():
+        assert set(document["paths"][path][method]["responses"]) == statuses, (path, method)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/notifications", {"limit": "0"}, 422),
+        ("/notifications", {"cursor": "nope!"}, 400),
+        ("/notifications/unknown", None, 404),
+        ("/notifications/unknown/timeline", None, 404),
+    ],
+)
+def test_the_documented_error_body_is_the_one_returned(api, path, params, status):
+    import jsonschema
+
+    document = openapi_document(api)
+    template = path.replace("unknown", "{notification_id}")
+    documented = document["paths"][template]["get"]["responses"][str(status)]
+    schema = documented["content"]["application/json"]["schema"]
+    answered, body = api(get(path, params))
+    assert answered == status
+    jsonschema.validate(body, {**schema, "components": document["components"]})
+    error_body = document["components"]["schemas"]["ErrorBody"]
+    assert set(error_body["required"]) == {"message", "code"}
+
+
+def test_swagger_ui_is_served_without_a_token_and_with_its_assets_inlined(api):
+    response = api.module.lambda_handler(get("/swagger", sub=None), Context())
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"].startswith("text/html")
+    html = response["body"]
+    assert "SwaggerUIBundle" in html
+    assert "cdn.jsdelivr.net" not in html
+    assert "bearerAuth" in html

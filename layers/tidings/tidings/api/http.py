@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, Field, ValidationError
 
+from tidings.api import openapi as doc
 from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
 from tidings.api.service import NotificationService, service_for
 from tidings.api.settings import ApiSettings
@@ -67,11 +68,17 @@ class NotifyApi:
             raise_on_no_idempotency_key=True,
         )
         self.app = APIGatewayHttpResolver(enable_validation=True)
-        self.app.configure_openapi(
-            title="Tidings notify API",
-            version="1.0.0",
-            summary="Charge a customer, e-mail the receipt and text them, carried to a definite end.",
-        )
+        schemes, security = doc.security()
+        about = {
+            "title": "Tidings notify API",
+            "version": "1.0.0",
+            "summary": "Charge a customer, e-mail the receipt and text them, carried to a definite end.",
+            "security_schemes": schemes,
+            "security": security,
+        }
+        self.app.configure_openapi(**about)
+        # Swagger UI with its assets inlined by Powertools (no CDN: it works offline as well).
+        self.app.enable_swagger(path="/swagger", persist_authorization=True, **about)
         self._routes()
         self._errors()
 
@@ -127,11 +134,7 @@ class NotifyApi:
         @app.post(
             "/notifications",
             summary="Start a notification",
-            responses={
-                202: {"description": "Accepted", "content": {"application/json": {"model": Accepted}}},
-                413: {"description": "Body too large"},
-                422: {"description": "Invalid request: a list of what is wrong"},
-            },
+            responses=doc.ok(202, "Accepted", Accepted) | doc.errors(401, 409, 413, 415, 422),
         )
         @tracer.capture_method(capture_response=False)
         def create_notification(
@@ -147,12 +150,20 @@ class NotifyApi:
             metrics.add_metric(name="NotificationAccepted", unit=MetricUnit.Count, value=1)
             return _json(202, accepted, headers={"Location": accepted["status_url"]})
 
-        @app.get("/notifications/<notification_id>", summary="A notification's status and timeline")
+        @app.get(
+            "/notifications/<notification_id>",
+            summary="A notification's status and timeline",
+            responses=doc.ok(200, "The notification") | doc.errors(401, 404, 422),
+        )
         @tracer.capture_method(capture_response=False)
         def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.service.status(api.client_id(), notification_id)
 
-        @app.get("/notifications", summary="The caller's notifications, newest first, with filters")
+        @app.get(
+            "/notifications",
+            summary="The caller's notifications, newest first, with filters",
+            responses=doc.ok(200, "One page", doc.NotificationPage) | doc.errors(400, 401, 422),
+        )
         @tracer.capture_method(capture_response=False)
         def list_notifications(
             status: Annotated[NotificationStatus | None, Query()] = None,
@@ -181,6 +192,7 @@ class NotifyApi:
         @app.get(
             "/notifications/<notification_id>/timeline",
             summary="One notification's joined timeline: states, provider calls, webhooks, queue hops",
+            responses=doc.ok(200, "The timeline", doc.Timeline) | doc.errors(401, 404, 422),
         )
         @tracer.capture_method(capture_response=False)
         def get_timeline(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
@@ -189,7 +201,7 @@ class NotifyApi:
         @app.post(
             "/notifications/bulk",
             summary="Start many notifications",
-            responses={202: {"description": "Accepted"}},
+            responses=doc.ok(202, "Accepted (some items may be rejected)") | doc.errors(401, 413, 415, 422),
         )
         @tracer.capture_method(capture_response=False)
         def create_bulk(
@@ -205,7 +217,11 @@ class NotifyApi:
             metrics.add_metric(name="BulkItemsAccepted", unit=MetricUnit.Count, value=result["accepted"])
             return _json(202 if result["accepted"] or not result["rejected"] else 422, result)
 
-        @app.get("/notifications/bulk/<bulk_id>", summary="Per-item results of a bulk request")
+        @app.get(
+            "/notifications/bulk/<bulk_id>",
+            summary="Per-item results of a bulk request",
+            responses=doc.ok(200, "Per-item results and counts") | doc.errors(401, 404, 422),
+        )
         @tracer.capture_method(capture_response=False)
         def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.service.bulk_status(api.client_id(), bulk_id)

@@ -1,0 +1,106 @@
+"""What the notify API's OpenAPI document (``/openapi.json``, Swagger UI at ``/swagger``) says it answers.
+
+The error bodies are the ones ``tidings.api.http`` really returns (``_error``): ``message``, a
+machine-readable ``code`` and, for 400 and 422, the ``errors`` list with locations and types but never
+the offending values. The bearer scheme is the HTTP API's JWT authorizer's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description='Where: ["body", "customer", "email"], ["query", "limit"], ...')
+    type: str = Field(description="pydantic's error type, or ours (idempotency_key_reused, invalid_query)")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    message: str
+    code: str = Field(description="Machine-readable: validation_error, not_found, unauthorized, ...")
+    errors: list[ErrorItem] | None = Field(None, description="For 400 and 422: each problem found")
+
+
+class ListedChannel(BaseModel):
+    policy: str | None = None
+    status: str | None = None
+    provider: str | None = None
+    fallback: bool | None = None
+    reason: str | None = None
+    delivery_status: str | None = None
+
+
+class ListedNotification(BaseModel):
+    notification_id: str
+    order_reference: str | None = None
+    bulk_id: str | None = None
+    status: str | None = None
+    status_reason: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    channels: dict[str, ListedChannel]
+    status_url: str
+
+
+class NotificationPage(BaseModel):
+    items: list[ListedNotification]
+    count: int
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null at the end")
+
+
+class TimelineEntry(BaseModel):
+    model_config = {"extra": "allow"}
+
+    order: int = Field(description="1, 2, 3, ... in causal order")
+    at: str
+    source: str = Field(description="execution, provider, webhook, queue, saga or outcome")
+    actor: str = Field(description="The lane: saga, stripe, email, sms, webhooks, queues")
+    kind: str
+
+
+class Timeline(BaseModel):
+    notification_id: str
+    order_reference: str
+    status: str
+    execution_arn: str | None = None
+    entries: list[TimelineEntry]
+
+
+_DESCRIPTIONS = {
+    400: "A cursor that does not continue this query, or an empty time range (code invalid_query)",
+    401: (
+        'No valid bearer token: API Gateway\'s JWT authorizer answers {"message": "Unauthorized"} '
+        "before the function runs; a token without a subject gets code unauthorized"
+    ),
+    404: "Not found, or not the caller's (code not_found)",
+    409: "A request with this Idempotency-Key is still in progress (code idempotency_in_progress)",
+    413: "Body too large (code payload_too_large)",
+    415: "The body is not application/json (code unsupported_media_type)",
+    422: "Invalid request: each problem's location and type (code validation_error, idempotency_key_reused)",
+}
+
+
+def errors(*statuses: int) -> dict[int, dict[str, Any]]:
+    """The ``responses`` entries of a route for these error statuses, with the real error body."""
+    return {
+        status: {"description": _DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorBody}}}
+        for status in statuses
+    }
+
+
+def ok(status: int, description: str, model: type[BaseModel] | None = None) -> dict[int, dict[str, Any]]:
+    entry: dict[str, Any] = {"description": description}
+    if model is not None:
+        entry["content"] = {"application/json": {"model": model}}
+    return {status: entry}
+
+
+def security() -> tuple[dict[str, Any], list[dict[str, list[str]]]]:
+    """The bearer scheme (a JWT from the issuer the template names) required on every route."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+    return {"bearerAuth": HTTPBearer(bearerFormat="JWT")}, [{"bearerAuth": []}]
