@@ -32,6 +32,7 @@ from tidings_local.stack.template import ACCOUNT_ID
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3000  # like `sam local start-api`
+STAGE = "$default"  # the only stage SAM gives an HttpApi event's implicit API
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload quota
 
 _TEXT_TYPES = re.compile(r"^(text/.*|application/(.*\+)?(json|xml|javascript))(;.*)?$", re.IGNORECASE)
@@ -57,17 +58,15 @@ class Forbidden(Exception):
 
 
 @dataclass
-class _CompiledRoute:
+class CompiledRoute:
     api: HttpApi
     route: Route
-    pattern: re.Pattern[str] | None  # None for $default
+    pattern: re.Pattern[str]
     literal_segments: int
     greedy: bool
 
 
-def _compile(api: HttpApi, route: Route) -> _CompiledRoute:
-    if route.path == "$default":
-        return _CompiledRoute(api, route, None, -1, True)
+def compile_route(api: HttpApi, route: Route) -> CompiledRoute:
     parts, literals, greedy = [], 0, False
     for segment in route.path.strip("/").split("/"):
         match = re.fullmatch(r"\{([^}+]+)(\+?)\}", segment)
@@ -80,11 +79,37 @@ def _compile(api: HttpApi, route: Route) -> _CompiledRoute:
             parts.append(re.escape(segment))
             literals += 1
     pattern = re.compile("^/" + "/".join(parts) + "/?$")
-    return _CompiledRoute(api, route, pattern, literals, greedy)
+    return CompiledRoute(api, route, pattern, literals, greedy)
 
 
 def _group(name: str) -> str:
     return "p_" + re.sub(r"\W", "_", name)
+
+
+def match_route(
+    routes: list[CompiledRoute], method: str, path: str
+) -> tuple[CompiledRoute, dict[str, str]] | None:
+    """The most specific route, as API Gateway picks: literal segments before {param} before {proxy+}."""
+    best: tuple[tuple[int, int], CompiledRoute, dict[str, str]] | None = None
+    for compiled in routes:
+        if compiled.route.method != method:
+            continue
+        found = compiled.pattern.match(path)
+        if not found:
+            continue
+        params = {_param_name(compiled, k): urllib.parse.unquote(v) for k, v in found.groupdict().items()}
+        rank = (0 if compiled.greedy else 1, compiled.literal_segments)
+        if best is None or rank > best[0]:
+            best = (rank, compiled, params)
+    return None if best is None else best[1:]
+
+
+def _param_name(compiled: CompiledRoute, group: str) -> str:
+    for segment in compiled.route.path.strip("/").split("/"):
+        match = re.fullmatch(r"\{([^}+]+)\+?\}", segment)
+        if match and _group(match.group(1)) == group:
+            return match.group(1)
+    return group
 
 
 class JwtVerifier:
@@ -154,7 +179,7 @@ class LocalHttpApi:
     def __init__(self, runtime: LambdaRuntime, host: str = "127.0.0.1", port: int = 0) -> None:
         self.runtime = runtime
         self.verifier = JwtVerifier()
-        self._routes: list[_CompiledRoute] = []
+        self._routes: list[CompiledRoute] = []
         self._server = _Server((host, port), self._handler_class())
         self.host, self.port = host, self._server.server_address[1]
         self._serving = False
@@ -164,7 +189,7 @@ class LocalHttpApi:
         return f"http://{self.host}:{self.port}"
 
     def set_apis(self, apis: list[HttpApi]) -> None:
-        self._routes = [_compile(api, route) for api in apis for route in api.routes]
+        self._routes = [compile_route(api, route) for api in apis for route in api.routes]
 
     @property
     def routes(self) -> list[str]:
@@ -180,49 +205,6 @@ class LocalHttpApi:
             self._server.shutdown()
             self._serving = False
         self._server.server_close()
-
-    # --- routing -----------------------------------------------------------------------------------
-
-    def match(self, method: str, path: str) -> tuple[_CompiledRoute, dict[str, str], str] | None:
-        """The most specific route, as API Gateway picks: literal, {param}, {proxy+}, then $default."""
-        best: tuple[tuple[int, int, int], _CompiledRoute, dict[str, str], str] | None = None
-        for compiled in self._routes:
-            route = compiled.route
-            if route.method not in ("ANY", method):
-                continue
-            stage = compiled.api.stage
-            local_path = path
-            if stage != "$default":
-                prefix = f"/{stage}"
-                if not (path == prefix or path.startswith(prefix + "/")):
-                    continue
-                local_path = path[len(prefix) :] or "/"
-            if compiled.pattern is None:
-                params: dict[str, str] = {}
-            else:
-                found = compiled.pattern.match(local_path)
-                if not found:
-                    continue
-                params = {
-                    self._param_name(compiled, k): urllib.parse.unquote(v)
-                    for k, v in found.groupdict().items()
-                }
-            rank = (
-                0 if compiled.pattern is None else 1,
-                0 if compiled.greedy else 1,
-                compiled.literal_segments * 2 + (1 if route.method != "ANY" else 0),
-            )
-            if best is None or rank > best[0]:
-                best = (rank, compiled, params, stage)
-        return None if best is None else best[1:]
-
-    @staticmethod
-    def _param_name(compiled: _CompiledRoute, group: str) -> str:
-        for segment in compiled.route.path.strip("/").split("/"):
-            match = re.fullmatch(r"\{([^}+]+)\+?\}", segment)
-            if match and _group(match.group(1)) == group:
-                return match.group(1)
-        return group
 
     # --- the HTTP side -----------------------------------------------------------------------------
 
@@ -256,11 +238,11 @@ class LocalHttpApi:
             self._send(request, 413, {"message": "Request Entity Too Large"}, request_id)
             return
         parsed = urllib.parse.urlsplit(request.path)
-        matched = self.match(request.command, parsed.path)
+        matched = match_route(self._routes, request.command, parsed.path)
         if matched is None:
             self._send(request, 404, {"message": "Not Found"}, request_id)
             return
-        compiled, params, stage = matched
+        compiled, params = matched
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             key = name.lower()
@@ -288,7 +270,7 @@ class LocalHttpApi:
                 }
             }
         event = self.build_event(
-            request, compiled, params, stage, parsed, headers, body, authorizer_context, request_id
+            request, compiled, params, parsed, headers, body, authorizer_context, request_id
         )
         try:
             result = self.runtime.invoke(compiled.route.function_arn, event)
@@ -306,9 +288,8 @@ class LocalHttpApi:
     def build_event(
         self,
         request: BaseHTTPRequestHandler,
-        compiled: _CompiledRoute,
+        compiled: CompiledRoute,
         params: dict[str, str],
-        stage: str,
         parsed: urllib.parse.SplitResult,
         headers: dict[str, str],
         body: bytes,
@@ -347,7 +328,7 @@ class LocalHttpApi:
                 },
                 "requestId": request_id,
                 "routeKey": route_key,
-                "stage": stage,
+                "stage": STAGE,
                 "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
                 "timeEpoch": int(time.time() * 1000),
             },
@@ -418,7 +399,7 @@ def _read_chunked(stream: Any, limit: int) -> bytes | None:
 
 
 def _route_key(route: Route) -> str:
-    return "$default" if route.path == "$default" else f"{route.method} {route.path}"
+    return f"{route.method} {route.path}"
 
 
 def map_response(result: Any, raw: bytes) -> tuple[int, dict[str, str], list[str], bytes]:
@@ -426,8 +407,6 @@ def map_response(result: Any, raw: bytes) -> tuple[int, dict[str, str], list[str
     if isinstance(result, dict) and "statusCode" in result:
         status = int(result["statusCode"])
         headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
-        for name, values in (result.get("multiValueHeaders") or {}).items():
-            headers[str(name).lower()] = ",".join(str(v) for v in values)
         headers.setdefault("content-type", "application/json")
         body = result.get("body")
         if body is None:

@@ -7,6 +7,11 @@ resource with little detail. Calling the service APIs ourselves, in dependency o
 property the template declares, names the resource and property that failed, and lets the local system
 take over what moto cannot do (Lambda code, SQS pollers, the HTTP API). Types without a handler are
 skipped with one debug line, so the template can grow without this file knowing every resource.
+
+The handlers cover what template.yaml uses (and the monitoring it is growing: alarms, dashboards, log
+groups, SNS topics and subscriptions), not all of CloudFormation: a feature that would behave
+differently here than on AWS (provisioned tables, ANY routes, a named stage, a definition without a
+file) fails with a TemplateError naming the resource rather than deploy something else.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import json
 import logging
 import secrets
 import string
-import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping
@@ -72,7 +76,6 @@ class Route:
     function_arn: str
     authorizer: str | None  # name of the API's authorizer, None when the route is open
     scopes: list[str] = field(default_factory=list)
-    payload_format: str = "2.0"
 
 
 @dataclass
@@ -89,7 +92,6 @@ class HttpApi:
     api_id: str
     routes: list[Route] = field(default_factory=list)
     authorizers: dict[str, JwtAuthorizer] = field(default_factory=dict)
-    stage: str = "$default"
 
 
 @dataclass
@@ -124,12 +126,6 @@ def _text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return str(value)
-
-
-def _tags_dict(tags: Any) -> dict[str, str]:
-    if isinstance(tags, dict):
-        return {str(k): _text(v) for k, v in tags.items()}
-    return {t["Key"]: _text(t["Value"]) for t in tags or []}
 
 
 class Deployer:
@@ -244,28 +240,18 @@ class Deployer:
     def _dynamodb_table(self, logical_id: str, p: dict[str, Any]) -> Deployed:
         ddb = self.client("dynamodb")
         name = p.get("TableName") or self.physical_name(logical_id, 255)
+        if p.get("BillingMode") != "PAY_PER_REQUEST":
+            raise TemplateError(
+                f"{logical_id}: only on-demand tables (BillingMode PAY_PER_REQUEST) run locally"
+            )
         args: dict[str, Any] = {
             "TableName": name,
             "AttributeDefinitions": p["AttributeDefinitions"],
             "KeySchema": p["KeySchema"],
-            "BillingMode": p.get("BillingMode", "PROVISIONED"),
+            "BillingMode": "PAY_PER_REQUEST",
         }
-        if args["BillingMode"] == "PROVISIONED":
-            args["ProvisionedThroughput"] = _numbers(p["ProvisionedThroughput"])
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-            if p.get(key):
-                args[key] = _numbers(p[key])
-        stream = p.get("StreamSpecification")
-        if stream:
-            args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
-        if p.get("SSESpecification"):
-            args["SSESpecification"] = {"Enabled": bool(p["SSESpecification"].get("SSEEnabled"))}
-        if p.get("TableClass"):
-            args["TableClass"] = p["TableClass"]
-        if p.get("Tags"):
-            args["Tags"] = p["Tags"]
-        if "DeletionProtectionEnabled" in p:
-            args["DeletionProtectionEnabled"] = _bool(p["DeletionProtectionEnabled"])
+        if p.get("GlobalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = _numbers(p["GlobalSecondaryIndexes"])
         table = ddb.create_table(**args)["TableDescription"]
         ttl = p.get("TimeToLiveSpecification")
         if ttl and _bool(ttl.get("Enabled", False)):
@@ -279,34 +265,21 @@ class Deployer:
                 TableName=name,
                 PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
             )
-        attrs = {"Arn": table["TableArn"]}
-        if table.get("LatestStreamArn"):
-            attrs["StreamArn"] = table["LatestStreamArn"]
-        return Deployed(logical_id, "AWS::DynamoDB::Table", name, attrs)
+        return Deployed(logical_id, "AWS::DynamoDB::Table", name, {"Arn": table["TableArn"]})
 
     # --- SQS / SNS ---------------------------------------------------------------------------------
 
     def _sqs_queue(self, logical_id: str, p: dict[str, Any]) -> Deployed:
-        sqs = self.client("sqs")
-        fifo = _bool(p.get("FifoQueue", False))
-        name = p.get("QueueName") or self.physical_name(logical_id, 75) + (".fifo" if fifo else "")
-        attributes = {k: _text(v) for k, v in p.items() if k not in ("QueueName", "Tags")}
-        url = sqs.create_queue(QueueName=name, Attributes=attributes, tags=_tags_dict(p.get("Tags")))[
-            "QueueUrl"
-        ]
+        name = p.get("QueueName") or self.physical_name(logical_id, 80)
+        attributes = {k: _text(v) for k, v in p.items() if k != "QueueName"}
+        url = self.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
         return Deployed(logical_id, "AWS::SQS::Queue", url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
 
     def _sns_topic(self, logical_id: str, p: dict[str, Any]) -> Deployed:
         sns = self.client("sns")
-        fifo = _bool(p.get("FifoTopic", False))
-        name = p.get("TopicName") or self.physical_name(logical_id, 250) + (".fifo" if fifo else "")
-        attributes = {
-            k: _text(v)
-            for k, v in p.items()
-            if k
-            in ("DisplayName", "FifoTopic", "ContentBasedDeduplication", "KmsMasterKeyId", "SignatureVersion")
-        }
+        name = p.get("TopicName") or self.physical_name(logical_id, 256)
+        attributes = {k: _text(v) for k, v in p.items() if k in ("DisplayName", "KmsMasterKeyId")}
         arn = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
         for subscription in p.get("Subscription") or []:
             sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
@@ -336,10 +309,6 @@ class Deployer:
         args: dict[str, Any] = {"Name": name, "SecretString": value}
         if p.get("Description"):
             args["Description"] = p["Description"]
-        if p.get("KmsKeyId"):
-            args["KmsKeyId"] = p["KmsKeyId"]
-        if p.get("Tags"):
-            args["Tags"] = p["Tags"]
         arn = self.client("secretsmanager").create_secret(**args)["ARN"]
         return Deployed(logical_id, "AWS::SecretsManager::Secret", arn, {"Id": arn})
 
@@ -351,15 +320,9 @@ class Deployer:
                 return value if isinstance(value, str) else json.dumps(value)
         if "SecretString" in p:
             return _text(p["SecretString"])
-        generate = p.get("GenerateSecretString") or {}
-        length = int(generate.get("PasswordLength", 32))
+        # No seed and no value: a random one, as GenerateSecretString makes by default.
         alphabet = string.ascii_letters + string.digits
-        password = "".join(secrets.choice(alphabet) for _ in range(length))
-        if generate.get("SecretStringTemplate") and generate.get("GenerateStringKey"):
-            document = json.loads(generate["SecretStringTemplate"])
-            document[generate["GenerateStringKey"]] = password
-            return json.dumps(document)
-        return password
+        return "".join(secrets.choice(alphabet) for _ in range(32))
 
     # --- IAM ---------------------------------------------------------------------------------------
 
@@ -401,9 +364,6 @@ class Deployer:
     def _lambda_function(self, logical_id: str, p: dict[str, Any]) -> Deployed:
         name = p.get("FunctionName") or self.physical_name(logical_id, 64)
         variables = {k: _text(v) for k, v in ((p.get("Environment") or {}).get("Variables") or {}).items()}
-        package_type = p.get("PackageType", "Zip")
-        if package_type != "Zip":
-            raise TemplateError(f"{logical_id}: PackageType {package_type} cannot run locally without Docker")
         args: dict[str, Any] = {
             "FunctionName": name,
             "Runtime": p.get("Runtime", "python3.13"),
@@ -414,7 +374,7 @@ class Deployer:
             "MemorySize": int(p.get("MemorySize", 128)),
             "Environment": {"Variables": variables},
         }
-        for key in ("Description", "Layers", "Architectures", "TracingConfig", "EphemeralStorage"):
+        for key in ("Description", "Layers", "Architectures", "TracingConfig"):
             if p.get(key):
                 args[key] = p[key]
         arn = self.client("lambda").create_function(**args)["FunctionArn"]
@@ -424,13 +384,11 @@ class Deployer:
                 FunctionName=name, ReservedConcurrentExecutions=int(reserved)
             )
         if self.runtime is not None:
-            if not args["Runtime"].startswith("python"):
-                raise TemplateError(f"{logical_id}: only Python runtimes run locally, not {args['Runtime']}")
             spec = FunctionSpec(
                 logical_id=logical_id,
                 function_name=name,
                 handler=p["Handler"],
-                code_dir=self._code_dir(logical_id, p),
+                code_dir=self._code_dir(logical_id),
                 environment=variables,
                 timeout=float(args["Timeout"]),
                 memory_mb=args["MemorySize"],
@@ -444,15 +402,9 @@ class Deployer:
             self.runtime.register(spec, {k: v for k, v in overrides.items() if k in variables})
         return Deployed(logical_id, "AWS::Lambda::Function", name, {"Arn": arn})
 
-    def _code_dir(self, logical_id: str, p: dict[str, Any]) -> Path:
+    def _code_dir(self, logical_id: str) -> Path:
         if logical_id in self.template.code_dirs:
             return self.template.code_dirs[logical_id]
-        inline = (p.get("Code") or {}).get("ZipFile")
-        if isinstance(inline, str):
-            # Inline code (CloudFormation's Code.ZipFile) becomes index.py, as Lambda does.
-            folder = Path(tempfile.mkdtemp(prefix=f"tidings-{logical_id}-"))
-            (folder / "index.py").write_text(inline)
-            return folder
         raise TemplateError(f"{logical_id}: code is not in a local folder (CodeUri) and cannot run locally")
 
     def _event_source_mapping(self, logical_id: str, p: dict[str, Any]) -> Deployed:
@@ -484,16 +436,9 @@ class Deployer:
     # --- Step Functions ----------------------------------------------------------------------------
 
     def _state_machine(self, logical_id: str, p: dict[str, Any]) -> Deployed:
-        if logical_id in self.template.definition_files:
-            definition = self.template.definition_files[logical_id].read_text()
-        elif "Definition" in p:
-            definition = json.dumps(p["Definition"])
-        elif "DefinitionString" in p:
-            definition = p["DefinitionString"]
-        else:
-            raise TemplateError(
-                f"{logical_id}: no definition (DefinitionUri, Definition or DefinitionString)"
-            )
+        if logical_id not in self.template.definition_files:
+            raise TemplateError(f"{logical_id}: no definition file (DefinitionUri) to run locally")
+        definition = self.template.definition_files[logical_id].read_text()
         for key, value in (p.get("DefinitionSubstitutions") or {}).items():
             definition = definition.replace("${" + key + "}", _text(value))
         json.loads(definition)  # fail here, naming the resource, rather than inside moto
@@ -535,6 +480,10 @@ class Deployer:
                 uri = str(integration.get("uri", ""))
                 if ":lambda:path/" not in uri:
                     continue
+                if path == "$default" or method == "x-amazon-apigateway-any-method":
+                    raise TemplateError(
+                        f"{logical_id}: {method} {path} (ANY or $default) is not served locally"
+                    )
                 function_arn = uri.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
                 authorizer, scopes = None, []
                 for requirement in operation.get("security") or []:
@@ -543,9 +492,7 @@ class Deployer:
                             # An authorizer that is not a JWT one stays named: the local API then refuses
                             # the route (401) rather than serve it open.
                             authorizer, scopes = name, list(required_scopes or [])
-                http_method = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                payload = str(integration.get("payloadFormatVersion", "2.0"))
-                api.routes.append(Route(http_method, path, function_arn, authorizer, scopes, payload))
+                api.routes.append(Route(method.upper(), path, function_arn, authorizer, scopes))
         self.http_apis[logical_id] = api
         endpoint = self.api_url
         return Deployed(
@@ -553,10 +500,9 @@ class Deployer:
         )
 
     def _http_api_stage(self, logical_id: str, p: dict[str, Any]) -> Deployed:
-        for api in self.http_apis.values():
-            if api.api_id == p.get("ApiId"):
-                api.stage = p.get("StageName", "$default")
-        return Deployed(logical_id, "AWS::ApiGatewayV2::Stage", p.get("StageName", "$default"))
+        if p.get("StageName") != "$default":
+            raise TemplateError(f"{logical_id}: only the $default stage is served locally")
+        return Deployed(logical_id, "AWS::ApiGatewayV2::Stage", "$default")
 
     def _lambda_version(self, logical_id: str, p: dict[str, Any]) -> Deployed:
         version = self.client("lambda").publish_version(FunctionName=p["FunctionName"])
@@ -609,26 +555,6 @@ class Deployer:
         arn = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         return Deployed(logical_id, "AWS::Logs::LogGroup", name, {"Arn": arn})
 
-    def _ssm_parameter(self, logical_id: str, p: dict[str, Any]) -> Deployed:
-        name = p.get("Name") or f"/{self.template.stack_name}/{logical_id}"
-        self.client("ssm").put_parameter(Name=name, Value=_text(p["Value"]), Type=p.get("Type", "String"))
-        return Deployed(
-            logical_id, "AWS::SSM::Parameter", name, {"Type": p.get("Type", "String"), "Value": p["Value"]}
-        )
-
-    def _s3_bucket(self, logical_id: str, p: dict[str, Any]) -> Deployed:
-        name = p.get("BucketName") or self.physical_name(logical_id, 63).lower()
-        self.client("s3").create_bucket(Bucket=name)
-        return Deployed(
-            logical_id, "AWS::S3::Bucket", name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": name}
-        )
-
-    def _kms_key(self, logical_id: str, p: dict[str, Any]) -> Deployed:
-        meta = self.client("kms").create_key(Description=p.get("Description", logical_id))["KeyMetadata"]
-        return Deployed(
-            logical_id, "AWS::KMS::Key", meta["KeyId"], {"Arn": meta["Arn"], "KeyId": meta["KeyId"]}
-        )
-
     HANDLERS: dict[str, Callable[[Deployer, str, dict[str, Any]], Deployed]] = {
         "AWS::DynamoDB::Table": _dynamodb_table,
         "AWS::SQS::Queue": _sqs_queue,
@@ -648,9 +574,6 @@ class Deployer:
         "AWS::CloudWatch::Alarm": _alarm,
         "AWS::CloudWatch::Dashboard": _dashboard,
         "AWS::Logs::LogGroup": _log_group,
-        "AWS::SSM::Parameter": _ssm_parameter,
-        "AWS::S3::Bucket": _s3_bucket,
-        "AWS::KMS::Key": _kms_key,
     }
 
 
@@ -670,13 +593,7 @@ def _first(value: Any) -> str:
     return value[0] if isinstance(value, list) and value else str(value)
 
 
-_NUMERIC_KEYS = {
-    "ReadCapacityUnits",
-    "WriteCapacityUnits",
-    "Period",
-    "EvaluationPeriods",
-    "DatapointsToAlarm",
-}
+_NUMERIC_KEYS = {"Period", "EvaluationPeriods", "DatapointsToAlarm"}  # alarms, metric math included
 
 
 def _numbers(value: Any) -> Any:

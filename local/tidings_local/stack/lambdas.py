@@ -6,13 +6,12 @@ pointing at moto, ...). It imports the handler once (cold start) and then serves
 time (warm), so module-level clients live exactly as long as they would in a Lambda container and two
 functions never share ``os.environ``.
 
-``install_moto_lambda_patch`` routes moto's Lambda ``Invoke`` (used by the Step Functions interpreter and
-by boto3 clients talking to the moto server) to these pools.
+``patches.install_moto_lambda_patch`` routes moto's Lambda ``Invoke`` (used by the Step Functions
+interpreter and by boto3 clients talking to the moto server) to these pools.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -419,62 +418,3 @@ def _newest_mtime(folders: list[Path]) -> float:
             except OSError:  # deleted while scanning
                 continue
     return newest
-
-
-# --- moto integration ---------------------------------------------------------------------------
-
-_active_runtime: LambdaRuntime | None = None
-_patch_lock = threading.Lock()
-
-
-_moto_original_invoke: Any = None
-
-
-def install_moto_lambda_patch(runtime: LambdaRuntime | None) -> None:
-    """Make moto's Lambda Invoke run ``runtime``'s handlers; None restores moto's own behaviour."""
-    global _active_runtime, _moto_original_invoke
-    from moto.awslambda.models import LambdaFunction
-
-    with _patch_lock:
-        _active_runtime = runtime
-        patched = getattr(LambdaFunction.invoke, "_tidings_local", False)
-        if runtime is not None and not patched:
-            _moto_original_invoke = LambdaFunction.invoke
-            LambdaFunction.invoke = _moto_invoke  # type: ignore[method-assign]
-        elif runtime is None and patched and _moto_original_invoke is not None:
-            LambdaFunction.invoke = _moto_original_invoke  # type: ignore[method-assign]
-
-
-def _moto_invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
-    runtime = _active_runtime
-    event = json.loads(body) if body else {}
-    if runtime is None or not runtime.has(self.function_name):
-        response_headers["x-amz-function-error"] = "Unhandled"
-        message = f"function {self.function_name} has no local code (it was not deployed from the template)"
-        return json.dumps({"errorType": "Runtime.InvalidEntrypoint", "errorMessage": message}).encode()
-    pool = runtime.pool(self.function_name)
-    if request_headers.get("x-amz-invocation-type") == "Event":
-        # Asynchronous invoke: accepted at once, run in the background (errors only reach the logs).
-        threading.Thread(target=_invoke_quietly, args=(pool, event), daemon=True).start()
-        return b""
-    try:
-        result = pool.invoke(event)
-    except PoolClosed:
-        # The local system is stopping while an execution still runs: fail its task without a traceback.
-        response_headers["x-amz-function-error"] = "Unhandled"
-        stopped = {"errorType": "Runtime.Unavailable", "errorMessage": "the local system stopped"}
-        return json.dumps(stopped).encode()
-    if result.failed:
-        response_headers["x-amz-function-error"] = "Unhandled"
-    tail = result.logs.encode()[-4096:]
-    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
-    response_headers["x-amz-executed-version"] = "$LATEST"
-    return result.payload
-
-
-def _invoke_quietly(pool: FunctionPool, event: Any) -> None:
-    with contextlib.suppress(PoolClosed):
-        pool.invoke(event)
-
-
-_moto_invoke._tidings_local = True  # type: ignore[attr-defined]

@@ -22,10 +22,10 @@ from tidings_local.stack.lambdas import (
     InvocationResult,
     LambdaRuntime,
     LogSink,
-    install_moto_lambda_patch,
     stderr_sink,
 )
 from tidings_local.stack.moto_server import MotoServer
+from tidings_local.stack.patches import install_moto_lambda_patch
 from tidings_local.stack.sqs_poller import SqsPoller
 from tidings_local.stack.template import REGION, load_template, parse_yaml
 

@@ -1,0 +1,281 @@
+"""Every replacement of a moto internal the local system makes, and the check that each target exists.
+
+The local system replaces four things inside moto (pinned in pyproject.toml):
+
+* ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
+  in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
+  reach the real code.
+* ``DomainDispatcherApplication.get_application``: moto picks the backend of every request under one
+  global lock, listing its own package directory and trying hundreds of URL patterns before it reads
+  the signing name from the Authorization header. For a signed request to one of the services below,
+  the same signing name, API target prefix and first path segment always lead to the same backend: the
+  first answer is remembered.
+* ``AmazonStateLanguageParser.parse``: the interpreter parses a definition with ANTLR for every
+  execution (a 1,000-item bulk parses it 1,000 times). The parsed program is immutable (each
+  execution's state lives in its own Environment; Map iterations already share one program), so it is
+  parsed once per definition.
+* ``boto_client_for``: the interpreter builds a new boto3 client (endpoint, SSL context, service model)
+  for every Lambda, SQS, DynamoDB or SNS task; boto3 clients are thread-safe, so one per region and
+  service is kept. The task modules import the function by name, so each module's reference is
+  replaced as well.
+
+None of them changes what a request does. Nothing of Powertools is patched (the layer runs unchanged).
+
+After a moto upgrade a renamed module, attribute or parameter would make a patch silently do nothing,
+or fail far from its cause; ``check_targets`` runs before anything is installed and raises
+``PatchTargetMissing`` naming every target that is gone or changed shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import re
+import sys
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from tidings_local.stack.lambdas import FunctionPool, LambdaRuntime, PoolClosed
+
+MARK = "_tidings_local"  # set on every replacement, so installing twice is a no-op
+
+
+@dataclass(frozen=True)
+class Target:
+    """An attribute of a module (``Class.method`` or a function) that a patch replaces."""
+
+    module: str
+    attribute: str
+    parameters: tuple[str, ...]  # the replacement's own parameters: moto calls it with these
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.attribute}"
+
+
+_CLIENT_PARAMETERS = ("region", "service", "state_credentials")
+LAMBDA_INVOKE = Target(
+    "moto.awslambda.models", "LambdaFunction.invoke", ("self", "body", "request_headers", "response_headers")
+)
+DISPATCH = Target(
+    "moto.moto_server.werkzeug_app", "DomainDispatcherApplication.get_application", ("self", "environ")
+)
+ASL_PARSE = Target(
+    "moto.stepfunctions.parser.asl.parse.asl_parser", "AmazonStateLanguageParser.parse", ("definition",)
+)
+BOTO_CLIENT_FOR = Target(
+    "moto.stepfunctions.parser.asl.utils.boto_client", "boto_client_for", _CLIENT_PARAMETERS
+)
+_TASKS = "moto.stepfunctions.parser.asl.component.state.exec.state_task"
+#: The task modules of the integrations the saga uses, each with its own reference to boto_client_for.
+TASK_CLIENTS = tuple(
+    Target(f"{_TASKS}.{module}", "boto_client_for", _CLIENT_PARAMETERS)
+    for module in (
+        "lambda_eval_utils",
+        "service.state_task_service_sqs",
+        "service.state_task_service_dynamodb",
+        "service.state_task_service_sns",
+    )
+)
+TARGETS = (LAMBDA_INVOKE, DISPATCH, ASL_PARSE, BOTO_CLIENT_FOR, *TASK_CLIENTS)
+
+
+class PatchTargetMissing(RuntimeError):
+    """A moto internal that the local system replaces is gone or has other parameters."""
+
+
+def resolve(target: Target) -> Any:
+    """The object ``target`` names; ``PatchTargetMissing`` when the module or an attribute is gone."""
+    try:
+        found: Any = importlib.import_module(target.module)
+    except ImportError as exc:
+        raise PatchTargetMissing(f"{target.name}: module {target.module} cannot be imported ({exc})") from exc
+    for part in target.attribute.split("."):
+        if not hasattr(found, part):
+            raise PatchTargetMissing(f"{target.name}: {part!r} no longer exists")
+        found = getattr(found, part)
+    return found
+
+
+def check_targets(targets: tuple[Target, ...] | None = None) -> None:
+    """Raise ``PatchTargetMissing`` listing every target that is gone or has other parameters."""
+    problems = []
+    for target in TARGETS if targets is None else targets:
+        try:
+            found = resolve(target)
+        except PatchTargetMissing as exc:
+            problems.append(str(exc))
+            continue
+        try:
+            parameters = tuple(inspect.signature(found).parameters)
+        except (TypeError, ValueError):
+            parameters = ()
+        if parameters != target.parameters:
+            problems.append(
+                f"{target.name}: parameters are {parameters}, the patch expects {target.parameters}"
+            )
+    if problems:
+        raise PatchTargetMissing(
+            "the local system patches moto internals that this moto version does not have "
+            "(pin moto to the version in uv.lock, or update tidings_local/stack/patches.py):\n  "
+            + "\n  ".join(problems)
+        )
+
+
+# --- Lambda Invoke runs the local handlers -----------------------------------------------------------
+
+_lambda_lock = threading.Lock()
+_active_runtime: LambdaRuntime | None = None
+_moto_original_invoke: Any = None
+
+
+def install_moto_lambda_patch(runtime: LambdaRuntime | None) -> None:
+    """Make moto's Lambda Invoke run ``runtime``'s handlers; None restores moto's own behaviour."""
+    global _active_runtime, _moto_original_invoke
+    check_targets()
+    from moto.awslambda.models import LambdaFunction
+
+    with _lambda_lock:
+        _active_runtime = runtime
+        patched = getattr(LambdaFunction.invoke, MARK, False)
+        if runtime is not None and not patched:
+            _moto_original_invoke = LambdaFunction.invoke
+            LambdaFunction.invoke = _moto_invoke  # type: ignore[method-assign]
+        elif runtime is None and patched and _moto_original_invoke is not None:
+            LambdaFunction.invoke = _moto_original_invoke  # type: ignore[method-assign]
+
+
+def _moto_invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+    runtime = _active_runtime
+    event = json.loads(body) if body else {}
+    if runtime is None or not runtime.has(self.function_name):
+        response_headers["x-amz-function-error"] = "Unhandled"
+        message = f"function {self.function_name} has no local code (it was not deployed from the template)"
+        return json.dumps({"errorType": "Runtime.InvalidEntrypoint", "errorMessage": message}).encode()
+    pool = runtime.pool(self.function_name)
+    if request_headers.get("x-amz-invocation-type") == "Event":
+        # Asynchronous invoke: accepted at once, run in the background (errors only reach the logs).
+        threading.Thread(target=_invoke_quietly, args=(pool, event), daemon=True).start()
+        return b""
+    try:
+        result = pool.invoke(event)
+    except PoolClosed:
+        # The local system is stopping while an execution still runs: fail its task without a traceback.
+        response_headers["x-amz-function-error"] = "Unhandled"
+        stopped = {"errorType": "Runtime.Unavailable", "errorMessage": "the local system stopped"}
+        return json.dumps(stopped).encode()
+    if result.failed:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    tail = result.logs.encode()[-4096:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    return result.payload
+
+
+def _invoke_quietly(pool: FunctionPool, event: Any) -> None:
+    with contextlib.suppress(PoolClosed):
+        pool.invoke(event)
+
+
+setattr(_moto_invoke, MARK, True)
+
+
+# --- moto's per-request overheads, removed without changing what any request does -------------------
+
+#: Services whose SigV4 signing name alone decides moto's backend (no path or body sniffing involved).
+#: Not "ses": SES v1 and SES v2 both sign as "ses" and moto tells them apart by path.
+_DISPATCH_BY_SIGNING_NAME = frozenset(
+    {
+        "dynamodb",
+        "sqs",
+        "states",
+        "lambda",
+        "sns",
+        "secretsmanager",
+        "logs",
+        "monitoring",
+        "iam",
+        "sts",
+        "ssm",
+        "kms",
+        "events",
+        "cloudformation",
+    }
+)
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_speedups_lock = threading.Lock()
+
+
+def install_moto_speedups() -> None:
+    """The dispatch cache, the parse cache and the shared interpreter clients (see the module doc)."""
+    check_targets()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    with _speedups_lock:
+        if not getattr(DomainDispatcherApplication.get_application, MARK, False):
+            DomainDispatcherApplication.get_application = _cached_dispatch(  # type: ignore[method-assign]
+                DomainDispatcherApplication.get_application
+            )
+        if not getattr(AmazonStateLanguageParser.parse, MARK, False):
+            cached_parse = lru_cache(maxsize=32)(AmazonStateLanguageParser.parse)
+            setattr(cached_parse, MARK, True)
+            AmazonStateLanguageParser.parse = staticmethod(cached_parse)  # type: ignore[method-assign,assignment]
+        _share_interpreter_clients()
+
+
+def _share_interpreter_clients() -> None:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    if getattr(original, MARK, False):
+        return
+    clients: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto builds every client with the same fixed keys whatever the state's credentials say.
+        key = (region, service, os.environ.get("MOTO_PORT", ""))
+        with lock:
+            if key not in clients:
+                clients[key] = original(region, service)
+            return clients[key]
+
+    setattr(boto_client_for, MARK, True)
+    boto_client.boto_client_for = boto_client_for
+    # TASK_CLIENTS are imported by check_targets; any other interpreter module holding the original
+    # gets the shared one too.
+    for module_name, module in list(sys.modules.items()):
+        uses_original = getattr(module, "boto_client_for", None) is original
+        if module_name.startswith("moto.stepfunctions.") and uses_original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def _cached_dispatch(original: Any) -> Any:
+    def get_application(self: Any, environ: dict[str, Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        match = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if (
+            match is None
+            or match.group(2) not in _DISPATCH_BY_SIGNING_NAME
+            or path.startswith(("/moto-api", "/latest/"))
+        ):
+            return original(self, environ)
+        # One signing name can serve two backends (ses: SES v1 at "/", SES v2 under "/v2/"; dynamodb:
+        # tables and streams, told apart by X-Amz-Target), so those take part in the key too.
+        target = environ.get("HTTP_X_AMZ_TARGET", "").split(".", 1)[0]
+        key = (match.group(2), target, path.split("/", 2)[1] if path.count("/") > 1 else "")
+        apps = self.__dict__.setdefault("_tidings_apps_by_signing_name", {})
+        app = apps.get(key)
+        if app is None:
+            app = apps[key] = original(self, environ)
+        return app
+
+    setattr(get_application, MARK, True)
+    return get_application

@@ -1,0 +1,98 @@
+"""The moto internals the local system replaces exist, and a missing one stops the start loudly."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tidings_local.stack import patches
+from tidings_local.stack.patches import PatchTargetMissing, Target, check_targets
+
+LOCAL = Path(patches.__file__).resolve().parents[1]
+PATCHED_PACKAGES = ("moto", "aws_lambda_powertools")
+
+
+def test_every_target_of_the_pinned_moto_exists_with_the_expected_parameters():
+    check_targets()
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        (Target("moto.no_such_module", "anything", ()), "cannot be imported"),
+        (Target("moto.awslambda.models", "LambdaFunction.no_such_method", ()), "'no_such_method' no longer"),
+        (Target("moto.awslambda.models", "NoSuchClass.invoke", ()), "'NoSuchClass' no longer"),
+        (Target("moto.awslambda.models", "LambdaFunction.invoke", ("self", "body")), "parameters are"),
+    ],
+)
+def test_a_missing_or_reshaped_target_is_named_in_the_error(target, reason):
+    with pytest.raises(PatchTargetMissing) as raised:
+        check_targets((target,))
+
+    assert target.name in str(raised.value)
+    assert reason in str(raised.value)
+
+
+def test_every_problem_is_listed_at_once():
+    broken = (Target("moto.no_such_module", "a", ()), Target("moto.awslambda.models", "Nope.invoke", ()))
+
+    with pytest.raises(PatchTargetMissing) as raised:
+        check_targets((*patches.TARGETS, *broken))
+
+    assert all(target.name in str(raised.value) for target in broken)
+
+
+@pytest.mark.parametrize("install", [patches.install_moto_speedups, patches.install_moto_lambda_patch])
+def test_nothing_is_installed_when_a_target_is_missing(monkeypatch, install):
+    # Given a moto whose LambdaFunction lost its invoke method
+    from moto.awslambda.models import LambdaFunction
+
+    before = LambdaFunction.invoke
+    monkeypatch.setattr(patches, "TARGETS", (Target("moto.awslambda.models", "LambdaFunction.gone", ()),))
+
+    # When a patch is installed, then the start fails and moto is untouched
+    with pytest.raises(PatchTargetMissing, match=r"LambdaFunction\.gone"):
+        install(*([None] if install is patches.install_moto_lambda_patch else []))
+    assert LambdaFunction.invoke is before
+
+
+def _patched_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PATCHED_PACKAGES):
+            names |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {
+                (alias.asname or alias.name).split(".")[0]
+                for alias in node.names
+                if alias.name.startswith(PATCHED_PACKAGES)
+            }
+    return names
+
+
+def _root(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def test_no_other_local_module_patches_moto_or_powertools():
+    offenders = []
+    for path in sorted(LOCAL.rglob("*.py")):
+        if path == Path(patches.__file__).resolve():
+            continue
+        tree = ast.parse(path.read_text())
+        imported = _patched_names(tree)
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr" and node.args:
+                targets = [ast.Attribute(value=node.args[0], attr="?")]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and _root(target) in imported:
+                    offenders.append(f"{path.relative_to(LOCAL)}:{node.lineno}")
+            if isinstance(node, ast.Call) and ast.unparse(node).startswith("contextlib.suppress(ImportError"):
+                offenders.append(f"{path.relative_to(LOCAL)}:{node.lineno} (suppressed ImportError)")
+
+    assert offenders == []
