@@ -11,21 +11,21 @@ Stripe request holds its idempotency key like a slow real one).
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import struct
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
+from tidings_local.sandboxes.base import Provider, Request, Response
 from tidings_local.sandboxes.faults import DEFAULT_HANG_SECONDS, Fault, FaultBook, FaultError
-from tidings_local.sandboxes.ratelimit import Decision, TokenBucket
+from tidings_local.sandboxes.providers import provider_class
+from tidings_local.sandboxes.ratelimit import TokenBucket
 from tidings_local.sandboxes.recording import Recorder, redact_headers
 from tidings_local.sandboxes.webhooks import WebhookDispatcher
 
@@ -35,106 +35,6 @@ if TYPE_CHECKING:
 CONTROL_PREFIX = "/_sandbox/"
 #: Bodies above this are read and discarded, never kept in memory or in the request log.
 RECORDED_BODY_LIMIT = 1_000_000
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def json(cls, status: int, payload: Any, headers: list[tuple[str, str]] | None = None) -> Response:
-        body = json.dumps(payload, indent=2).encode() + b"\n"
-        return cls(status, body, [("Content-Type", "application/json"), *(headers or [])])
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-    def set_header(self, name: str, value: str) -> None:
-        self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
-        self.headers.append((name, value))
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-    body_size: int
-    received_at: float
-    #: Seconds of injected latency still to be served when the provider starts working.
-    latency: float = 0.0
-    #: The provider's id for this request (Stripe ``req_...``, Twilio ``RQ...``), once assigned.
-    request_id: str | None = None
-    form: Any = None
-    json: Any = None
-    record: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def query_params(self) -> dict[str, list[str]]:
-        return parse_qs(self.query, keep_blank_values=True)
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
-
-    def json_body(self) -> Any:
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            return None
-
-
-class Provider:
-    """What differs between providers. Subclasses override what they need."""
-
-    name = "provider"
-    server_header = "sandbox"
-    max_body_bytes = 30 * 1024 * 1024
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.lock = threading.RLock()
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget every object created and restore the documented credentials."""
-
-    def parse(self, request: Request) -> None:
-        """Fill ``request.form`` / ``request.json`` (for recording) from the raw body."""
-
-    def handle(self, request: Request) -> Response:
-        self.sandbox.pause(request)
-        return self.route(request)
-
-    def route(self, request: Request) -> Response:
-        raise NotImplementedError
-
-    def error_response(self, status: int, retry_after: int | None = None) -> Response:
-        """The provider's own body for an injected 4xx/5xx (and 429 with Retry-After)."""
-        raise NotImplementedError
-
-    def rate_limited(self, decision: Decision) -> Response:
-        return self.error_response(429, decision.retry_after)
-
-    def too_large(self) -> Response:
-        return self.error_response(413)
-
-    def finalize(self, request: Request, response: Response, decision: Decision | None) -> None:
-        """Add the headers the provider puts on every response (request ids, rate-limit state)."""
-
-    def control(self, request: Request, subpath: str) -> Response | None:
-        """Provider-specific control endpoints under /_sandbox/<name>/."""
-        return None
-
-    def set_credentials(self, values: dict[str, Any]) -> None:
-        raise ValueError("this sandbox has no settable credentials")
-
-    def describe(self) -> dict[str, Any]:
-        return {}
 
 
 class _Server(ThreadingHTTPServer):
@@ -264,15 +164,15 @@ class Sandbox:
         webhook_retry_delays: list[float] | None = None,
         verbose: bool = False,
     ) -> None:
-        from tidings_local.sandboxes.providers import provider_class
-
         self.name = provider
         self.verbose = verbose
         self.faults = FaultBook()
         self.limiter = TokenBucket()
         self.recorder = Recorder()
         self.stopping = threading.Event()
-        self.webhooks = WebhookDispatcher(self, url=webhook_url, retry_delays=webhook_retry_delays)
+        self.webhooks = WebhookDispatcher(
+            provider, self.stopping, url=webhook_url, retry_delays=webhook_retry_delays
+        )
         self._server = _Server((host, port), _Handler)
         self._server.sandbox = self
         self.host, self.port = self._server.server_address[:2]

@@ -17,14 +17,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
-if TYPE_CHECKING:
-    from tidings_local.sandboxes.core import Sandbox
 
 DEFAULT_RETRY_DELAYS = (0.05, 0.1, 0.2)
 DELIVERY_TIMEOUT_SECONDS = 5.0
@@ -63,10 +60,18 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, str | Itera
 
 
 class WebhookDispatcher:
+    """One sandbox's outbound webhooks; ``stopping`` is its sandbox's stop signal."""
+
     def __init__(
-        self, sandbox: Sandbox, *, url: str | None = None, retry_delays: Iterable[float] | None = None
+        self,
+        provider: str,
+        stopping: threading.Event,
+        *,
+        url: str | None = None,
+        retry_delays: Iterable[float] | None = None,
     ) -> None:
-        self._sandbox = sandbox
+        self._provider = provider
+        self._stopping = stopping
         self.url = url
         self.retry_delays = tuple(float(d) for d in (retry_delays or DEFAULT_RETRY_DELAYS))
         self._initial = (self.url, self.retry_delays)
@@ -101,7 +106,7 @@ class WebhookDispatcher:
             self._pending += 1
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._run, name=f"webhooks-{self._sandbox.name}", daemon=True
+                    target=self._run, name=f"webhooks-{self._provider}", daemon=True
                 )
                 self._thread.start()
             self._jobs.put((self._generation, job))
@@ -114,7 +119,7 @@ class WebhookDispatcher:
             generation, job = item
             try:
                 # A job submitted before a reset belongs to a world the test has already forgotten.
-                if not self._sandbox.stopping.is_set() and generation == self._generation:
+                if not self._stopping.is_set() and generation == self._generation:
                     self._job_generation = generation
                     job()
             except Exception as exc:  # a broken job must not stop later deliveries
@@ -153,7 +158,7 @@ class WebhookDispatcher:
         delays = self.retry_delays if retries is None else self.retry_delays[:retries]
         record: dict[str, Any] = {
             "id": next(self._ids),
-            "provider": self._sandbox.name,
+            "provider": self._provider,
             "event": event,
             "url": target,
             "headers": {},
@@ -167,10 +172,10 @@ class WebhookDispatcher:
             self._deliveries.append(record)
         for attempt, delay in enumerate((0.0, *delays)):
             if attempt and delay:
-                self._sandbox.stopping.wait(delay)
-            if self._sandbox.stopping.is_set() or generation != self._generation:
+                self._stopping.wait(delay)
+            if self._stopping.is_set() or generation != self._generation:
                 break
-            headers = {"Content-Type": content_type, "User-Agent": _user_agent(self._sandbox.name)}
+            headers = {"Content-Type": content_type, "User-Agent": _user_agent(self._provider)}
             headers.update(sign())
             record["headers"] = headers
             outcome: dict[str, Any] = {"at": time.time(), "status": None, "error": None}

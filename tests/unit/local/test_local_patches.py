@@ -8,6 +8,8 @@ import pytest
 from tidings_local.stack import patches
 from tidings_local.stack.patches import PatchTargetMissing, Target, check_targets
 
+pytestmark = pytest.mark.unit
+
 LOCAL = Path(patches.__file__).resolve().parents[1]
 PATCHED_PACKAGES = ("moto", "aws_lambda_powertools")
 

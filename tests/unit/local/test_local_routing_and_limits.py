@@ -9,6 +9,8 @@ from tidings_local.stack.api_gateway import compile_route, match_route
 from tidings_local.stack.deployer import Deployer, HttpApi, Route
 from tidings_local.stack.template import TemplateError, load_template
 
+pytestmark = pytest.mark.unit
+
 FUNCTION = "arn:aws:lambda:eu-west-1:123456789012:function:f"
 
 

@@ -22,8 +22,7 @@ import time
 from typing import Any
 
 from tidings_local.sandboxes import credentials
-from tidings_local.sandboxes.core import Provider, Request, Response
-from tidings_local.sandboxes.providers import random_hex
+from tidings_local.sandboxes.base import Provider, Request, Response, random_hex
 from tidings_local.sandboxes.ratelimit import Decision
 from tidings_local.sandboxes.webhooks import sendgrid_signature
 

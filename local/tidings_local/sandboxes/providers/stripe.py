@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidings_local.sandboxes import credentials
-from tidings_local.sandboxes.core import Provider, Request, Response
+from tidings_local.sandboxes.base import Provider, Request, Response, random_alnum
 from tidings_local.sandboxes.forms import FormError, decode_nested
-from tidings_local.sandboxes.providers import random_alnum
 from tidings_local.sandboxes.ratelimit import Decision
 from tidings_local.sandboxes.webhooks import stripe_signature_header
 

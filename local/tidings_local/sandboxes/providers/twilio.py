@@ -27,9 +27,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from tidings_local.sandboxes import credentials
-from tidings_local.sandboxes.core import Provider, Request, Response
+from tidings_local.sandboxes.base import Provider, Request, Response, random_alnum, random_hex
 from tidings_local.sandboxes.forms import decode_flat
-from tidings_local.sandboxes.providers import random_alnum, random_hex
 from tidings_local.sandboxes.ratelimit import Decision
 from tidings_local.sandboxes.webhooks import twilio_signature
 
