@@ -17,10 +17,10 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-from tidings.config import load_settings
+from tidings.config import load, load_settings
 from tidings.resilience.timing import FakeClock
 from tidings.rotation import build_rotator
-from tidings.rotation.settings import load_rotation_settings
+from tidings.rotation.settings import RotationSettings
 from tidings_local.sandboxes import Sandbox, credentials, start_sandbox
 
 REGION = "eu-west-1"
@@ -110,7 +110,7 @@ def rotator(sandbox, aws, clock):
         clients.append(http)
         return build_rotator(
             load_settings(env),
-            load_rotation_settings(env),
+            load(RotationSettings, env),
             secrets_client=aws["client"],
             http=http,
             clock=clock,

@@ -6,7 +6,6 @@ every function reads); these are the rotation's own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated
 
@@ -38,10 +37,6 @@ class RotationSettings(TidingsSettings):
         return value
 
 
-def load_rotation_settings(environ: Mapping[str, str] | None = None) -> RotationSettings:
-    return load(RotationSettings, environ)
-
-
 @lru_cache(maxsize=1)
 def get_rotation_settings() -> RotationSettings:
-    return load_rotation_settings()
+    return load(RotationSettings)
