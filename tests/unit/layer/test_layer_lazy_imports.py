@@ -3,8 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +61,57 @@ def test_importing_the_package_imports_no_provider_code():
     assert "tidings.providers.twilio" not in output
     assert "tidings.providers.factory" not in output
     assert "tidings.resilience" not in output
+
+
+HANDLER_ENV = {
+    "NOTIFICATIONS_TABLE": "notifications",
+    "IDEMPOTENCY_TABLE": "idempotency",
+    "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:saga",
+    "WEBHOOK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks",
+    "WEBHOOK_EVENTS_TABLE": "webhook-events",
+    "STRIPE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s",
+    "SENDGRID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:g",
+    "TWILIO_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+    "REDELIVERY_MAX_TRIES": "6",
+    "REDELIVERY_BASE_DELAY_SECONDS": "60",
+    "REDELIVERY_MAX_DELAY_SECONDS": "3600",
+    "EMAIL_DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/email-dlq",
+    "SMS_DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/sms-dlq",
+    "NOT_FINAL_AFTER_MINUTES": "30",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+COLD_START = """
+import importlib.util, json, sys
+import botocore.session
+import tidings.observability  # Powertools' Tracer: the X-Ray SDK builds its own client when imported
+
+def no_client(*args, **kwargs):
+    raise RuntimeError("an AWS client was built at import time")
+
+botocore.session.Session.create_client = no_client
+name = sys.argv[1]
+spec = importlib.util.spec_from_file_location(name + "_app", f"functions/{name}/app.py")
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("tidings"))))
+"""
+
+
+@pytest.mark.parametrize(
+    "function", ["webhook_receiver", "webhook_processor", "retry_delivery", "notify_api"]
+)
+def test_a_composition_root_builds_no_client_and_imports_no_provider_at_cold_start(function):
+    # Given a fresh interpreter with the function's settings, where building any AWS client fails
+    # When the handler module is imported (a Lambda cold start)
+    output = subprocess.run(
+        [sys.executable, "-c", COLD_START, function],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**HANDLER_ENV, "PATH": ""},
+    ).stdout.splitlines()[-1]
+    # Then it succeeded without a client, and no provider client code was imported
+    loaded = json.loads(output)
+    assert not [module for module in loaded if module.startswith("tidings.providers.")]

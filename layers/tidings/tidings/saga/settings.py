@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from tidings.config import load
+from tidings.config import TidingsSettings, load
 from tidings.notifications.settings import StoreSettings
 
 
@@ -36,6 +36,17 @@ class RedeliverySettings(StepSettings):
     sms_dead_letter_queue_url: str = Field(alias="SMS_DEAD_LETTER_QUEUE_URL", min_length=1)
 
 
+class SweepSettings(TidingsSettings):
+    """SweepSagas: which saga to watch and when a running notification counts as not final."""
+
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:aws[\w-]*:states:")
+    not_final_after_minutes: float = Field(alias="NOT_FINAL_AFTER_MINUTES", gt=0)
+
+    @property
+    def not_final_after_seconds(self) -> float:
+        return self.not_final_after_minutes * 60
+
+
 @lru_cache(maxsize=1)
 def step_settings() -> StepSettings:
     return load(StepSettings)
@@ -44,3 +55,8 @@ def step_settings() -> StepSettings:
 @lru_cache(maxsize=1)
 def redelivery_settings() -> RedeliverySettings:
     return load(RedeliverySettings)
+
+
+@lru_cache(maxsize=1)
+def sweep_settings() -> SweepSettings:
+    return load(SweepSettings)

@@ -10,6 +10,7 @@ failures are reported record by record. Clients are built on first use, once per
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -69,12 +70,6 @@ class WebhookConsumer:
             expires_after_seconds=settings.dedupe_ttl_seconds,
             response_hook=_already_processed,
         )
-        self.process_event = idempotent_function(
-            data_keyword_argument="event",
-            persistence_store=DynamoDBPersistenceLayer(table_name=settings.dedupe_table),
-            config=self.idempotency,
-            key_prefix=f"{settings.function_name}.{_RECORD_KEY_FUNCTION}",
-        )(self._apply)
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         self.idempotency.register_lambda_context(context)
@@ -117,6 +112,17 @@ class WebhookConsumer:
         return outcome.model_dump()
 
     # --- collaborators, built on first use (tests replace them) ----------------------------------
+    @cached_property
+    def process_event(self) -> Callable[..., dict[str, Any]]:
+        """``_apply`` once per event identity (Powertools idempotency; its table is first touched on a
+        record)."""
+        return idempotent_function(
+            data_keyword_argument="event",
+            persistence_store=DynamoDBPersistenceLayer(table_name=self.settings.dedupe_table),
+            config=self.idempotency,
+            key_prefix=f"{self.settings.function_name}.{_RECORD_KEY_FUNCTION}",
+        )(self._apply)
+
     @cached_property
     def ledger(self) -> DynamoNotificationLedger:
         import boto3
