@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "tidings_local.sandboxes.cli",  # tidings sandbox serve|fault|requests|reset
     "tidings_local.stack.cli",  # tidings local up|invoke|start-api|token
     "tidings_local.console.cli",  # tidings console
+    "tidings_local.cost.cli",  # tidings cost
 )
 
 

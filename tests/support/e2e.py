@@ -46,6 +46,9 @@ FAST_SAGA = {
     "RedeliveryMaxTries": "3",
     "RedeliveryBaseDelaySeconds": "1",
     "RedeliveryMaxDelaySeconds": "2",
+    # A test sends a handful of notifications, not a 5-minute period of traffic: a provider's error rate
+    # counts from 3 calls (the breaker opens after 5 failures and then spares the rest).
+    "ProviderErrorRateMinimumCalls": "3",
 }
 
 
