@@ -1,4 +1,4 @@
-"""RecordOutcome: decide the notification's one final status from the execution's state and record it."""
+"""RecordOutcome: decide the notification's one final status from what the steps wrote and record it."""
 
 from __future__ import annotations
 
@@ -7,26 +7,17 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
 
 from tidings.observability import logger, metrics, tracer
+from tidings.saga.outcome import OutcomeInput
 from tidings.saga.steps import get_steps
-
-
-class SagaState(BaseModel):
-    """The execution's whole state: the notification id plus each step's ``<Step>Result``/``<Step>Error``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    notification_id: str
-    delivery_policy: dict[str, str]
 
 
 @logger.inject_lambda_context(correlation_id_path="notification_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@event_parser(model=SagaState)
-def lambda_handler(event: SagaState, context: LambdaContext) -> dict[str, Any]:
+@event_parser(model=OutcomeInput)
+def lambda_handler(event: OutcomeInput, context: LambdaContext) -> dict[str, Any]:
     outcome = get_steps().record_outcome(event.model_dump())
     logger.info("notification finished", status=outcome["status"], reason=outcome["reason"])
     metrics.add_dimension(name="status", value=outcome["status"])

@@ -56,3 +56,102 @@ def test_a_step_renamed_in_the_table_is_renamed_in_the_definition_and_still_read
     assert states["SendSmsThroughTwilio"]["Catch"][-1]["Next"] == "SendSmsViaSns"
     assert decided.status == NotificationStatus.DELIVERED
     assert decided.channels["sms"].status == ChannelStatus.SENT
+
+
+class _Reading(dict):
+    """An execution state that remembers every key read from it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+ERROR = {"Error": "ProviderUnavailable", "Cause": "{}"}
+WRITES = [
+    pytest.param({"SendReceiptEmailResult": SENT, "SendSmsResult": SENT}, id="delivered"),
+    pytest.param({"ChargePaymentError": {"Error": "PaymentDeclined", "Cause": "{}"}}, id="declined"),
+    pytest.param({"CancelPaymentResult": {"outcome": "cancelled"}}, id="3ds-timeout"),
+    pytest.param(
+        {"SendReceiptEmailError": ERROR, "SendReceiptEmailViaSesError": ERROR, "RefundPaymentResult": SENT},
+        id="compensated",
+    ),
+    pytest.param(
+        {
+            "SendReceiptEmailResult": SENT,
+            "SendSmsError": ERROR,
+            "SendSmsViaSnsError": ERROR,
+            "ParkSmsResult": {},
+        },
+        id="sms-parked",
+    ),
+    pytest.param(
+        {"SendReceiptEmailResult": SENT, "SmsOutageError": ERROR, "ParkRefundResult": {}}, id="refund-parked"
+    ),
+]
+
+
+@pytest.mark.parametrize("writes", WRITES)
+def test_the_outcome_reads_only_what_record_outcome_is_given(writes):
+    policy = {"email": "required", "sms": "required"}
+    state = _Reading(result_paths.execution_input("n-1", policy) | writes)
+    outcome.decide(state)
+    assert state.read <= {"delivery_policy", *result_paths.outcome_inputs()}
+
+
+@pytest.mark.parametrize("writes", WRITES)
+def test_a_key_left_null_decides_as_a_key_never_written(writes):
+    policy = {"email": "required", "sms": "best_effort"}
+    written_only = {"notification_id": "n-1", "delivery_policy": policy, **writes}
+    assert outcome.decide(result_paths.execution_input("n-1", policy) | writes) == outcome.decide(
+        written_only
+    )
+
+
+def test_record_outcome_is_given_the_notification_its_policy_and_only_the_outcomes_keys():
+    record = definition.build()["States"]["RecordOutcome"]
+    assert "Payload.$" not in record["Parameters"]
+    payload = record["Parameters"]["Payload"]
+    assert payload == {
+        "notification_id.$": "$.notification_id",
+        "delivery_policy.$": "$.delivery_policy",
+        **{f"{key}.$": f"$.{key}" for key in result_paths.outcome_inputs()},
+    }
+    # The charge's own result (its PaymentIntent id) and the outcome of an earlier try stay out.
+    assert "ChargePaymentResult.$" not in payload
+    assert "Outcome.$" not in payload
+
+
+def test_record_outcome_decides_an_earlier_definitions_whole_state_from_the_same_keys():
+    # Given the whole state an execution started on the earlier definition hands over (no nulls)
+    whole = {
+        "notification_id": "n-1",
+        "delivery_policy": {"email": "required", "sms": "best_effort"},
+        "ChargePaymentResult": {"status": "succeeded", "payment_intent_id": "pi_1"},
+        "SendReceiptEmailResult": SENT,
+        "SendSmsError": ERROR,
+        "SendSmsViaSnsResult": SENT,
+    }
+
+    # When RecordOutcome parses it, and the explicit input of the same run
+    parsed = outcome.OutcomeInput.model_validate(whole).model_dump()
+    explicit = outcome.OutcomeInput.model_validate(
+        result_paths.execution_input("n-1", whole["delivery_policy"])
+        | {key: whole[key] for key in ("SendReceiptEmailResult", "SendSmsError", "SendSmsViaSnsResult")}
+    ).model_dump()
+
+    # Then only the outcome's keys are kept, and both decide the same status
+    assert "ChargePaymentResult" not in parsed
+    assert outcome.decide(parsed) == outcome.decide(explicit)
+    assert outcome.decide(parsed).status == NotificationStatus.DELIVERED_WITH_FALLBACK

@@ -20,6 +20,7 @@ from tidings.notifications.models import ChannelStatus, NotificationRequest, Not
 from tidings.notifications.store import NotificationNotFound, NotificationStore, now_iso
 from tidings.observability import mask_email, mask_phone
 from tidings.saga.keys import notification_id_for
+from tidings.saga.result_paths import execution_input as saga_input
 
 BULK_NAMESPACE = uuid.UUID("0b8e3a5c-7f0e-4d55-8c3e-5e9a1f6b2d17")
 #: Notification ids per bulk queue message: one consumer invocation starts this many sagas.
@@ -62,12 +63,10 @@ class NotificationService:
     def start(self, notification_id: str) -> str:
         """Start (or find) the one execution of this notification: its name is the notification id."""
         notification = self.store.get(notification_id)
-        execution_input = {
-            "notification_id": notification_id,
-            "delivery_policy": {
-                name: channel["policy"] for name, channel in notification["channels"].items()
-            },
-        }
+        execution_input = saga_input(
+            notification_id,
+            {name: channel["policy"] for name, channel in notification["channels"].items()},
+        )
         client = self.stepfunctions()
         try:
             arn = client.start_execution(

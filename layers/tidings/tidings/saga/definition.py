@@ -474,6 +474,16 @@ def _compensation() -> dict[str, State]:
     }
 
 
+def outcome_input() -> State:
+    """RecordOutcome's payload: the notification, its policy, and only what the status depends on.
+
+    Each key is selected by name (`result_paths.outcome_inputs`); the notify API starts every execution
+    with them null, since a JSONPath that selects a missing key fails the state.
+    """
+    selected: State = notification_id() | {f"{paths.DELIVERY_POLICY}.$": f"$.{paths.DELIVERY_POLICY}"}
+    return selected | {f"{key}.$": f"$.{key}" for key in paths.outcome_inputs()}
+
+
 def _finish() -> dict[str, State]:
     record = paths.RECORD_OUTCOME
     return {
@@ -481,7 +491,7 @@ def _finish() -> dict[str, State]:
             record,
             "Decide the one final status from what happened and record it with every channel's outcome.",
             "arn:aws:states:::lambda:invoke",
-            {"FunctionName": arn("RecordOutcomeFunctionArn"), "Payload.$": "$"},
+            {"FunctionName": arn("RecordOutcomeFunctionArn"), "Payload": outcome_input()},
             selector=payload_fields(("notification_id", "status", "reason")),
             then=CHECK_OUTCOME,
             retry=[LAMBDA_SERVICE_RETRY, ANY_ERROR_RETRY],

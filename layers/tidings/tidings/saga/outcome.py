@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from tidings import errors
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.saga import result_paths as paths
@@ -31,6 +33,29 @@ class Outcome:
     status: NotificationStatus
     reason: str | None
     channels: dict[str, ChannelOutcome] = field(default_factory=dict)
+
+
+class OutcomeInput(BaseModel):
+    """RecordOutcome's input: the notification, its delivery policy, and what each step wrote.
+
+    The state machine selects exactly ``result_paths.outcome_inputs()`` (null where a step did not run).
+    Any other key is dropped, so an execution started on an earlier definition, which handed over its
+    whole state, is decided from the same keys.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, dict[str, Any] | None] = Field(init=False)
+
+    notification_id: str
+    delivery_policy: dict[str, str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_what_the_outcome_reads(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {paths.NOTIFICATION_ID, paths.DELIVERY_POLICY, *paths.outcome_inputs()}
+        return {key: value for key, value in data.items() if key in known}
 
 
 def _wrote(state: dict[str, Any], key: str | None) -> bool:

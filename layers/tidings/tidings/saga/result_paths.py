@@ -33,6 +33,11 @@ class Step:
         return f"$.{self.error}"
 
     @property
+    def caught(self) -> str:
+        """The key a caught error is written under."""
+        return self.error_path.removeprefix("$.")
+
+    @property
     def keys(self) -> tuple[str, ...]:
         return (self.result,) if self.error is None else (self.result, self.error)
 
@@ -90,3 +95,35 @@ SMS = Channel(
     park_and_wait=Step("ParkSmsInOutageQueueAndWait", "SmsOutageResult", "SmsOutageError"),
 )
 CHANNELS: tuple[Channel, ...] = (EMAIL, SMS)
+
+
+def outcome_inputs() -> tuple[str, ...]:
+    """The keys RecordOutcome is given besides the notification id and policy: what the status depends on.
+
+    RecordOutcome's ``Parameters`` select each of them by JSONPath, and a JSONPath that selects a missing
+    key fails the state (``States.Runtime``), so every execution starts with all of them null
+    (:func:`execution_input`) and a step that runs overwrites its own.
+    """
+    # Not the charge's or the 3-D Secure wait's results, nor a refund's or a cancellation's error (the
+    # park that follows says it): they do not change the status.
+    keys = [
+        CHARGE_PAYMENT.caught,
+        WAIT_FOR_PAYMENT_ACTION.caught,
+        CANCEL_PAYMENT.result,
+        REFUND_PAYMENT.result,
+    ]
+    keys += [step.result for step in (PARK_UNCERTAIN_CHARGE, PARK_CANCELLATION, PARK_REFUND)]
+    for channel in CHANNELS:
+        keys += [*channel.primary.keys, *channel.fallback.keys, channel.park.result]
+        keys += list(channel.park_and_wait.keys) if channel.park_and_wait else []
+    return tuple(keys)
+
+
+def execution_input(notification_id: str, delivery_policy: dict[str, str]) -> dict[str, object]:
+    """The input every execution starts with: ids and the policy only (never contact details), and a null
+    for each key RecordOutcome reads."""
+    return {
+        NOTIFICATION_ID: notification_id,
+        DELIVERY_POLICY: delivery_policy,
+        **dict.fromkeys(outcome_inputs()),
+    }
