@@ -57,3 +57,30 @@ def test_an_unreadable_secret_is_an_auth_failure(aws):
     with pytest.raises(errors.AuthenticationFailed) as raised:
         CredentialStore(client=aws["secretsmanager"]).get("stripe", "tidings/test/missing")
     assert raised.value.code == "secret_unavailable"
+
+
+def test_signing_keys_come_from_the_same_cache_and_are_masked_during_a_roll(aws):
+    # Given a Stripe secret in the middle of a webhook key roll
+    arn = put_secret(
+        aws,
+        "tidings/test/stripe-roll",
+        {
+            "api_key": "sk_test_unit_roll_key",
+            "webhook_secret": "unit-new-signing-secret",
+            "previous_webhook_secret": "unit-old-signing-secret",
+            "previous_valid_until": 1767225600,
+        },
+    )
+    store = CredentialStore(ttl_seconds=300, client=aws["secretsmanager"])
+    # When the webhook receiver reads it as stored
+    secret = store.secret("stripe", arn)
+    # Then it sees both keys and the roll's end, and neither key can reach a log line
+    assert secret["previous_webhook_secret"] == "unit-old-signing-secret"
+    assert secret["previous_valid_until"] == 1767225600
+    for key in ("unit-new-signing-secret", "unit-old-signing-secret"):
+        assert key not in redact(f"oops {key}")
+    # And it is cached until cleared, like the providers' credentials
+    aws["secretsmanager"].put_secret_value(SecretId=arn, SecretString=json.dumps({"webhook_secret": "x" * 8}))
+    assert store.secret("stripe", arn)["webhook_secret"] == "unit-new-signing-secret"
+    store.clear()
+    assert store.secret("stripe", arn)["webhook_secret"] == "x" * 8
