@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring
+.PHONY: screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring
 
 setup: $(VENV)/.synced-compiled
 
@@ -31,6 +31,7 @@ run: setup
 # The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff,
 # sam validate --lint); the slowest tests are listed at the end so the suite's cost stays visible.
 test: lint
+	scripts/ensure-chromium
 	$(BIN)/pytest --durations=15
 
 # The opt-in load run: a bulk request of TIDINGS_BULK_ITEMS (default 1,000) under hard provider rate
@@ -45,7 +46,13 @@ integration: setup
 	$(BIN)/pytest tests/integration
 
 e2e: setup
+	scripts/ensure-chromium
 	$(BIN)/pytest tests/e2e
+
+# Screenshots of the local console and a timeline chart, for the README (docs/images/).
+screenshots: setup
+	scripts/ensure-chromium
+	TIDINGS_SCREENSHOT_DIR=docs/images $(BIN)/pytest -p no:cacheprovider tests/e2e/test_console_browser.py
 
 lint: setup
 	$(BIN)/ruff check .

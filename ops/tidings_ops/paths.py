@@ -1,9 +1,9 @@
 """The path an execution took through the state machine, from its history: what the console's graph
 colours, and what ``tidings executions show`` prints.
 
-Each state on the path is one of: ``succeeded`` (left without an error), ``retried`` (a task failed and
-was scheduled again, then succeeded), ``caught`` (left on an error a Catch handled), ``failed`` (the
-execution failed in it), or ``running`` (entered, not left yet).
+Each state on the path carries its input and output (redacted) and is one of: ``succeeded`` (left
+without an error), ``retried`` (a task failed and was scheduled again, then succeeded), ``caught`` (left
+on an error a Catch handled), ``failed`` (the execution failed in it), or ``running`` (not left yet).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def state_path(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "errors": [],
                 "entered": _iso(event.get("timestamp")),
                 "exited": None,
+                "input": _data(event.get("stateEnteredEventDetails", {}).get("input")),
+                "output": None,
             }
             path.append(current)
             pending_error = None
@@ -40,6 +42,7 @@ def state_path(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 current["errors"].append(pending_error)
         elif kind.endswith("StateExited") and current is not None:
             current["exited"] = _iso(event.get("timestamp"))
+            current["output"] = _data(event.get("stateExitedEventDetails", {}).get("output"))
             if pending_error:
                 current["status"] = "caught"
                 current["caught"] = pending_error
@@ -56,6 +59,20 @@ def state_path(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if detail.get("error"):
                 current["errors"].append(detail["error"])
     return path
+
+
+def _data(text: str | None) -> Any:
+    """A state's input or output, parsed and redacted (it carries ids, but a result may hold more)."""
+    import json
+
+    from tidings.observability import redact
+
+    if text is None:
+        return None
+    try:
+        return redact(json.loads(text))
+    except ValueError:
+        return redact(text)
 
 
 def _iso(value: Any) -> str | None:

@@ -85,7 +85,8 @@ def bars(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def draw(timeline: dict[str, Any], path: str, fmt: str = "svg") -> None:
+def draw(timeline: dict[str, Any], path: Any, fmt: str = "svg") -> None:
+    """Write the chart to ``path`` (a file name or a binary file object) as SVG or PNG."""
     import matplotlib
 
     matplotlib.use("Agg")

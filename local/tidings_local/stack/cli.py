@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--issuer-port", type=int, default=3001)
     up.add_argument("--moto-port", type=int, default=4566)
+    up.add_argument("--console-port", type=int, default=8080, help="the local console's port (0: any)")
     up.add_argument("--no-sandboxes", action="store_true")
     _serving_options(up)
     _common(up)
@@ -234,9 +235,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     with LocalSystem.start(
         **_serving_system_options(args), sandboxes=not args.no_sandboxes, sandbox_ports=DEFAULT_SANDBOX_PORTS
     ) as system:
+        from tidings_local.console.server import for_local_system
+
+        console = for_local_system(system, port=args.console_port)
         _write_endpoints(system)
         print(_banner(system), file=sys.stderr)
-        _serve_until_stopped()
+        print(
+            f"  Console        {console.url}  (notifications, executions, DLQs, fault switches)\n",
+            file=sys.stderr,
+        )
+        try:
+            _serve_until_stopped()
+        finally:
+            console.close()
     ENDPOINTS_FILE.unlink(missing_ok=True)
     return 0
 
