@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring
+.PHONY: screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
 
 setup: $(VENV)/.synced-compiled
 
@@ -81,6 +81,11 @@ requirements: $(UV)
 # sam build needs python3.13 on PATH (the runtime's exact minor version).
 build: setup
 	PATH="$$(dirname "$$(scripts/find-python313)"):$$PATH" $(BIN)/sam build --parallel
+
+# docs/architecture.svg (and .dot), drawn from template.yaml with Graphviz (installed when missing).
+architecture: setup
+	scripts/ensure-graphviz
+	$(BIN)/python -m tidings_local.architecture
 
 # Alarms, log groups and the dashboard in template.yaml, from local/tidings_local/monitoring.py.
 monitoring: setup
