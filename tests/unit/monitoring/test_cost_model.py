@@ -78,3 +78,11 @@ def test_the_premium_is_what_fallbacks_cost_beyond_a_plain_delivery():
     assert summary["per_1000_sagas"] == pytest.approx(
         500 * (price(plain, prices).total + price(fallback, prices).total)
     )
+
+
+def test_tidings_cost_is_a_command_with_json_and_prices_options():
+    from tidings_local.cli import build_parser
+
+    args = build_parser().parse_args(["cost", "--local", "--json", "--last", "5", "--prices", "p.toml"])
+    assert args.command == "cost"
+    assert (args.json, args.last, str(args.prices)) == (True, 5, "p.toml")
