@@ -116,8 +116,11 @@ class Operations:
             found = self.store.get_many(names)
         rows = []
         for name in names:
-            item = found.get(name)
-            if item is None or not _matches(item, chosen):
+            notification = found.get(name)
+            if notification is None:
+                continue
+            item = notification.model_dump(mode="json", exclude_none=True)
+            if not _matches(item, chosen):
                 continue
             rows.append(summary(item))
             if len(rows) == limit:
@@ -132,7 +135,7 @@ class Operations:
             with self._call("DynamoDB GetItem"):
                 item = self.store.get(notification_id)
                 service = NotificationService(self.store, lambda: None, lambda: None, "")
-                return service.status(item["client_id"], notification_id)
+                return service.status(item.client_id, notification_id).model_dump(mode="json")
         except NotificationNotFound:
             raise OperatorError(f"No notification {notification_id} on {self.target.where}.") from None
 
@@ -151,9 +154,9 @@ class Operations:
 
         try:
             with self._call("DynamoDB Query"):
-                meta, _items = self.store.get_bulk(bulk_id)
+                bulk = self.store.get_bulk(bulk_id)
                 service = NotificationService(self.store, lambda: None, lambda: None, "")
-                return service.bulk_status(meta["client_id"], bulk_id)
+                return service.bulk_status(bulk.client_id, bulk_id).model_dump(mode="json")
         except NotificationNotFound:
             raise OperatorError(f"No bulk request {bulk_id} on {self.target.where}.") from None
 
@@ -259,7 +262,7 @@ class Operations:
             if (execution["started"] or "") < cutoff and (execution["stopped"] or "9") < cutoff:
                 continue
             with self._call("DynamoDB Query"):
-                events = self.store.timeline(execution["name"])
+                events = [event.model_dump(mode="json") for event in self.store.timeline(execution["name"])]
             for event in events:
                 if event.get("outcome") != "failed" or str(event.get("at", "")) < cutoff:
                     continue

@@ -69,11 +69,13 @@ def replay_notification(
     from tidings_ops.operations import FINAL
 
     try:
-        item = ops.store.get(notification_id)
+        stored = ops.store.get(notification_id)
     except NotificationNotFound:
         raise OperatorError(f"No notification {notification_id} on {ops.target.where}.") from None
     suffix = "replay-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    request = NotificationRequest.model_validate(replay_request(item, suffix))
+    request = NotificationRequest.model_validate(
+        replay_request(stored.model_dump(mode="json", exclude_none=True), suffix)
+    )
     service = NotificationService(
         store=ops.store,
         stepfunctions=lambda: ops.target.client("stepfunctions"),
@@ -81,8 +83,8 @@ def replay_notification(
         state_machine_arn=ops.resources.state_machine_arn,
     )
     with ops._call("Step Functions StartExecution"):
-        accepted = service.submit(item["client_id"], suffix + notification_id, request)
-    replay_id = accepted["notification_id"]
+        accepted = service.submit(stored.client_id, suffix + notification_id, request)
+    replay_id = accepted.notification_id
     if on_change:
         on_change(f"replaying as {replay_id}")
     deadline = time.monotonic() + wait

@@ -15,6 +15,15 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tidings.notifications.models import (
+    ChannelRecord,
+    Customer,
+    Notification,
+    PaymentRecord,
+    Receipt,
+    SmsContent,
+    TimelineEvent,
+)
 from tidings.notifications.store import NotificationStore
 from tidings.providers.models import RefundResult
 from tidings.webhooks.compensation import RefundCompensator
@@ -29,29 +38,36 @@ def notification(
     notification_id = str(uuid.uuid4())
     store = NotificationStore(aws.dynamodb.Table(aws.env["NOTIFICATIONS_TABLE"]))
     store.create(
-        {
-            "notification_id": notification_id,
-            "status": "delivered",
-            "payment": {
-                "amount": 1999,
-                "currency": "gbp",
-                "payment_intent_id": f"pi_{notification_id[:8]}",
-                "status": payment_status,
+        Notification(
+            notification_id=notification_id,
+            client_id="client-a",
+            order_reference=f"order-{notification_id[:8]}",
+            status="delivered",
+            created_at=store.now(),
+            customer=Customer(name="Ada Lovelace", email="ada@example.com", phone="+447700900123"),
+            payment=PaymentRecord(
+                amount=1999,
+                currency="gbp",
+                payment_method="pm_card_visa",
+                payment_intent_id=f"pi_{notification_id[:8]}",
+                status=payment_status,
+            ),
+            receipt=Receipt(subject="Your receipt", text="Thank you."),
+            sms=SmsContent(text="Paid, thank you."),
+            channels={
+                "email": ChannelRecord(policy=email_policy, status=channel_status),
+                "sms": ChannelRecord(policy="best_effort", status=channel_status),
             },
-            "channels": {
-                "email": {"policy": email_policy, "status": channel_status},
-                "sms": {"policy": "best_effort", "status": channel_status},
-            },
-        }
+        )
     )
     return notification_id
 
 
-def meta(aws, notification_id: str) -> dict:
+def meta(aws, notification_id: str) -> Notification:
     return NotificationStore(aws.dynamodb.Table(aws.env["NOTIFICATIONS_TABLE"])).get(notification_id)
 
 
-def timeline(aws, notification_id: str) -> list[dict]:
+def timeline(aws, notification_id: str) -> list[TimelineEvent]:
     return NotificationStore(aws.dynamodb.Table(aws.env["NOTIFICATIONS_TABLE"])).timeline(notification_id)
 
 
@@ -198,9 +214,9 @@ def test_stripe_success_resumes_the_waiting_saga_once(processor, aws, context, w
     described = waiting_saga.finished()
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"])["payment_intent_id"] == "pi_3ds"
-    entries = [e for e in timeline(aws, waiting_saga.notification_id) if e["step"] == "WebhookStripe"]
-    assert [e["outcome"] for e in entries] == ["payment_intent.succeeded"]
-    assert "payment_task_token" not in meta(aws, waiting_saga.notification_id)
+    entries = [e for e in timeline(aws, waiting_saga.notification_id) if e.step == "WebhookStripe"]
+    assert [e.outcome for e in entries] == ["payment_intent.succeeded"]
+    assert meta(aws, waiting_saga.notification_id).payment_task_token is None
 
 
 def test_stripe_payment_failure_fails_the_wait_as_a_declined_payment(processor, aws, context, waiting_saga):
@@ -223,7 +239,7 @@ def test_the_same_event_five_times_concurrently_has_one_effect(processor, aws, c
     # Then the saga was resumed exactly once and the timeline holds the webhook once
     assert waiting_saga.finished()["status"] == "SUCCEEDED"
     assert waiting_saga.history_types().count("TaskSucceeded") == 1
-    entries = [e for e in timeline(aws, waiting_saga.notification_id) if e["step"] == "WebhookStripe"]
+    entries = [e for e in timeline(aws, waiting_saga.notification_id) if e.step == "WebhookStripe"]
     assert len(entries) == 1
 
 
@@ -273,7 +289,7 @@ def test_a_copy_that_finds_the_event_in_flight_comes_back_in_seconds_not_after_t
     redelivered = received_from_queue(aws, 1)
     # And its redelivery is acknowledged as a duplicate: one effect in all
     assert container.lambda_handler(redelivered, context) == {"batchItemFailures": []}
-    assert len([e for e in timeline(aws, notification_id) if e["step"] == "WebhookTwilio"]) == 1
+    assert len([e for e in timeline(aws, notification_id) if e.step == "WebhookTwilio"]) == 1
 
 
 def test_a_replayed_event_is_acknowledged_without_a_second_effect(processor, aws, context, capsys):
@@ -285,7 +301,7 @@ def test_a_replayed_event_is_acknowledged_without_a_second_effect(processor, aws
     replay = event.model_copy(update={"received_at": event.received_at + 60})
     assert processor.lambda_handler(sqs_event(replay, replay), context) == {"batchItemFailures": []}
     # Then nothing more is written, and both replays are counted as duplicates
-    assert len([e for e in timeline(aws, notification_id) if e["step"] == "WebhookTwilio"]) == 1
+    assert len([e for e in timeline(aws, notification_id) if e.step == "WebhookTwilio"]) == 1
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert sum(sum(record.get("WebhookDuplicate", [])) for record in emf) == 2
 
@@ -293,13 +309,13 @@ def test_a_replayed_event_is_acknowledged_without_a_second_effect(processor, aws
 def test_a_late_resume_of_a_spent_token_is_not_an_error(processor, aws, context, waiting_saga):
     # Given the saga already resumed by another path (the token is spent)
     boto3.client("stepfunctions").send_task_success(
-        taskToken=meta(aws, waiting_saga.notification_id)["payment_task_token"], output="{}"
+        taskToken=meta(aws, waiting_saga.notification_id).payment_task_token, output="{}"
     )
     # When the webhook arrives after all
     result = processor.lambda_handler(sqs_event(stripe_event(waiting_saga.notification_id)), context)
     # Then it is acknowledged and recorded, and nothing fails
     assert result == {"batchItemFailures": []}
-    assert "payment_task_token" not in meta(aws, waiting_saga.notification_id)
+    assert meta(aws, waiting_saga.notification_id).payment_task_token is None
 
 
 # --- delivery status, in any order -------------------------------------------------------------------
@@ -312,21 +328,21 @@ def test_delivery_events_in_any_order_end_delivered(order, processor, aws, conte
         assert processor.lambda_handler(sqs_event(twilio_event(notification_id, status)), context) == {
             "batchItemFailures": []
         }
-    sms = meta(aws, notification_id)["channels"]["sms"]
-    assert sms["delivery_status"] == "delivered"
-    assert sms["status"] == "delivered"
+    sms = meta(aws, notification_id).channels["sms"]
+    assert sms.delivery_status == "delivered"
+    assert sms.status == "delivered"
     # Every report is in the timeline, even those that could not move the status
-    assert sorted(e["outcome"] for e in timeline(aws, notification_id)) == sorted(order)
+    assert sorted(e.outcome for e in timeline(aws, notification_id)) == sorted(order)
 
 
 def test_undelivered_is_terminal_and_recorded_as_a_failed_delivery(processor, aws, context):
     notification_id = notification(aws)
     for status in ["sent", "undelivered", "delivered"]:
         processor.lambda_handler(sqs_event(twilio_event(notification_id, status)), context)
-    sms = meta(aws, notification_id)["channels"]["sms"]
-    assert (sms["delivery_status"], sms["status"]) == ("undelivered", "rejected")
+    sms = meta(aws, notification_id).channels["sms"]
+    assert (sms.delivery_status, sms.status) == ("undelivered", "rejected")
     # best_effort: no compensation, the notification keeps its status
-    assert meta(aws, notification_id)["status"] == "delivered"
+    assert meta(aws, notification_id).status == "delivered"
 
 
 # --- compensation ----------------------------------------------------------------------------------------
@@ -356,9 +372,9 @@ def test_hard_bounce_on_a_required_channel_refunds_once_and_compensates(processo
     # Then the payment was refunded once, with the saga's own refund key, and the notification compensated
     assert gateway.refunds == [(f"pi_{notification_id[:8]}", f"tidings-{notification_id}-refund")]
     item = meta(aws, notification_id)
-    assert (item["status"], item["channels"]["email"]["status"]) == ("compensated", "failed")
-    assert item["payment"]["status"] == "refunded"
-    assert [e["step"] for e in timeline(aws, notification_id)].count("RefundPayment") == 1
+    assert (item.status, item.channels["email"].status) == ("compensated", "failed")
+    assert item.payment.status == "refunded"
+    assert [e.step for e in timeline(aws, notification_id)].count("RefundPayment") == 1
 
 
 def test_compensation_waits_for_the_saga_to_finish(processor, aws, context):
@@ -383,13 +399,13 @@ def test_compensation_waits_for_the_saga_to_finish(processor, aws, context):
     first = processor.lambda_handler(sqs_event(bounce), context)
     assert len(first["batchItemFailures"]) == 1
     assert gateway.refunds == []
-    assert meta(aws, notification_id)["channels"]["email"]["delivery_status"] == "bounced"
+    assert meta(aws, notification_id).channels["email"].delivery_status == "bounced"
     # Then once the saga has ended, the redelivery compensates
     set_status("delivered")
     assert processor.lambda_handler(sqs_event(bounce), context) == {"batchItemFailures": []}
     assert len(gateway.refunds) == 1
-    assert meta(aws, notification_id)["status"] == "compensated"
-    assert len([e for e in timeline(aws, notification_id) if e["step"] == "WebhookSendgrid"]) == 1
+    assert meta(aws, notification_id).status == "compensated"
+    assert len([e for e in timeline(aws, notification_id) if e.step == "WebhookSendgrid"]) == 1
 
 
 # --- failures: retried, then dead-lettered -----------------------------------------------------------------
@@ -416,13 +432,13 @@ def test_a_failure_is_reported_for_its_record_only_and_the_redelivery_applies_it
     result = processor.lambda_handler(batch, context)
     # Only the failing record goes back to the queue
     assert result == {"batchItemFailures": [{"itemIdentifier": batch["Records"][1]["messageId"]}]}
-    assert meta(aws, good_id)["channels"]["sms"]["delivery_status"] == "delivered"
+    assert meta(aws, good_id).channels["sms"].delivery_status == "delivered"
     # And its dedupe record was released, so the redelivery applies it
     processor.consumer.ledger = real_ledger
     assert processor.lambda_handler(sqs_event(twilio_event(bad_id, "delivered", sid="SM2")), context) == {
         "batchItemFailures": []
     }
-    assert meta(aws, bad_id)["channels"]["sms"]["delivery_status"] == "delivered"
+    assert meta(aws, bad_id).channels["sms"].delivery_status == "delivered"
 
 
 def test_a_poison_message_fails_alone(processor, context):
@@ -440,7 +456,7 @@ def test_an_uncorrelated_copy_of_an_event_does_not_swallow_the_correlated_one(pr
     assert processor.lambda_handler(sqs_event(uncorrelated), context) == {"batchItemFailures": []}
     assert processor.lambda_handler(sqs_event(correlated), context) == {"batchItemFailures": []}
     # Then the correlated one still has its effect
-    assert meta(aws, notification_id)["channels"]["sms"]["delivery_status"] == "delivered"
+    assert meta(aws, notification_id).channels["sms"].delivery_status == "delivered"
 
 
 def test_an_uncorrelated_event_is_acknowledged_and_writes_nothing(processor, aws, context):

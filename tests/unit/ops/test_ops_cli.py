@@ -99,7 +99,7 @@ class Deployed:
 
     def notify(self, reference, client="client-a"):
         accepted = self.service.submit(client, reference, notification_request(reference))
-        return accepted["notification_id"]
+        return accepted.notification_id
 
     def wait_for_execution(self, notification_id):
         sfn = boto3.client("stepfunctions")
@@ -261,9 +261,9 @@ def test_replay_starts_the_same_request_as_a_new_notification_of_the_same_client
     result = json.loads(run(capsys, "replay", original, "--wait", "1", "--json")[1])
     assert result["original"] == original
     replayed = deployed.store.get(result["replay"])
-    assert replayed["client_id"] == "client-a"
-    assert replayed["order_reference"].startswith("order-7#replay-")
-    assert replayed["execution_arn"]
+    assert replayed.client_id == "client-a"
+    assert replayed.order_reference.startswith("order-7#replay-")
+    assert replayed.execution_arn
     assert set(result["outcome"]) == {"before", "after"}
 
 

@@ -6,8 +6,7 @@ import itertools
 import pytest
 from support.saga import notification_request
 
-from tidings.api.service import NotificationService
-from tidings.notifications.models import CHANNEL_STATUS_RANK, ChannelStatus
+from tidings.notifications.models import CHANNEL_STATUS_RANK, ChannelStatus, Notification
 from tidings.notifications.store import NotificationNotFound
 from tidings.webhooks.ledger import DynamoNotificationLedger
 
@@ -19,7 +18,7 @@ ALL = list(CHANNEL_STATUS_RANK)
 
 @pytest.fixture
 def notification(store):
-    store.create(NotificationService._item(NID, "client-a", notification_request()))
+    store.create(Notification.accepted(NID, "client-a", notification_request(), at=store.now()))
     return NID
 
 
@@ -29,7 +28,7 @@ def ledger(store):
 
 
 def email(store, notification_id=NID):
-    return store.get(notification_id)["channels"]["email"]
+    return store.get(notification_id).channels["email"]
 
 
 def sent_state():
@@ -51,8 +50,8 @@ def test_a_delivery_report_then_the_send_steps_sent_stays_delivered(steps, store
     steps.record_outcome(sent_state())
     # Then the channel still says delivered, with the provider's message id recorded all the same
     channel = email(store)
-    assert (channel["status"], channel["delivery_status"]) == ("delivered", "delivered")
-    assert channel["provider_message_id"] == "sendgrid-1"
+    assert (channel.status, channel.delivery_status) == ("delivered", "delivered")
+    assert channel.provider_message_id == "sendgrid-1"
 
 
 def test_an_early_bounce_then_sent_stays_rejected(steps, store, ledger, notification):
@@ -63,7 +62,7 @@ def test_an_early_bounce_then_sent_stays_rejected(steps, store, ledger, notifica
     steps.record_outcome(sent_state())
     # Then the bounce is not hidden
     channel = email(store)
-    assert (channel["status"], channel["delivery_status"]) == ("rejected", "bounced")
+    assert (channel.status, channel.delivery_status) == ("rejected", "bounced")
 
 
 def test_late_reports_never_move_a_channel_back(store, ledger, notification):
@@ -72,9 +71,9 @@ def test_late_reports_never_move_a_channel_back(store, ledger, notification):
     # When Twilio's earlier "sent" arrives late
     kept = ledger.advance_channel_status(notification, "sms", "sent")
     # Then nothing changes, neither the status nor the provider's word
-    sms = store.get(notification)["channels"]["sms"]
+    sms = store.get(notification).channels["sms"]
     assert kept is False
-    assert (sms["status"], sms["delivery_status"]) == ("delivered", "delivered")
+    assert (sms.status, sms.delivery_status) == ("delivered", "delivered")
 
 
 def test_a_parked_sms_sent_by_the_outage_queue_before_record_outcome_stays_sent(store, notification):
@@ -85,16 +84,16 @@ def test_a_parked_sms_sent_by_the_outage_queue_before_record_outcome_stays_sent(
         notification, "sms", ChannelStatus.PARKED, with_status={"reason": "providers_unavailable"}
     )
     # Then sent stays, and the reason that belongs to "parked" is not written either
-    sms = store.get(notification)["channels"]["sms"]
+    sms = store.get(notification).channels["sms"]
     assert kept is False
-    assert sms["status"] == "sent"
-    assert "reason" not in sms
+    assert sms.status == "sent"
+    assert sms.reason is None
 
 
 def test_a_dead_lettered_email_can_still_be_redriven_and_sent(store, notification):
     store.update_channel(notification, "email", ChannelStatus.DEAD_LETTERED)
     assert store.update_channel(notification, "email", ChannelStatus.SENT, provider="ses") is True
-    assert email(store)["status"] == "sent"
+    assert email(store).status == "sent"
 
 
 @pytest.mark.parametrize("first", ALL)
@@ -102,14 +101,16 @@ def test_every_pair_of_writes_ends_at_the_higher_rank(store, first):
     # Given a notification per second status, each channel first set to `first`
     for index, second in enumerate(ALL):
         notification_id = f"{NID[:-2]}{index:02d}"
-        store.create(NotificationService._item(notification_id, "client-a", notification_request()))
+        store.create(
+            Notification.accepted(notification_id, "client-a", notification_request(), at=store.now())
+        )
         store.update_channel(notification_id, "email", first)
         # When `second` is written after it
         moved = store.update_channel(notification_id, "email", second)
         # Then the status is `second` only if it ranks higher (or is the same), else `first` stays
         forward = CHANNEL_STATUS_RANK[second] > CHANNEL_STATUS_RANK[first] or second == first
         assert moved is forward
-        assert email(store, notification_id)["status"] == (second if forward else first)
+        assert email(store, notification_id).status == (second if forward else first)
 
 
 def test_every_channel_status_has_a_rank_in_the_documented_order():
@@ -134,7 +135,9 @@ def test_concurrent_writers_interleaved_in_any_order_end_at_the_highest(store):
     writes = [ChannelStatus.SENT, ChannelStatus.DELIVERED, ChannelStatus.REJECTED]
     for index, order in enumerate(itertools.permutations(writes)):
         notification_id = f"{NID[:-2]}{index:02d}"
-        store.create(NotificationService._item(notification_id, "client-a", notification_request()))
+        store.create(
+            Notification.accepted(notification_id, "client-a", notification_request(), at=store.now())
+        )
         for status in order:
             store.update_channel(notification_id, "email", status)
-        assert email(store, notification_id)["status"] == "rejected"
+        assert email(store, notification_id).status == "rejected"

@@ -88,7 +88,14 @@ def put(api, n, *, client="client-a", status="delivered", email="delivered", sms
         "status": status,
         "created_at": f"2026-03-01T10:{n:02d}:00.000Z",
         "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+447700900123"},
+        "payment": {
+            "amount": 2599,
+            "currency": "gbp",
+            "payment_method": "pm_card_visa",
+            "status": "succeeded",
+        },
         "receipt": {"subject": "Receipt", "text": "Thank you"},
+        "sms": {"text": "Paid, thank you"},
         "channels": {
             "email": {"policy": "best_effort", "status": email, "provider": "sendgrid"},
             "sms": {"policy": "best_effort", "status": sms, "provider": "twilio"},

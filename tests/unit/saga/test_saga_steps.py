@@ -4,7 +4,7 @@ import pytest
 from support.saga import invalid, notification_request, unavailable
 
 from tidings import errors
-from tidings.api.service import NotificationService
+from tidings.notifications.models import Notification
 from tidings.saga import keys
 from tidings.saga.callbacks import TaskTokenResumer
 from tidings.saga.redelivery import Redelivery, RedeliveryPolicy, RetryLater
@@ -16,12 +16,12 @@ NID = "11111111-2222-3333-4444-555555555555"
 
 @pytest.fixture
 def notification(store):
-    store.create(NotificationService._item(NID, "client-a", notification_request()))
+    store.create(Notification.accepted(NID, "client-a", notification_request(), at=store.now()))
     return NID
 
 
 def steps_of(store, notification_id):
-    return [(event["step"], event["outcome"]) for event in store.timeline(notification_id)]
+    return [(event.step, event.outcome) for event in store.timeline(notification_id)]
 
 
 def test_charge_uses_the_notification_ids_idempotency_key_and_links_the_payment_intent(
@@ -47,9 +47,9 @@ def test_a_declined_charge_is_recorded_and_its_type_escapes_for_the_state_machin
     with pytest.raises(errors.PaymentDeclined):
         steps.charge_payment(notification)
     event = store.timeline(notification)[-1]
-    assert (event["step"], event["outcome"], event["attempt"]) == ("ChargePayment", "failed", 1)
-    assert event["details"]["decline_code"] == "insufficient_funds"
-    assert store.get(notification)["payment"]["status"] == "declined"
+    assert (event.step, event.outcome, event.attempt) == ("ChargePayment", "failed", 1)
+    assert event.details["decline_code"] == "insufficient_funds"
+    assert store.get(notification).payment.status == "declined"
 
 
 def test_3ds_wait_keeps_the_task_token_and_cancel_clears_it(steps, store, gateway, notification):
@@ -57,13 +57,13 @@ def test_3ds_wait_keeps_the_task_token_and_cancel_clears_it(steps, store, gatewa
     gateway.charge_outcomes = ["requires_action"]
     result = steps.charge_payment(notification)
     steps.await_payment_action(notification, result["payment_intent_id"], "token-123")
-    assert store.get(notification)["payment_task_token"] == "token-123"
-    assert store.get(notification)["status"] == "awaiting_payment_action"
+    assert store.get(notification).payment_task_token == "token-123"
+    assert store.get(notification).status == "awaiting_payment_action"
 
     cancelled = steps.cancel_payment(notification, result["payment_intent_id"])
     assert cancelled["outcome"] == "cancelled"
     assert gateway.cancels == [(result["payment_intent_id"], keys.cancel_key(notification))]
-    assert "payment_task_token" not in store.get(notification)
+    assert store.get(notification).payment_task_token is None
 
 
 def test_cancel_keeps_a_payment_that_succeeded_at_the_last_moment(steps, gateway, notification):
@@ -80,10 +80,10 @@ def test_send_records_provider_ids_and_uses_one_key_for_primary_and_fallback(
     sent = channels["ses"].sent[0]
     assert sent.to == "ada@example.com"
     assert sent.idempotency_key == keys.send_key(notification, "email")
-    channel = store.get(notification)["channels"]["email"]
-    assert (channel["status"], channel["provider"], channel["fallback"]) == ("sent", "ses", True)
+    channel = store.get(notification).channels["email"]
+    assert (channel.status, channel.provider, channel.fallback) == ("sent", "ses", True)
     event = store.timeline(notification)[-1]
-    assert (event["step"], event["attempt"]) == ("SendReceiptEmailViaSes", 3)
+    assert (event.step, event.attempt) == ("SendReceiptEmailViaSes", 3)
 
 
 def test_a_permanent_refusal_marks_the_channel_rejected_and_escapes_as_invalid_request(
@@ -92,8 +92,8 @@ def test_a_permanent_refusal_marks_the_channel_rejected_and_escapes_as_invalid_r
     channels["twilio"].failures = [invalid("twilio")]
     with pytest.raises(errors.InvalidRequest):
         steps.send(notification, "sms", "twilio")
-    channel = store.get(notification)["channels"]["sms"]
-    assert (channel["status"], channel["reason"]) == ("rejected", "21211")
+    channel = store.get(notification).channels["sms"]
+    assert (channel.status, channel.reason) == ("rejected", "21211")
 
 
 def test_a_transient_failure_leaves_the_channel_pending_for_the_fallback(
@@ -102,7 +102,7 @@ def test_a_transient_failure_leaves_the_channel_pending_for_the_fallback(
     channels["sendgrid"].failures = [unavailable("sendgrid")]
     with pytest.raises(errors.ProviderUnavailable):
         steps.send(notification, "email", "sendgrid")
-    assert store.get(notification)["channels"]["email"]["status"] == "pending"
+    assert store.get(notification).channels["email"].status == "pending"
 
 
 def test_record_outcome_writes_the_final_status_and_each_channel(steps, store, notification):
@@ -124,9 +124,9 @@ def test_record_outcome_writes_the_final_status_and_each_channel(steps, store, n
         "status": "partially_delivered",
         "reason": "sms:parked",
     }
-    assert stored["status"] == "partially_delivered"
-    assert stored["channels"]["email"]["status"] == "sent"
-    assert stored["channels"]["sms"]["status"] == "parked"
+    assert stored.status == "partially_delivered"
+    assert stored.channels["email"].status == "sent"
+    assert stored.channels["sms"].status == "parked"
     assert steps_of(store, notification)[-1] == ("RecordOutcome", "partially_delivered")
 
 
@@ -135,7 +135,7 @@ def test_refund_is_idempotent_by_notification_and_recorded(steps, store, gateway
     steps.refund_payment(notification)
     steps.refund_payment(notification)
     assert gateway.refunds == [(charged["payment_intent_id"], keys.refund_key(notification))] * 2
-    assert store.get(notification)["payment"]["refund_id"] == "re_1"
+    assert store.get(notification).payment.refund_id == "re_1"
 
 
 # --- later tries from the outage queue ---------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_redelivery_backs_off_with_growing_capped_delays_then_dead_letters(
     assert delays == [10, 20]
     assert sqs.sent[0][0] == "sms-dlq"
     assert "+447700900123" not in sqs.sent[0][1]
-    assert store.get(notification)["channels"]["sms"]["status"] == "dead_lettered"
+    assert store.get(notification).channels["sms"].status == "dead_lettered"
 
 
 def test_a_late_sms_upgrades_a_partially_delivered_notification(redelivery, store, steps, notification):
@@ -200,7 +200,7 @@ def test_a_late_sms_upgrades_a_partially_delivered_notification(redelivery, stor
     store.finish(notification, "partially_delivered", "sms:parked")
     outcome = worker.handle({"notification_id": notification, "channel": "sms"}, 2, lambda _s: None)
     assert outcome == "sent"
-    assert store.get(notification)["status"] == "delivered_with_fallback"
+    assert store.get(notification).status == "delivered_with_fallback"
 
 
 def test_a_required_sms_resumes_or_fails_its_waiting_saga(redelivery, store, channels, notification):
@@ -251,7 +251,7 @@ def test_a_redriven_refund_case_refunds_once_and_compensates(steps, store, gatew
     # Redriven again (a duplicate in the queue): no second refund call is needed
     reconciler.handle({"kind": "refund", "notification_id": notification})
     assert gateway.refunds == [(charged["payment_intent_id"], keys.refund_key(notification))]
-    assert store.get(notification)["status"] == "compensated"
+    assert store.get(notification).status == "compensated"
 
 
 def _charge_reached_stripe_unrecorded(steps, store, gateway, notification):
@@ -275,9 +275,9 @@ def test_an_uncertain_charge_that_went_through_is_found_at_stripe_and_refunded_w
     assert [lookup[:2] for lookup in gateway.lookups] == [("notification_id", notification)]
     assert len(gateway.charges) == 1
     assert gateway.refunds == [("pi_1", keys.refund_key(notification))]
-    assert store.get(notification)["payment"]["payment_intent_id"] == "pi_1"
+    assert store.get(notification).payment.payment_intent_id == "pi_1"
     assert store.notification_for_payment_intent("pi_1") == notification
-    assert store.get(notification)["status"] == "compensated"
+    assert store.get(notification).status == "compensated"
 
 
 def test_an_uncertain_charge_that_stripe_has_no_record_of_ends_without_a_charge_or_a_refund(
@@ -296,7 +296,7 @@ def test_an_uncertain_charge_that_stripe_has_no_record_of_ends_without_a_charge_
     reconciler.handle({"kind": "charge", "notification_id": notification})
     # Then nothing is charged to find out and nothing is refunded
     assert (gateway.charges, gateway.refunds) == ([], [])
-    assert store.get(notification)["status"] == "payment_not_taken"
+    assert store.get(notification).status == "payment_not_taken"
 
 
 def test_an_uncertain_charge_is_looked_up_from_before_the_saga_started_whatever_its_age(
@@ -323,7 +323,7 @@ def test_a_refund_case_that_still_fails_raises_for_the_queue_to_retry(steps, sto
     gateway.refund_outcomes = [unavailable("stripe")]
     with pytest.raises(errors.ProviderUnavailable):
         Reconciler(steps).handle({"kind": "refund", "notification_id": notification})
-    assert store.get(notification)["status"] != "compensated"
+    assert store.get(notification).status != "compensated"
 
 
 def test_a_send_recorded_after_the_delivery_webhook_does_not_move_the_status_back(steps, store, notification):
@@ -331,10 +331,10 @@ def test_a_send_recorded_after_the_delivery_webhook_does_not_move_the_status_bac
     store.update_channel(notification, "email", status="delivered")
     # When the send step records its (earlier) acceptance
     steps.send(notification, "email", "sendgrid")
-    channel = store.get(notification)["channels"]["email"]
+    channel = store.get(notification).channels["email"]
     # Then the status stays delivered and the provider id is still recorded
-    assert channel["status"] == "delivered"
-    assert channel["provider_message_id"] == "sendgrid-1"
+    assert channel.status == "delivered"
+    assert channel.provider_message_id == "sendgrid-1"
 
 
 def test_a_step_for_an_unknown_notification_fails_with_a_clear_typed_error(steps):

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api import openapi as doc
 from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
-from tidings.api.service import NotificationService, service_for
+from tidings.api.service import Accepted, NotificationService, service_for
 from tidings.api.settings import ApiSettings
 from tidings.notifications import NotificationNotFound, NotificationRequest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
@@ -43,14 +43,6 @@ from tidings.observability import logger, metrics, tracer
 IdempotencyKey = Annotated[
     str | None, Header(alias="idempotency-key", max_length=255, pattern=r"^[\x21-\x7e]+$")
 ]
-
-
-class Accepted(BaseModel):
-    notification_id: str
-    order_reference: str
-    status: str
-    status_url: str
-    execution_arn: str | None = None
 
 
 class NotifyApi:
@@ -111,7 +103,8 @@ class NotifyApi:
         )
         def submit(submission: dict[str, Any]) -> dict[str, Any]:
             request = NotificationRequest.model_validate(submission["request"])
-            return self.service.submit(submission["client_id"], submission["idempotency_key"], request)
+            accepted = self.service.submit(submission["client_id"], submission["idempotency_key"], request)
+            return accepted.model_dump(mode="json")
 
         return submit
 
@@ -157,7 +150,7 @@ class NotifyApi:
         )
         @tracer.capture_method(capture_response=False)
         def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-            return api.service.status(api.client_id(), notification_id)
+            return api.service.status(api.client_id(), notification_id).model_dump(mode="json")
 
         @app.get(
             "/notifications",
@@ -209,13 +202,11 @@ class NotifyApi:
         ):
             result = api.service.submit_bulk(api.client_id(), idempotency_key, bulk.items)
             logger.info(
-                "bulk accepted",
-                bulk_id=result["bulk_id"],
-                accepted=result["accepted"],
-                rejected=result["rejected"],
+                "bulk accepted", bulk_id=result.bulk_id, accepted=result.accepted, rejected=result.rejected
             )
-            metrics.add_metric(name="BulkItemsAccepted", unit=MetricUnit.Count, value=result["accepted"])
-            return _json(202 if result["accepted"] or not result["rejected"] else 422, result)
+            metrics.add_metric(name="BulkItemsAccepted", unit=MetricUnit.Count, value=result.accepted)
+            status = 202 if result.accepted or not result.rejected else 422
+            return _json(status, result.model_dump(mode="json"))
 
         @app.get(
             "/notifications/bulk/<bulk_id>",
@@ -224,7 +215,7 @@ class NotifyApi:
         )
         @tracer.capture_method(capture_response=False)
         def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-            return api.service.bulk_status(api.client_id(), bulk_id)
+            return api.service.bulk_status(api.client_id(), bulk_id).model_dump(mode="json")
 
         @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
         def openapi():

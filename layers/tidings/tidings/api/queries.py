@@ -182,15 +182,16 @@ class NotificationQueries:
         from tidings.api.timeline import build_timeline
 
         notification = self.store.get(notification_id)
-        if client_id is not None and notification.get("client_id") != client_id:
+        if client_id is not None and notification.client_id != client_id:
             raise NotificationNotFound(notification_id)
-        history = self.execution_history(notification.get("execution_arn"))
-        entries = build_timeline(notification, self.store.timeline(notification_id), history)
+        history = self.execution_history(notification.execution_arn)
+        recorded = [event.model_dump(mode="json") for event in self.store.timeline(notification_id)]
+        entries = build_timeline(notification.model_dump(mode="json", exclude_none=True), recorded, history)
         return {
             "notification_id": notification_id,
-            "order_reference": notification["order_reference"],
-            "status": notification["status"],
-            "execution_arn": notification.get("execution_arn"),
+            "order_reference": notification.order_reference,
+            "status": notification.status.value,
+            "execution_arn": notification.execution_arn,
             "entries": entries,
         }
 

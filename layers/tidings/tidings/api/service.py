@@ -12,12 +12,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tidings.api.settings import ServiceSettings, service_settings
 from tidings.config import ConfigurationError
-from tidings.notifications.models import ChannelStatus, NotificationRequest, NotificationStatus
-from tidings.notifications.store import NotificationNotFound, NotificationStore, now_iso
+from tidings.notifications.models import (
+    Bulk,
+    BulkItem,
+    ChannelRecord,
+    FieldError,
+    Notification,
+    NotificationRequest,
+    NotificationStatus,
+    TimelineEvent,
+)
+from tidings.notifications.store import NotificationNotFound, NotificationStore
 from tidings.observability import mask_email, mask_phone
 from tidings.saga.keys import notification_id_for
 from tidings.saga.result_paths import execution_input as saga_input
@@ -33,12 +42,79 @@ def status_path(notification_id: str) -> str:
     return f"/notifications/{notification_id}"
 
 
-def validation_errors(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def validation_errors(error: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
     """Pydantic errors as a machine-readable list, without the offending input (it may be personal data)."""
     return [
-        {"loc": [*prefix, *item["loc"]], "type": item["type"], "message": item["msg"]}
+        FieldError(loc=[*prefix, *item["loc"]], type=item["type"], message=item["msg"])
         for item in error.errors()
     ]
+
+
+# --- what the service answers (tidings.api.http dumps these to JSON) -------------------------------
+
+
+class Accepted(BaseModel):
+    notification_id: str
+    order_reference: str
+    status: str
+    status_url: str
+    execution_arn: str | None = None
+
+
+class MaskedCustomer(BaseModel):
+    name: str
+    email: str
+    phone: str
+
+
+class PaymentView(BaseModel):
+    amount: int
+    currency: str
+    status: str | None
+    payment_intent_id: str | None
+    next_action_url: str | None
+    refund_id: str | None
+    refund_status: str | None
+
+
+class NotificationView(BaseModel):
+    """``GET /notifications/{id}``: the status and timeline, contact details masked."""
+
+    notification_id: str
+    order_reference: str
+    status: NotificationStatus
+    status_reason: str | None
+    created_at: str
+    updated_at: str | None
+    finished_at: str | None
+    execution_arn: str | None
+    customer: MaskedCustomer
+    payment: PaymentView
+    channels: dict[str, ChannelRecord]
+    timeline: list[TimelineEvent]
+
+
+class BulkAccepted(BaseModel):
+    bulk_id: str
+    status_url: str
+    accepted: int
+    rejected: int
+    items: list[BulkItem]
+
+
+class BulkItemView(BulkItem):
+    """A bulk item with its notification's current status (when it was stored)."""
+
+    notification_status: NotificationStatus | None = None
+    status_url: str | None = None
+
+
+class BulkView(BaseModel):
+    bulk_id: str
+    created_at: str
+    item_count: int
+    counts: dict[str, int]
+    items: list[BulkItemView]
 
 
 @dataclass
@@ -50,74 +126,57 @@ class NotificationService:
     bulk_queue_url: str | None = None
 
     # --- one notification -----------------------------------------------------------------------
-    def submit(self, client_id: str, idempotency_key: str, request: NotificationRequest) -> dict[str, Any]:
+    def submit(self, client_id: str, idempotency_key: str, request: NotificationRequest) -> Accepted:
         """Store the notification and start its saga; a replay returns the first submission's answer."""
         notification_id = notification_id_for(client_id, idempotency_key)
-        if not self.store.create(self._item(notification_id, client_id, request)):
+        if not self.store.create(self._new(notification_id, client_id, request)):
             existing = self.store.get(notification_id)
-            if existing.get("execution_arn"):
+            if existing.execution_arn:
                 return self._accepted(existing)
         arn = self.start(notification_id)
-        return self._accepted(self.store.get(notification_id) | {"execution_arn": arn})
+        return self._accepted(self.store.get(notification_id).model_copy(update={"execution_arn": arn}))
 
     def start(self, notification_id: str) -> str:
         """Start (or find) the one execution of this notification: its name is the notification id."""
         notification = self.store.get(notification_id)
-        execution_input = saga_input(
-            notification_id,
-            {name: channel["policy"] for name, channel in notification["channels"].items()},
-        )
+        execution_input = saga_input(notification_id, notification.delivery_policy)
         client = self.stepfunctions()
         try:
-            arn = client.start_execution(
+            arn: str = client.start_execution(
                 stateMachineArn=self.state_machine_arn,
                 name=notification_id,
                 input=json.dumps(execution_input),
             )["executionArn"]
         except client.exceptions.ExecutionAlreadyExists:
             arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{notification_id}"
-        self.store.update(notification_id, execution_arn=arn, started_at=now_iso())
+        self.store.mark_started(notification_id, arn)
         return arn
 
-    def status(self, client_id: str, notification_id: str) -> dict[str, Any]:
+    def status(self, client_id: str, notification_id: str) -> NotificationView:
         """The notification's status and timeline, as its owner sees it (others get NotificationNotFound)."""
         notification = self.store.get(notification_id)
-        if notification.get("client_id") != client_id:
+        if notification.client_id != client_id:
             raise NotificationNotFound(notification_id)
-        customer = notification["customer"]
-        payment = notification["payment"]
-        return {
-            "notification_id": notification_id,
-            "order_reference": notification["order_reference"],
-            "status": notification["status"],
-            "status_reason": notification.get("status_reason"),
-            "created_at": notification["created_at"],
-            "updated_at": notification.get("updated_at"),
-            "finished_at": notification.get("finished_at"),
-            "execution_arn": notification.get("execution_arn"),
-            "customer": {
-                "name": customer["name"],
-                "email": mask_email(customer["email"]),
-                "phone": mask_phone(customer["phone"]),
-            },
-            "payment": {
-                key: payment.get(key)
-                for key in (
-                    "amount",
-                    "currency",
-                    "status",
-                    "payment_intent_id",
-                    "next_action_url",
-                    "refund_id",
-                    "refund_status",
-                )
-            },
-            "channels": notification["channels"],
-            "timeline": self.store.timeline(notification_id),
-        }
+        customer = notification.customer
+        return NotificationView(
+            notification_id=notification_id,
+            order_reference=notification.order_reference,
+            status=notification.status,
+            status_reason=notification.status_reason,
+            created_at=notification.created_at,
+            updated_at=notification.updated_at,
+            finished_at=notification.finished_at,
+            execution_arn=notification.execution_arn,
+            customer=MaskedCustomer(
+                name=customer.name, email=mask_email(customer.email), phone=mask_phone(customer.phone)
+            ),
+            payment=PaymentView.model_validate(notification.payment.model_dump()),
+            channels=notification.channels,
+            timeline=self.store.timeline(notification_id),
+        )
 
     # --- many notifications ---------------------------------------------------------------------
-    def submit_bulk(self, client_id: str, bulk_key: str | None, raw_items: list[Any]) -> dict[str, Any]:
+    def submit_bulk(self, client_id: str, bulk_key: str | None, raw_items: list[Any]) -> BulkAccepted:
         """Validate each item, store the valid ones and queue them; the bulk consumer starts their sagas.
 
         Each item's idempotency key is its order reference, so a retried bulk request (or an item sent
@@ -126,72 +185,73 @@ class NotificationService:
         bulk_id = (
             str(uuid.uuid5(BULK_NAMESPACE, f"{client_id}\n{bulk_key}")) if bulk_key else str(uuid.uuid4())
         )
-        results: list[dict[str, Any]] = []
-        new_items: dict[str, dict[str, Any]] = {}
+        results: list[BulkItem] = []
+        new: dict[str, Notification] = {}
         for index, raw in enumerate(raw_items):
             try:
                 request = NotificationRequest.model_validate(raw)
             except ValidationError as error:
-                results.append(
-                    {
-                        "index": index,
-                        "status": "rejected",
-                        "errors": validation_errors(error, ("items", index))[:MAX_ERRORS_PER_ITEM],
-                    }
-                )
+                errors = validation_errors(error, ("items", index))[:MAX_ERRORS_PER_ITEM]
+                results.append(BulkItem(index=index, status="rejected", errors=errors))
                 continue
             notification_id = notification_id_for(client_id, request.order_reference)
-            if notification_id in new_items:
-                results.append({"index": index, "status": "duplicate", "notification_id": notification_id})
+            if notification_id in new:
+                results.append(BulkItem(index=index, status="duplicate", notification_id=notification_id))
                 continue
-            new_items[notification_id] = self._item(notification_id, client_id, request, bulk_id=bulk_id)
-            results.append({"index": index, "status": "accepted", "notification_id": notification_id})
+            new[notification_id] = self._new(notification_id, client_id, request, bulk_id=bulk_id)
+            results.append(BulkItem(index=index, status="accepted", notification_id=notification_id))
 
-        existing = self.store.get_many(list(new_items))
-        self.store.create_many([item for nid, item in new_items.items() if nid not in existing])
+        existing = self.store.get_many(list(new))
+        self.store.create_many(notification for nid, notification in new.items() if nid not in existing)
         # Queue every item whose saga has not started, including ones stored by an earlier attempt of
         # this request that failed before queueing them (starting is idempotent).
-        self._enqueue([nid for nid in new_items if not existing.get(nid, {}).get("execution_arn")])
-        self.store.create_bulk(bulk_id, client_id, results)
-        accepted = sum(1 for result in results if result["status"] == "accepted")
-        return {
-            "bulk_id": bulk_id,
-            "status_url": f"/notifications/bulk/{bulk_id}",
-            "accepted": accepted,
-            "rejected": sum(1 for result in results if result["status"] == "rejected"),
-            "items": results,
-        }
+        self._enqueue([nid for nid in new if nid not in existing or not existing[nid].execution_arn])
+        self.store.create_bulk(
+            Bulk(
+                bulk_id=bulk_id,
+                client_id=client_id,
+                created_at=self.store.now(),
+                item_count=len(results),
+                items=results,
+            )
+        )
+        return BulkAccepted(
+            bulk_id=bulk_id,
+            status_url=f"/notifications/bulk/{bulk_id}",
+            accepted=sum(1 for result in results if result.status == "accepted"),
+            rejected=sum(1 for result in results if result.status == "rejected"),
+            items=results,
+        )
 
     def start_queued(self, notification_id: str) -> str:
         """Bulk consumer: start one queued notification's saga (idempotent: the name is the id)."""
         return self.start(notification_id)
 
-    def bulk_status(self, client_id: str, bulk_id: str) -> dict[str, Any]:
-        meta, items = self.store.get_bulk(bulk_id)
-        if meta.get("client_id") != client_id:
+    def bulk_status(self, client_id: str, bulk_id: str) -> BulkView:
+        bulk = self.store.get_bulk(bulk_id)
+        if bulk.client_id != client_id:
             raise NotificationNotFound(bulk_id)
-        ids = [item["notification_id"] for item in items if item.get("notification_id")]
-        current = self.store.get_many(sorted(set(ids)))
+        ids = {item.notification_id for item in bulk.items if item.notification_id}
+        current = self.store.get_many(sorted(ids))
         counts: dict[str, int] = {}
-        for item in items:
-            notification = current.get(item.get("notification_id", ""))
+        items: list[BulkItemView] = []
+        for stored in bulk.items:
+            item = BulkItemView.model_validate(stored.model_dump())
+            notification = current.get(stored.notification_id or "")
             if notification:
-                item["notification_status"] = notification["status"]
-                item["status_url"] = status_path(notification["notification_id"])
+                item.notification_status = notification.status
+                item.status_url = status_path(notification.notification_id)
             # Rejected and duplicate entries count as such; the others by their notification's status.
-            key = (
-                item["status"]
-                if item["status"] != "accepted"
-                else item.get("notification_status", "accepted")
-            )
+            key = item.status if item.status != "accepted" else (item.notification_status or "accepted")
             counts[key] = counts.get(key, 0) + 1
-        return {
-            "bulk_id": bulk_id,
-            "created_at": meta["created_at"],
-            "item_count": meta["item_count"],
-            "counts": counts,
-            "items": items,
-        }
+            items.append(item)
+        return BulkView(
+            bulk_id=bulk_id,
+            created_at=bulk.created_at,
+            item_count=bulk.item_count,
+            counts=counts,
+            items=items,
+        )
 
     # --- internals ------------------------------------------------------------------------------
     def _enqueue(self, notification_ids: list[str]) -> None:
@@ -214,43 +274,22 @@ class NotificationService:
                 # Stored but not queued: fail loudly so the client retries the (idempotent) bulk request.
                 raise RuntimeError(f"{len(answer['Failed'])} bulk messages could not be queued")
 
-    @staticmethod
-    def _item(
-        notification_id: str, client_id: str, request: NotificationRequest, bulk_id: str | None = None
-    ) -> dict[str, Any]:
-        at = now_iso()
-        item = {
-            "notification_id": notification_id,
-            "client_id": client_id,
-            "order_reference": request.order_reference,
-            "status": NotificationStatus.ACCEPTED.value,
-            "created_at": at,
-            "updated_at": at,
-            "customer": request.customer.model_dump(mode="json"),
-            "payment": request.payment.model_dump(mode="json") | {"status": "pending"},
-            "receipt": request.receipt.model_dump(mode="json", exclude_none=True),
-            "sms": request.sms.model_dump(mode="json"),
-            "channels": {
-                "email": {
-                    "policy": request.delivery_policy.email.value,
-                    "status": ChannelStatus.PENDING.value,
-                },
-                "sms": {"policy": request.delivery_policy.sms.value, "status": ChannelStatus.PENDING.value},
-            },
-        }
-        if bulk_id:
-            item["bulk_id"] = bulk_id
-        return item
+    def _new(
+        self, notification_id: str, client_id: str, request: NotificationRequest, bulk_id: str | None = None
+    ) -> Notification:
+        return Notification.accepted(
+            notification_id, client_id, request, at=self.store.now(), bulk_id=bulk_id
+        )
 
     @staticmethod
-    def _accepted(notification: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "notification_id": notification["notification_id"],
-            "order_reference": notification["order_reference"],
-            "status": notification["status"],
-            "status_url": status_path(notification["notification_id"]),
-            "execution_arn": notification.get("execution_arn"),
-        }
+    def _accepted(notification: Notification) -> Accepted:
+        return Accepted(
+            notification_id=notification.notification_id,
+            order_reference=notification.order_reference,
+            status=notification.status.value,
+            status_url=status_path(notification.notification_id),
+            execution_arn=notification.execution_arn,
+        )
 
 
 def service_for(settings: ServiceSettings) -> NotificationService:

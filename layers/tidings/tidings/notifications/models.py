@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 #: ISO 4217 codes of currencies in circulation (Stripe accepts a subset; it refuses the others itself).
 _ISO_CURRENCY_CODES = """
@@ -168,9 +176,24 @@ class NotificationRequest(BaseModel):
 
 
 # --- what the table keeps ---------------------------------------------------------------------------
+#
+# Read models of the table's items. They ignore attributes they do not know (an item written by a newer
+# deployment still reads), and every field a writer may leave out is optional, so ``model_dump(
+# exclude_none=True)`` is the item as written.
 
 
-class TimelineEvent(BaseModel):
+class SparseRecord(BaseModel):
+    """A record that dumps only the fields it has (not None): the item as written, in the table and in
+    the API's answers alike."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+
+class TimelineEvent(SparseRecord):
     """One thing that happened to a notification (a step's attempt, a webhook, a redrive)."""
 
     step: str
@@ -179,3 +202,131 @@ class TimelineEvent(BaseModel):
     provider: str | None = None
     attempt: int | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChannelRecord(SparseRecord):
+    """``channels.<email|sms>``: the channel's policy, its status (forward only) and its message."""
+
+    policy: ChannelPolicy
+    status: ChannelStatus = ChannelStatus.PENDING
+    provider: str | None = None
+    provider_message_id: str | None = None
+    fallback: bool | None = None
+    #: Why the status is what it is (a provider's code, ``providers_unavailable``, ``tries_spent``).
+    reason: str | None = None
+    #: The provider's own word from its delivery webhook (``delivered``, ``bounced``...).
+    delivery_status: str | None = None
+    delivery_updated_at: str | None = None
+    updated_at: str | None = None
+
+
+class PaymentRecord(BaseModel):
+    """``payment``: what to charge, and what became of the charge (Stripe's ids and statuses)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    amount: int
+    currency: str
+    payment_method: str
+    #: ``pending`` until charged, then Stripe's PaymentIntent status, ``declined`` or ``refunded``
+    #: (none while a charge's outcome is unknown).
+    status: str | None = None
+    payment_intent_id: str | None = None
+    next_action_url: str | None = None
+    refund_id: str | None = None
+    refund_status: str | None = None
+
+
+class Notification(BaseModel):
+    """The notification's ``META`` item: request content, status, payment, channels, bulk membership."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    notification_id: str
+    client_id: str
+    order_reference: str
+    status: NotificationStatus
+    status_reason: str | None = None
+    created_at: str
+    updated_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    execution_arn: str | None = None
+    customer: Customer
+    payment: PaymentRecord
+    receipt: Receipt
+    sms: SmsContent
+    channels: dict[str, ChannelRecord] = Field(default_factory=dict)
+    #: The bulk request this notification came in with, if any.
+    bulk_id: str | None = None
+    #: The Step Functions task token while the saga waits for 3-D Secure.
+    payment_task_token: str | None = None
+
+    @classmethod
+    def accepted(
+        cls,
+        notification_id: str,
+        client_id: str,
+        request: NotificationRequest,
+        *,
+        at: str,
+        bulk_id: str | None = None,
+    ) -> Notification:
+        """A new notification for ``request``, not started yet; every channel pending."""
+        return cls(
+            notification_id=notification_id,
+            client_id=client_id,
+            order_reference=request.order_reference,
+            status=NotificationStatus.ACCEPTED,
+            created_at=at,
+            updated_at=at,
+            customer=request.customer,
+            payment=PaymentRecord(**request.payment.model_dump(), status="pending"),
+            receipt=request.receipt,
+            sms=request.sms,
+            channels={
+                "email": ChannelRecord(policy=request.delivery_policy.email),
+                "sms": ChannelRecord(policy=request.delivery_policy.sms),
+            },
+            bulk_id=bulk_id,
+        )
+
+    @property
+    def delivery_policy(self) -> dict[str, str]:
+        """Each channel's policy, as the saga's execution input carries it."""
+        return {name: channel.policy.value for name, channel in self.channels.items()}
+
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+BulkItemStatus = Literal["accepted", "rejected", "duplicate"]
+
+
+class FieldError(BaseModel):
+    """One validation error, machine-readable, without the offending input (it may be personal data)."""
+
+    loc: list[str | int]
+    type: str
+    message: str
+
+
+class BulkItem(SparseRecord):
+    """One item of a bulk request: accepted (with its notification), a duplicate, or rejected (why)."""
+
+    index: int
+    status: BulkItemStatus
+    notification_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Bulk(BaseModel):
+    """A bulk request (``BULK#<id>`` / ``META``) and its per-item results (its ``PAGE#`` items)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    bulk_id: str
+    client_id: str
+    created_at: str
+    item_count: int
+    items: list[BulkItem] = Field(default_factory=list)

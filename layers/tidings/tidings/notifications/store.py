@@ -1,35 +1,87 @@
 """The notification table: one META item per notification, EVENT items for its timeline.
 
-Key design (table ``NOTIFICATIONS_TABLE``, keys ``pk``/``sk``):
+Key design (table ``NOTIFICATIONS_TABLE``, keys ``pk``/``sk``), written here and nowhere else:
 
 * ``NOTIFICATION#<id>`` / ``META``: request content, contact details, status, channel outcomes,
-  payment ids, the Step Functions execution ARN and, while the saga waits for 3-D Secure, the task token.
-* ``NOTIFICATION#<id>`` / ``EVENT#<iso time>#<n>``: the timeline, read back in order with one Query.
+  payment ids, the Step Functions execution ARN and, while the saga waits for 3-D Secure, the task token
+  (``tidings.notifications.models.Notification``).
+* ``NOTIFICATION#<id>`` / ``EVENT#<iso time>#<suffix>``: the timeline, read back in order with one Query.
+  The suffix is random, or an identity (a webhook's, a refund's) whose entry is written at most once.
 * ``PAYMENT_INTENT#<pi id>`` / ``META``: which notification a PaymentIntent belongs to (webhooks).
-* ``BULK#<bulk id>`` / ``META`` and ``ITEM#<index>``: a bulk request and its per-item results.
+* ``BULK#<bulk id>`` / ``META`` and ``PAGE#<n>``: a bulk request and its per-item results.
+
+Every writer (the saga's steps, the notify API, later tries, the webhook processor) goes through
+``NotificationStore``; its one clock stamps every write.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from tidings.notifications.models import FINAL_STATUSES, TimelineEvent, statuses_replaceable_by
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def notification_key(notification_id: str) -> dict[str, str]:
-    return {"pk": f"NOTIFICATION#{notification_id}", "sk": "META"}
-
+from tidings.notifications.models import (
+    FINAL_STATUSES,
+    Bulk,
+    BulkItem,
+    ChannelStatus,
+    Notification,
+    NotificationStatus,
+    TimelineEvent,
+    statuses_replaceable_by,
+)
 
 #: Bulk per-item results per table item (each well under DynamoDB's 400 KB item limit).
 BULK_PAGE_SIZE = 500
+
+# --- the key scheme ---------------------------------------------------------------------------------
+META = "META"
+EVENT_PREFIX = "EVENT#"
+PAGE_PREFIX = "PAGE#"
+
+
+def notification_pk(notification_id: str) -> str:
+    return f"NOTIFICATION#{notification_id}"
+
+
+def notification_key(notification_id: str) -> dict[str, str]:
+    return {"pk": notification_pk(notification_id), "sk": META}
+
+
+def payment_intent_key(payment_intent_id: str) -> dict[str, str]:
+    return {"pk": f"PAYMENT_INTENT#{payment_intent_id}", "sk": META}
+
+
+def bulk_pk(bulk_id: str) -> str:
+    return f"BULK#{bulk_id}"
+
+
+def event_sk(at: str, suffix: str) -> str:
+    return f"{EVENT_PREFIX}{at}#{suffix}"
+
+
+# --- the clock --------------------------------------------------------------------------------------
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """The table's time format: UTC, milliseconds, ``Z`` (sorts as text, so timelines sort by it)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    """The time now, as the table records it (the default clock of every ``NotificationStore``)."""
+    return iso(utc_now())
+
+
+def iso_from_epoch(epoch: float) -> str:
+    return iso(datetime.fromtimestamp(epoch, UTC))
 
 
 class NotificationNotFound(LookupError):
@@ -39,91 +91,107 @@ class NotificationNotFound(LookupError):
 class NotificationStore:
     """Reads and writes notifications. Takes a boto3 DynamoDB ``Table`` so tests can hand in moto's."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, clock: Clock = utc_now) -> None:
         self._table = table
+        self._clock = clock
+
+    def now(self) -> str:
+        """The current time as every item of the table records it."""
+        return iso(self._clock())
 
     # --- notifications --------------------------------------------------------------------------
-    def create(self, item: dict[str, Any]) -> bool:
+    def create(self, notification: Notification) -> bool:
         """Store a new notification; False when one with this id exists already (a replayed request)."""
         from botocore.exceptions import ClientError
 
         try:
-            self._table.put_item(
-                Item={**notification_key(item["notification_id"]), **item},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            self._table.put_item(Item=_item(notification), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if _conditional_failed(exc):
                 return False
             raise
         return True
 
-    def create_many(self, items: list[dict[str, Any]]) -> None:
+    def create_many(self, notifications: Iterable[Notification]) -> None:
         """Store many new notifications (bulk). Existing ids are overwritten only if never started."""
         with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-            for item in items:
-                batch.put_item(Item={**notification_key(item["notification_id"]), **item})
+            for notification in notifications:
+                batch.put_item(Item=_item(notification))
 
-    def get(self, notification_id: str) -> dict[str, Any]:
+    def get(self, notification_id: str) -> Notification:
         found = self._table.get_item(Key=notification_key(notification_id), ConsistentRead=True).get("Item")
         if not found:
             raise NotificationNotFound(f"no notification {notification_id}")
-        return _plain(found)
+        return Notification.model_validate(_plain(found))
 
-    def get_many(self, notification_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def exists(self, notification_id: str) -> bool:
+        key = notification_key(notification_id)
+        return "Item" in self._table.get_item(Key=key, ConsistentRead=True, ProjectionExpression="pk")
+
+    def get_many(self, notification_ids: list[str]) -> dict[str, Notification]:
         """META items by id (missing ids are left out); 100 keys per BatchGetItem call."""
         resource = self._table.meta.client
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Notification] = {}
         for start in range(0, len(notification_ids), 100):
             keys = [notification_key(nid) for nid in notification_ids[start : start + 100]]
             request = {self._table.name: {"Keys": keys}}
             while request:
                 answer = resource.batch_get_item(RequestItems=request)
                 for raw in answer["Responses"].get(self._table.name, []):
-                    item = _plain(raw)  # the resource's client already deserialises
-                    found[item["notification_id"]] = item
+                    # The resource's client already deserialises.
+                    notification = Notification.model_validate(_plain(raw))
+                    found[notification.notification_id] = notification
                 request = answer.get("UnprocessedKeys") or {}
         return found
 
-    def timeline(self, notification_id: str) -> list[dict[str, Any]]:
+    def timeline(self, notification_id: str) -> list[TimelineEvent]:
         from boto3.dynamodb.conditions import Key
 
-        query = {
-            "KeyConditionExpression": Key("pk").eq(f"NOTIFICATION#{notification_id}")
-            & Key("sk").begins_with("EVENT#"),
-            "ConsistentRead": True,
-        }
-        events: list[dict[str, Any]] = []
-        while True:
-            page = self._table.query(**query)
-            events.extend(_plain(item) for item in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        for event in events:
-            event.pop("pk", None)
-            event.pop("sk", None)
-        return events
+        condition = Key("pk").eq(notification_pk(notification_id)) & Key("sk").begins_with(EVENT_PREFIX)
+        return [TimelineEvent.model_validate(item) for item in self._query(condition)]
 
-    def add_event(self, notification_id: str, event: TimelineEvent) -> None:
-        body = event.model_dump(exclude_none=True)
-        self._table.put_item(
-            Item={
-                "pk": f"NOTIFICATION#{notification_id}",
-                "sk": f"EVENT#{event.at}#{uuid.uuid4().hex[:8]}",
-                **_dynamo_safe(body),
-            }
-        )
+    def add_event(self, notification_id: str, event: TimelineEvent, *, once_as: str | None = None) -> bool:
+        """Append ``event`` to the timeline. With ``once_as`` (an identity: a webhook's, a refund's) the
+        entry is written at most once, and False says it was there already."""
+        from botocore.exceptions import ClientError
+
+        item = {
+            "pk": notification_pk(notification_id),
+            "sk": event_sk(event.at, once_as or uuid.uuid4().hex[:8]),
+            **_dynamo_safe(event.model_dump(mode="json", exclude_none=True)),
+        }
+        if once_as is None:
+            self._table.put_item(Item=item)
+            return True
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
     def update(self, notification_id: str, **fields: Any) -> None:
         """Set top-level attributes (and ``updated_at``)."""
-        self._set(notification_id, {**fields, "updated_at": now_iso()})
+        self._set(notification_id, {**fields, "updated_at": self.now()})
+
+    def set_status(
+        self, notification_id: str, status: NotificationStatus, *, reason: str | None = None
+    ) -> None:
+        """Move a notification to ``status`` (and ``status_reason``, when given) before or after the end."""
+        fields: dict[str, str] = {"status": NotificationStatus(status).value}
+        if reason is not None:
+            fields["status_reason"] = reason
+        self.update(notification_id, **fields)
+
+    def mark_started(self, notification_id: str, execution_arn: str) -> None:
+        self.update(notification_id, execution_arn=execution_arn, started_at=self.now())
 
     def update_channel(
         self,
         notification_id: str,
         channel: str,
-        status: str | None = None,
+        status: ChannelStatus | None = None,
         *,
         with_status: Mapping[str, Any] | None = None,
         **fields: Any,
@@ -143,14 +211,15 @@ class NotificationStore:
         from boto3.dynamodb.conditions import Attr
         from botocore.exceptions import ClientError
 
-        at = now_iso()
+        at = self.now()
         prefix = f"channels.{channel}"
         values = {f"{prefix}.{name}": value for name, value in fields.items()}
         values |= {"updated_at": at, f"{prefix}.updated_at": at}
         if status is None:
             self._set(notification_id, values)
             return True
-        forward = {f"{prefix}.status": str(status)}
+        status = ChannelStatus(status)
+        forward = {f"{prefix}.status": status.value}
         forward |= {f"{prefix}.{name}": value for name, value in (with_status or {}).items()}
         current = Attr(f"{prefix}.status")
         condition = (
@@ -161,127 +230,218 @@ class NotificationStore:
         try:
             self._set(notification_id, values | forward, condition=condition)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not _conditional_failed(exc):
                 raise
             # Kept: the status is already as far or further. The message's own attributes still count;
             # either way a notification that does not exist raises NotificationNotFound.
             if fields:
                 self._set(notification_id, values)
-            else:
-                self.get(notification_id)
+            elif not self.exists(notification_id):
+                raise NotificationNotFound(f"no notification {notification_id}") from None
             return False
         return True
 
-    def set_status(self, notification_id: str, status: str, **fields: Any) -> None:
-        self.update(notification_id, status=status, **fields)
-
-    def finish(self, notification_id: str, status: str, reason: str | None) -> None:
+    def finish(self, notification_id: str, status: NotificationStatus, reason: str | None) -> None:
         """Record the saga's final status; the waiting token (if any) is no longer valid."""
-        from boto3.dynamodb.conditions import Attr
-
+        at = self.now()
         values = {
-            "status": status,
+            "status": NotificationStatus(status).value,
             "status_reason": reason,
-            "finished_at": now_iso(),
-            "updated_at": now_iso(),
+            "finished_at": at,
+            "updated_at": at,
         }
-        names, assigns, attr_values = _assignments(values)
-        try:
-            self._table.update_item(
-                Key=notification_key(notification_id),
-                UpdateExpression=f"SET {', '.join(assigns)} REMOVE payment_task_token",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=attr_values,
-                ConditionExpression=Attr("pk").exists(),
-            )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
-            raise NotificationNotFound(f"no notification {notification_id}") from None
+        self._set(notification_id, values, remove=("payment_task_token",))
+
+    # --- payment --------------------------------------------------------------------------------
+    def record_charge(
+        self, notification_id: str, *, payment_intent_id: str, status: str, next_action_url: str | None
+    ) -> None:
+        """The PaymentIntent a charge created or found, and where the customer finishes 3-D Secure."""
+        self.update(
+            notification_id,
+            **{
+                "payment.payment_intent_id": payment_intent_id,
+                "payment.status": status,
+                "payment.next_action_url": next_action_url,
+            },
+        )
+
+    def record_payment_intent(self, notification_id: str, payment_intent_id: str) -> None:
+        """The PaymentIntent found for a charge whose answer was lost (see ``link_payment_intent`` too)."""
+        self.update(notification_id, **{"payment.payment_intent_id": payment_intent_id})
+
+    def set_payment_status(self, notification_id: str, status: str) -> None:
+        self.update(notification_id, **{"payment.status": status})
+
+    def record_refund(self, notification_id: str, *, refund_id: str, refund_status: str) -> None:
+        self.update(
+            notification_id,
+            **{
+                "payment.refund_id": refund_id,
+                "payment.refund_status": refund_status,
+                "payment.status": "refunded",
+            },
+        )
+
+    def compensate(
+        self,
+        notification_id: str,
+        channel: str,
+        *,
+        reason: str,
+        refund_id: str,
+        refund_status: str,
+        payment_intent_id: str,
+    ) -> None:
+        """A required channel failed for good after the saga ended and the payment was refunded: record
+        the refund as the saga's RefundPayment step does, the channel ``failed`` and the notification
+        ``compensated``, in one write, and the refund in the timeline once.
+
+        The channel's ``failed`` is the top of ``CHANNEL_STATUS_RANK``, so setting it unconditionally is
+        forward-only too.
+        """
+        at = self.now()
+        values = {
+            "payment.refund_id": refund_id,
+            "payment.refund_status": refund_status,
+            "payment.status": "refunded",
+            f"channels.{channel}.status": ChannelStatus.FAILED.value,
+            f"channels.{channel}.reason": reason,
+            "status": NotificationStatus.COMPENSATED.value,
+            "status_reason": f"required_{channel}_failed",
+            "finished_at": at,
+            "updated_at": at,
+        }
+        self._set(notification_id, values, remove=("payment_task_token",))
+        event = TimelineEvent(
+            step="RefundPayment",
+            outcome="refunded",
+            at=at,
+            provider="stripe",
+            details={
+                "refund_id": refund_id,
+                "payment_intent_id": payment_intent_id,
+                "reason": f"{channel}_{reason}",
+            },
+        )
+        self.add_event(notification_id, event, once_as=f"refund-{refund_id}")
 
     # --- payment <-> notification (3-D Secure webhooks) ---------------------------------------------
     def link_payment_intent(self, notification_id: str, payment_intent_id: str) -> None:
         self._table.put_item(
             Item={
-                "pk": f"PAYMENT_INTENT#{payment_intent_id}",
-                "sk": "META",
+                **payment_intent_key(payment_intent_id),
                 "notification_id": notification_id,
                 "payment_intent_id": payment_intent_id,
             }
         )
 
     def notification_for_payment_intent(self, payment_intent_id: str) -> str | None:
-        item = self._table.get_item(
-            Key={"pk": f"PAYMENT_INTENT#{payment_intent_id}", "sk": "META"}, ConsistentRead=True
-        ).get("Item")
-        return item["notification_id"] if item else None
+        item = self._table.get_item(Key=payment_intent_key(payment_intent_id), ConsistentRead=True).get(
+            "Item"
+        )
+        return str(item["notification_id"]) if item and item.get("notification_id") else None
 
     def store_task_token(self, notification_id: str, task_token: str) -> None:
-        self.update(notification_id, payment_task_token=task_token, status="awaiting_payment_action")
-
-    def clear_task_token(self, notification_id: str) -> None:
-        self._table.update_item(
-            Key=notification_key(notification_id), UpdateExpression="REMOVE payment_task_token"
+        self.update(
+            notification_id,
+            payment_task_token=task_token,
+            status=NotificationStatus.AWAITING_PAYMENT_ACTION.value,
         )
 
+    def clear_task_token(self, notification_id: str, task_token: str | None = None) -> None:
+        """Forget the waiting saga's token; given ``task_token``, only if it is still that one (a new
+        wait keeps its own)."""
+        from botocore.exceptions import ClientError
+
+        if task_token is None:
+            self._table.update_item(
+                Key=notification_key(notification_id), UpdateExpression="REMOVE payment_task_token"
+            )
+            return
+        try:
+            self._table.update_item(
+                Key=notification_key(notification_id),
+                UpdateExpression="REMOVE payment_task_token",
+                ConditionExpression="payment_task_token = :token",
+                ExpressionAttributeValues={":token": task_token},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
     # --- bulk -----------------------------------------------------------------------------------
-    def create_bulk(self, bulk_id: str, client_id: str, items: list[dict[str, Any]]) -> None:
+    def create_bulk(self, bulk: Bulk) -> None:
         """The bulk request and its per-item results (accepted or rejected, with the reason).
 
         Results are kept in pages of ``BULK_PAGE_SIZE`` entries, so a 1,000-item request costs a couple
         of writes rather than one per item (the API answers within API Gateway's 30 s).
         """
+        items = [item.model_dump(mode="json", exclude_none=True) for item in bulk.items]
         pages = [items[start : start + BULK_PAGE_SIZE] for start in range(0, len(items), BULK_PAGE_SIZE)]
+        meta = bulk.model_dump(mode="json", exclude={"items"})
         with self._table.batch_writer() as batch:
-            batch.put_item(
-                Item={
-                    "pk": f"BULK#{bulk_id}",
-                    "sk": "META",
-                    "bulk_id": bulk_id,
-                    "client_id": client_id,
-                    "created_at": now_iso(),
-                    "item_count": len(items),
-                    "page_count": len(pages),
-                }
-            )
+            batch.put_item(Item={"pk": bulk_pk(bulk.bulk_id), "sk": META, **meta, "page_count": len(pages)})
             for number, page in enumerate(pages):
                 batch.put_item(
-                    Item={"pk": f"BULK#{bulk_id}", "sk": f"PAGE#{number:05d}", "items": _dynamo_safe(page)}
+                    Item={
+                        "pk": bulk_pk(bulk.bulk_id),
+                        "sk": f"{PAGE_PREFIX}{number:05d}",
+                        "items": _dynamo_safe(page),
+                    }
                 )
 
-    def get_bulk(self, bulk_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def get_bulk(self, bulk_id: str) -> Bulk:
         from boto3.dynamodb.conditions import Key
 
-        query = {"KeyConditionExpression": Key("pk").eq(f"BULK#{bulk_id}"), "ConsistentRead": True}
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = self._table.query(**query)
-            rows.extend(_plain(item) for item in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        meta = next((row for row in rows if row["sk"] == "META"), None)
+        rows = list(self._query(Key("pk").eq(bulk_pk(bulk_id)), keep_keys=True))
+        meta = next((row for row in rows if row["sk"] == META), None)
         if meta is None:
             raise NotificationNotFound(f"no bulk request {bulk_id}")
-        items = [
-            item
-            for row in sorted(
-                (row for row in rows if row["sk"].startswith("PAGE#")), key=lambda row: row["sk"]
-            )
-            for item in row["items"]
-        ]
-        meta.pop("pk", None)
-        meta.pop("sk", None)
-        return meta, items
+        pages = sorted((row for row in rows if row["sk"].startswith(PAGE_PREFIX)), key=lambda row: row["sk"])
+        items = [BulkItem.model_validate(item) for page in pages for item in page["items"]]
+        return Bulk.model_validate({**meta, "items": items})
 
     # --- internals ------------------------------------------------------------------------------
-    def _set(self, notification_id: str, values: dict[str, Any], condition: Any = None) -> None:
-        """SET ``values`` on an existing notification; with ``condition``, a failed check is raised as is."""
+    def _query(
+        self, key_condition: Any, *, keep_keys: bool = False, **options: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every item a Query finds, page after page, as plain values (``pk``/``sk`` dropped unless kept).
+
+        ``options`` go to the Query as they are (``IndexName``, ``ScanIndexForward``, a filter...)."""
+        query: dict[str, Any] = {"KeyConditionExpression": key_condition, "ConsistentRead": True, **options}
+        while True:
+            page = self._table.query(**query)
+            for raw in page["Items"]:
+                item = _plain(raw)
+                if not keep_keys:
+                    item.pop("pk", None)
+                    item.pop("sk", None)
+                yield item
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _set(
+        self,
+        notification_id: str,
+        values: dict[str, Any],
+        condition: Any = None,
+        *,
+        remove: tuple[str, ...] = (),
+    ) -> None:
+        """SET ``values`` (and REMOVE ``remove``) on an existing notification; with ``condition``, a
+        failed check is raised as is."""
         from boto3.dynamodb.conditions import Attr
 
         names, assigns, attr_values = _assignments(values)
+        expression = "SET " + ", ".join(assigns)
+        if remove:
+            expression += " REMOVE " + ", ".join(remove)
         try:
             self._table.update_item(
                 Key=notification_key(notification_id),
-                UpdateExpression="SET " + ", ".join(assigns),
+                UpdateExpression=expression,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=attr_values,
                 ConditionExpression=condition if condition is not None else Attr("pk").exists(),
@@ -294,6 +454,15 @@ class NotificationStore:
 
 def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
+
+
+def _item(notification: Notification) -> dict[str, Any]:
+    body: dict[str, Any] = _dynamo_safe(notification.model_dump(mode="json", exclude_none=True))
+    return {**notification_key(notification.notification_id), **body}
+
+
+def _conditional_failed(exc: Any) -> bool:
+    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
 def _assignments(values: dict[str, Any]) -> tuple[dict[str, str], list[str], dict[str, Any]]:

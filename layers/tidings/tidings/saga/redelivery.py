@@ -56,14 +56,14 @@ class Redelivery:
         token = message.get("task_token")
         store = self.steps.store
         notification = store.get(notification_id)
-        if notification.get("status") in _NO_LONGER_WANTED:
+        if notification.status in _NO_LONGER_WANTED:
             self.steps.record_event(
                 notification_id,
                 "RetryDelivery",
                 "dropped",
                 None,
                 None,
-                {"channel": channel, "reason": notification["status"]},
+                {"channel": channel, "reason": notification.status.value},
             )
             return "dropped"
 
@@ -129,6 +129,9 @@ class Redelivery:
 
     def _upgrade_finished(self, notification_id: str) -> None:
         notification = self.steps.store.get(notification_id)
-        better = upgraded_status(notification.get("status", ""), notification.get("channels", {}))
+        channels = {name: channel.model_dump(mode="json") for name, channel in notification.channels.items()}
+        better = upgraded_status(notification.status, channels)
         if better:
-            self.steps.store.set_status(notification_id, better, status_reason="sent_from_outage_queue")
+            self.steps.store.set_status(
+                notification_id, NotificationStatus(better), reason="sent_from_outage_queue"
+            )

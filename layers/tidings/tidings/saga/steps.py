@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings.errors import InvalidRequest, ProviderError
-from tidings.notifications.models import ChannelStatus, NotificationStatus, TimelineEvent
-from tidings.notifications.store import NotificationStore, get_store, now_iso
+from tidings.notifications.models import ChannelStatus, Notification, NotificationStatus, TimelineEvent
+from tidings.notifications.store import NotificationStore, get_store
 from tidings.saga import keys
 from tidings.saga.outcome import decide
+
+if TYPE_CHECKING:
+    from tidings.providers.models import EmailMessage, SmsMessage
 
 EMAIL = "email"
 SMS = "sms"
@@ -31,6 +34,17 @@ STEP_NAMES = {
 }
 PRIMARY = {EMAIL: "sendgrid", SMS: "twilio"}
 FALLBACK = {EMAIL: "ses", SMS: "sns"}
+
+
+class NoPaymentIntent(LookupError):
+    """A step needs the notification's PaymentIntent, and the charge never created one."""
+
+
+def payment_intent_of(notification: Notification) -> str:
+    payment_intent_id = notification.payment.payment_intent_id
+    if payment_intent_id is None:
+        raise NoPaymentIntent(f"notification {notification.notification_id} has no PaymentIntent")
+    return payment_intent_id
 
 
 def _error_details(error: Exception) -> dict[str, Any]:
@@ -55,14 +69,14 @@ class SagaSteps:
         from tidings.providers.models import ChargeRequest
 
         notification = self.store.get(notification_id)
-        payment = notification["payment"]
+        payment = notification.payment
         self.store.set_status(notification_id, NotificationStatus.RUNNING)
         request = ChargeRequest(
-            amount=payment["amount"],
-            currency=payment["currency"],
-            payment_method=payment["payment_method"],
-            description=f"Order {notification['order_reference']}",
-            metadata={"notification_id": notification_id, "order_reference": notification["order_reference"]},
+            amount=payment.amount,
+            currency=payment.currency,
+            payment_method=payment.payment_method,
+            description=f"Order {notification.order_reference}",
+            metadata={"notification_id": notification_id, "order_reference": notification.order_reference},
             idempotency_key=keys.charge_key(notification_id),
         )
         try:
@@ -70,16 +84,14 @@ class SagaSteps:
         except ProviderError as error:
             self._record(notification_id, "ChargePayment", "failed", "stripe", attempt, _error_details(error))
             if error.__class__.__name__ == "PaymentDeclined":
-                self.store.update(notification_id, **{"payment.status": "declined"})
+                self.store.set_payment_status(notification_id, "declined")
             raise
         self.store.link_payment_intent(notification_id, result.payment_intent_id)
-        self.store.update(
+        self.store.record_charge(
             notification_id,
-            **{
-                "payment.payment_intent_id": result.payment_intent_id,
-                "payment.status": result.status,
-                "payment.next_action_url": result.next_action_url,
-            },
+            payment_intent_id=result.payment_intent_id,
+            status=result.status,
+            next_action_url=result.next_action_url,
         )
         self._record(
             notification_id,
@@ -121,9 +133,8 @@ class SagaSteps:
         except ProviderError as error:
             self._record(notification_id, "CancelPayment", "failed", "stripe", attempt, _error_details(error))
             raise
-        self.store.update(
-            notification_id,
-            **{"payment.status": "succeeded" if outcome == "already_succeeded" else "canceled"},
+        self.store.set_payment_status(
+            notification_id, "succeeded" if outcome == "already_succeeded" else "canceled"
         )
         self._record(
             notification_id,
@@ -138,8 +149,7 @@ class SagaSteps:
     def refund_payment(
         self, notification_id: str, reason: str | None = None, attempt: int = 0
     ) -> dict[str, Any]:
-        notification = self.store.get(notification_id)
-        payment_intent_id = notification["payment"]["payment_intent_id"]
+        payment_intent_id = payment_intent_of(self.store.get(notification_id))
         try:
             refund = self.payment_gateway().refund(
                 payment_intent_id, idempotency_key=keys.refund_key(notification_id)
@@ -147,14 +157,7 @@ class SagaSteps:
         except ProviderError as error:
             self._record(notification_id, "RefundPayment", "failed", "stripe", attempt, _error_details(error))
             raise
-        self.store.update(
-            notification_id,
-            **{
-                "payment.refund_id": refund.refund_id,
-                "payment.refund_status": refund.status,
-                "payment.status": "refunded",
-            },
-        )
+        self.store.record_refund(notification_id, refund_id=refund.refund_id, refund_status=refund.status)
         self._record(
             notification_id,
             "RefundPayment",
@@ -210,25 +213,25 @@ class SagaSteps:
         self._record(notification_id, step, "sent", provider, attempt, result)
         return result
 
-    def _message(self, notification: dict[str, Any], channel: str) -> Any:
+    def _message(self, notification: Notification, channel: str) -> EmailMessage | SmsMessage:
         from tidings.providers.models import EmailMessage, SmsMessage
 
-        notification_id = notification["notification_id"]
-        customer = notification["customer"]
+        notification_id = notification.notification_id
+        customer = notification.customer
         if channel == EMAIL:
-            receipt = notification["receipt"]
+            receipt = notification.receipt
             return EmailMessage(
-                to=customer["email"],
-                to_name=customer.get("name"),
-                subject=receipt["subject"],
-                text=receipt["text"],
-                html=receipt.get("html"),
+                to=customer.email,
+                to_name=customer.name,
+                subject=receipt.subject,
+                text=receipt.text,
+                html=receipt.html,
                 idempotency_key=keys.send_key(notification_id, EMAIL),
                 custom_args={"notification_id": notification_id},
             )
         return SmsMessage(
-            to=customer["phone"],
-            body=notification["sms"]["text"],
+            to=customer.phone,
+            body=notification.sms.text,
             idempotency_key=keys.send_key(notification_id, SMS),
             status_callback_url=self.status_callback_url(notification_id),
         )
@@ -238,10 +241,14 @@ class SagaSteps:
         """Decide and record the notification's one final status from the execution's state."""
         notification_id = state["notification_id"]
         notification = self.store.get(notification_id)
-        recorded = notification.get("channels", {})
-        outcome = decide(state, recorded)
+        recorded = notification.channels
+        outcome = decide(
+            state,
+            {name: channel.model_dump(mode="json", exclude_none=True) for name, channel in recorded.items()},
+        )
         for name, channel in outcome.channels.items():
-            if recorded.get(name, {}).get("status") == channel.status:
+            current = recorded.get(name)
+            if current is not None and current.status == channel.status:
                 continue  # the step that set it wrote the richer record (provider, reason code)
             # Forward only: a status a step or webhook moved further (sent, delivered, an early bounce's
             # rejected) is kept.
@@ -275,7 +282,7 @@ class SagaSteps:
         event = TimelineEvent(
             step=step,
             outcome=outcome,
-            at=now_iso(),
+            at=self.store.now(),
             provider=provider,
             # The state machine counts retries from 0; people count attempts from 1.
             attempt=None if attempt is None else attempt + 1,
