@@ -24,7 +24,9 @@ class AwaitPaymentActionInput(BaseModel):
 @tracer.capture_lambda_handler
 @event_parser(model=AwaitPaymentActionInput)
 def lambda_handler(event: AwaitPaymentActionInput, context: LambdaContext) -> dict[str, Any]:
-    get_steps().await_payment_action(event.notification_id, event.payment_intent_id, event.task_token)
+    result = get_steps().await_payment_action(
+        event.notification_id, event.payment_intent_id, event.task_token
+    )
     logger.info("payment waits for customer action", payment_intent_id=event.payment_intent_id)
     metrics.add_metric(name="PaymentActionAwaited", unit=MetricUnit.Count, value=1)
-    return {"waiting": True}
+    return result.model_dump(mode="json")

@@ -25,6 +25,6 @@ class CancelPaymentInput(BaseModel):
 @event_parser(model=CancelPaymentInput)
 def lambda_handler(event: CancelPaymentInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().cancel_payment(event.notification_id, event.payment_intent_id, event.attempt)
-    logger.info("payment action timed out", outcome=result["outcome"])
+    logger.info("payment action timed out", outcome=result.outcome)
     metrics.add_metric(name="PaymentCancelled", unit=MetricUnit.Count, value=1)
-    return result
+    return result.model_dump(mode="json")

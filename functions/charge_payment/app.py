@@ -24,6 +24,6 @@ class ChargePaymentInput(BaseModel):
 @event_parser(model=ChargePaymentInput)
 def lambda_handler(event: ChargePaymentInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().charge_payment(event.notification_id, event.attempt)
-    logger.info("payment charged", status=result["status"], payment_intent_id=result["payment_intent_id"])
+    logger.info("payment charged", status=result.status, payment_intent_id=result.payment_intent_id)
     metrics.add_metric(name="PaymentCharged", unit=MetricUnit.Count, value=1)
-    return result
+    return result.model_dump(mode="json")

@@ -19,7 +19,7 @@ from tidings.saga.steps import get_steps
 @event_parser(model=OutcomeInput)
 def lambda_handler(event: OutcomeInput, context: LambdaContext) -> dict[str, Any]:
     outcome = get_steps().record_outcome(event.model_dump())
-    logger.info("notification finished", status=outcome["status"], reason=outcome["reason"])
-    metrics.add_dimension(name="status", value=outcome["status"])
+    logger.info("notification finished", status=outcome.status.value, reason=outcome.reason)
+    metrics.add_dimension(name="status", value=outcome.status.value)
     metrics.add_metric(name="NotificationFinished", unit=MetricUnit.Count, value=1)
-    return outcome
+    return outcome.model_dump(mode="json")

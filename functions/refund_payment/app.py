@@ -24,6 +24,6 @@ class RefundPaymentInput(BaseModel):
 @event_parser(model=RefundPaymentInput)
 def lambda_handler(event: RefundPaymentInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().refund_payment(event.notification_id, attempt=event.attempt)
-    logger.info("payment refunded", refund_id=result["refund_id"])
+    logger.info("payment refunded", refund_id=result.refund_id)
     metrics.add_metric(name="PaymentRefunded", unit=MetricUnit.Count, value=1)
-    return result
+    return result.model_dump(mode="json")

@@ -25,7 +25,7 @@ class SendSmsInput(BaseModel):
 @event_parser(model=SendSmsInput)
 def lambda_handler(event: SendSmsInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().send(event.notification_id, "sms", event.provider, event.attempt)
-    logger.info("sms sent", provider=result["provider"], provider_message_id=result["provider_message_id"])
+    logger.info("sms sent", provider=result.provider, provider_message_id=result.provider_message_id)
     metrics.add_dimension(name="provider", value=event.provider)
     metrics.add_metric(name="SmsSent", unit=MetricUnit.Count, value=1)
-    return result
+    return result.model_dump(mode="json")

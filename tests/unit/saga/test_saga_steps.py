@@ -34,8 +34,8 @@ def test_charge_uses_the_notification_ids_idempotency_key_and_links_the_payment_
     assert {charge.idempotency_key for charge in gateway.charges} == {keys.charge_key(notification)}
     assert gateway.charges[0].metadata["notification_id"] == notification
     # And the webhook can find the notification from its PaymentIntent
-    assert store.notification_for_payment_intent(first["payment_intent_id"]) == notification
-    assert first["status"] == "succeeded"
+    assert store.notification_for_payment_intent(first.payment_intent_id) == notification
+    assert first.status == "succeeded"
 
 
 def test_a_declined_charge_is_recorded_and_its_type_escapes_for_the_state_machine(
@@ -56,19 +56,19 @@ def test_3ds_wait_keeps_the_task_token_and_cancel_clears_it(steps, store, gatewa
     result = steps.charge_payment(notification)
     gateway.charge_outcomes = ["requires_action"]
     result = steps.charge_payment(notification)
-    steps.await_payment_action(notification, result["payment_intent_id"], "token-123")
+    steps.await_payment_action(notification, result.payment_intent_id, "token-123")
     assert store.get(notification).payment_task_token == "token-123"
     assert store.get(notification).status == "awaiting_payment_action"
 
-    cancelled = steps.cancel_payment(notification, result["payment_intent_id"])
-    assert cancelled["outcome"] == "cancelled"
-    assert gateway.cancels == [(result["payment_intent_id"], keys.cancel_key(notification))]
+    cancelled = steps.cancel_payment(notification, result.payment_intent_id)
+    assert cancelled.outcome == "cancelled"
+    assert gateway.cancels == [(result.payment_intent_id, keys.cancel_key(notification))]
     assert store.get(notification).payment_task_token is None
 
 
 def test_cancel_keeps_a_payment_that_succeeded_at_the_last_moment(steps, gateway, notification):
     gateway.retrieve_status = "succeeded"
-    assert steps.cancel_payment(notification, "pi_9")["outcome"] == "already_succeeded"
+    assert steps.cancel_payment(notification, "pi_9").outcome == "already_succeeded"
     assert gateway.cancels == []
 
 
@@ -76,7 +76,7 @@ def test_send_records_provider_ids_and_uses_one_key_for_primary_and_fallback(
     steps, store, channels, notification
 ):
     result = steps.send(notification, "email", "ses", attempt=2)
-    assert result["provider_message_id"] == "ses-1"
+    assert result.provider_message_id == "ses-1"
     sent = channels["ses"].sent[0]
     assert sent.to == "ada@example.com"
     assert sent.idempotency_key == keys.send_key(notification, "email")
@@ -119,7 +119,7 @@ def test_record_outcome_writes_the_final_status_and_each_channel(steps, store, n
     }
     outcome = steps.record_outcome(state)
     stored = store.get(notification)
-    assert outcome == {
+    assert outcome.model_dump(mode="json") == {
         "notification_id": notification,
         "status": "partially_delivered",
         "reason": "sms:parked",
@@ -134,7 +134,7 @@ def test_refund_is_idempotent_by_notification_and_recorded(steps, store, gateway
     charged = steps.charge_payment(notification)
     steps.refund_payment(notification)
     steps.refund_payment(notification)
-    assert gateway.refunds == [(charged["payment_intent_id"], keys.refund_key(notification))] * 2
+    assert gateway.refunds == [(charged.payment_intent_id, keys.refund_key(notification))] * 2
     assert store.get(notification).payment.refund_id == "re_1"
 
 
@@ -250,7 +250,7 @@ def test_a_redriven_refund_case_refunds_once_and_compensates(steps, store, gatew
     assert reconciler.handle({"kind": "refund", "notification_id": notification}) == "refunded_after_redrive"
     # Redriven again (a duplicate in the queue): no second refund call is needed
     reconciler.handle({"kind": "refund", "notification_id": notification})
-    assert gateway.refunds == [(charged["payment_intent_id"], keys.refund_key(notification))]
+    assert gateway.refunds == [(charged.payment_intent_id, keys.refund_key(notification))]
     assert store.get(notification).status == "compensated"
 
 

@@ -35,7 +35,7 @@ class Reconciler:
             return self._refund(notification_id, "refunded_after_redrive", refunded=refunded)
         if kind == "cancel":
             outcome = self.steps.cancel_payment(notification_id, payment_intent_of(notification))
-            if outcome["outcome"] == "already_succeeded":
+            if outcome.outcome == "already_succeeded":
                 # Paid after the saga gave up on it: nobody was told, so give the money back.
                 return self._refund(notification_id, "paid_after_timeout_refunded", refunded=refunded)
             return self._finish(

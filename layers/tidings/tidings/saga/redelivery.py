@@ -18,6 +18,7 @@ from tidings.errors import InvalidRequest, ProviderError
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.saga.callbacks import TaskTokenResumer
 from tidings.saga.outcome import upgraded_status
+from tidings.saga.results import SendResult
 from tidings.saga.steps import FALLBACK, PRIMARY, SagaSteps
 
 #: Statuses after which a late message must not go out (the payment was refunded or never taken).
@@ -120,8 +121,8 @@ class Redelivery:
         )
         return "dead_lettered"
 
-    def _resume_saga(self, token: str, result: dict[str, Any]) -> None:
-        self.saga.resume(token, result)
+    def _resume_saga(self, token: str, result: SendResult) -> None:
+        self.saga.resume(token, result.model_dump(mode="json"))
 
     def _fail_saga(self, token: str, error: ProviderError | None) -> None:
         name = type(error).__name__ if error else "ProviderUnavailable"

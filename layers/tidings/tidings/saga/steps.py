@@ -11,13 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tidings.errors import InvalidRequest, ProviderError
 from tidings.notifications.models import ChannelStatus, Notification, NotificationStatus, TimelineEvent
 from tidings.notifications.store import NotificationStore, get_store
 from tidings.saga import keys
 from tidings.saga.outcome import decide
+from tidings.saga.results import (
+    CancelResult,
+    ChargeResult,
+    OutcomeResult,
+    PaymentActionAwaited,
+    RefundResult,
+    SendResult,
+)
 
 if TYPE_CHECKING:
     from tidings.providers.models import EmailMessage, SmsMessage
@@ -65,7 +73,7 @@ class SagaSteps:
     status_callback_url: Callable[[str], str | None] = field(default=lambda _nid: None)
 
     # --- payment --------------------------------------------------------------------------------
-    def charge_payment(self, notification_id: str, attempt: int = 0) -> dict[str, Any]:
+    def charge_payment(self, notification_id: str, attempt: int = 0) -> ChargeResult:
         from tidings.providers.models import ChargeRequest
 
         notification = self.store.get(notification_id)
@@ -101,9 +109,11 @@ class SagaSteps:
             attempt,
             {"payment_intent_id": result.payment_intent_id, "request_id": result.request_id},
         )
-        return {"status": result.status, "payment_intent_id": result.payment_intent_id}
+        return ChargeResult(status=result.status, payment_intent_id=result.payment_intent_id)
 
-    def await_payment_action(self, notification_id: str, payment_intent_id: str, task_token: str) -> None:
+    def await_payment_action(
+        self, notification_id: str, payment_intent_id: str, task_token: str
+    ) -> PaymentActionAwaited:
         """Park the saga until the customer finishes 3-D Secure: the Stripe webhook resumes it."""
         self.store.store_task_token(notification_id, task_token)
         self._record(
@@ -114,13 +124,13 @@ class SagaSteps:
             None,
             {"payment_intent_id": payment_intent_id},
         )
+        return PaymentActionAwaited()
 
-    def cancel_payment(
-        self, notification_id: str, payment_intent_id: str, attempt: int = 0
-    ) -> dict[str, Any]:
+    def cancel_payment(self, notification_id: str, payment_intent_id: str, attempt: int = 0) -> CancelResult:
         """The customer never finished 3-D Secure in time: cancel, unless it succeeded at the last moment."""
         gateway = self.payment_gateway()
         self.store.clear_task_token(notification_id)
+        outcome: Literal["cancelled", "already_succeeded"]
         try:
             current = gateway.retrieve(payment_intent_id)
             if current.status == "succeeded":
@@ -144,11 +154,11 @@ class SagaSteps:
             attempt,
             {"payment_intent_id": payment_intent_id},
         )
-        return {"outcome": outcome, "payment_intent_id": payment_intent_id}
+        return CancelResult(outcome=outcome, payment_intent_id=payment_intent_id)
 
     def refund_payment(
         self, notification_id: str, reason: str | None = None, attempt: int = 0
-    ) -> dict[str, Any]:
+    ) -> RefundResult:
         payment_intent_id = payment_intent_of(self.store.get(notification_id))
         try:
             refund = self.payment_gateway().refund(
@@ -166,12 +176,12 @@ class SagaSteps:
             attempt,
             {"refund_id": refund.refund_id, "payment_intent_id": payment_intent_id, "reason": reason},
         )
-        return {"refund_id": refund.refund_id, "status": refund.status}
+        return RefundResult(refund_id=refund.refund_id, status=refund.status)
 
     # --- channels -------------------------------------------------------------------------------
     def send(
         self, notification_id: str, channel: str, provider: str, attempt: int = 0, step: str | None = None
-    ) -> dict[str, Any]:
+    ) -> SendResult:
         """Send the receipt e-mail or the SMS through one provider; the step name follows the provider."""
         step = step or STEP_NAMES[(channel, provider)]
         notification = self.store.get(notification_id)
@@ -194,12 +204,12 @@ class SagaSteps:
                     },
                 )
             raise
-        result = {
-            "provider": receipt.provider,
-            "provider_message_id": receipt.provider_message_id,
-            "deduplicated": receipt.deduplicated,
-            "attempts": receipt.attempts,
-        }
+        result = SendResult(
+            provider=receipt.provider,
+            provider_message_id=receipt.provider_message_id,
+            deduplicated=receipt.deduplicated,
+            attempts=receipt.attempts,
+        )
         # Forward only: a delivery report (or a bounce) that got here first keeps its status; the
         # message's provider and id are recorded either way.
         self.store.update_channel(
@@ -210,7 +220,7 @@ class SagaSteps:
             provider_message_id=receipt.provider_message_id,
             fallback=provider == FALLBACK[channel],
         )
-        self._record(notification_id, step, "sent", provider, attempt, result)
+        self._record(notification_id, step, "sent", provider, attempt, result.model_dump(mode="json"))
         return result
 
     def _message(self, notification: Notification, channel: str) -> EmailMessage | SmsMessage:
@@ -237,7 +247,7 @@ class SagaSteps:
         )
 
     # --- the end --------------------------------------------------------------------------------
-    def record_outcome(self, state: dict[str, Any]) -> dict[str, Any]:
+    def record_outcome(self, state: dict[str, Any]) -> OutcomeResult:
         """Decide and record the notification's one final status from the execution's state."""
         notification_id = state["notification_id"]
         notification = self.store.get(notification_id)
@@ -256,7 +266,7 @@ class SagaSteps:
             self.store.update_channel(notification_id, name, channel.status, with_status=reason)
         self.store.finish(notification_id, outcome.status, outcome.reason)
         self._record(notification_id, "RecordOutcome", outcome.status, None, None, {"reason": outcome.reason})
-        return {"notification_id": notification_id, "status": outcome.status.value, "reason": outcome.reason}
+        return OutcomeResult(notification_id=notification_id, status=outcome.status, reason=outcome.reason)
 
     # --- timeline -------------------------------------------------------------------------------
     def record_event(

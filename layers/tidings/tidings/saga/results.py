@@ -1,0 +1,62 @@
+"""What each saga step returns: the state machine keeps it at the step's ``ResultPath``.
+
+The Lambda handlers dump these with ``model_dump(mode="json")``, so the execution's state holds exactly
+these fields (``saga/outcome.py`` and the definition's Choice states read some of them). Small on
+purpose: contact details and message content never travel through Step Functions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tidings.notifications.models import NotificationStatus
+
+
+class StepResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChargeResult(StepResult):
+    """ChargePayment: Stripe's PaymentIntent status (``succeeded``, ``requires_action``...)."""
+
+    status: str
+    payment_intent_id: str
+
+
+class PaymentActionAwaited(StepResult):
+    """WaitForPaymentAction's task: the token is stored, the Stripe webhook resumes the saga."""
+
+    waiting: bool = True
+
+
+class CancelResult(StepResult):
+    """CancelPayment: cancelled, or the customer finished 3-D Secure at the last moment."""
+
+    outcome: Literal["cancelled", "already_succeeded"]
+    payment_intent_id: str
+
+
+class RefundResult(StepResult):
+    """RefundPayment: Stripe's refund and its status."""
+
+    refund_id: str
+    status: str
+
+
+class SendResult(StepResult):
+    """SendReceiptEmail(ViaSes) / SendSms(ViaSns): the provider that accepted the message."""
+
+    provider: str
+    provider_message_id: str
+    deduplicated: bool
+    attempts: int
+
+
+class OutcomeResult(StepResult):
+    """RecordOutcome: the notification's one final status."""
+
+    notification_id: str
+    status: NotificationStatus
+    reason: str | None
