@@ -57,6 +57,7 @@ screenshots: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/sam validate --lint
 
 format: setup

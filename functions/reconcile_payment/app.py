@@ -7,7 +7,7 @@ returns to the dead-letter queue, whose alarm keeps paging until a person or a l
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict
 from tidings.observability import logger, metrics, tracer
 from tidings.saga.reconcile import Reconciler
 from tidings.saga.steps import get_steps
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -45,5 +48,5 @@ def _settle(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=_settle, processor=processor, context=context)

@@ -8,13 +8,16 @@ channel's dead-letter queue (or fails the waiting saga, for a required SMS). The
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tidings.observability import logger, metrics, tracer
 from tidings.saga.retry_delivery import RetryDeliveryConsumer
 from tidings.saga.settings import redelivery_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 # Cold start: a missing or bad variable fails here with a ConfigurationError that names it.
 consumer = RetryDeliveryConsumer(redelivery_settings())
@@ -23,5 +26,5 @@ consumer = RetryDeliveryConsumer(redelivery_settings())
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return consumer.handle(event, context)

@@ -7,13 +7,16 @@ statuses and compensation for a required channel that failed for good: all in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tidings.observability import logger, metrics, tracer
 from tidings.webhooks.consumer import WebhookConsumer
 from tidings.webhooks.settings import processor_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 # Cold start: a missing or bad variable fails here with a ConfigurationError that names it.
 consumer = WebhookConsumer(processor_settings())
@@ -22,5 +25,5 @@ consumer = WebhookConsumer(processor_settings())
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return consumer.handle(event, context)

@@ -174,7 +174,7 @@ class Settings(TidingsSettings):
 
     def require(self, field: str) -> str:
         """The value of an optional setting a component cannot work without, or a clear error."""
-        value = getattr(self, field)
+        value: str = getattr(self, field)
         if not value:
             alias = type(self).model_fields[field].alias
             raise ConfigurationError(f"{alias} is not set")

@@ -22,6 +22,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import LogRecord
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tidings.config import observability_settings
@@ -152,7 +153,7 @@ def redact(value: Any) -> Any:
 class RedactingFormatter(LambdaPowertoolsFormatter):
     """Powertools' JSON formatter with :func:`redact` applied to the whole record, every line."""
 
-    def serialize(self, log: dict[str, Any]) -> str:
+    def serialize(self, log: LogRecord) -> str:
         return super().serialize(redact(log))
 
 

@@ -7,9 +7,12 @@ the offending values. The bearer scheme is the HTTP API's JWT authorizer's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 
 class ErrorItem(BaseModel):
@@ -84,7 +87,7 @@ _DESCRIPTIONS = {
 }
 
 
-def errors(*statuses: int) -> dict[int, dict[str, Any]]:
+def errors(*statuses: int) -> dict[int, OpenAPIResponse]:
     """The ``responses`` entries of a route for these error statuses, with the real error body."""
     return {
         status: {"description": _DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorBody}}}
@@ -92,8 +95,8 @@ def errors(*statuses: int) -> dict[int, dict[str, Any]]:
     }
 
 
-def ok(status: int, description: str, model: type[BaseModel] | None = None) -> dict[int, dict[str, Any]]:
-    entry: dict[str, Any] = {"description": description}
+def ok(status: int, description: str, model: type[BaseModel] | None = None) -> dict[int, OpenAPIResponse]:
+    entry: OpenAPIResponse = {"description": description}
     if model is not None:
         entry["content"] = {"application/json": {"model": model}}
     return {status: entry}

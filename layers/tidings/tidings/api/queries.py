@@ -21,17 +21,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tidings.notifications.models import ChannelStatus, NotificationStatus, OrderReference
 from tidings.notifications.store import NotificationNotFound, NotificationStore
 from tidings.observability import redact
+
+if TYPE_CHECKING:
+    from boto3.dynamodb.conditions import ConditionBase
 
 INDEX_BY_CLIENT = "ByClient"
 INDEX_BY_ORDER_REFERENCE = "ByOrderReference"
@@ -122,7 +126,7 @@ class NotificationQueries:
             index, hash_value = INDEX_BY_CLIENT, client_id
         else:
             raise InvalidQuery("name a client, an order reference or a bulk id", ["query", "client_id"])
-        key = Key(INDEX_KEYS[index]).eq(hash_value)
+        key: ConditionBase = Key(INDEX_KEYS[index]).eq(hash_value)
         since = _iso(filters.created_since) if filters.created_since else None
         until = _iso(filters.created_until) if filters.created_until else None
         if since and until:
@@ -195,7 +199,8 @@ class NotificationQueries:
             "entries": entries,
         }
 
-    def execution_history(self, execution_arn: str | None) -> list[dict[str, Any]]:
+    # (builtins.list: inside this class, `list` is the method above)
+    def execution_history(self, execution_arn: str | None) -> builtins.list[dict[str, Any]]:
         """Every event of the notification's execution (none if it has not started or is gone)."""
         if not execution_arn:
             return []
@@ -249,7 +254,7 @@ def decode_cursor(cursor: str, index: str, hash_value: str) -> dict[str, Any]:
         raise refused from None
     if not isinstance(decoded, dict) or decoded.get("i") != index or not isinstance(decoded.get("k"), dict):
         raise refused
-    key = decoded["k"]
+    key: dict[str, Any] = decoded["k"]
     names = {"pk", "sk", INDEX_KEYS[index], "created_at"}
     if set(key) != names or not all(isinstance(value, str) for value in key.values()):
         raise refused

@@ -72,9 +72,8 @@ _ID_FIELDS = ("provider_message_id", "payment_intent_id", "refund_id", "request_
 
 def iso(value: Any) -> str:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return str(value)
 
 
@@ -190,7 +189,9 @@ def _from_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     }
                 )
         elif kind in ("TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut"):
-            detail = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
+            detail: dict[str, Any] = next(
+                (value for key, value in event.items() if key.endswith("EventDetails")), {}
+            )
             error = detail.get("error") or ("States.Timeout" if "TimedOut" in kind else "States.TaskFailed")
             failure = {"error": error}
             add("task_failed", state=state, error=error)

@@ -55,7 +55,7 @@ def boto_client(service: str, *, timeout_seconds: float, connect_timeout_seconds
         connect_timeout=connect_timeout_seconds,
         read_timeout=timeout_seconds,
     )
-    return boto3.client(service, config=config)
+    return boto3.client(service, config=config)  # type: ignore[call-overload]  # any service name
 
 
 def aws_error(provider: str, exc: Exception) -> ProviderError:
@@ -78,7 +78,12 @@ def aws_error(provider: str, exc: Exception) -> ProviderError:
     meta = exc.response.get("ResponseMetadata", {})
     code = error.get("Code")
     status = meta.get("HTTPStatusCode")
-    common = {"provider": provider, "status": status, "code": code, "request_id": meta.get("RequestId")}
+    common: dict[str, Any] = {
+        "provider": provider,
+        "status": status,
+        "code": code,
+        "request_id": meta.get("RequestId"),
+    }
     message = redact(error.get("Message") or code or "aws error")
     if code in _THROTTLED or status == 429:
         return RateLimited(message, **common)

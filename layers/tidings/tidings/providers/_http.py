@@ -17,6 +17,7 @@ import httpx
 from tidings.errors import AuthenticationFailed, NetworkError, ProviderError, ProviderTimeout
 from tidings.observability import emit_metric, logger, redact
 from tidings.providers._attempts import AttemptLog
+from tidings.resilience.budget import CallBudget
 from tidings.resilience.caller import Attempt, ResilientCaller
 
 
@@ -85,21 +86,40 @@ class HttpProvider:
             return self._call(fresh, method, path, endpoint, form, json, headers, success, budget)
 
     def _call(
-        self, credentials, method, path, endpoint, form, json, headers, success, budget
+        self,
+        credentials: Any,
+        method: str,
+        path: str | Callable[[Any], str],
+        endpoint: str,
+        form: Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        success: tuple[int, ...],
+        budget: CallBudget,
     ) -> ProviderResponse:
         attempts = {"count": 0}
         url_path = path(credentials) if callable(path) else path
-        form = form(credentials) if callable(form) else form
+        body = form(credentials) if callable(form) else form
         request_headers = {**self._authenticate(credentials), **(headers or {})}
 
         def attempt(info: Attempt) -> httpx.Response:
             attempts["count"] = info.number
-            return self._send(method, url_path, endpoint, form, json, request_headers, success, info)
+            return self._send(method, url_path, endpoint, body, json, request_headers, success, info)
 
         response = self.caller.call(attempt, endpoint=endpoint, budget=budget)
         return ProviderResponse(response=response, attempts=attempts["count"])
 
-    def _send(self, method, path, endpoint, form, json, headers, success, info: Attempt) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        form: Mapping[str, str] | None,
+        json: Any,
+        headers: Mapping[str, str],
+        success: tuple[int, ...],
+        info: Attempt,
+    ) -> httpx.Response:
         read_timeout = max(0.001, min(self.timeout_seconds, info.time_left))
         timeout = httpx.Timeout(read_timeout, connect=min(self.connect_timeout_seconds, read_timeout))
         log = AttemptLog(self.provider, endpoint, info.number, method=method, path=path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tidings.providers.models import (
     ChargeRequest,
@@ -31,7 +31,7 @@ class PaymentGateway(Protocol):
 class _Deliverer(Protocol):
     name: str
 
-    def deliver(self, message): ...
+    def deliver(self, message: Any) -> DeliveryReceipt: ...
 
 
 class _Channel:
@@ -42,7 +42,7 @@ class _Channel:
         self.dedup = dedup
         self.name = deliverer.name
 
-    def _send(self, message) -> DeliveryReceipt:
+    def _send(self, message: Any) -> DeliveryReceipt:
         if self.dedup is None:
             return self.deliverer.deliver(message)
         return self.dedup.send(self.kind, message, lambda: self.deliverer.deliver(message))

@@ -73,7 +73,7 @@ class SendDeduplicator:
         self._send_once = send_once
 
     @staticmethod
-    def _replayed(response: DeliveryReceipt, record: Any) -> DeliveryReceipt:
+    def _replayed(response: DeliveryReceipt, idempotent_data: Any) -> DeliveryReceipt:
         logger.info(
             "duplicate send suppressed", provider=response.provider, message_id=response.provider_message_id
         )
@@ -94,7 +94,8 @@ class SendDeduplicator:
             self.config.register_lambda_context(context)
         data = {"send_key": f"{kind}:{message.idempotency_key}", "fingerprint": fingerprint(message)}
         try:
-            return self._send_once(send=data, deliver=deliver)
+            receipt: DeliveryReceipt = self._send_once(send=data, deliver=deliver)
+            return receipt
         except IdempotencyAlreadyInProgressError:
             raise IdempotencyConflict(
                 "a send with this key is still in progress", provider="tidings", code="send_in_progress"

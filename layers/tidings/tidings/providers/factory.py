@@ -6,12 +6,28 @@ A :class:`ProviderFactory` is what one Lambda container holds. Tests build two o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings.config import ProviderName, RateLimitedService, Settings, get_settings
 from tidings.observability import logger
 from tidings.resilience.timing import Timing
+
+if TYPE_CHECKING:  # the implementations are imported when first built (cold start)
+    import httpx
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from pydantic import BaseModel
+
+    from tidings.errors import ProviderError
+    from tidings.providers._http import HttpProvider
+    from tidings.providers.channels import EmailChannel, SmsChannel
+    from tidings.providers.dedup import SendDeduplicator
+    from tidings.providers.stripe import StripePaymentGateway
+    from tidings.resilience.breaker import ProviderCircuitBreaker
+    from tidings.resilience.caller import ResilientCaller
+    from tidings.resilience.rate_limit import BucketStore, RateLimiter
+    from tidings.secrets import CredentialStore
 
 
 class ProviderFactory:
@@ -20,10 +36,10 @@ class ProviderFactory:
         settings: Settings | None = None,
         *,
         timing: Timing | None = None,
-        dynamodb_client: Any | None = None,
+        dynamodb_client: DynamoDBClient | None = None,
         secrets_client: Any | None = None,
-        credential_store: Any | None = None,
-        http_client: Any | None = None,
+        credential_store: CredentialStore | None = None,
+        http_client: httpx.Client | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.timing = timing or Timing(scale=self.settings.retry_time_scale)
@@ -34,7 +50,7 @@ class ProviderFactory:
 
     # --- shared per-container clients --------------------------------------------------------
     @cached_property
-    def dynamodb(self) -> Any:
+    def dynamodb(self) -> DynamoDBClient:
         if self._dynamodb_client is None:
             import boto3
 
@@ -42,7 +58,7 @@ class ProviderFactory:
         return self._dynamodb_client
 
     @cached_property
-    def credentials(self) -> Any:
+    def credentials(self) -> CredentialStore:
         if self._credential_store is not None:
             return self._credential_store
         from tidings.secrets import CredentialStore, get_credential_store
@@ -52,7 +68,7 @@ class ProviderFactory:
         return CredentialStore(ttl_seconds=self.settings.secret_ttl_seconds, client=self._secrets_client)
 
     @cached_property
-    def http(self) -> Any:
+    def http(self) -> httpx.Client:
         """One httpx client for every provider of this container (connection pool reuse)."""
         if self._http_client is None:
             import httpx
@@ -61,7 +77,7 @@ class ProviderFactory:
         return self._http_client
 
     @cached_property
-    def dedup(self) -> Any:
+    def dedup(self) -> SendDeduplicator | None:
         if not self.settings.idempotency_table:
             logger.warning("IDEMPOTENCY_TABLE not set: duplicate sends are not suppressed")
             return None
@@ -74,7 +90,7 @@ class ProviderFactory:
         )
 
     # --- resilience per provider -------------------------------------------------------------
-    def breaker(self, provider: str) -> Any:
+    def breaker(self, provider: str) -> ProviderCircuitBreaker | None:
         if not self.settings.circuit_breaker_table:
             logger.warning("CIRCUIT_BREAKER_TABLE not set: no circuit breaker", provider=provider)
             return None
@@ -84,7 +100,7 @@ class ProviderFactory:
             provider, self.settings, dynamodb_client=self.dynamodb, wall_clock=self.timing.wall
         )
 
-    def limiter(self, provider: RateLimitedService) -> Any:
+    def limiter(self, provider: RateLimitedService) -> RateLimiter:
         from tidings.resilience.rate_limit import (
             DynamoDBBucketStore,
             InMemoryBucketStore,
@@ -93,14 +109,14 @@ class ProviderFactory:
         )
 
         if self.settings.rate_limit_table:
-            store: Any = DynamoDBBucketStore(self.settings.rate_limit_table, self.dynamodb)
+            store: BucketStore = DynamoDBBucketStore(self.settings.rate_limit_table, self.dynamodb)
         else:
             logger.warning("RATE_LIMIT_TABLE not set: rate limit holds per container only", provider=provider)
             store = InMemoryBucketStore()
         rate, burst = self.settings.rate_limit(provider)
         return RateLimiter(provider, TokenBucket(rate=rate, capacity=burst), store, self.timing)
 
-    def caller(self, provider: RateLimitedService) -> Any:
+    def caller(self, provider: RateLimitedService) -> ResilientCaller:
         """The resilience path for one service: its retry policy, shared breaker and shared bucket."""
         from tidings.resilience.caller import ResilientCaller
 
@@ -113,15 +129,21 @@ class ProviderFactory:
         )
 
     def http_provider(
-        self, name: ProviderName, *, authenticate: Any, map_error: Any, request_id_header: str | None
-    ):
+        self,
+        name: ProviderName,
+        *,
+        authenticate: Callable[[Any], Mapping[str, str]],
+        map_error: Callable[[httpx.Response], ProviderError],
+        request_id_header: str | None,
+    ) -> HttpProvider:
         from tidings.providers._http import HttpProvider
 
         provider = self.settings.provider(name)
         store = self.credentials
 
-        def credentials(refresh: bool) -> Any:
-            return store.get(name, provider.secret_arn, refresh=refresh)
+        def credentials(refresh: bool) -> BaseModel:
+            model: BaseModel = store.get(name, provider.secret_arn, refresh=refresh)
+            return model
 
         return HttpProvider(
             provider=name,
@@ -137,7 +159,7 @@ class ProviderFactory:
         )
 
     # --- what callers use --------------------------------------------------------------------
-    def payment_gateway(self) -> Any:
+    def payment_gateway(self) -> StripePaymentGateway:
         from tidings.providers.stripe import StripePaymentGateway, stripe_auth, stripe_error
 
         http = self.http_provider(
@@ -147,7 +169,7 @@ class ProviderFactory:
             http, api_version=self.settings.stripe_api_version, return_url=self.settings.stripe_return_url
         )
 
-    def email_channel(self, name: str = "sendgrid") -> Any:
+    def email_channel(self, name: str = "sendgrid") -> EmailChannel:
         from tidings.providers.channels import EmailChannel
 
         from_address = self.settings.require("receipt_from_address")
@@ -174,7 +196,7 @@ class ProviderFactory:
             raise ValueError(f"unknown e-mail channel {name!r}: use 'sendgrid' or 'ses'")
         return EmailChannel(deliverer, self.dedup)
 
-    def sms_channel(self, name: str = "twilio") -> Any:
+    def sms_channel(self, name: str = "twilio") -> SmsChannel:
         from tidings.providers.channels import SmsChannel
 
         if name == "twilio":

@@ -34,12 +34,13 @@ class SesEmailChannel:
         ]
 
         def send() -> dict[str, Any]:
-            return self.client.send_email(
+            answer: dict[str, Any] = self.client.send_email(
                 FromEmailAddress=self.from_address,
                 Destination={"ToAddresses": [to]},
                 Content={"Simple": {"Subject": {"Data": message.subject, "Charset": "UTF-8"}, "Body": body}},
                 EmailTags=tags,
             )
+            return answer
 
         response, attempts = call_aws(self.caller, PROVIDER, "send_email", send)
         return DeliveryReceipt(

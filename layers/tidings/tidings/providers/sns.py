@@ -20,7 +20,7 @@ class SnsSmsChannel:
 
     def deliver(self, message: SmsMessage) -> DeliveryReceipt:
         def publish() -> dict[str, Any]:
-            return self.client.publish(
+            answer: dict[str, Any] = self.client.publish(
                 PhoneNumber=message.to,
                 Message=message.body,
                 MessageAttributes={
@@ -28,6 +28,7 @@ class SnsSmsChannel:
                     "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
                 },
             )
+            return answer
 
         response, attempts = call_aws(self.caller, PROVIDER, "publish", publish)
         return DeliveryReceipt(

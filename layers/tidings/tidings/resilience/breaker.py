@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools.utilities.circuit_breaker import (
     CircuitBreakerConfig,
@@ -47,7 +47,8 @@ _STATE_METRIC = {"CLOSED": "CircuitClosed", "OPEN": "CircuitOpened", "HALF_OPEN"
 class _ClockedHandler(CircuitBreakerHandler):
     wall_clock: Callable[[], float] = time.time
 
-    def _now(self) -> int:  # Powertools reads time through this one method
+    # Powertools reads time through this one (static) method; here it reads the instance's clock.
+    def _now(self) -> int:  # type: ignore[override]
         return int(self.wall_clock())
 
 
@@ -95,7 +96,7 @@ class ProviderCircuitBreaker:
         )
         handler.wall_clock = self.wall_clock
         try:
-            return handler.handle()
+            return cast(T, handler.handle())
         except CircuitBreakerOpenError as exc:
             opened_at = exc.circuit.opened_at if exc.circuit else None
             logger.info("circuit open, call rejected", provider=self.provider, opened_at=opened_at)

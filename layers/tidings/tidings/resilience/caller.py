@@ -174,5 +174,6 @@ class ResilientCaller:
                 subsegment.put_annotation(key="error_type", value=type(error).__name__)
                 raise
             finally:
-                subsegment.put_annotation(key="attempts", value=counter["attempt"])
+                # an int is a numbers.Number, which the X-Ray stubs name but mypy does not model
+                subsegment.put_annotation(key="attempts", value=counter["attempt"])  # type: ignore[arg-type]
             return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import tenacity
 
@@ -63,10 +63,10 @@ class RetryPolicy:
 
     def backoff_window(self, attempt: int) -> float:
         """Upper bound of the jittered wait after failed attempt number ``attempt`` (1-based)."""
-        return self._window(SimpleNamespace(attempt_number=attempt))
+        return self._window(cast("tenacity.RetryCallState", SimpleNamespace(attempt_number=attempt)))
 
     def wait_seconds(self, error: BaseException, attempt: int) -> float:
         """How long to wait after failed attempt ``attempt`` before the next one."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return max(0.0, float(error.retry_after))
-        return self._jitter(SimpleNamespace(attempt_number=attempt))
+        return self._jitter(cast("tenacity.RetryCallState", SimpleNamespace(attempt_number=attempt)))

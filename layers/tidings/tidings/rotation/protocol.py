@@ -142,7 +142,7 @@ class SecretRotator:
         if version_id:
             kwargs["VersionId"] = version_id
         raw = self.client.get_secret_value(**kwargs)["SecretString"]
-        value = json.loads(raw)
+        value: dict[str, Any] = json.loads(raw)
         for field in value.values():
             if isinstance(field, str):
                 register_secret(field)

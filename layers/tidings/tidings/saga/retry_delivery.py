@@ -11,7 +11,7 @@ Clients are built on first use, once per container.
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -24,6 +24,9 @@ from tidings.queues import SoonerRedelivery, queue_name_and_account
 from tidings.saga.callbacks import TaskTokenResumer
 from tidings.saga.redelivery import Redelivery, RedeliveryPolicy
 from tidings.saga.settings import RedeliverySettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 
 class ParkedMessage(BaseModel):
@@ -42,7 +45,7 @@ class RetryDeliveryConsumer:
         self.batch = BatchProcessor(event_type=EventType.SQS)
         self._queue_urls: dict[str, str] = {}
 
-    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         return process_partial_response(
             event=event, record_handler=self.try_once, processor=self.batch, context=context
         )

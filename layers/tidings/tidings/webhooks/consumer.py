@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -34,6 +34,9 @@ from tidings.webhooks.models import WebhookEvent
 from tidings.webhooks.processor import ProcessingOutcome, apply_webhook_event
 from tidings.webhooks.settings import ProcessorSettings
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
 #: The prefix of every dedupe record's key since the handler module (``app``) held ``process_event``;
 #: keeping it means no identity remembered before this code moved into the layer is forgotten.
 _RECORD_KEY_FUNCTION = "app.process_event"
@@ -45,7 +48,7 @@ def _payment_gateway() -> Any:
     return get_payment_gateway()
 
 
-def _already_processed(response: dict[str, Any], record: Any) -> dict[str, Any]:
+def _already_processed(response: dict[str, Any], idempotent_data: Any) -> dict[str, Any]:
     """Called instead of processing when the event identity was seen: a replay or a redelivery."""
     logger.info(
         "webhook already processed", event_id=response.get("event_id"), provider=response.get("provider")
@@ -71,7 +74,7 @@ class WebhookConsumer:
             response_hook=_already_processed,
         )
 
-    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         self.idempotency.register_lambda_context(context)
         return process_partial_response(
             event=event, record_handler=self.record_handler, processor=self.batch, context=context
@@ -116,12 +119,13 @@ class WebhookConsumer:
     def process_event(self) -> Callable[..., dict[str, Any]]:
         """``_apply`` once per event identity (Powertools idempotency; its table is first touched on a
         record)."""
-        return idempotent_function(
+        once: Callable[..., dict[str, Any]] = idempotent_function(
             data_keyword_argument="event",
             persistence_store=DynamoDBPersistenceLayer(table_name=self.settings.dedupe_table),
             config=self.idempotency,
             key_prefix=f"{self.settings.function_name}.{_RECORD_KEY_FUNCTION}",
         )(self._apply)
+        return once
 
     @cached_property
     def ledger(self) -> DynamoNotificationLedger:

@@ -54,7 +54,10 @@ class DynamoNotificationLedger:
         self._store = NotificationStore(table)
 
     def _meta(self, notification_id: str) -> dict[str, Any] | None:
-        return self._table.get_item(Key=_meta_key(notification_id), ConsistentRead=True).get("Item")
+        item: dict[str, Any] | None = self._table.get_item(
+            Key=_meta_key(notification_id), ConsistentRead=True
+        ).get("Item")
+        return item
 
     def exists(self, notification_id: str) -> bool:
         return self._meta(notification_id) is not None
