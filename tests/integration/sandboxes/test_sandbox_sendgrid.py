@@ -90,9 +90,8 @@ def test_validation_errors_name_the_field_like_sendgrid(
     matching = [e for e in errors if e["field"] == field]
     assert matching, errors
     assert matching[0]["message"].startswith(message_start)
-    assert matching[0]["help"].startswith(
-        "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#"
-    )
+    # only the properties SendGrid's description gives an error item (its "help" is typed an object)
+    assert set(matching[0]) == {"field", "message"}
     assert sendgrid.control.state()["mails"] == []
 
 
@@ -107,7 +106,7 @@ def test_body_that_is_not_json_is_bad_request(sendgrid_http):
         "/v3/mail/send", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 400
-    assert response.json() == {"errors": [{"field": None, "message": "Bad Request", "help": None}]}
+    assert response.json() == {"errors": [{"field": None, "message": "Bad Request"}]}
 
 
 def test_body_over_30_mb_is_413(sendgrid, sendgrid_http):

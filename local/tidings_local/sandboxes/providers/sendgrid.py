@@ -1,7 +1,9 @@
 """SendGrid's v3 Mail Send API and its signed Event Webhook.
 
 POST /v3/mail/send takes the v3 JSON body and answers 202 with an empty body and ``X-Message-Id``;
-validation errors come back together as ``{"errors": [{"message", "field", "help"}]}`` like SendGrid's.
+validation errors come back together as ``{"errors": [{"message", "field"}]}`` as SendGrid's description
+(tests/contract/vendor) documents them; its ``help`` is typed there as an object of no stated shape, so the
+sandbox leaves it out rather than send the link as a string.
 After each accepted mail the sandbox posts ``processed`` then ``delivered`` events (or the outcome set
 for a recipient with the bounce control), signed with ECDSA P-256 as SendGrid signs them.
 
@@ -75,7 +77,8 @@ def _key_record(name: str | None, scopes: Any, key: str | None = None) -> dict[s
 
 
 def _error(message: str, field: str | None, anchor: str | None = None) -> dict[str, Any]:
-    return {"message": message, "field": field, "help": f"{HELP}#{anchor}" if anchor else None}
+    """One error item. ``anchor`` names the section of SendGrid's error reference (HELP) it matches."""
+    return {"message": message, "field": field}
 
 
 def _errors(status: int, *errors: dict[str, Any]) -> Response:
@@ -184,9 +187,9 @@ class SendGridProvider(Provider):
         try:
             body = json.loads(request.body)
         except ValueError:
-            return _errors(400, {"field": None, "message": "Bad Request", "help": None})
+            return _errors(400, {"field": None, "message": "Bad Request"})
         if not isinstance(body, dict):
-            return _errors(400, {"field": None, "message": "Bad Request", "help": None})
+            return _errors(400, {"field": None, "message": "Bad Request"})
         errors = validate_mail(body)
         if errors:
             return _errors(400, *errors)

@@ -784,7 +784,12 @@ class StripeProvider(Provider):
         pm = {
             "id": "pm_" + random_alnum(24),
             "object": "payment_method",
-            "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+            "billing_details": {
+                "address": dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state")),
+                "email": None,
+                "name": None,
+                "phone": None,
+            },
             "card": {
                 "brand": card.brand,
                 "checks": {
@@ -862,10 +867,12 @@ class StripeProvider(Provider):
             "amount_captured": intent["amount"] if paid else 0,
             "amount_refunded": 0,
             "balance_transaction": ("txn_" + random_alnum(24)) if paid else None,
+            "billing_details": copy.deepcopy(pm["billing_details"]),
             "captured": paid,
             "created": _now(),
             "currency": intent["currency"],
             "description": intent["description"],
+            "disputed": False,
             "failure_code": None if paid else (card.code if card else None),
             "failure_message": None if paid else (card.message if card else None),
             "livemode": False,

@@ -212,16 +212,24 @@ class TwilioProvider(Provider):
         self.sandbox.pause(request)
         if request.method != "GET":
             return twilio_error(405, 20004, "Method not allowed")
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        # Every property of Twilio's Account resource, as Twilio returns it (the auth token included).
         return Response.json(
             200,
             {
-                "sid": self.account_sid,
-                "friendly_name": "Tidings sandbox account",
-                "status": "active",
-                "type": "Full",
+                "auth_token": self.auth_token,
                 "date_created": _rfc2822(0),
                 "date_updated": _rfc2822(0),
-                "uri": f"/{API_VERSION}/Accounts/{self.account_sid}.json",
+                "friendly_name": "Tidings sandbox account",
+                "owner_account_sid": self.account_sid,
+                "sid": self.account_sid,
+                "status": "active",
+                "subresource_uris": {
+                    name: f"{base}/{resource}.json"
+                    for name, resource in (("keys", "Keys"), ("messages", "Messages"))
+                },
+                "type": "Full",
+                "uri": f"{base}.json",
             },
         )
 
