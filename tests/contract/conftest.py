@@ -19,8 +19,6 @@ from tidings.providers.factory import ProviderFactory
 from tidings.resilience.timing import FakeClock
 from tidings_local.sandboxes import start_sandbox
 
-pytestmark = pytest.mark.contract
-
 REGION = "eu-west-1"
 
 

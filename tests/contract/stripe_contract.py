@@ -34,10 +34,21 @@ _OPTIONS = set(RequestOptions.__annotations__)
 #: Error fields Stripe documents (https://docs.stripe.com/api/errors) that the package's ErrorObject omits.
 ERROR_EXTRA_FIELDS = {"request_log_url", "payment_method_type"}
 
+
+class ListOf:
+    """A Stripe list object (``{"object": "list", "data": [...], "has_more", "url"}``) of ``cls``."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.__name__ = f"list of {cls.__name__}"
+
+
 #: (method, path pattern) -> (operation, parameters TypedDict, object class answered)
 ROUTES: list[tuple[str, re.Pattern[str], str, Any, type]] = [
     ("POST", re.compile(r"/v1/payment_intents"), "payment_intents.create", stripe.PaymentIntent.CreateParams,
      stripe.PaymentIntent),
+    ("GET", re.compile(r"/v1/payment_intents"), "payment_intents.list", stripe.PaymentIntent.ListParams,
+     ListOf(stripe.PaymentIntent)),
     ("GET", re.compile(r"/v1/payment_intents/(pi_\w+)"), "payment_intents.retrieve",
      stripe.PaymentIntent.RetrieveParams, stripe.PaymentIntent),
     ("POST", re.compile(r"/v1/payment_intents/(pi_\w+)/confirm"), "payment_intents.confirm",
@@ -226,7 +237,25 @@ def response_problems(response: httpx.Response) -> list[str]:
         return problems + [
             f"{name} {response.status_code}: {p}" for p in error_problems(body, response.status_code)
         ]
+    if isinstance(cls, ListOf):
+        return problems + [f"{name}: {p}" for p in list_problems(body, cls.cls)]
     return problems + [f"{name}: {p}" for p in object_problems(body, cls, cls.__name__)]
+
+
+def list_problems(body: Any, cls: type) -> list[str]:
+    """A list object as ``stripe.ListObject`` annotates it, each item a complete ``cls`` object."""
+    if not isinstance(body, dict):
+        return ["a list answer is an object"]
+    known = {"object", *fields(stripe.ListObject)}
+    problems = [f"list: field {k!r} is not a list object field" for k in body if k not in known]
+    problems += [f"list: field {k!r} missing" for k in sorted(known - set(body))]
+    if body.get("object") != "list":
+        problems.append("list: object must be 'list'")
+    if not isinstance(body.get("has_more"), bool):
+        problems.append("list: has_more must be a boolean")
+    for i, item in enumerate(body.get("data") or []):
+        problems += object_problems(item, cls, f"data[{i}]")
+    return problems
 
 
 # --- requests (what the client sends) --------------------------------------------------------------

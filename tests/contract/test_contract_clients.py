@@ -31,6 +31,7 @@ LAYER = Path(__file__).parents[2] / "layers" / "tidings" / "tidings"
 CLIENT_OPERATIONS = {
     "stripe payment_intents.create",
     "stripe payment_intents.retrieve",
+    "stripe payment_intents.list",
     "stripe payment_intents.cancel",
     "stripe refunds.create",
     "sendgrid SendMail",
@@ -86,6 +87,11 @@ def test_stripe_client_requests_and_the_answers_match_stripe(container, recorder
     paid = gateway.charge(charge("pm_card_visa", "charge-1"))
     assert paid.status == "succeeded"
     assert gateway.retrieve(paid.payment_intent_id).status == "succeeded"
+    # looked up by the metadata the layer sends, in a creation window (found, and not found)
+    found = gateway.find_by_metadata("notification_id", "n-1", created_from=0)
+    assert found is not None
+    assert found.payment_intent_id == paid.payment_intent_id
+    assert gateway.find_by_metadata("notification_id", "n-none", created_from=0, created_to=2**31) is None
     gateway.refund(paid.payment_intent_id, "refund-1", amount=599)
     gateway.refund(paid.payment_intent_id, "refund-2")
     # a charge waiting for 3-D Secure, then cancelled

@@ -20,6 +20,7 @@ TW = f"/2010-04-01/Accounts/{ACCOUNT}"
 #: The sandbox routes that stand in for a provider's (method, the provider's path template).
 SANDBOX_ROUTES = {
     ("POST", "/v1/payment_intents"),
+    ("GET", "/v1/payment_intents"),
     ("GET", "/v1/payment_intents/{intent}"),
     ("POST", "/v1/payment_intents/{intent}/confirm"),
     ("POST", "/v1/payment_intents/{intent}/cancel"),
@@ -108,6 +109,10 @@ def test_stripe_routes_answer_as_stripe_documents(http, recorder, sandbox):
     ).json()
     assert confirmed["status"] == "succeeded"
     stripe_call(http, sandbox, "GET", f"/v1/payment_intents/{intent['id']}")
+    listed = stripe_call(http, sandbox, "GET", "/v1/payment_intents?limit=1&created[gte]=0").json()
+    assert listed["has_more"] is False
+    stripe_call(http, sandbox, "GET", f"/v1/payment_intents?limit=1&starting_after={intent['id']}")
+    stripe_call(http, sandbox, "GET", "/v1/payment_intents?limit=500")
     charge = stripe_call(http, sandbox, "GET", f"/v1/charges/{confirmed['latest_charge']}").json()
     assert charge["paid"] is True
     refund = stripe_call(
