@@ -21,6 +21,7 @@ RejectionReason = Literal[
     "no_matching_signature",
     "body_hash_mismatch",
     "body_hash_missing",
+    "malformed_url",
 ]
 
 

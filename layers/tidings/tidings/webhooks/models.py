@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tidings.errors import InvalidRequest
 
@@ -86,6 +86,20 @@ def _json(payload: bytes, provider: str) -> Any:
         raise _malformed(provider, "body") from exc
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a field of the wrong type reads as absent)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _event(provider: str, field: str, **values: Any) -> WebhookEvent:
+    """The normalised event; a value out of its bounds (an empty or 300-character id) is a malformed
+    payload, answered like any other, never an unhandled error."""
+    try:
+        return WebhookEvent(provider=provider, **values)
+    except ValidationError as exc:
+        raise _malformed(provider, field) from exc
+
+
 def _code(value: Any) -> str | None:
     """A provider code kept only if it looks like a code (short, no spaces, no '@')."""
     if value is None or value == "":
@@ -104,11 +118,11 @@ def parse_stripe_event(payload: bytes, *, received_at: float) -> WebhookEvent | 
     kind = str(body.get("type", ""))
     if kind not in STRIPE_PAYMENT_EVENTS:
         return None
-    intent = (body.get("data") or {}).get("object") or {}
+    intent = _mapping(body.get("data")).get("object")
     if not isinstance(intent, Mapping) or not isinstance(intent.get("id"), str):
         raise _malformed("stripe", "data.object.id")
-    metadata = intent.get("metadata") or {}
-    last_error = intent.get("last_payment_error") or {}
+    metadata = _mapping(intent.get("metadata"))
+    last_error = _mapping(intent.get("last_payment_error"))
     detail = {
         key: code
         for key, code in (
@@ -117,12 +131,13 @@ def parse_stripe_event(payload: bytes, *, received_at: float) -> WebhookEvent | 
         )
         if code
     }
-    return WebhookEvent(
-        provider="stripe",
+    return _event(
+        "stripe",
+        "id",
         event_id=body["id"],
         kind=kind,
         channel="payment",
-        notification_id=metadata.get(CORRELATION_KEY),
+        notification_id=_str_or_none(metadata.get(CORRELATION_KEY)),
         provider_object_id=intent["id"],
         status=STRIPE_PAYMENT_EVENTS[kind],
         occurred_at=body.get("created") if isinstance(body.get("created"), int) else None,
@@ -147,8 +162,9 @@ def parse_sendgrid_events(payload: bytes, *, received_at: float) -> list[Webhook
         bounce_type = _code(item.get("type"))
         detail = {"type": bounce_type} if bounce_type else {}
         events.append(
-            WebhookEvent(
-                provider="sendgrid",
+            _event(
+                "sendgrid",
+                f"[{index}].sg_event_id",
                 event_id=item["sg_event_id"],
                 kind=kind,
                 channel="email",
@@ -181,8 +197,9 @@ def parse_twilio_callback(
     if kind not in TWILIO_STATUS:
         return None
     error_code = _code(first(params, "ErrorCode"))
-    return WebhookEvent(
-        provider="twilio",
+    return _event(
+        "twilio",
+        "MessageSid",
         # Twilio has no event id: a message reaches each status once, so (sid, status) identifies it.
         event_id=f"{sid}:{kind}",
         kind=kind,

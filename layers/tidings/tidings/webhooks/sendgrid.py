@@ -53,7 +53,7 @@ def verify_sendgrid_signature(
     if not signature or not timestamp:
         raise WebhookSignatureInvalid("missing_header", provider=PROVIDER)
     timestamp = timestamp.strip()
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):  # "²" is a digit too, but not an int
         raise WebhookSignatureInvalid("malformed_header", provider=PROVIDER)
     try:
         der_signature = base64.b64decode(signature.strip(), validate=True)

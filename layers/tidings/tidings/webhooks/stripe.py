@@ -27,7 +27,7 @@ def parse_signature_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             continue
         if key == "t":
-            if not value.isdigit() or timestamp is not None:
+            if not (value.isascii() and value.isdigit()) or timestamp is not None:  # "²" is a digit too
                 raise WebhookSignatureInvalid("malformed_header", provider=PROVIDER)
             timestamp = int(value)
         elif key == "v1":

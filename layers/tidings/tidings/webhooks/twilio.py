@@ -4,8 +4,19 @@ Form bodies: base64(HMAC-SHA1(auth token, URL + each POST parameter's name and v
 JSON bodies: Twilio adds ``bodySHA256=<hex sha256 of the body>`` to the URL's query, signs the URL alone
 (no parameters), and the body must hash to that value.
 
-Twilio's port quirk: depending on the product, the signed URL may or may not carry the scheme's default
-port (``https://host:443/...``), so both forms are tried, as Twilio's own validators do.
+Twilio asks receivers to validate as its helper libraries do (they are the reference: twilio-python's
+``RequestValidator``, compared in tests/contract/test_contract_signature_parity.py), so this module
+follows them where they go beyond the written rule:
+
+* the port: the signed URL may or may not carry a port, depending on the product. The URL is tried as
+  called, without its port (any port: behind a proxy on :8443 Twilio may sign the URL without it), and
+  with the scheme's default port when it has none;
+* a parameter repeated with the same value is signed once (the libraries sign each distinct value).
+
+Where this module is stricter than the libraries, on purpose: an empty body, a missing header and a
+JSON body without ``bodySHA256`` are refused (there is nothing to verify or to process), and a
+signature made with a SharedKey (``X-Twilio-Webhooks-Signature-Settings``, HMAC-SHA256) is not accepted:
+the provider secret holds the auth token only, so such a request fails closed (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -24,19 +35,25 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def url_variants(url: str) -> list[str]:
-    """The URL as given, without the scheme's default port, and with it."""
-    parts = urlsplit(url)
-    default_port = _DEFAULT_PORTS.get(parts.scheme)
-    host = parts.hostname or ""
+    """The URL as given, without its port (whatever the port), and with the scheme's default port
+    when it has none: the URLs twilio-python's validator tries."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # not a URL, or not a port number: only the URL as given
+        return [url]
+    netloc = parts.netloc
     variants = [url]
-    if default_port is not None and parts.port in (None, default_port):
-        for netloc in (host, f"{host}:{default_port}"):
-            variants.append(urlunsplit(parts._replace(netloc=netloc)))
+    if port is not None:
+        variants.append(urlunsplit(parts._replace(netloc=netloc.rsplit(":", 1)[0])))
+    elif parts.scheme in _DEFAULT_PORTS:
+        variants.append(urlunsplit(parts._replace(netloc=f"{netloc}:{_DEFAULT_PORTS[parts.scheme]}")))
     return list(dict.fromkeys(variants))
 
 
 def _expected_signature(token: str, url: str, params: Mapping[str, Sequence[str]]) -> bytes:
-    data = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
+    # Each distinct value once, sorted, as Twilio's libraries sign it.
+    data = url + "".join(name + value for name in sorted(params) for value in sorted(set(params[name])))
     return base64.b64encode(hmac.new(token.encode(), data.encode("utf-8"), hashlib.sha1).digest())
 
 
@@ -62,7 +79,10 @@ def verify_twilio_signature(
         raise WebhookSignatureInvalid("missing_header", provider=PROVIDER)
     if not payload:
         raise WebhookSignatureInvalid("empty_body", provider=PROVIDER)
-    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    try:
+        query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    except ValueError as exc:  # not a URL (a Host header such as "[" makes none)
+        raise WebhookSignatureInvalid("malformed_url", provider=PROVIDER) from exc
     if "bodySHA256" in query:
         # The URL carries the body's hash: the body is opaque to the signature, the hash binds it.
         body_hash = hashlib.sha256(payload).hexdigest().encode()
