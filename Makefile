@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
+.PHONY: openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
 
 setup: $(VENV)/.synced-compiled
 
@@ -100,3 +100,8 @@ deploy: build
 
 clean:
 	rm -rf .venv .tools .aws-sam .pytest_cache .ruff_cache .hypothesis
+
+# The notify API's OpenAPI snapshot (docs/openapi.json), refreshed from the code. Refuses a change that
+# would break a client unless the version is raised and docs/api-changelog.md lists it (docs/api.md).
+openapi: setup
+	$(BIN)/python -m tidings_local.openapi
