@@ -91,7 +91,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _event(provider: str, field: str, **values: Any) -> WebhookEvent:
+def _event(provider: Provider, field: str, **values: Any) -> WebhookEvent:
     """The normalised event; a value out of its bounds (an empty or 300-character id) is a malformed
     payload, answered like any other, never an unhandled error."""
     try:
