@@ -49,14 +49,6 @@ class _Server(ThreadingHTTPServer):
         log.exception("local API request from %s failed", client_address[0])
 
 
-class Unauthorized(Exception):
-    """401: no token, or a token the authorizer does not accept."""
-
-
-class Forbidden(Exception):
-    """403: a valid token without a scope the route requires."""
-
-
 @dataclass
 class CompiledRoute:
     api: HttpApi
@@ -112,8 +104,34 @@ def _param_name(compiled: CompiledRoute, group: str) -> str:
     return group
 
 
+class Unauthorized(Exception):
+    """401: no token, or a token the authorizer does not accept; the text is API Gateway's description."""
+
+
+class Forbidden(Exception):
+    """403: a valid token without a scope the route requires."""
+
+
+#: The algorithms an HTTP API JWT authorizer verifies (RSA only); the key's own ``alg`` narrows it further.
+_RSA_ALGORITHMS = ("RS256", "RS384", "RS512")
+
+
+def _is_number(value: Any) -> bool:
+    # JSON numbers only: a string "exp" (which PyJWT would coerce) or a boolean is not a NumericDate.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class JwtVerifier:
-    """What an HTTP API JWT authorizer checks: signature (issuer's JWKS), iss, aud/client_id, exp, nbf."""
+    """API Gateway's documented JWT authorizer checks, in its order.
+
+    The token is the identity source's value, alone or after ``Bearer``. Its header names an RSA ``alg``
+    (never ``none``, never an HMAC one that would take the public key as a secret) and a ``kid`` found in
+    the issuer's JWKS, whose ``alg`` it must equal; the signature must verify with that key. Then the
+    claims: ``iss`` equals the authorizer's issuer; the audience is ``aud`` when present and ``client_id``
+    only when ``aud`` is absent, and must be one of the authorizer's audiences; ``exp`` (required),
+    ``nbf`` and ``iat`` are JSON numbers with ``exp`` after now and ``nbf``/``iat`` not after now; and
+    the ``scope`` (or ``scp``) claim carries at least one of the route's scopes, else 403.
+    """
 
     def __init__(self) -> None:
         self._clients: dict[str, jwt.PyJWKClient] = {}
@@ -133,35 +151,86 @@ class JwtVerifier:
         header_name = source.split("$request.header.", 1)[-1].lower()
         raw = headers.get(header_name, "").strip()
         if not raw:
-            raise Unauthorized("missing token")
-        token = raw[7:].strip() if raw.lower().startswith("bearer ") else raw
+            raise Unauthorized("the token is missing")
+        token = raw[7:].strip() if raw[:7].lower() == "bearer " else raw
         try:
-            key = self._jwks_client(authorizer.issuer).get_signing_key_from_jwt(token)
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("the token is malformed") from exc
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in _RSA_ALGORITHMS:
+            raise Unauthorized("the token uses an unsupported signing algorithm")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("the token has no key id")
+        try:
+            key = self._jwks_client(authorizer.issuer).get_signing_key(kid)
+        except jwt.PyJWKClientError as exc:
+            raise Unauthorized("the token's key id is not in the issuer's key set") from exc
+        except (OSError, KeyError, ValueError) as exc:
+            raise Unauthorized("the issuer's key set could not be read") from exc
+        if (key.algorithm_name or alg) != alg:
+            raise Unauthorized("the token's algorithm is not its key's")
+        try:
             claims = jwt.decode(
                 token,
                 key.key,
-                algorithms=["RS256"],
-                issuer=authorizer.issuer,
-                options={"verify_aud": False, "require": ["exp", "iss"]},
-                leeway=0,
+                algorithms=[alg],
+                options={
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except (jwt.PyJWTError, OSError, KeyError, ValueError) as exc:
-            raise Unauthorized(str(exc)) from exc
-        audiences = claims.get("aud", [])
-        audiences = [audiences] if isinstance(audiences, str) else list(audiences)
-        if claims.get("client_id"):
-            audiences.append(claims["client_id"])
-        if not set(audiences) & set(authorizer.audience):
-            raise Unauthorized("audience not allowed")
-        token_scopes = _scopes(claims)
-        if scopes and not set(scopes) & set(token_scopes):
-            raise Forbidden("scope")
+        except jwt.InvalidSignatureError as exc:
+            raise Unauthorized("the token has an invalid signature") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("the token is malformed") from exc
+        self._check_claims(authorizer, claims)
+        if scopes and not set(scopes) & set(_scopes(claims)):
+            raise Forbidden(f"expected scopes: [{' '.join(scopes)}]")
         return claims
+
+    @staticmethod
+    def _check_claims(authorizer: JwtAuthorizer, claims: dict[str, Any]) -> None:
+        if claims.get("iss") != authorizer.issuer:
+            raise Unauthorized("the token does not have a valid issuer")
+        if "aud" in claims:
+            audience = claims["aud"]
+            audiences = [audience] if isinstance(audience, str) else audience
+        else:
+            audiences = [claims.get("client_id")]
+        if not isinstance(audiences, list) or not any(
+            isinstance(a, str) and a in authorizer.audience for a in audiences
+        ):
+            raise Unauthorized("the token does not have a valid audience")
+        now = time.time()
+        for name in ("exp", "nbf", "iat"):
+            if name in claims and not _is_number(claims[name]):
+                raise Unauthorized(f"the token's {name} claim is not a number")
+        if "exp" not in claims:
+            raise Unauthorized("the token has no exp claim")
+        if claims["exp"] <= now:
+            raise Unauthorized("the token has expired")
+        if "nbf" in claims and claims["nbf"] > now:
+            raise Unauthorized("the token is not valid yet")
+        if "iat" in claims and claims["iat"] > now:
+            raise Unauthorized("the token was issued in the future")
 
 
 def _scopes(claims: dict[str, Any]) -> list[str]:
-    value = claims.get("scope", claims.get("scp", []))
-    return value.split() if isinstance(value, str) else list(value)
+    # API Gateway reads ``scope`` (space-separated) or else ``scp`` (a list, or space-separated).
+    value = claims["scope"] if "scope" in claims else claims.get("scp", [])
+    if isinstance(value, str):
+        return value.split()
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _challenge(scopes: list[str], error: str, description: str) -> str:
+    """The ``WWW-Authenticate`` value API Gateway sends with a refused token (descriptions are ours, fixed
+    strings: nothing from the request is echoed)."""
+    return f'Bearer scope="{" ".join(scopes)}" error="{error}" error_description="{description}"'
 
 
 def _claim_text(value: Any) -> str:
@@ -256,12 +325,16 @@ class LocalHttpApi:
                 claims = self.verifier.verify(authorizer, headers, compiled.route.scopes)
             except Unauthorized as exc:
                 log.debug("request refused by the JWT authorizer: %s", exc)
+                challenge = _challenge(compiled.route.scopes, "invalid_token", str(exc))
                 self._send(
-                    request, 401, {"message": "Unauthorized"}, request_id, {"www-authenticate": "Bearer"}
+                    request, 401, {"message": "Unauthorized"}, request_id, {"www-authenticate": challenge}
                 )
                 return
-            except Forbidden:
-                self._send(request, 403, {"message": "Forbidden"}, request_id)
+            except Forbidden as exc:
+                challenge = _challenge(compiled.route.scopes, "insufficient_scope", str(exc))
+                self._send(
+                    request, 403, {"message": "Forbidden"}, request_id, {"www-authenticate": challenge}
+                )
                 return
             authorizer_context = {
                 "jwt": {

@@ -67,7 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     token = commands.add_parser("token", help="print a JWT the local API accepts")
     token.add_argument("--issuer-url", help="default: the running `tidings local up` issuer")
     token.add_argument("--sub", default="local-user")
-    token.add_argument("--scope", default=None, help="space-separated scopes")
+    token.add_argument(
+        "--scope",
+        default=None,
+        help="space-separated scopes (default: notifications/write notifications/read; docs/api.md)",
+    )
     token.add_argument("--audience", default=None)
     token.add_argument("--expires-in", type=int, default=3600)
     token.set_defaults(func=cmd_token)

@@ -78,8 +78,11 @@ class JwtIssuer:
         audience: str | list[str] | None = None,
         expires_in: int = 3600,
         issuer: str | None = None,
+        headers: dict[str, Any] | None = None,
         **claims: Any,
     ) -> str:
+        """An RS256 token; ``claims`` add or replace claims, and a claim given as None is left out (a token
+        without ``aud``, say); ``headers`` add or replace JOSE header fields (another ``kid``)."""
         now = int(time.time())
         payload: dict[str, Any] = {
             "iss": issuer or self.url,
@@ -93,7 +96,8 @@ class JwtIssuer:
         }
         if scope:
             payload["scope"] = scope
-        return jwt.encode(payload, self._key, algorithm="RS256", headers={"kid": self.kid})
+        payload = {name: value for name, value in payload.items() if value is not None}
+        return jwt.encode(payload, self._key, algorithm="RS256", headers={"kid": self.kid, **(headers or {})})
 
     def openid_configuration(self) -> dict[str, Any]:
         return {
