@@ -11,6 +11,7 @@ from support.template import ROOT
 
 from tidings.api import service as api_service
 from tidings.notifications import store as notification_store
+from tidings.notifications.models import Notification, NotificationRequest
 from tidings.saga.result_paths import outcome_inputs
 
 pytestmark = pytest.mark.unit
@@ -277,3 +278,100 @@ def test_a_retried_bulk_request_queues_items_stored_but_not_started_by_the_faile
     assert sorted(nid for m in queued for nid in json.loads(m["Body"])["notification_ids"]) == sorted(
         item["notification_id"] for item in first["items"]
     )
+
+
+# --- one order, one charge ---------------------------------------------------------------------------
+
+
+def set_status(notification_id, status):
+    notification_store.NotificationStore(boto3.resource("dynamodb").Table("notifications")).set_status(
+        notification_id, status
+    )
+
+
+def test_a_second_notification_for_a_charged_order_is_refused_with_a_link_to_the_first(api):
+    first_status, first = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "a"}))
+    set_status(first["notification_id"], "delivered")
+    status, body = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "b"}))
+    assert first_status == 202
+    assert status == 409
+    assert body["code"] == "order_already_charged"
+    assert body["notification_id"] == first["notification_id"]
+    assert body["status_url"] == first["status_url"]
+    assert "grace" not in json.dumps(body).lower()
+    assert len(executions(api.machine)) == 1
+
+
+@pytest.mark.parametrize("in_flight", ["accepted", "running", "awaiting_payment_action", "failed"])
+def test_an_order_still_charging_or_with_a_charge_that_may_stand_is_refused_too(api, in_flight):
+    _, first = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "a"}))
+    set_status(first["notification_id"], in_flight)
+    status, body = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "b"}))
+    assert status == 409
+    assert body["notification_id"] == first["notification_id"]
+    assert len(executions(api.machine)) == 1
+
+
+@pytest.mark.parametrize("released", ["payment_declined", "payment_not_taken", "compensated"])
+def test_an_order_whose_notification_holds_no_charge_may_be_charged_again(api, released):
+    _, first = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "a"}))
+    set_status(first["notification_id"], released)
+    status, second = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "b"}))
+    assert status == 202
+    assert second["notification_id"] != first["notification_id"]
+    # The new notification now holds the order: a third request is refused with a link to it.
+    third_status, third = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "c"}))
+    assert third_status == 409
+    assert third["notification_id"] == second["notification_id"]
+    assert len(executions(api.machine)) == 2
+
+
+def test_new_charge_true_charges_the_same_order_again(api):
+    _, first = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "a"}))
+    set_status(first["notification_id"], "delivered")
+    again = {**VALID, "new_charge": True}
+    status, second = api(http_event("POST", "/notifications", again, headers={"idempotency-key": "b"}))
+    assert status == 202
+    assert second["notification_id"] != first["notification_id"]
+    assert len(executions(api.machine)) == 2
+
+
+def test_the_same_key_retried_after_a_second_order_request_still_gets_its_first_answer(api):
+    first = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "a"}))
+    refused = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "b"}))
+    retried = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "a"}))
+    assert refused[0] == 409
+    assert retried == first
+    assert len(executions(api.machine)) == 1
+
+
+def test_another_client_may_use_the_same_order_reference(api):
+    first = api(http_event("POST", "/notifications", VALID, sub="shop-a", headers={"idempotency-key": "1"}))
+    second = api(http_event("POST", "/notifications", VALID, sub="shop-b", headers={"idempotency-key": "2"}))
+    assert first[0] == second[0] == 202
+
+
+def test_an_order_stored_before_claims_or_by_a_bulk_request_is_found_through_the_order_index(api):
+    status, bulk = api(http_event("POST", "/notifications/bulk", {"items": [VALID]}))
+    [item] = bulk["items"]
+    status, body = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "single"}))
+    assert status == 409
+    assert body["notification_id"] == item["notification_id"]
+
+
+def test_two_concurrent_requests_for_one_order_create_one_notification(aws):
+    create_table_from_template("NotificationsTable", "notifications")
+    store = notification_store.NotificationStore(boto3.resource("dynamodb").Table("notifications"))
+    request = NotificationRequest.model_validate(VALID)
+    first = Notification.accepted("n-1", "client-a", request, at=store.now())
+    second = Notification.accepted("n-2", "client-a", request, at=store.now())
+    # Both read "no holder" before either wrote: the transaction lets only one of them through.
+    assert store.create_claiming_order(first).created
+    claim = store.create_claiming_order(second)
+    assert claim == notification_store.OrderClaim(created=False, holder="n-1")
+    assert store.create_claiming_order(first) == notification_store.OrderClaim(created=False)
+    with pytest.raises(notification_store.NotificationNotFound):
+        store.get("n-2")
+    # The claim item stays out of the listing indexes.
+    listed = store.order_notifications("client-a", "order-2001")
+    assert [item["notification_id"] for item in listed] == ["n-1"]

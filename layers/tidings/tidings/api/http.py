@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api import openapi as doc
 from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
-from tidings.api.service import Accepted, NotificationService, service_for
+from tidings.api.service import Accepted, NotificationService, OrderAlreadyCharged, service_for
 from tidings.api.settings import ApiSettings
 from tidings.notifications import NotificationNotFound, NotificationRequest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
@@ -267,6 +267,17 @@ class NotifyApi:
         def in_progress(_exc: IdempotencyAlreadyInProgressError) -> Response:
             message = "a request with this idempotency key is in progress"
             return _error(409, message, "idempotency_in_progress", headers={"Retry-After": "1"})
+
+        @app.exception_handler(OrderAlreadyCharged)
+        def already_charged(exc: OrderAlreadyCharged) -> Response:
+            return _error(
+                409,
+                "this order already has a notification that charged or is charging the customer; "
+                'send "new_charge": true to charge again',
+                "order_already_charged",
+                notification_id=exc.notification_id,
+                status_url=exc.status_url,
+            )
 
         @app.exception_handler(IdempotencyValidationError)
         def key_reused(_exc: IdempotencyValidationError) -> Response:

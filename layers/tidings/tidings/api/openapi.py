@@ -25,6 +25,10 @@ class ErrorBody(BaseModel):
     message: str
     code: str = Field(description="Machine-readable: validation_error, not_found, unauthorized, ...")
     errors: list[ErrorItem] | None = Field(None, description="For 400 and 422: each problem found")
+    notification_id: str | None = Field(
+        None, description="For 409 order_already_charged: the order's existing notification"
+    )
+    status_url: str | None = Field(None, description="For 409 order_already_charged: where to see it")
 
 
 class ListedChannel(BaseModel):
@@ -80,7 +84,12 @@ _DESCRIPTIONS = {
         "before the function runs; a token without a subject gets code unauthorized"
     ),
     404: "Not found, or not the caller's (code not_found)",
-    409: "A request with this Idempotency-Key is still in progress (code idempotency_in_progress)",
+    409: (
+        "A request with this Idempotency-Key is still in progress (code idempotency_in_progress, "
+        "Retry-After), or the order already has a notification that charged or is charging the customer "
+        "(code order_already_charged, with its notification_id and status_url; send new_charge to charge "
+        "again)"
+    ),
     413: "Body too large (code payload_too_large)",
     415: "The body is not application/json (code unsupported_media_type)",
     422: "Invalid request: each problem's location and type (code validation_error, idempotency_key_reused)",

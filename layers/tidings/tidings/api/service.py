@@ -38,6 +38,37 @@ BULK_IDS_PER_MESSAGE = 10
 MAX_ERRORS_PER_ITEM = 5
 
 
+#: A notification in these statuses holds no charge for its order: a new notification may take it.
+#: Any other status holds the order: in flight (accepted, running, awaiting_payment_action: a second
+#: charge could land next to the first), charged (delivered, delivered_with_fallback,
+#: partially_delivered), or ``failed``, where a charge may still stand (an unknown outcome, a refund that
+#: failed); an operator decides, and the shop says ``new_charge`` to charge again on purpose.
+CHARGE_RELEASED_STATUSES = frozenset(
+    {
+        NotificationStatus.PAYMENT_DECLINED.value,
+        NotificationStatus.PAYMENT_NOT_TAKEN.value,
+        NotificationStatus.COMPENSATED.value,
+    }
+)
+
+
+class OrderAlreadyCharged(Exception):
+    """The order already has a notification that charged (or is charging) the customer."""
+
+    def __init__(self, notification_id: str, status: str) -> None:
+        super().__init__(f"order already held by notification {notification_id} ({status})")
+        self.notification_id = notification_id
+        self.status = str(status)
+
+    @property
+    def status_url(self) -> str:
+        return status_path(self.notification_id)
+
+
+def holds_charge(status: str) -> bool:
+    return str(status) not in CHARGE_RELEASED_STATUSES
+
+
 def status_path(notification_id: str) -> str:
     return f"/notifications/{notification_id}"
 
@@ -129,7 +160,12 @@ class NotificationService:
     def submit(self, client_id: str, idempotency_key: str, request: NotificationRequest) -> Accepted:
         """Store the notification and start its saga; a replay returns the first submission's answer."""
         notification_id = notification_id_for(client_id, idempotency_key)
-        if not self.store.create(self._new(notification_id, client_id, request)):
+        notification = self._new(notification_id, client_id, request)
+        if request.new_charge:
+            created = self.store.create(notification)
+        else:
+            created = self._create_once_per_order(notification)
+        if not created:
             existing = self.store.get(notification_id)
             if existing.execution_arn:
                 return self._accepted(existing)
@@ -252,6 +288,37 @@ class NotificationService:
             counts=counts,
             items=items,
         )
+
+    # --- one order, one charge ------------------------------------------------------------------
+    def _create_once_per_order(self, notification: Notification) -> bool:
+        """Create the notification unless its order already has one holding (or taking) a charge.
+
+        The order's claim item names its holder; it is taken in one transaction with the notification,
+        so of two concurrent requests for one order only one is created. A holder that ended without a
+        standing charge (``CHARGE_RELEASED_STATUSES``) hands the claim over. Orders stored before claims
+        existed, or by a bulk request, are found through the ``ByOrderReference`` index.
+
+        Returns False for a replay (this notification exists); raises ``OrderAlreadyCharged``.
+        """
+        client_id, order_reference = notification.client_id, notification.order_reference
+        holder = self.store.order_claim(client_id, order_reference)
+        if holder is None:
+            for earlier in self.store.order_notifications(client_id, order_reference):
+                other = earlier["notification_id"] != notification.notification_id
+                if other and holds_charge(earlier["status"]):
+                    raise OrderAlreadyCharged(earlier["notification_id"], earlier["status"])
+        for _attempt in range(3):
+            replacing = None
+            if holder is not None and holder != notification.notification_id:
+                current = self.store.get(holder)
+                if holds_charge(current.status):
+                    raise OrderAlreadyCharged(holder, current.status)
+                replacing = holder
+            claim = self.store.create_claiming_order(notification, replacing=replacing)
+            if claim.created or claim.holder is None:
+                return claim.created
+            holder = claim.holder  # taken over meanwhile: judge the new holder
+        raise OrderAlreadyCharged(str(holder), NotificationStatus.RUNNING)
 
     # --- internals ------------------------------------------------------------------------------
     def _enqueue(self, notification_ids: list[str]) -> None:

@@ -173,6 +173,13 @@ class NotificationRequest(BaseModel):
     receipt: Receipt
     sms: SmsContent
     delivery_policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    new_charge: bool = Field(
+        default=False,
+        description=(
+            "Charge again for an order that already has a notification holding a charge (in flight, "
+            "charged, or failed). Without it such a request is refused with 409 order_already_charged."
+        ),
+    )
 
 
 # --- what the table keeps ---------------------------------------------------------------------------

@@ -8,6 +8,9 @@ Key design (table ``NOTIFICATIONS_TABLE``, keys ``pk``/``sk``), written here and
 * ``NOTIFICATION#<id>`` / ``EVENT#<iso time>#<suffix>``: the timeline, read back in order with one Query.
   The suffix is random, or an identity (a webhook's, a refund's) whose entry is written at most once.
 * ``PAYMENT_INTENT#<pi id>`` / ``META``: which notification a PaymentIntent belongs to (webhooks).
+* ``ORDER#<client id>#<order reference>`` / ``META``: the notification that holds the order's charge
+  (``claimed_by``), written in one transaction with that notification (one order, one charge). It has
+  no ``client_id``/``order_reference``/``created_at`` attributes, so the listing indexes never see it.
 * ``BULK#<bulk id>`` / ``META`` and ``PAGE#<n>``: a bulk request and its per-item results.
 
 Every writer (the saga's steps, the notify API, later tries, the webhook processor) goes through
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -52,6 +56,22 @@ def notification_key(notification_id: str) -> dict[str, str]:
 
 def payment_intent_key(payment_intent_id: str) -> dict[str, str]:
     return {"pk": f"PAYMENT_INTENT#{payment_intent_id}", "sk": META}
+
+
+def order_key(client_id: str, order_reference: str) -> dict[str, str]:
+    return {"pk": f"ORDER#{client_id}#{order_reference}", "sk": META}
+
+
+#: The notifications table's index by order reference (template.yaml, ``NotificationsTable``).
+ORDER_INDEX = "ByOrderReference"
+
+
+@dataclass(frozen=True)
+class OrderClaim:
+    """``create_claiming_order``'s answer: created, or not (a replay, or ``holder`` holds the order)."""
+
+    created: bool
+    holder: str | None = None
 
 
 def bulk_pk(bulk_id: str) -> str:
@@ -369,6 +389,78 @@ class NotificationStore:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
+
+    # --- one order, one charge ------------------------------------------------------------------
+    def order_claim(self, client_id: str, order_reference: str) -> str | None:
+        """The id of the notification that holds this client's order, or None if none does."""
+        key = order_key(client_id, order_reference)
+        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return str(item["claimed_by"]) if item else None
+
+    def create_claiming_order(self, notification: Notification, replacing: str | None = None) -> OrderClaim:
+        """Store a new notification and make it its order's holder, atomically (one transaction).
+
+        The claim is taken when the order has none, when this notification holds it already, or when
+        ``replacing`` (a holder the caller found holds no charge) still holds it. Two concurrent requests
+        for one order therefore never both create a notification.
+        """
+        from botocore.exceptions import ClientError
+
+        notification_id = notification.notification_id
+        key = order_key(notification.client_id, notification.order_reference)
+        claim = {**key, "claimed_by": notification_id, "claimed_at": notification.created_at}
+        condition = "attribute_not_exists(pk) OR claimed_by = :me"
+        values: dict[str, Any] = {":me": notification_id}
+        if replacing:
+            condition += " OR claimed_by = :replacing"
+            values[":replacing"] = replacing
+        table = self._table.name
+        try:
+            # The resource's client: plain values in, plain values out.
+            self._table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": table,
+                            "Item": _item(notification),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": table,
+                            "Item": claim,
+                            "ConditionExpression": condition,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return OrderClaim(created=False)  # a replay: this notification exists already
+            holder = self.order_claim(notification.client_id, notification.order_reference)
+            return OrderClaim(created=False, holder=holder)
+        return OrderClaim(created=True)
+
+    def order_notifications(self, client_id: str, order_reference: str) -> list[dict[str, Any]]:
+        """This client's notifications for one order (the ``ByOrderReference`` index: one Query, no Scan).
+
+        The index is eventually consistent and projects the listing's fields (id, status, ...) only.
+        """
+        from boto3.dynamodb.conditions import Attr, Key
+
+        return list(
+            self._query(
+                Key("order_reference").eq(order_reference),
+                IndexName=ORDER_INDEX,
+                ConsistentRead=False,
+                FilterExpression=Attr("client_id").eq(client_id),
+            )
+        )
 
     # --- bulk -----------------------------------------------------------------------------------
     def create_bulk(self, bulk: Bulk) -> None:
