@@ -30,6 +30,7 @@ def bulk_run(system, saga):
     wait_until_idle(system)
 
 
+@pytest.mark.timeout(900)  # a deadline for a busy machine, not what the test measures
 def test_a_bulk_request_completes_within_the_providers_rate_limits(bulk_run):
     bulk_run(SMOKE_ITEMS)
 
