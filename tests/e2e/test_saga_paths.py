@@ -272,6 +272,10 @@ def test_no_function_logged_a_full_email_address_or_phone_number(system, saga, f
     saga.run(order_body(payment={"payment_method": "pm_card_chargeDeclined"}))
     system.sandboxes["sendgrid"].control.inject_fault("outage", path_prefix="/v3/mail/send")
     saga.run(order_body())
+    for _ in range(10):  # run alone, a few more notifications give the check enough lines to read
+        if len(function_logs) > 100:
+            break
+        saga.run(order_body())
     # Then no line of any function holds a full e-mail address or phone number
     assert len(function_logs) > 100
     leaked = [

@@ -52,6 +52,10 @@ FAST_SAGA = {
 }
 
 
+#: How long a test waits for a notification to reach a status: cold starts of every function on a busy
+#: machine take a minute before the first saga ends. A deadline, never what a test measures.
+WAIT_SECONDS = 180
+
 #: A deadline for one request to the local API: it may cold-start Lambda containers, which takes seconds
 #: on a busy machine (httpx's default of 5 s does not cover that). Never what a test measures.
 API_TIMEOUT_SECONDS = 60
@@ -153,7 +157,7 @@ class NotifyClient:
         return response.json()
 
     def wait_for(
-        self, notification_id: str, statuses: set[str] = FINAL, timeout: float = 60
+        self, notification_id: str, statuses: set[str] = FINAL, timeout: float = WAIT_SECONDS
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
@@ -167,7 +171,7 @@ class NotifyClient:
             time.sleep(0.2)
 
     def wait_for_event(
-        self, notification_id: str, step: str, outcome: str, timeout: float = 60
+        self, notification_id: str, step: str, outcome: str, timeout: float = WAIT_SECONDS
     ) -> dict[str, Any]:
         """Wait until the notification's timeline shows ``step`` with ``outcome``."""
         deadline = time.monotonic() + timeout
@@ -188,7 +192,7 @@ class NotifyClient:
 class History:
     """A Step Functions execution's history: states entered, attempts per task state, final event."""
 
-    def __init__(self, stepfunctions: Any, execution_arn: str, timeout: float = 60) -> None:
+    def __init__(self, stepfunctions: Any, execution_arn: str, timeout: float = WAIT_SECONDS) -> None:
         deadline = time.monotonic() + timeout
         while True:
             described = stepfunctions.describe_execution(executionArn=execution_arn)
