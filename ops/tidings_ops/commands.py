@@ -52,6 +52,16 @@ def _positive(limit: int) -> Any:
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0.05 and 3600 seconds")
+    return value
+
+
 def _identifier(text: str) -> str:
     if not text or len(text) > 256 or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError("an id without spaces, at most 256 characters")
@@ -88,6 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("notification_id", nargs="?", type=_identifier)
     which.add_argument("--bulk-id", type=_identifier, help="a bulk request: a progress bar to completion")
     watch.add_argument("--timeout", type=_positive(24 * 3600), default=600, help="seconds")
+    watch.add_argument("--interval", type=_seconds, default=2.0, help="seconds between looks (default 2)")
     watch.set_defaults(func=_notifications_watch)
 
     timeline = commands.add_parser("timeline", help="the joined, ordered timeline (and its picture)")
@@ -241,7 +252,7 @@ def _notifications_watch(args: argparse.Namespace) -> int:
     if args.bulk_id:
         return _watch_bulk(ops, args)
     last = None
-    for state in ops.watch(args.notification_id, timeout=args.timeout):
+    for state in ops.watch(args.notification_id, timeout=args.timeout, interval=args.interval):
         last = state
         if args.json:
             render.emit_json({"status": state["status"], "channels": state["channels"]})
@@ -262,13 +273,13 @@ def _watch_bulk(ops: Any, args: argparse.Namespace) -> int:
 
     final = None
     if args.json:
-        for final in ops.watch_bulk(args.bulk_id, timeout=args.timeout):
+        for final in ops.watch_bulk(args.bulk_id, timeout=args.timeout, interval=args.interval):
             render.emit_json(final)
     else:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=render.console()) as progress:
             task = progress.add_task(f"bulk {args.bulk_id}", total=None)
-            for final in ops.watch_bulk(args.bulk_id, timeout=args.timeout):
+            for final in ops.watch_bulk(args.bulk_id, timeout=args.timeout, interval=args.interval):
                 progress.update(task, total=final["total"], completed=final["done"])
         if final:
             counts = ", ".join(f"{key} {value}" for key, value in sorted(final["counts"].items()))

@@ -2,8 +2,9 @@
 
 One lane per actor (saga, Stripe, e-mail: SendGrid/SES, SMS: Twilio/SNS, webhooks, queues). Each state
 the execution went through is a bar in its actor's lane from entered to left, coloured by how it went
-(succeeded, retried, caught, failed); provider calls, retries, fallbacks, webhooks and queue hops are
-marks at their time. Drawn with matplotlib (Agg: no display needed).
+(succeeded, retried, caught, failed); a provider call is a thin bar as long as its latency, ending in a
+mark (a cross when it failed); retries, fallbacks, webhooks and queue hops are marks at their time.
+Drawn with matplotlib (Agg: no display needed).
 """
 
 from __future__ import annotations
@@ -126,6 +127,14 @@ def draw(timeline: dict[str, Any], path: Any, fmt: str = "svg") -> None:
         kind = entry["kind"]
         if kind == "provider_call":
             failed = entry["outcome"] == "failed"
+            end, latency = _when(entry["at"]), entry.get("latency_ms")
+            if end is not None and isinstance(latency, int | float) and latency > 0:
+                lane = entry["actor"] if entry["actor"] in row else "saga"
+                ax.broken_barh(
+                    [(mdates.date2num(end) - latency / 86_400_000, latency / 86_400_000)],
+                    (row[lane] - 0.1, 0.2),
+                    facecolors="#b71c1c" if failed else "#1b5e20",
+                )
             mark(
                 entry,
                 entry["actor"] if entry["actor"] in row else "saga",

@@ -267,11 +267,47 @@ def test_replay_starts_the_same_request_as_a_new_notification_of_the_same_client
     assert set(result["outcome"]) == {"before", "after"}
 
 
+def json_documents(text):
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while at < len(text.strip()):
+        document, end = decoder.raw_decode(text, at)
+        documents.append(document)
+        at = end
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return documents
+
+
+def test_watch_follows_a_bulk_request_to_completion_and_a_notification_to_its_end(deployed, capsys):
+    deployed.service.bulk_queue_url = deployed.sqs.create_queue(QueueName="bulk")["QueueUrl"]
+    items = [notification_request(f"order-b{n}").model_dump(mode="json") for n in range(3)]
+    bulk = deployed.service.submit_bulk("client-a", "bulk-1", items)
+    ids = [item["notification_id"] for item in bulk["items"]]
+    for notification_id in ids[:2]:
+        deployed.store.finish(notification_id, "delivered", None)
+    # Two of three finished: the watch gives up at its timeout and says how far it got
+    argv = ("notifications", "watch", "--bulk-id", bulk["bulk_id"], "--timeout", "1", "--interval", "0.1")
+    code, out, _err = run(capsys, *argv)
+    assert code == 1
+    assert "2 of 3 finished" in out
+    deployed.store.finish(ids[2], "delivered_with_fallback", None)
+    code, out, _err = run(capsys, *argv, "--json")
+    assert code == 0
+    last = json_documents(out)[-1]
+    assert (last["done"], last["total"]) == (3, 3)
+    assert last["counts"] == {"delivered": 2, "delivered_with_fallback": 1}
+    code, out, _err = run(capsys, "notifications", "watch", ids[0], "--interval", "0.1")
+    assert code == 0
+    assert "delivered" in out
+
+
 # --- bad input: one sentence, exit 2, never a stack trace ---------------------------------------------
 @pytest.mark.parametrize(
     "argv",
     [
         ["notifications", "get", "no-such-id"],
+        ["notifications", "watch", "no-such-id"],
+        ["notifications", "watch", "--bulk-id", "no-such-bulk"],
         ["notifications", "timeline", "no-such-id"],
         ["notifications", "list", "--since", "yesterday"],
         ["notifications", "list", "--cursor", "bogus"],
@@ -301,6 +337,8 @@ def test_a_bad_argument_is_one_sentence_and_exit_2(deployed, capsys, argv):
         ["executions", "list", "--limit", "many"],
         ["dlq", "list", "--peek", "-1"],
         ["notifications", "watch"],
+        ["notifications", "watch", "n-1", "--interval", "0"],
+        ["notifications", "watch", "n-1", "--bulk-id", "b-1"],
     ],
 )
 def test_a_malformed_option_is_a_usage_error(deployed, capsys, argv):

@@ -108,6 +108,7 @@ RECORDS = [
             "status": 503,
             "code": "outage",
             "request_id": "sg-r1",
+            "latency_ms": 412,
         },
     },
     {
@@ -193,6 +194,7 @@ def test_provider_calls_name_method_path_status_and_request_id_and_are_redacted(
     assert (first_failure["method"], first_failure["path"]) == ("POST", "/v3/mail/send")
     assert (first_failure["http_status"], first_failure["code"]) == (503, "outage")
     assert first_failure["provider_request_id"] == "sg-r1"
+    assert first_failure["latency_ms"] == 412
     assert first_failure["error_type"] == "ProviderUnavailable"
     assert "ada@example.com" not in str(timeline())
 

@@ -8,6 +8,7 @@ Retry/Catch match on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -62,6 +63,11 @@ def _error_details(error: Exception) -> dict[str, Any]:
     return {"error_type": type(error).__name__}
 
 
+def _latency(started: float) -> dict[str, int]:
+    """How long the provider call took, with its retries inside the step (the timeline shows it)."""
+    return {"latency_ms": round((time.monotonic() - started) * 1000)}
+
+
 @dataclass
 class SagaSteps:
     """The steps, with their collaborators injectable (tests hand in fakes of the provider interfaces)."""
@@ -87,10 +93,12 @@ class SagaSteps:
             metadata={"notification_id": notification_id, "order_reference": notification.order_reference},
             idempotency_key=keys.charge_key(notification_id),
         )
+        started = time.monotonic()
         try:
             result = self.payment_gateway().charge(request)
         except ProviderError as error:
-            self._record(notification_id, "ChargePayment", "failed", "stripe", attempt, _error_details(error))
+            details = _error_details(error) | _latency(started)
+            self._record(notification_id, "ChargePayment", "failed", "stripe", attempt, details)
             if error.__class__.__name__ == "PaymentDeclined":
                 self.store.set_payment_status(notification_id, "declined")
             raise
@@ -107,7 +115,8 @@ class SagaSteps:
             result.status,
             "stripe",
             attempt,
-            {"payment_intent_id": result.payment_intent_id, "request_id": result.request_id},
+            {"payment_intent_id": result.payment_intent_id, "request_id": result.request_id}
+            | _latency(started),
         )
         return ChargeResult(status=result.status, payment_intent_id=result.payment_intent_id)
 
@@ -187,11 +196,12 @@ class SagaSteps:
         notification = self.store.get(notification_id)
         message = self._message(notification, channel)
         sender = self.email_channel(provider) if channel == EMAIL else self.sms_channel(provider)
+        started = time.monotonic()
         try:
             receipt = sender.send(message)
         except ProviderError as error:
             details = _error_details(error)
-            self._record(notification_id, step, "failed", provider, attempt, details)
+            self._record(notification_id, step, "failed", provider, attempt, details | _latency(started))
             if isinstance(error, InvalidRequest):
                 # Permanent: the other provider would refuse it too, so the saga will not fall back.
                 self.store.update_channel(
@@ -220,7 +230,8 @@ class SagaSteps:
             provider_message_id=receipt.provider_message_id,
             fallback=provider == FALLBACK[channel],
         )
-        self._record(notification_id, step, "sent", provider, attempt, result.model_dump(mode="json"))
+        recorded = result.model_dump(mode="json") | _latency(started)
+        self._record(notification_id, step, "sent", provider, attempt, recorded)
         return result
 
     def _message(self, notification: Notification, channel: str) -> EmailMessage | SmsMessage:
