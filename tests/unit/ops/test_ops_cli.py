@@ -282,11 +282,11 @@ def test_watch_follows_a_bulk_request_to_completion_and_a_notification_to_its_en
     deployed.service.bulk_queue_url = deployed.sqs.create_queue(QueueName="bulk")["QueueUrl"]
     items = [notification_request(f"order-b{n}").model_dump(mode="json") for n in range(3)]
     bulk = deployed.service.submit_bulk("client-a", "bulk-1", items)
-    ids = [item["notification_id"] for item in bulk["items"]]
+    ids = [item.notification_id for item in bulk.items]
     for notification_id in ids[:2]:
         deployed.store.finish(notification_id, "delivered", None)
     # Two of three finished: the watch gives up at its timeout and says how far it got
-    argv = ("notifications", "watch", "--bulk-id", bulk["bulk_id"], "--timeout", "1", "--interval", "0.1")
+    argv = ("notifications", "watch", "--bulk-id", bulk.bulk_id, "--timeout", "1", "--interval", "0.1")
     code, out, _err = run(capsys, *argv)
     assert code == 1
     assert "2 of 3 finished" in out
