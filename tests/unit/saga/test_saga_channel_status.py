@@ -24,7 +24,7 @@ def notification(store):
 
 @pytest.fixture
 def ledger(store):
-    return DynamoNotificationLedger(store._table)
+    return DynamoNotificationLedger(store)
 
 
 def email(store, notification_id=NID):
@@ -141,3 +141,30 @@ def test_concurrent_writers_interleaved_in_any_order_end_at_the_highest(store):
         for status in order:
             store.update_channel(notification_id, "email", status)
         assert email(store, notification_id).status == "rejected"
+
+
+def test_a_compensation_after_the_saga_is_recorded_as_the_refund_step_records_it(store, ledger, notification):
+    # Given a waiting token left on a notification whose required e-mail bounced after the saga ended
+    store.store_task_token(notification, "token-1")
+    # When the webhook processor records the refund it made
+    ledger.mark_compensated(
+        notification,
+        "email",
+        reason="bounced",
+        refund_id="re_9",
+        refund_status="succeeded",
+        payment_intent_id="pi_9",
+    )
+    # Then payment, channel and status say so in one write, the token is gone, and the timeline has it
+    stored = store.get(notification)
+    assert (stored.status, stored.status_reason) == ("compensated", "required_email_failed")
+    assert (stored.channels["email"].status, stored.channels["email"].reason) == ("failed", "bounced")
+    assert (stored.payment.status, stored.payment.refund_id, stored.payment.refund_status) == (
+        "refunded",
+        "re_9",
+        "succeeded",
+    )
+    assert stored.payment_task_token is None
+    [refund] = [event for event in store.timeline(notification) if event.step == "RefundPayment"]
+    assert (refund.outcome, refund.provider) == ("refunded", "stripe")
+    assert refund.details == {"refund_id": "re_9", "payment_intent_id": "pi_9", "reason": "email_bounced"}

@@ -26,7 +26,7 @@ class RefundCompensator:
 
     def request_compensation(self, notification_id: str, channel: str, reason: str) -> None:
         payment = self._ledger.payment(notification_id)
-        payment_intent_id = payment.get("payment_intent_id")
+        payment_intent_id = payment.payment_intent_id if payment else None
         if not payment_intent_id:
             return  # nothing was charged: nothing to give back
         refund = self._payment_gateway().refund(

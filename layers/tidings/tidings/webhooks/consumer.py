@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tidings.notifications.store import NotificationStore
 from tidings.observability import logger, metrics
 from tidings.queues import SoonerRedelivery
 from tidings.saga.callbacks import TaskTokenResumer
@@ -131,7 +132,8 @@ class WebhookConsumer:
     def ledger(self) -> DynamoNotificationLedger:
         import boto3
 
-        return DynamoNotificationLedger(boto3.resource("dynamodb").Table(self.settings.notifications_table))
+        table = boto3.resource("dynamodb").Table(self.settings.notifications_table)
+        return DynamoNotificationLedger(NotificationStore(table))
 
     @cached_property
     def saga(self) -> TaskTokenResumer:

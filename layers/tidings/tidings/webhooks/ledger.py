@@ -1,127 +1,91 @@
-"""The processor's view of the notification table (``NOTIFICATIONS_TABLE``), on DynamoDB.
+"""The processor's view of the notification table: webhook vocabulary over ``NotificationStore``.
 
-It follows the notification store's key design (tidings.notifications.store):
+The store owns the table (its keys, its clock, every write); this adapter only says what a verified
+webhook event means for a notification:
 
-* ``NOTIFICATION#<id>`` / ``META``: status, ``delivery_policy``, ``channels.<channel>.*``, and the
-  ``payment_task_token`` while the saga waits for 3-D Secure.
-* ``NOTIFICATION#<id>`` / ``EVENT#<iso time>#...``: the timeline. A webhook's entry has a key derived
-  from its identity and is written with a condition, so a redelivery cannot add it twice.
-* ``PAYMENT_INTENT#<pi id>`` / ``META``: which notification a PaymentIntent belongs to.
-
-A delivery report moves ``channels.<channel>.status`` through ``NotificationStore.update_channel``, the
-one forward-only status write the saga's steps use too (``delivered`` on confirmation, ``rejected`` on a
-bounce or undelivered message), and keeps the provider's own word in ``delivery_status`` beside it,
-written only when the status moves, so out-of-order or concurrent events never move either backwards.
+* its timeline entry, keyed by the event's identity so a redelivery cannot add it twice;
+* a delivery report moves ``channels.<channel>.status`` through ``NotificationStore.update_channel``, the
+  one forward-only status write the saga's steps use too (``delivered`` on confirmation, ``rejected`` on
+  a bounce or undelivered message), and keeps the provider's own word in ``delivery_status`` beside it,
+  written only when the status moves, so out-of-order or concurrent events never move either backwards;
+* whether a failed ``required`` channel still needs its payment given back, and recording that it was.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-from typing import Any
 
-from botocore.exceptions import ClientError
-
-from tidings.notifications.store import NotificationStore
+from tidings.notifications.models import NotificationStatus, PaymentRecord, TimelineEvent
+from tidings.notifications.store import NotificationNotFound, NotificationStore, iso_from_epoch
 from tidings.webhooks.models import WebhookEvent
 from tidings.webhooks.processor import CHANNEL_STATUS_FOR_DELIVERY, SagaStillRunning
 
 #: Payment statuses meaning money was taken (a refunded payment is compensated already).
 _CHARGED = frozenset({"succeeded", "refunded"})
 #: Statuses of a saga that has not ended yet (it would overwrite a final status set now).
-_RUNNING = frozenset({"accepted", "running", "awaiting_payment_action"})
+_RUNNING = frozenset(
+    {NotificationStatus.ACCEPTED, NotificationStatus.RUNNING, NotificationStatus.AWAITING_PAYMENT_ACTION}
+)
 #: Notification statuses after which nothing is compensated again.
-_NOTHING_TO_COMPENSATE = frozenset({"compensated", "payment_declined", "failed"})
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _meta_key(notification_id: str) -> dict[str, str]:
-    return {"pk": f"NOTIFICATION#{notification_id}", "sk": "META"}
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+_NOTHING_TO_COMPENSATE = frozenset(
+    {NotificationStatus.COMPENSATED, NotificationStatus.PAYMENT_DECLINED, NotificationStatus.FAILED}
+)
 
 
 class DynamoNotificationLedger:
-    """Implements ``processor.NotificationLedger`` on a boto3 DynamoDB ``Table``."""
+    """Implements ``processor.NotificationLedger`` with the ``NotificationStore``."""
 
-    def __init__(self, table: Any) -> None:
-        self._table = table
-        self._store = NotificationStore(table)
-
-    def _meta(self, notification_id: str) -> dict[str, Any] | None:
-        item: dict[str, Any] | None = self._table.get_item(
-            Key=_meta_key(notification_id), ConsistentRead=True
-        ).get("Item")
-        return item
+    def __init__(self, store: NotificationStore) -> None:
+        self.store = store
 
     def exists(self, notification_id: str) -> bool:
-        return self._meta(notification_id) is not None
+        return self.store.exists(notification_id)
 
     def notification_for_payment_intent(self, payment_intent_id: str) -> str | None:
-        item = self._table.get_item(
-            Key={"pk": f"PAYMENT_INTENT#{payment_intent_id}", "sk": "META"}, ConsistentRead=True
-        ).get("Item")
-        return item.get("notification_id") if item else None
+        return self.store.notification_for_payment_intent(payment_intent_id)
 
     def payment_task_token(self, notification_id: str) -> str | None:
-        meta = self._meta(notification_id) or {}
-        return meta.get("payment_task_token")
+        try:
+            return self.store.get(notification_id).payment_task_token
+        except NotificationNotFound:
+            return None
 
     def clear_task_token(self, notification_id: str, task_token: str) -> None:
         """Forget the token once used, only if it is still the one we used (a new wait keeps its own)."""
-        try:
-            self._table.update_item(
-                Key=_meta_key(notification_id),
-                UpdateExpression="REMOVE payment_task_token",
-                ConditionExpression="payment_task_token = :token",
-                ExpressionAttributeValues={":token": task_token},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        self.store.clear_task_token(notification_id, task_token)
 
     def record_webhook(self, notification_id: str, event: WebhookEvent) -> bool:
         digest = hashlib.sha256(event.dedupe_key.encode()).hexdigest()[:16]
-        details: dict[str, Any] = {"event_id": event.event_id, "kind": event.kind, **event.detail}
+        details: dict[str, str] = {"event_id": event.event_id, "kind": event.kind, **event.detail}
         if event.provider_object_id:
             details["provider_object_id"] = event.provider_object_id
         if event.status:
             details["status"] = event.status
-        item = {
-            "pk": f"NOTIFICATION#{notification_id}",
-            "sk": f"EVENT#{_iso(event.received_at)}#webhook-{digest}",
-            "step": f"Webhook{event.provider.capitalize()}",
-            "outcome": event.kind,
-            "at": _iso(event.received_at),
-            "provider": event.provider,
-            "details": details,
-        }
-        try:
-            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        entry = TimelineEvent(
+            step=f"Webhook{event.provider.capitalize()}",
+            outcome=event.kind,
+            at=iso_from_epoch(event.received_at),
+            provider=event.provider,
+            details=details,
+        )
+        return self.store.add_event(notification_id, entry, once_as=f"webhook-{digest}")
 
     def advance_channel_status(self, notification_id: str, channel: str, status: str) -> bool:
         channel_status = CHANNEL_STATUS_FOR_DELIVERY.get(status)
         if channel_status is None:
             return False  # in the timeline only
-        return self._store.update_channel(
+        return self.store.update_channel(
             notification_id,
             channel,
             channel_status,
-            with_status={"delivery_status": status, "delivery_updated_at": _iso_now()},
+            with_status={"delivery_status": status, "delivery_updated_at": self.store.now()},
         )
 
-    def payment(self, notification_id: str) -> dict[str, Any]:
-        return (self._meta(notification_id) or {}).get("payment") or {}
+    def payment(self, notification_id: str) -> PaymentRecord | None:
+        try:
+            return self.store.get(notification_id).payment
+        except NotificationNotFound:
+            return None
 
     def mark_compensated(
         self,
@@ -133,68 +97,29 @@ class DynamoNotificationLedger:
         refund_status: str,
         payment_intent_id: str,
     ) -> None:
-        """Record the refund as the saga's RefundPayment step does, and the notification's final status.
-
-        One atomic write with the channel's ``failed``: the top of ``CHANNEL_STATUS_RANK``, so setting it
-        unconditionally is forward-only too.
-        """
-        at = _iso_now()
-        self._table.update_item(
-            Key=_meta_key(notification_id),
-            UpdateExpression=(
-                "SET #p.refund_id = :refund, #p.refund_status = :refund_status, #p.#st = :refunded, "
-                "#c.#ch.#st = :failed, #c.#ch.reason = :reason, #st = :compensated, "
-                "status_reason = :status_reason, finished_at = :at, updated_at = :at "
-                "REMOVE payment_task_token"
-            ),
-            ExpressionAttributeNames={"#p": "payment", "#c": "channels", "#ch": channel, "#st": "status"},
-            ExpressionAttributeValues={
-                ":refund": refund_id,
-                ":refund_status": refund_status,
-                ":refunded": "refunded",
-                ":failed": "failed",
-                ":reason": reason,
-                ":compensated": "compensated",
-                ":status_reason": f"required_{channel}_failed",
-                ":at": at,
-            },
+        """Record the refund as the saga's RefundPayment step does, and the notification's final status."""
+        self.store.compensate(
+            notification_id,
+            channel,
+            reason=reason,
+            refund_id=refund_id,
+            refund_status=refund_status,
+            payment_intent_id=payment_intent_id,
         )
-        details = {
-            "refund_id": refund_id,
-            "payment_intent_id": payment_intent_id,
-            "reason": f"{channel}_{reason}",
-        }
-        try:
-            self._table.put_item(
-                Item={
-                    "pk": f"NOTIFICATION#{notification_id}",
-                    "sk": f"EVENT#{at}#refund-{refund_id}",
-                    "step": "RefundPayment",
-                    "outcome": "refunded",
-                    "at": at,
-                    "provider": "stripe",
-                    "details": details,
-                },
-                ConditionExpression="attribute_not_exists(sk)",
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
 
     def needs_compensation(self, notification_id: str, channel: str) -> bool:
         """A ``required`` channel of a notification whose payment was taken and not yet given back."""
-        meta = self._meta(notification_id) or {}
-        policy = ((meta.get("channels") or {}).get(channel) or {}).get("policy")
-        payment_status = (meta.get("payment") or {}).get("status")
+        try:
+            notification = self.store.get(notification_id)
+        except NotificationNotFound:
+            return False
+        record = notification.channels.get(channel)
         due = (
-            policy == "required"
-            and payment_status in _CHARGED
-            and meta.get("status") not in _NOTHING_TO_COMPENSATE
+            record is not None
+            and record.policy == "required"
+            and notification.payment.status in _CHARGED
+            and notification.status not in _NOTHING_TO_COMPENSATE
         )
-        if due and meta.get("status") in _RUNNING:
+        if due and notification.status in _RUNNING:
             raise SagaStillRunning(notification_id)
         return due
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
