@@ -12,6 +12,7 @@ from support.template import ROOT
 from tidings.api import service as api_service
 from tidings.notifications import store as notification_store
 from tidings.notifications.models import Notification, NotificationRequest
+from tidings.observability import logger as tidings_logger
 from tidings.saga.result_paths import outcome_inputs
 
 pytestmark = pytest.mark.unit
@@ -84,6 +85,7 @@ def api(aws, monkeypatch):
         response = module.lambda_handler(event, Context())
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
+    call.raw = lambda event: module.lambda_handler(event, Context())
     call.machine = machine
     call.queue_url = queue_url
     yield call
@@ -375,3 +377,42 @@ def test_two_concurrent_requests_for_one_order_create_one_notification(aws):
     # The claim item stays out of the listing indexes.
     listed = store.order_notifications("client-a", "order-2001")
     assert [item["notification_id"] for item in listed] == ["n-1"]
+
+
+def test_a_valid_x_request_id_is_returned_and_logged(api, log_lines):
+    event = http_event("POST", "/notifications", VALID, headers={"x-request-id": "client-req:42.a_b-c"})
+    response = api.raw(event)
+    assert response["statusCode"] == 202
+    assert response["headers"]["X-Request-Id"] == "client-req:42.a_b-c"
+    # the logger's correlation id for the rest of the call: every line it writes carries it
+    assert tidings_logger.get_correlation_id() == "client-req:42.a_b-c"
+    tidings_logger.info("probe")
+    assert json.loads(log_lines.lines[-1])["correlation_id"] == "client-req:42.a_b-c"
+
+
+def test_without_x_request_id_every_answer_carries_api_gateways_request_id(api):
+    ok = http_event("GET", "/openapi.json")
+    assert api.raw(ok)["headers"]["X-Request-Id"] == ok["requestContext"]["requestId"]
+    refused = http_event("POST", "/notifications", {"order_reference": 1})
+    answer = api.raw(refused)
+    assert answer["statusCode"] == 422
+    assert answer["headers"]["X-Request-Id"] == refused["requestContext"]["requestId"]
+    form = http_event("POST", "/notifications", headers={"content-type": "text/plain"}, raw_body="a=b")
+    assert api.raw(form)["headers"]["X-Request-Id"] == form["requestContext"]["requestId"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "a" * 129, "two words", "id\r\nX-Injected: yes", 'quote"d', "caf\u00e9", "nul\x00", "semi;colon"],
+    ids=["empty", "too long", "space", "crlf injection", "quote", "non-ascii", "nul", "semicolon"],
+)
+def test_an_unsafe_x_request_id_is_400_and_starts_nothing(api, value):
+    event = http_event("POST", "/notifications", VALID, headers={"x-request-id": value})
+    response = api.raw(event)
+    assert response["statusCode"] == 400
+    body = json.loads(response["body"])
+    assert body["code"] == "invalid_request_id"
+    assert value not in response["body"] or value == ""
+    assert response["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
+    assert "X-Injected" not in json.dumps(response)
+    assert executions(api.machine) == []

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api import openapi as doc
 from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
+from tidings.api.request_id import InvalidRequestId, request_id, with_request_id
 from tidings.api.service import Accepted, NotificationService, OrderAlreadyCharged, service_for
 from tidings.api.settings import ApiSettings
 from tidings.notifications import NotificationNotFound, NotificationRequest
@@ -75,7 +76,16 @@ class NotifyApi:
         self._errors()
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """One API Gateway (HTTP API, payload 2.0) event to its response."""
+        """One API Gateway (HTTP API, payload 2.0) event to its response, carrying the request id."""
+        try:
+            current = request_id(event)
+        except InvalidRequestId as exc:
+            fallback = str((event.get("requestContext") or {}).get("requestId") or "")
+            return with_request_id(_answer_dict(400, str(exc), "invalid_request_id"), fallback)
+        logger.set_correlation_id(current)  # every log line of this call carries it
+        return with_request_id(self._answer(event, context), current)
+
+    def _answer(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self._too_large(event):
             return _answer_dict(413, "request body too large", "payload_too_large")
         if not _is_json_body(event):
