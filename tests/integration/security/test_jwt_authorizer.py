@@ -3,7 +3,8 @@
 Each forged, stale or misdirected token is refused with API Gateway's 401 (``{"message":"Unauthorized"}``
 and a ``WWW-Authenticate: Bearer ... error="invalid_token"`` challenge); a valid token without the route's
 scope gets 403 ``{"message":"Forbidden"}``. Nothing refused reaches a function: no saga starts and the
-Stripe sandbox records no request. One local system serves the whole module.
+Stripe sandbox records no request. A client's ``X-Request-Id`` comes back through the gateway, and one
+carrying a header injection is 400. One local system serves the whole module.
 """
 
 from __future__ import annotations
@@ -328,4 +329,45 @@ def test_header_injection_in_the_authorization_header_is_refused_and_not_echoed(
     assert 400 <= status < 500
     head_part = answer.split(b"\r\n\r\n", 1)[0].lower()
     assert b"x-injected" not in head_part
+    assert b"x-injected" not in answer.lower()
+
+
+def test_a_clients_request_id_comes_back_through_the_gateway(http: httpx.Client, system: LocalSystem) -> None:
+    headers = {**_bearer(system.token(scope=READ)), "X-Request-Id": "client-7:req.42"}
+    response = http.get(READ_PROBE, headers=headers)
+    assert response.status_code == 404
+    assert response.headers["x-request-id"] == "client-7:req.42"
+
+
+def test_a_gateways_request_id_is_returned_when_the_client_sends_none(
+    http: httpx.Client, system: LocalSystem
+) -> None:
+    response = http.get(READ_PROBE, headers=_bearer(system.token(scope=READ)))
+    assert response.headers["x-request-id"] == response.headers["apigw-requestid"]
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        b"id\r\n X-Injected: yes",
+        b"id\x00X-Injected",
+        b'id" X-Injected="yes',
+        b"\xc3\xa9X-Injected",
+        b"A" * 129,
+    ],
+    ids=["folded", "nul", "quote", "non-ascii", "too long"],
+)
+def test_header_injection_in_the_request_id_is_400_and_sends_nothing(
+    system: LocalSystem, nothing_happens: None, request_id: bytes
+) -> None:
+    token = system.token(scope=WRITE).encode()
+    body = json.dumps(order_body()).encode()
+    head = (
+        b"POST /notifications HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Authorization: Bearer " + token + b"\r\nX-Request-Id: " + request_id + b"\r\n\r\n" + body
+    )
+    answer = _raw_request(system, head)
+    assert int(answer.split(b" ", 2)[1]) == 400
+    assert b"invalid_request_id" in answer
     assert b"x-injected" not in answer.lower()
