@@ -45,6 +45,7 @@ SES_SENDER_PARAMETERS = ("ReceiptFromAddress",)
 ISSUER_PARAMETER = "JwtIssuer"
 # The base URL providers call back (Twilio status callbacks): the local API, when it serves.
 PUBLIC_API_PARAMETER = "PublicApiBaseUrl"
+RETURN_URL_PARAMETER = "StripeReturnUrl"
 AUDIENCE_PARAMETER = "JwtAudience"
 
 
@@ -185,6 +186,9 @@ class LocalSystem:
         for parameter, name in SANDBOX_URL_PARAMETERS.items():
             if parameter in declared and name in self.sandboxes:
                 automatic[parameter] = self.sandboxes[name].base_url
+        if RETURN_URL_PARAMETER in declared and "stripe" in self.sandboxes:
+            # Any page will do: the sandbox only needs a return_url to answer with its challenge page.
+            automatic[RETURN_URL_PARAMETER] = f"{self.sandboxes['stripe'].base_url}/_sandbox/stripe/return"
         if ISSUER_PARAMETER in declared:
             automatic[ISSUER_PARAMETER] = self.issuer.url
         if AUDIENCE_PARAMETER in declared:

@@ -168,3 +168,26 @@ def test_a_compensation_after_the_saga_is_recorded_as_the_refund_step_records_it
     [refund] = [event for event in store.timeline(notification) if event.step == "RefundPayment"]
     assert (refund.outcome, refund.provider) == ("refunded", "stripe")
     assert refund.details == {"refund_id": "re_9", "payment_intent_id": "pi_9", "reason": "email_bounced"}
+
+
+def test_payment_status_moves_forward_only(store):
+    from tidings.notifications.models import Notification, NotificationRequest
+
+    request = NotificationRequest.model_validate(
+        {
+            "order_reference": "order-9",
+            "customer": {"name": "Ada", "email": "ada@example.com", "phone": "+447700900123"},
+            "payment": {"amount": 100, "currency": "gbp", "payment_method": "pm_card_visa"},
+            "receipt": {"subject": "Receipt", "text": "Thanks"},
+            "sms": {"text": "Paid"},
+        }
+    )
+    store.create(Notification.accepted("n-pay", "client", request, at=store.now()))
+    store.record_charge("n-pay", payment_intent_id="pi_1", status="requires_action", next_action_url="u")
+    assert store.set_payment_status("n-pay", "succeeded") is True
+    # A late or retried charge answer never moves it back
+    store.record_charge("n-pay", payment_intent_id="pi_1", status="requires_action", next_action_url="u")
+    assert store.set_payment_status("n-pay", "requires_action") is False
+    assert store.get("n-pay").payment.status == "succeeded"
+    assert store.set_payment_status("n-pay", "refunded") is True
+    assert store.get("n-pay").payment.status == "refunded"

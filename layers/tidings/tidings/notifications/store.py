@@ -276,22 +276,37 @@ class NotificationStore:
     def record_charge(
         self, notification_id: str, *, payment_intent_id: str, status: str, next_action_url: str | None
     ) -> None:
-        """The PaymentIntent a charge created or found, and where the customer finishes 3-D Secure."""
+        """The PaymentIntent a charge created or found, and where the customer finishes 3-D Secure; its
+        status forward only (a retried charge's answer never undoes a webhook's outcome)."""
         self.update(
             notification_id,
-            **{
-                "payment.payment_intent_id": payment_intent_id,
-                "payment.status": status,
-                "payment.next_action_url": next_action_url,
-            },
+            **{"payment.payment_intent_id": payment_intent_id, "payment.next_action_url": next_action_url},
         )
+        self.set_payment_status(notification_id, status)
 
     def record_payment_intent(self, notification_id: str, payment_intent_id: str) -> None:
         """The PaymentIntent found for a charge whose answer was lost (see ``link_payment_intent`` too)."""
         self.update(notification_id, **{"payment.payment_intent_id": payment_intent_id})
 
-    def set_payment_status(self, notification_id: str, status: str) -> None:
-        self.update(notification_id, **{"payment.status": status})
+    def set_payment_status(self, notification_id: str, status: str) -> bool:
+        """Move ``payment.status`` forward only (``PAYMENT_STATUS_RANK``): the saga's own results and
+        every Stripe webhook write through here, so a late or replayed answer never moves it back (a
+        ``requires_action`` after the 3-D Secure webhook's ``succeeded``). False when it was kept."""
+        from boto3.dynamodb.conditions import Attr
+        from botocore.exceptions import ClientError
+
+        current = Attr("payment.status")
+        condition = Attr("pk").exists() & (
+            current.not_exists() | current.is_in(payment_statuses_replaceable_by(status))
+        )
+        try:
+            self._set(notification_id, {"payment.status": status, "updated_at": self.now()}, condition)
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            self.get(notification_id)  # NotificationNotFound when missing; else the status was kept
+            return False
+        return True
 
     def record_refund(self, notification_id: str, *, refund_id: str, refund_status: str) -> None:
         self.update(
@@ -542,6 +557,25 @@ class NotificationStore:
             if condition is not None:
                 raise  # the caller tells a kept status from a missing notification
             raise NotificationNotFound(f"no notification {notification_id}") from None
+
+
+#: The order ``payment.status`` moves in: pending, then waiting on the customer, then an outcome, then
+#: refunded. A status replaces only lower ranks (and itself); unknown statuses rank with the outcomes.
+PAYMENT_STATUS_RANK: dict[str, int] = {
+    "pending": 0,
+    "requires_action": 1,
+    "processing": 1,
+    "succeeded": 2,
+    "declined": 2,
+    "failed": 2,
+    "canceled": 2,
+    "refunded": 3,
+}
+
+
+def payment_statuses_replaceable_by(status: str) -> list[str]:
+    rank = PAYMENT_STATUS_RANK.get(status, 2)
+    return [name for name, other in PAYMENT_STATUS_RANK.items() if other < rank or name == status]
 
 
 def is_final(status: str) -> bool:

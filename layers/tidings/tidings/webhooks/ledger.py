@@ -81,6 +81,9 @@ class DynamoNotificationLedger:
             with_status={"delivery_status": status, "delivery_updated_at": self.store.now()},
         )
 
+    def advance_payment_status(self, notification_id: str, status: str) -> bool:
+        return self.store.set_payment_status(notification_id, status)
+
     def payment(self, notification_id: str) -> PaymentRecord | None:
         try:
             return self.store.get(notification_id).payment

@@ -62,6 +62,10 @@ class NotificationLedger(Protocol):
         """Move the channel forward to what the report ``status`` stands for; False if it is kept."""
         ...
 
+    def advance_payment_status(self, notification_id: str, status: str) -> bool:
+        """Move ``payment.status`` forward to a Stripe event's outcome; False if it is kept."""
+        ...
+
     def needs_compensation(self, notification_id: str, channel: str) -> bool:
         """True when the channel is ``required`` and no fallback is left to try; raises
         ``SagaStillRunning`` when that is so but the saga has not finished yet."""
@@ -121,6 +125,9 @@ def apply_webhook_event(
         actions.append("recorded")
 
     if event.channel == "payment":
+        if event.status is not None:
+            advanced = ledger.advance_payment_status(notification_id, event.status)
+            actions.append("status_advanced" if advanced else "status_kept")
         actions.append(_resume_saga(event, notification_id, ledger, saga))
     elif event.status is not None:
         advanced = ledger.advance_channel_status(notification_id, event.channel, event.status)
