@@ -29,10 +29,11 @@ run: setup
 	$(BIN)/tidings local up
 
 # The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff,
-# sam validate --lint); the slowest tests are listed at the end so the suite's cost stays visible.
+# sam validate --lint), on two pytest-xdist workers (tests/conftest.py keeps tests/e2e and each file
+# with shared fixtures on one worker); the slowest tests are listed so the suite's cost stays visible.
 test: lint
 	scripts/ensure-chromium
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
 # The opt-in load run: a bulk request of TIDINGS_BULK_ITEMS (default 1,000) under hard provider rate
 # limits, on the whole local system. Not part of `make test`.

@@ -28,7 +28,29 @@ def _module_marks(module) -> set[str]:
     return {mark.name for mark in (marks if isinstance(marks, list) else [marks])}
 
 
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The unit of work a pytest-xdist worker takes whole (``make test`` runs ``--dist loadgroup``): all
+    of tests/e2e (one local system per worker, built once), or a file whose tests share a module- or
+    session-scoped fixture (built once per worker that runs them). Other tests go one by one."""
+    relative = item.path.relative_to(TESTS) if item.path.is_relative_to(TESTS) else item.path
+    if relative.parts[0] == "e2e":
+        return "e2e"
+    fixtures = getattr(item, "_fixtureinfo", None)
+    definitions = fixtures.name2fixturedefs.values() if fixtures else []
+    shared = any(
+        definition.scope in ("module", "package", "session") and definition.baseid
+        for chain in definitions
+        for definition in chain
+    )
+    return str(relative) if shared else None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = _xdist_group(item) if item.get_closest_marker("xdist_group") is None else None
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
     unmarked: dict[str, str] = {}
     seen: set[Path] = set()
     for item in items:
