@@ -12,30 +12,12 @@ import argparse
 import sys
 from typing import Any
 
+from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings_ops import render
 from tidings_ops.target import OperatorError, add_target_options, target_from
 
-NOTIFICATION_STATUSES = (
-    "accepted",
-    "running",
-    "awaiting_payment_action",
-    "delivered",
-    "delivered_with_fallback",
-    "partially_delivered",
-    "payment_declined",
-    "compensated",
-    "failed",
-)
-CHANNEL_STATUSES = (
-    "pending",
-    "sent",
-    "delivered",
-    "rejected",
-    "parked",
-    "dead_lettered",
-    "failed",
-    "skipped",
-)
+NOTIFICATION_STATUSES = tuple(NotificationStatus)
+CHANNEL_STATUSES = tuple(ChannelStatus)
 EXECUTION_STATUSES = ("running", "succeeded", "failed", "timed_out", "aborted")
 
 

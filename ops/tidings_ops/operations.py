@@ -15,20 +15,12 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from tidings.notifications.models import FINAL_STATUSES
 from tidings_ops.errors_text import aws_call
 from tidings_ops.stack import StackResources
 from tidings_ops.target import OperatorError, Target
 
-FINAL = frozenset(
-    {
-        "delivered",
-        "delivered_with_fallback",
-        "partially_delivered",
-        "payment_declined",
-        "compensated",
-        "failed",
-    }
-)
+FINAL = frozenset(str(status) for status in FINAL_STATUSES)
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

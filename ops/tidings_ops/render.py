@@ -26,6 +26,7 @@ STATUS_STYLE = {
     "rejected": "red",
     "compensated": "magenta",
     "payment_declined": "magenta",
+    "payment_not_taken": "magenta",
 }
 
 

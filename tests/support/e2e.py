@@ -14,15 +14,9 @@ from typing import Any
 import httpx
 
 from support.template import sam_template
+from tidings.notifications.models import FINAL_STATUSES
 
-FINAL = {
-    "delivered",
-    "delivered_with_fallback",
-    "partially_delivered",
-    "payment_declined",
-    "compensated",
-    "failed",
-}
+FINAL = {str(status) for status in FINAL_STATUSES}
 
 #: Small retry settings so a retry path costs ~1-3 s (AWS's minimum interval is 1 s).
 FAST_SAGA = {

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings_ops.target import OperatorError
 
 log = logging.getLogger(__name__)
@@ -42,27 +43,9 @@ form.inline{display:inline}button{cursor:pointer}.note{background:#e8f5e9;paddin
 .error{background:#ffebee;padding:.4em .8em}
 #graph svg,#timeline-picture{width:100%;height:auto;max-width:1400px}
 """
-NOTIFICATION_STATUSES = (
-    "",
-    "running",
-    "delivered",
-    "delivered_with_fallback",
-    "partially_delivered",
-    "payment_declined",
-    "compensated",
-    "failed",
-)
-CHANNEL_STATUSES = (
-    "",
-    "pending",
-    "sent",
-    "delivered",
-    "rejected",
-    "parked",
-    "dead_lettered",
-    "failed",
-    "skipped",
-)
+#: The filters' choices ("" is any).
+NOTIFICATION_STATUSES = ("", *NotificationStatus)
+CHANNEL_STATUSES = ("", *ChannelStatus)
 
 
 def e(value: Any) -> str:

@@ -29,7 +29,7 @@ from tidings_local.cost import Prices
 #: Task states whose success means the fallback provider took the message.
 SES_STATES = {"SendReceiptEmailViaSes"}
 SNS_STATES = {"SendSmsViaSns"}
-NOT_CHARGED = {"payment_declined"}
+NOT_CHARGED = {"payment_declined", "payment_not_taken"}
 GSM_7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
     "¿abcdefghijklmnopqrstuvwxyzäöñüà"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tidings.notifications.models import ChannelStatus, NotificationStatus, OrderReference
-from tidings.notifications.store import NotificationNotFound, NotificationStore
+from tidings.notifications.store import NotificationNotFound, NotificationStore, plain
 from tidings.observability import redact
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class NotificationQueries:
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         next_cursor = encode_cursor(index, items[-1]) if more and items else None
         return {
-            "items": [summary(_plain(item)) for item in items],
+            "items": [summary(plain(item)) for item in items],
             "count": len(items),
             "next_cursor": next_cursor,
         }
@@ -261,18 +261,6 @@ def decode_cursor(cursor: str, index: str, hash_value: str) -> dict[str, Any]:
     if key[INDEX_KEYS[index]] != hash_value or not key["pk"].startswith("NOTIFICATION#"):
         raise refused
     return key
-
-
-def _plain(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 def queries_for(table_name: str) -> NotificationQueries:

@@ -142,7 +142,7 @@ class NotificationStore:
         found = self._table.get_item(Key=notification_key(notification_id), ConsistentRead=True).get("Item")
         if not found:
             raise NotificationNotFound(f"no notification {notification_id}")
-        return Notification.model_validate(_plain(found))
+        return Notification.model_validate(plain(found))
 
     def exists(self, notification_id: str) -> bool:
         key = notification_key(notification_id)
@@ -159,7 +159,7 @@ class NotificationStore:
                 answer = resource.batch_get_item(RequestItems=request)
                 for raw in answer["Responses"].get(self._table.name, []):
                     # The resource's client already deserialises.
-                    notification = Notification.model_validate(_plain(raw))
+                    notification = Notification.model_validate(plain(raw))
                     found[notification.notification_id] = notification
                 request = answer.get("UnprocessedKeys") or {}
         return found
@@ -520,7 +520,7 @@ class NotificationStore:
         while True:
             page = self._table.query(**query)
             for raw in page["Items"]:
-                item = _plain(raw)
+                item = plain(raw)
                 if not keep_keys:
                     item.pop("pk", None)
                     item.pop("sk", None)
@@ -620,16 +620,16 @@ def _dynamo_safe(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Decimals back to int/float so items serialise as JSON."""
     from decimal import Decimal
 
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
 
 
