@@ -293,7 +293,7 @@ def _banner(system: Any) -> str:
         "Start a notification:",
         f"  curl -sS -X POST {system.api_url}/notifications \\",
         '    -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
-        '    -H "Idempotency-Key: demo-$(date +%s)" \\',
+        '    -H "Idempotency-Key: demo-1" \\',
         f"    -d '{json.dumps(SAMPLE_NOTIFICATION)}'",
         "Then follow it: GET /notifications/<notification_id> with the same Authorization header.",
         "",
