@@ -57,7 +57,7 @@ class Webhooks:
 
 @pytest.fixture(scope="module")
 def receiver():
-    from contract_receiver import Receiver
+    from support.sandboxes import Receiver
 
     server = Receiver()
     yield server

@@ -38,6 +38,10 @@ class Receiver:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
 
+    def clear(self) -> None:
+        with self._lock:
+            self.received.clear()
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
