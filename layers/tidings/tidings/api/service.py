@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api.settings import ServiceSettings, service_settings
 from tidings.config import ConfigurationError
@@ -50,6 +50,12 @@ CHARGE_RELEASED_STATUSES = frozenset(
         NotificationStatus.COMPENSATED.value,
     }
 )
+
+
+class QueuedNotifications(BaseModel):
+    """One bulk queue message: the notifications whose sagas the bulk starter starts in one invocation."""
+
+    notification_ids: list[str] = Field(min_length=1, max_length=100)
 
 
 class OrderAlreadyCharged(Exception):
@@ -329,7 +335,9 @@ class NotificationService:
             raise ConfigurationError("BULK_QUEUE_URL is not set: the function's template entry must pass it")
         client = self.sqs()
         bodies = [
-            json.dumps({"notification_ids": notification_ids[start : start + BULK_IDS_PER_MESSAGE]})
+            QueuedNotifications(
+                notification_ids=notification_ids[start : start + BULK_IDS_PER_MESSAGE]
+            ).model_dump_json()
             for start in range(0, len(notification_ids), BULK_IDS_PER_MESSAGE)
         ]
         for start in range(0, len(bodies), 10):
