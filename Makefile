@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
+.PHONY: chaos openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
 
 setup: $(VENV)/.synced-compiled
 
@@ -39,6 +39,11 @@ test: lint
 # limits, on the whole local system. Not part of `make test`.
 load: setup
 	TIDINGS_BULK_ITEMS=$${TIDINGS_BULK_ITEMS:-1000} $(BIN)/pytest -m load --durations=15 tests/e2e
+
+# The chaos matrix (docs/reliability.md): every provider x fault on a local system of its own, CHAOS_SIZE
+# notifications per cell (default 5); rewrites docs/reliability.md. `make test` runs a reduced matrix.
+chaos: setup
+	$(BIN)/tidings chaos --size $${CHAOS_SIZE:-5}
 
 unit: setup
 	$(BIN)/pytest tests/unit

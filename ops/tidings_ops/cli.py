@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "tidings_local.stack.cli",  # tidings local up|invoke|start-api|token
     "tidings_local.console.cli",  # tidings console
     "tidings_local.cost.cli",  # tidings cost
+    "tidings_local.chaos.cli",  # tidings chaos
 )
 
 
