@@ -6,42 +6,30 @@ returns to the dead-letter queue, whose alarm keeps paging until a person or a l
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
 
 from tidings.observability import logger, metrics, tracer
-from tidings.saga.reconcile import Reconciler
-from tidings.saga.steps import get_steps
+from tidings.saga.reconcile import CompensationCase, get_reconciler
+from tidings.saga.settings import reconcile_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+# Cold start: a missing or bad variable fails here with a ConfigurationError that names it.
+settings = reconcile_settings()
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-class CompensationCase(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    kind: Literal["refund", "cancel", "charge"]
-    notification_id: str
-
-
-@lru_cache(maxsize=1)
-def _reconciler() -> Reconciler:
-    return Reconciler(get_steps())
 
 
 def _settle(record: SQSRecord) -> None:
     case = CompensationCase.model_validate_json(record.body)
     logger.append_keys(notification_id=case.notification_id, kind=case.kind)
-    outcome = _reconciler().handle(case.model_dump())
-    logger.info("compensation case settled", outcome=outcome)
+    settled = get_reconciler().handle(case)
+    logger.info("compensation case settled", outcome=settled.outcome, resumed=settled.resumed)
     metrics.add_metric(name="CompensationSettled", unit=MetricUnit.Count, value=1)
 
 

@@ -49,6 +49,12 @@ def _waiting(result: Any, logs: str) -> None:
     assert "payment waits for customer action" in logs
 
 
+def _waiting_for_reconciliation(result: Any, logs: str) -> None:
+    # The task token is kept on the seeded notification for ReconcilePayment to resume the saga
+    assert result == {"waiting": True}
+    assert "uncertain charge waits for reconciliation" in logs
+
+
 def _cancelled(result: Any, _logs: str) -> None:
     assert result == {"outcome": "cancelled", "payment_intent_id": "pi_3PexampleThreeDSecure"}
 
@@ -129,6 +135,7 @@ def _swept(result: Any, logs: str) -> None:
 
 #: events/<file> -> (function logical id, what its result must show)
 SAMPLES: dict[str, tuple[str, Check]] = {
+    "await_charge_reconciliation.json": ("AwaitChargeReconciliationFunction", _waiting_for_reconciliation),
     "await_payment_action.json": ("AwaitPaymentActionFunction", _waiting),
     "cancel_payment.json": ("CancelPaymentFunction", _cancelled),
     "charge_payment.json": ("ChargePaymentFunction", _charged),

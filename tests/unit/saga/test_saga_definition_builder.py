@@ -54,7 +54,7 @@ def test_every_key_of_the_result_path_table_is_written_by_its_state():
         for step in (channel.primary, channel.fallback, channel.park, channel.park_and_wait)
         if step is not None
     ]
-    assert len(steps) == 15
+    assert len(steps) == 16
     for step in steps:
         state = states[step.state]
         assert state["ResultPath"] == step.result_path, step.state

@@ -242,14 +242,17 @@ def test_a_message_for_a_refunded_notification_is_dropped_not_sent(redelivery, s
 
 
 def test_a_redriven_refund_case_refunds_once_and_compensates(steps, store, gateway, notification):
-    from tidings.saga.reconcile import Reconciler
+    from tidings.saga.reconcile import CompensationCase, Reconciler
 
     charged = steps.charge_payment(notification)
     store.finish(notification, "failed", "refund_failed")
     reconciler = Reconciler(steps)
-    assert reconciler.handle({"kind": "refund", "notification_id": notification}) == "refunded_after_redrive"
+    assert (
+        reconciler.handle(CompensationCase(kind="refund", notification_id=notification)).outcome
+        == "refunded_after_redrive"
+    )
     # Redriven again (a duplicate in the queue): no second refund call is needed
-    reconciler.handle({"kind": "refund", "notification_id": notification})
+    reconciler.handle(CompensationCase(kind="refund", notification_id=notification))
     assert gateway.refunds == [(charged.payment_intent_id, keys.refund_key(notification))]
     assert store.get(notification).status == "compensated"
 
@@ -264,14 +267,15 @@ def _charge_reached_stripe_unrecorded(steps, store, gateway, notification):
 def test_an_uncertain_charge_that_went_through_is_found_at_stripe_and_refunded_without_a_new_charge(
     steps, store, gateway, notification
 ):
-    from tidings.saga.reconcile import Reconciler
+    from tidings.saga.reconcile import CompensationCase, Reconciler
 
-    # Given a charge that Stripe took although the saga never learnt of it
+    # Given a charge that Stripe took although the saga never learnt of it, and no saga waiting on it
+    # (an execution from before AwaitChargeReconciliation existed, or one that was stopped)
     _charge_reached_stripe_unrecorded(steps, store, gateway, notification)
     # When the uncertain-charge case is settled
-    outcome = Reconciler(steps).handle({"kind": "charge", "notification_id": notification})
+    outcome = Reconciler(steps).handle(CompensationCase(kind="charge", notification_id=notification))
     # Then Stripe was asked by the notification id, nothing was charged again, and the charge refunded
-    assert outcome == "charge_reconciled_refunded"
+    assert outcome.outcome == "charge_reconciled_refunded"
     assert [lookup[:2] for lookup in gateway.lookups] == [("notification_id", notification)]
     assert len(gateway.charges) == 1
     assert gateway.refunds == [("pi_1", keys.refund_key(notification))]
@@ -283,17 +287,17 @@ def test_an_uncertain_charge_that_went_through_is_found_at_stripe_and_refunded_w
 def test_an_uncertain_charge_that_stripe_has_no_record_of_ends_without_a_charge_or_a_refund(
     steps, store, gateway, notification
 ):
-    from tidings.saga.reconcile import Reconciler
+    from tidings.saga.reconcile import CompensationCase, Reconciler
 
     # Given a charge that never reached Stripe (Stripe was down)
     store.finish(notification, "failed", "charge_outcome_unknown")
     # When the case is settled, even twice (a duplicate in the queue)
     reconciler = Reconciler(steps)
     assert (
-        reconciler.handle({"kind": "charge", "notification_id": notification})
+        reconciler.handle(CompensationCase(kind="charge", notification_id=notification)).outcome
         == "charge_reconciled_not_found"
     )
-    reconciler.handle({"kind": "charge", "notification_id": notification})
+    reconciler.handle(CompensationCase(kind="charge", notification_id=notification))
     # Then nothing is charged to find out and nothing is refunded
     assert (gateway.charges, gateway.refunds) == ([], [])
     assert store.get(notification).status == "payment_not_taken"
@@ -304,25 +308,117 @@ def test_an_uncertain_charge_is_looked_up_from_before_the_saga_started_whatever_
 ):
     from datetime import datetime
 
-    from tidings.saga.reconcile import CLOCK_MARGIN, Reconciler
+    from tidings.saga.reconcile import CLOCK_MARGIN, CompensationCase, Reconciler
 
     # Given a case redriven long after Stripe forgot the charge's idempotency key
     store.update(notification, started_at="2026-01-01T10:00:00.000Z")
     store.finish(notification, "failed", "charge_outcome_unknown")
-    Reconciler(steps).handle({"kind": "charge", "notification_id": notification})
+    Reconciler(steps).handle(CompensationCase(kind="charge", notification_id=notification))
     # Then the lookup covers every intent created since the saga started (less the clock margin)
     started = datetime.fromisoformat("2026-01-01T10:00:00+00:00") - CLOCK_MARGIN
     assert gateway.lookups == [("notification_id", notification, int(started.timestamp()))]
     assert gateway.charges == []
 
 
+class FakeSaga:
+    """The task-token resumer: records what the waiting saga was told; ``spent`` plays a stopped one."""
+
+    def __init__(self, spent: bool = False) -> None:
+        self.spent = spent
+        self.resumed: list[tuple[str, dict]] = []
+
+    def resume(self, task_token, output):
+        self.resumed.append((task_token, dict(output)))
+        return not self.spent
+
+
+def _waiting_for_reconciliation(steps, store, notification, *, charged: bool):
+    """RecordOutcome said charge_outcome_unknown and the saga waits in AwaitChargeReconciliation."""
+    if charged:
+        _charge_reached_stripe_unrecorded(steps, store, None, notification)
+    else:
+        store.finish(notification, "failed", "charge_outcome_unknown")
+    steps.await_charge_reconciliation(notification, "token-rec")
+    assert store.get(notification).charge_task_token == "token-rec"
+
+
+@pytest.mark.parametrize(
+    ("policy", "decision", "status", "refunds"),
+    [("continue", "continue", "running", 0), ("void", "finished", "compensated", 1)],
+)
+def test_a_waiting_saga_whose_charge_stripe_has_goes_on_or_is_voided_by_policy(
+    steps, store, gateway, notification, policy, decision, status, refunds
+):
+    from tidings.saga.reconcile import CompensationCase, Reconciler
+
+    # Given a charge Stripe took while the saga never learnt of it, and the saga waiting
+    _waiting_for_reconciliation(steps, store, notification, charged=True)
+    saga = FakeSaga()
+    # When the case is settled (twice: a duplicate in the queue)
+    reconciler = Reconciler(steps, saga, found_charge_policy=policy)
+    settled = reconciler.handle(CompensationCase(kind="charge", notification_id=notification))
+    again = reconciler.handle(CompensationCase(kind="charge", notification_id=notification))
+    # Then the saga is told once what to do; nothing is charged again; a refund only if the order is void
+    assert settled.resumed == decision
+    assert [(token, output["decision"]) for token, output in saga.resumed] == [("token-rec", decision)]
+    assert saga.resumed[0][1]["payment_intent_id"] == (None if policy == "void" else "pi_1")
+    assert again.outcome == "already_reconciled" if policy == "continue" else again.resumed is None
+    assert len(gateway.charges) == 1
+    assert len(gateway.refunds) == refunds
+    current = store.get(notification)
+    assert current.status == status
+    assert current.charge_task_token is None
+    assert current.payment.payment_intent_id == "pi_1"
+
+
+@pytest.mark.parametrize(
+    ("policy", "decision", "status"),
+    [("not_taken", "finished", "payment_not_taken"), ("charge_again", "charge_again", "running")],
+)
+def test_a_waiting_saga_whose_charge_stripe_has_no_record_of_ends_or_charges_again_by_policy(
+    steps, store, gateway, notification, policy, decision, status
+):
+    from tidings.saga.reconcile import CompensationCase, Reconciler
+
+    _waiting_for_reconciliation(steps, store, notification, charged=False)
+    saga = FakeSaga()
+    settled = Reconciler(steps, saga, missing_charge_policy=policy).handle(
+        CompensationCase(kind="charge", notification_id=notification)
+    )
+    # Then the saga is told; the reconciler itself never charges (ChargePayment does, with its key)
+    assert (settled.resumed, settled.outcome) == (decision, "charge_reconciled_not_found")
+    assert saga.resumed[0][1] == {
+        "notification_id": notification,
+        "decision": decision,
+        "status": None if decision == "charge_again" else "payment_not_taken",
+        "reason": "charge_reconciled_not_found",
+        "payment_intent_id": None,
+    }
+    assert (gateway.charges, gateway.refunds) == ([], [])
+    assert store.get(notification).status == status
+
+
+def test_a_saga_that_no_longer_waits_has_its_case_settled_without_it(steps, store, gateway, notification):
+    from tidings.saga.reconcile import CompensationCase, Reconciler
+
+    # Given the saga's wait is gone (its execution was stopped): the token is spent
+    _waiting_for_reconciliation(steps, store, notification, charged=True)
+    settled = Reconciler(steps, FakeSaga(spent=True)).handle(
+        CompensationCase(kind="charge", notification_id=notification)
+    )
+    # Then nobody will send the receipt: the charge is given back, once
+    assert (settled.outcome, settled.status) == ("charge_reconciled_refunded", "compensated")
+    assert gateway.refunds == [("pi_1", keys.refund_key(notification))]
+    assert store.get(notification).charge_task_token is None
+
+
 def test_a_refund_case_that_still_fails_raises_for_the_queue_to_retry(steps, store, gateway, notification):
-    from tidings.saga.reconcile import Reconciler
+    from tidings.saga.reconcile import CompensationCase, Reconciler
 
     steps.charge_payment(notification)
     gateway.refund_outcomes = [unavailable("stripe")]
     with pytest.raises(errors.ProviderUnavailable):
-        Reconciler(steps).handle({"kind": "refund", "notification_id": notification})
+        Reconciler(steps).handle(CompensationCase(kind="refund", notification_id=notification))
     assert store.get(notification).status != "compensated"
 
 

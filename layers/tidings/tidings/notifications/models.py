@@ -268,6 +268,9 @@ class Notification(BaseModel):
     bulk_id: str | None = None
     #: The Step Functions task token while the saga waits for 3-D Secure.
     payment_task_token: str | None = None
+    #: The Step Functions task token while the saga waits for its uncertain charge to be reconciled
+    #: (AwaitChargeReconciliation; ReconcilePayment resumes it).
+    charge_task_token: str | None = None
 
     @classmethod
     def accepted(

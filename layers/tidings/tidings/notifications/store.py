@@ -272,6 +272,26 @@ class NotificationStore:
         }
         self._set(notification_id, values, remove=("payment_task_token",))
 
+    def store_charge_task_token(self, notification_id: str, task_token: str) -> None:
+        """The saga waits for its uncertain charge to be reconciled: where ReconcilePayment finds it."""
+        self.update(notification_id, charge_task_token=task_token)
+
+    def clear_charge_task_token(self, notification_id: str, task_token: str) -> None:
+        """Forget the reconciliation wait's token, only if it is still ``task_token`` (a later wait, after
+        a charge that failed again, keeps its own)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._table.update_item(
+                Key=notification_key(notification_id),
+                UpdateExpression="REMOVE charge_task_token",
+                ConditionExpression="charge_task_token = :token",
+                ExpressionAttributeValues={":token": task_token},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
     # --- payment --------------------------------------------------------------------------------
     def record_charge(
         self, notification_id: str, *, payment_intent_id: str, status: str, next_action_url: str | None

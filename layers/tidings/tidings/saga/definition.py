@@ -364,6 +364,10 @@ CHECK_CANCELLATION = "CheckCancellation"
 CHECK_OUTCOME = "CheckOutcome"
 NOTIFICATION_FINISHED = "NotificationFinished"
 NOTIFICATION_FAILED = "NotificationFailed"
+CHECK_CHARGE_RECONCILIATION = "CheckChargeReconciliation"
+CONTINUE_AFTER_RECONCILIATION = "ContinueAfterChargeReconciliation"
+CHARGE_AGAIN_AFTER_RECONCILIATION = "ChargeAgainAfterReconciliation"
+NOTIFICATION_RECONCILED = "NotificationReconciled"
 
 
 def _payment() -> dict[str, State]:
@@ -496,13 +500,29 @@ def _finish() -> dict[str, State]:
             then=CHECK_OUTCOME,
             retry=[LAMBDA_SERVICE_RETRY, ANY_ERROR_RETRY],
         ),
-        CHECK_OUTCOME: choice(
-            "A failed notification fails the execution, so the ExecutionsFailed alarm sees it.",
-            f"{record.result_path}.status",
-            "failed",
-            NOTIFICATION_FAILED,
-            NOTIFICATION_FINISHED,
-        ),
+        CHECK_OUTCOME: {
+            "Type": "Choice",
+            "Comment": "An uncertain charge waits for ReconcilePayment; any other failed notification fails "
+            "the execution, so the ExecutionsFailed alarm sees it.",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": f"{record.result_path}.reason", "IsString": True},
+                        {
+                            "Variable": f"{record.result_path}.reason",
+                            "StringEquals": paths.CHARGE_OUTCOME_UNKNOWN,
+                        },
+                    ],
+                    "Next": paths.AWAIT_CHARGE_RECONCILIATION.state,
+                },
+                {
+                    "Variable": f"{record.result_path}.status",
+                    "StringEquals": "failed",
+                    "Next": NOTIFICATION_FAILED,
+                },
+            ],
+            "Default": NOTIFICATION_FINISHED,
+        },
         NOTIFICATION_FINISHED: {"Type": "Succeed", "OutputPath": record.result_path},
         NOTIFICATION_FAILED: {
             "Type": "Fail",
@@ -512,10 +532,71 @@ def _finish() -> dict[str, State]:
     }
 
 
+def fresh_state(*, keep: Sequence[str] = ()) -> State:
+    """A Pass state's ``Parameters`` that start the saga's state over: the execution input's ids and
+    policy carried, every key RecordOutcome reads null again (as the notify API starts it), and ``keep``."""
+    outcome_keys = set(paths.outcome_inputs())
+    state: State = {}
+    for key in paths.execution_input("", {}):
+        state[key if key in outcome_keys else f"{key}.$"] = None if key in outcome_keys else f"$.{key}"
+    return state | {f"{key}.$": f"$.{key}" for key in keep}
+
+
+def _reconciliation() -> dict[str, State]:
+    """An uncertain charge, after RecordOutcome recorded ``failed``/``charge_outcome_unknown``: the saga
+    waits until ReconcilePayment has asked Stripe, then goes on from where it stopped."""
+    wait = paths.AWAIT_CHARGE_RECONCILIATION
+    decision = f"{wait.result_path}.decision"
+    restart = fresh_state(keep=(wait.result,))
+    return {
+        wait.state: task(
+            wait,
+            "Store the task token and wait: ReconcilePayment (tidings dlq redrive compensation) asks Stripe "
+            "whether the charge exists and resumes the saga with what to do.",
+            "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            {
+                "FunctionName": arn("AwaitChargeReconciliationFunctionArn"),
+                "Payload": notification_id() | {"task_token.$": "$$.Task.Token"},
+            },
+            then=CHECK_CHARGE_RECONCILIATION,
+            retry=[LAMBDA_SERVICE_RETRY],
+        ),
+        CHECK_CHARGE_RECONCILIATION: {
+            "Type": "Choice",
+            "Comment": "The charge exists: deliver. Stripe has no record and the policy says charge: charge "
+            "again with the same idempotency key. Otherwise ReconcilePayment recorded the final status.",
+            "Choices": [
+                {"Variable": decision, "StringEquals": "continue", "Next": CONTINUE_AFTER_RECONCILIATION},
+                {
+                    "Variable": decision,
+                    "StringEquals": "charge_again",
+                    "Next": CHARGE_AGAIN_AFTER_RECONCILIATION,
+                },
+            ],
+            "Default": NOTIFICATION_RECONCILED,
+        },
+        CONTINUE_AFTER_RECONCILIATION: {
+            "Type": "Pass",
+            "Comment": "Forget the uncertain charge and its outcome: the receipt and the SMS go out as after "
+            "a charge that succeeded.",
+            "Parameters": restart,
+            "Next": paths.EMAIL.primary.state,
+        },
+        CHARGE_AGAIN_AFTER_RECONCILIATION: {
+            "Type": "Pass",
+            "Comment": "Forget the uncertain charge and its outcome, and charge as the first time.",
+            "Parameters": restart,
+            "Next": paths.CHARGE_PAYMENT.state,
+        },
+        NOTIFICATION_RECONCILED: {"Type": "Succeed", "OutputPath": wait.result_path},
+    }
+
+
 def build() -> State:
     """The whole definition, states in reading order: payment, e-mail, SMS, compensation, the end."""
     states: dict[str, State] = {}
-    for part in (_payment(), deliver(_email()), deliver(_sms()), _compensation(), _finish()):
+    parts = (_payment(), deliver(_email()), deliver(_sms()), _compensation(), _finish(), _reconciliation())
+    for part in parts:
         overlap = states.keys() & part.keys()
         if overlap:
             raise ValueError(f"states defined twice: {sorted(overlap)}")

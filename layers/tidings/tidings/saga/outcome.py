@@ -115,7 +115,7 @@ def decide(state: dict[str, Any], recorded_channels: dict[str, Any] | None = Non
     }
 
     if _wrote(state, paths.PARK_UNCERTAIN_CHARGE.result):
-        return Outcome(NotificationStatus.FAILED, "charge_outcome_unknown", channels)
+        return Outcome(NotificationStatus.FAILED, paths.CHARGE_OUTCOME_UNKNOWN, channels)
     charge_error = _error_name(state, paths.CHARGE_PAYMENT.error)
     if charge_error == errors.PaymentDeclined.__name__:
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "card_declined", channels)

@@ -78,6 +78,11 @@ PARK_UNCERTAIN_CHARGE = step("ParkUncertainChargeInDeadLetterQueue", "ParkCharge
 PARK_CANCELLATION = step("ParkCancellationInDeadLetterQueue", "ParkCancellationResult", catches=False)
 PARK_REFUND = step("ParkRefundInDeadLetterQueue", "ParkRefundResult", catches=False)
 RECORD_OUTCOME = step("RecordOutcome", "Outcome", catches=False)
+#: RecordOutcome's reason for a charge whose outcome is unknown; the saga then waits for reconciliation.
+CHARGE_OUTCOME_UNKNOWN = "charge_outcome_unknown"
+#: An uncertain charge's saga waits here (after RecordOutcome said ``charge_outcome_unknown``) until
+#: ReconcilePayment has asked Stripe and resumes it with its decision.
+AWAIT_CHARGE_RECONCILIATION = step("AwaitChargeReconciliation", "ChargeReconciliationResult", catches=False)
 
 EMAIL = Channel(
     name="email",

@@ -31,6 +31,30 @@ class PaymentActionAwaited(StepResult):
     waiting: bool = True
 
 
+class ChargeReconciliationAwaited(StepResult):
+    """AwaitChargeReconciliation's task: the token is stored, ReconcilePayment resumes the saga."""
+
+    waiting: bool = True
+
+
+#: What the saga does once ReconcilePayment has asked Stripe about an uncertain charge:
+#: ``continue`` (the charge exists: send the receipt and the SMS), ``charge_again`` (Stripe has no
+#: record and the policy says charge: ChargePayment again, with the same idempotency key) or ``finished``
+#: (ReconcilePayment recorded the final status itself: not taken, void and refunded, declined).
+ReconcileDecision = Literal["continue", "charge_again", "finished"]
+
+
+class ChargeReconciled(StepResult):
+    """The output AwaitChargeReconciliation is resumed with (``$.ChargeReconciliationResult``); a
+    ``finished`` one is also the execution's output, as RecordOutcome's is for NotificationFinished."""
+
+    notification_id: str
+    decision: ReconcileDecision
+    status: NotificationStatus | None = None
+    reason: str
+    payment_intent_id: str | None = None
+
+
 class CancelResult(StepResult):
     """CancelPayment: cancelled, or the customer finished 3-D Secure at the last moment."""
 

@@ -7,6 +7,7 @@ variable; the template sets each one (docs/saga.md lists the parameters behind t
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 
@@ -36,6 +37,19 @@ class RedeliverySettings(StepSettings):
     sms_dead_letter_queue_url: str = Field(alias="SMS_DEAD_LETTER_QUEUE_URL", min_length=1)
 
 
+class ReconcileSettings(StepSettings):
+    """ReconcilePayment: what an uncertain charge's saga does once Stripe has answered (docs/saga.md)."""
+
+    #: Stripe has the charge: ``continue`` sends the receipt and the SMS; ``void`` refunds it and ends
+    #: the notification ``compensated`` (the order is void after an outage).
+    found_charge_policy: Literal["continue", "void"] = Field(alias="RECONCILE_FOUND_CHARGE_POLICY")
+    #: Stripe has no record: ``not_taken`` ends ``payment_not_taken`` with no charge; ``charge_again``
+    #: charges with the same idempotency key and goes on.
+    missing_charge_policy: Literal["not_taken", "charge_again"] = Field(
+        alias="RECONCILE_MISSING_CHARGE_POLICY"
+    )
+
+
 class SweepSettings(TidingsSettings):
     """SweepSagas: which saga to watch and when a running notification counts as not final."""
 
@@ -55,6 +69,11 @@ def step_settings() -> StepSettings:
 @lru_cache(maxsize=1)
 def redelivery_settings() -> RedeliverySettings:
     return load(RedeliverySettings)
+
+
+@lru_cache(maxsize=1)
+def reconcile_settings() -> ReconcileSettings:
+    return load(ReconcileSettings)
 
 
 @lru_cache(maxsize=1)

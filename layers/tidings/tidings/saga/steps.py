@@ -21,6 +21,7 @@ from tidings.saga import keys
 from tidings.saga.outcome import decide
 from tidings.saga.results import (
     CancelResult,
+    ChargeReconciliationAwaited,
     ChargeResult,
     OutcomeResult,
     PaymentActionAwaited,
@@ -134,6 +135,14 @@ class SagaSteps:
             {"payment_intent_id": payment_intent_id},
         )
         return PaymentActionAwaited()
+
+    def await_charge_reconciliation(
+        self, notification_id: str, task_token: str
+    ) -> ChargeReconciliationAwaited:
+        """Park the saga after an uncertain charge: ReconcilePayment resumes it once it has asked Stripe."""
+        self.store.store_charge_task_token(notification_id, task_token)
+        self._record(notification_id, "AwaitChargeReconciliation", "waiting", "stripe", None, {})
+        return ChargeReconciliationAwaited()
 
     def cancel_payment(self, notification_id: str, payment_intent_id: str, attempt: int = 0) -> CancelResult:
         """The customer never finished 3-D Secure in time: cancel, unless it succeeded at the last moment."""
