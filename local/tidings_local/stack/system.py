@@ -47,6 +47,8 @@ ISSUER_PARAMETER = "JwtIssuer"
 PUBLIC_API_PARAMETER = "PublicApiBaseUrl"
 RETURN_URL_PARAMETER = "StripeReturnUrl"
 AUDIENCE_PARAMETER = "JwtAudience"
+# Plain http to the local system's own callback receiver (on AWS the parameter stays empty: https only).
+CALLBACK_HTTP_HOSTS_PARAMETER = "CallbackHttpAllowedHosts"
 
 
 def default_secret_values() -> dict[str, dict[str, str]]:
@@ -193,6 +195,8 @@ class LocalSystem:
             automatic[ISSUER_PARAMETER] = self.issuer.url
         if AUDIENCE_PARAMETER in declared:
             automatic[AUDIENCE_PARAMETER] = audience
+        if CALLBACK_HTTP_HOSTS_PARAMETER in declared:
+            automatic[CALLBACK_HTTP_HOSTS_PARAMETER] = host
         if PUBLIC_API_PARAMETER in declared and options["serve_api"]:
             automatic[PUBLIC_API_PARAMETER] = self.api.url
 

@@ -39,6 +39,7 @@ from tidings.api.settings import ApiSettings
 from tidings.notifications import NotificationNotFound, NotificationRequest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.observability import logger, metrics, tracer
+from tidings.outbound.urls import CallbackUrlRefused
 
 #: ``Idempotency-Key``: 1-255 printable ASCII characters.
 IdempotencyKey = Annotated[
@@ -258,6 +259,11 @@ class NotifyApi:
                 {"loc": ["query", *item["loc"]], "type": item["type"], "message": item["msg"]}
                 for item in error.errors()
             ]
+            return _error(422, "the request is invalid", "validation_error", errors=errors)
+
+        @app.exception_handler(CallbackUrlRefused)
+        def callback_refused(error: CallbackUrlRefused) -> Response:
+            errors = [{"loc": ["body", "callback_url"], "type": error.reason, "message": error.message}]
             return _error(422, "the request is invalid", "validation_error", errors=errors)
 
         @app.exception_handler(InvalidQuery)

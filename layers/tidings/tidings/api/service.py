@@ -28,6 +28,7 @@ from tidings.notifications.models import (
 )
 from tidings.notifications.store import NotificationNotFound, NotificationStore
 from tidings.observability import mask_email, mask_phone
+from tidings.outbound.urls import CallbackUrlRefused, check_callback_url, host_list
 from tidings.saga.keys import notification_id_for
 from tidings.saga.result_paths import execution_input as saga_input
 
@@ -161,10 +162,18 @@ class NotificationService:
     sqs: Callable[[], Any]
     state_machine_arn: str
     bulk_queue_url: str | None = None
+    #: Hosts a request's ``callback_url`` may reach over plain http (none: https only).
+    callback_http_hosts: frozenset[str] = frozenset()
+
+    def check_callback_url(self, request: NotificationRequest) -> None:
+        """``CallbackUrlRefused`` unless Tidings may call the request's ``callback_url`` back."""
+        if request.callback_url is not None:
+            check_callback_url(request.callback_url, self.callback_http_hosts)
 
     # --- one notification -----------------------------------------------------------------------
     def submit(self, client_id: str, idempotency_key: str, request: NotificationRequest) -> Accepted:
         """Store the notification and start its saga; a replay returns the first submission's answer."""
+        self.check_callback_url(request)
         notification_id = notification_id_for(client_id, idempotency_key)
         notification = self._new(notification_id, client_id, request)
         if request.new_charge:
@@ -235,6 +244,14 @@ class NotificationService:
             except ValidationError as error:
                 errors = validation_errors(error, ("items", index))[:MAX_ERRORS_PER_ITEM]
                 results.append(BulkItem(index=index, status="rejected", errors=errors))
+                continue
+            try:
+                self.check_callback_url(request)
+            except CallbackUrlRefused as refused:
+                error = FieldError(
+                    loc=["items", index, "callback_url"], type=refused.reason, message=refused.message
+                )
+                results.append(BulkItem(index=index, status="rejected", errors=[error]))
                 continue
             notification_id = notification_id_for(client_id, request.order_reference)
             if notification_id in new:
@@ -377,6 +394,7 @@ def service_for(settings: ServiceSettings) -> NotificationService:
         sqs=lru_cache(maxsize=1)(lambda: boto3.client("sqs")),
         state_machine_arn=settings.state_machine_arn,
         bulk_queue_url=settings.bulk_queue_url,
+        callback_http_hosts=host_list(settings.callback_http_allowed_hosts),
     )
 
 

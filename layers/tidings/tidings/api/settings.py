@@ -22,6 +22,8 @@ class ServiceSettings(TidingsSettings):
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:aws[\w-]*:states:")
     #: Only the notify API queues bulk items; the bulk starter only reads them.
     bulk_queue_url: str | None = Field(None, alias="BULK_QUEUE_URL", min_length=1)
+    #: Hosts a ``callback_url`` may reach over plain http (comma-separated; empty: https only).
+    callback_http_allowed_hosts: str | None = Field(None, alias="CALLBACK_HTTP_ALLOWED_HOSTS")
 
 
 class ApiSettings(ServiceSettings):

@@ -180,6 +180,30 @@ class NotificationRequest(BaseModel):
             "charged, or failed). Without it such a request is refused with 409 order_already_charged."
         ),
     )
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description=(
+            "An https URL that receives this notification's status events, signed the Standard Webhooks "
+            "way (docs/callbacks.md); without it the stack's default callback URL, if one is set."
+        ),
+        examples=["https://shop.example.com/tidings/events"],
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        from pydantic_core import PydanticCustomError
+
+        from tidings.outbound.urls import CallbackUrlRefused, url_shape
+
+        if value is None:
+            return None
+        try:
+            return url_shape(value)
+        except CallbackUrlRefused as refused:
+            # The error's type is the reason (credentials_in_url, ...), as the API's own check answers.
+            raise PydanticCustomError(refused.reason, refused.message) from None
 
 
 # --- what the table keeps ---------------------------------------------------------------------------
@@ -271,6 +295,8 @@ class Notification(BaseModel):
     #: The Step Functions task token while the saga waits for its uncertain charge to be reconciled
     #: (AwaitChargeReconciliation; ReconcilePayment resumes it).
     charge_task_token: str | None = None
+    #: Where this notification's status events are POSTed (else the stack's default, if any).
+    callback_url: str | None = None
 
     @classmethod
     def accepted(
@@ -299,6 +325,7 @@ class Notification(BaseModel):
                 "sms": ChannelRecord(policy=request.delivery_policy.sms),
             },
             bulk_id=bulk_id,
+            callback_url=request.callback_url,
         )
 
     @property
