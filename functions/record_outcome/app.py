@@ -18,7 +18,7 @@ from tidings.saga.steps import get_steps
 @tracer.capture_lambda_handler
 @event_parser(model=OutcomeInput)
 def lambda_handler(event: OutcomeInput, context: LambdaContext) -> dict[str, Any]:
-    outcome = get_steps().record_outcome(event.model_dump())
+    outcome = get_steps().record_outcome(event)
     logger.info("notification finished", status=outcome.status.value, reason=outcome.reason)
     metrics.add_dimension(name="status", value=outcome.status.value)
     metrics.add_metric(name="NotificationFinished", unit=MetricUnit.Count, value=1)

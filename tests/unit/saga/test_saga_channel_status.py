@@ -8,6 +8,7 @@ from support.saga import notification_request
 
 from tidings.notifications.models import CHANNEL_STATUS_RANK, ChannelStatus, Notification
 from tidings.notifications.store import NotificationNotFound
+from tidings.saga.outcome import OutcomeInput
 from tidings.webhooks.ledger import DynamoNotificationLedger
 
 pytestmark = pytest.mark.unit
@@ -33,13 +34,15 @@ def email(store, notification_id=NID):
 
 def sent_state():
     """An execution state in which both channels were sent by their primary providers."""
-    return {
-        "notification_id": NID,
-        "delivery_policy": {"email": "best_effort", "sms": "best_effort"},
-        "ChargePaymentResult": {"status": "succeeded"},
-        "SendReceiptEmailResult": {"provider": "sendgrid"},
-        "SendSmsResult": {"provider": "twilio"},
-    }
+    return OutcomeInput.model_validate(
+        {
+            "notification_id": NID,
+            "delivery_policy": {"email": "best_effort", "sms": "best_effort"},
+            "ChargePaymentResult": {"status": "succeeded"},
+            "SendReceiptEmailResult": {"provider": "sendgrid"},
+            "SendSmsResult": {"provider": "twilio"},
+        }
+    )
 
 
 def test_a_delivery_report_then_the_send_steps_sent_stays_delivered(steps, store, ledger, notification):

@@ -3,7 +3,7 @@
 import pytest
 
 from tidings.notifications.models import ChannelStatus, NotificationStatus
-from tidings.saga.outcome import decide, upgraded_status
+from tidings.saga.outcome import OutcomeInput, decide, upgraded_status
 
 pytestmark = pytest.mark.unit
 
@@ -14,7 +14,7 @@ SENT = {"provider": "x", "provider_message_id": "m", "deduplicated": False}
 
 
 def state(policy=BEST_EFFORT, **steps):
-    return {"notification_id": "n-1", "delivery_policy": policy, **steps}
+    return OutcomeInput.model_validate({"notification_id": "n-1", "delivery_policy": policy, **steps})
 
 
 def error(name):
@@ -208,7 +208,7 @@ def test_the_outage_queue_winning_the_race_counts_the_parked_sms_as_sent():
         ParkSmsResult={"message_id": "m"},
     )
     # When the outcome is decided with the table's current channel statuses
-    outcome = decide(execution_state, {"email": {"status": "sent"}, "sms": {"status": "sent"}})
+    outcome = decide(execution_state, {"email": ChannelStatus.SENT, "sms": ChannelStatus.SENT})
     # Then it is delivered (by a fallback path), not partially delivered
     assert outcome.status == NotificationStatus.DELIVERED_WITH_FALLBACK
 
@@ -230,14 +230,11 @@ def test_compensation_names_the_required_channel_that_failed():
 @pytest.mark.parametrize(
     ("current", "channels", "expected"),
     [
-        (
-            "partially_delivered",
-            {"email": {"status": "sent"}, "sms": {"status": "sent"}},
-            "delivered_with_fallback",
-        ),
-        ("partially_delivered", {"email": {"status": "dead_lettered"}, "sms": {"status": "sent"}}, None),
-        ("compensated", {"email": {"status": "sent"}, "sms": {"status": "sent"}}, None),
+        ("partially_delivered", {"email": "sent", "sms": "sent"}, "delivered_with_fallback"),
+        ("partially_delivered", {"email": "dead_lettered", "sms": "sent"}, None),
+        ("compensated", {"email": "sent", "sms": "sent"}, None),
     ],
 )
 def test_a_late_delivery_upgrades_only_a_partially_delivered_notification(current, channels, expected):
-    assert upgraded_status(current, channels) == expected
+    statuses = {name: ChannelStatus(status) for name, status in channels.items()}
+    assert upgraded_status(NotificationStatus(current), statuses) == expected

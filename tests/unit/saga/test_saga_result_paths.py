@@ -47,7 +47,7 @@ def test_a_step_renamed_in_the_table_is_renamed_in_the_definition_and_still_read
         "SendReceiptEmailResult": SENT,
         states["SendSmsThroughTwilio"]["ResultPath"].removeprefix("$."): SENT,
     }
-    decided = outcome.decide(execution_state)
+    decided = outcome.decide(outcome.OutcomeInput.model_validate(execution_state))
 
     # Then the state carries the new name everywhere, and the outcome reads it without a change
     assert "SendSms" not in states
@@ -58,24 +58,19 @@ def test_a_step_renamed_in_the_table_is_renamed_in_the_definition_and_still_read
     assert decided.channels["sms"].status == ChannelStatus.SENT
 
 
-class _Reading(dict):
-    """An execution state that remembers every key read from it."""
+class _Reading(outcome.OutcomeInput):
+    """RecordOutcome's input that remembers every key whose step output is read from it."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.read: set[str] = set()
+    def model_post_init(self, context, /):
+        object.__setattr__(self, "_read", set())
 
-    def get(self, key, default=None):
-        self.read.add(key)
-        return super().get(key, default)
+    @property
+    def read(self) -> set[str]:
+        return self._read
 
-    def __getitem__(self, key):
-        self.read.add(key)
-        return super().__getitem__(key)
-
-    def __contains__(self, key):
-        self.read.add(key)
-        return super().__contains__(key)
+    def written(self, key):
+        self._read.add(key)
+        return super().written(key)
 
 
 ERROR = {"Error": "ProviderUnavailable", "Cause": "{}"}
@@ -105,8 +100,9 @@ WRITES = [
 @pytest.mark.parametrize("writes", WRITES)
 def test_the_outcome_reads_only_what_record_outcome_is_given(writes):
     policy = {"email": "required", "sms": "required"}
-    state = _Reading(result_paths.execution_input("n-1", policy) | writes)
+    state = _Reading.model_validate(result_paths.execution_input("n-1", policy) | writes)
     outcome.decide(state)
+    assert state.read
     assert state.read <= {"delivery_policy", *result_paths.outcome_inputs()}
 
 
@@ -114,9 +110,8 @@ def test_the_outcome_reads_only_what_record_outcome_is_given(writes):
 def test_a_key_left_null_decides_as_a_key_never_written(writes):
     policy = {"email": "required", "sms": "best_effort"}
     written_only = {"notification_id": "n-1", "delivery_policy": policy, **writes}
-    assert outcome.decide(result_paths.execution_input("n-1", policy) | writes) == outcome.decide(
-        written_only
-    )
+    given = outcome.OutcomeInput.model_validate(result_paths.execution_input("n-1", policy) | writes)
+    assert outcome.decide(given) == outcome.decide(outcome.OutcomeInput.model_validate(written_only))
 
 
 def test_record_outcome_is_given_the_notification_its_policy_and_only_the_outcomes_keys():
@@ -145,13 +140,13 @@ def test_record_outcome_decides_an_earlier_definitions_whole_state_from_the_same
     }
 
     # When RecordOutcome parses it, and the explicit input of the same run
-    parsed = outcome.OutcomeInput.model_validate(whole).model_dump()
+    parsed = outcome.OutcomeInput.model_validate(whole)
     explicit = outcome.OutcomeInput.model_validate(
         result_paths.execution_input("n-1", whole["delivery_policy"])
         | {key: whole[key] for key in ("SendReceiptEmailResult", "SendSmsError", "SendSmsViaSnsResult")}
-    ).model_dump()
+    )
 
     # Then only the outcome's keys are kept, and both decide the same status
-    assert "ChargePaymentResult" not in parsed
+    assert "ChargePaymentResult" not in parsed.model_dump()
     assert outcome.decide(parsed) == outcome.decide(explicit)
     assert outcome.decide(parsed).status == NotificationStatus.DELIVERED_WITH_FALLBACK

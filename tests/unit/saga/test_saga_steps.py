@@ -7,7 +7,8 @@ from tidings import errors
 from tidings.notifications.models import Notification
 from tidings.saga import keys
 from tidings.saga.callbacks import TaskTokenResumer
-from tidings.saga.redelivery import Redelivery, RedeliveryPolicy, RetryLater
+from tidings.saga.outcome import OutcomeInput
+from tidings.saga.redelivery import ParkedMessage, Redelivery, RedeliveryPolicy, RetryLater
 
 pytestmark = pytest.mark.unit
 
@@ -108,15 +109,17 @@ def test_a_transient_failure_leaves_the_channel_pending_for_the_fallback(
 def test_record_outcome_writes_the_final_status_and_each_channel(steps, store, notification):
     steps.charge_payment(notification)
     steps.send(notification, "email", "sendgrid")
-    state = {
-        "notification_id": notification,
-        "delivery_policy": {"email": "best_effort", "sms": "best_effort"},
-        "ChargePaymentResult": {"status": "succeeded"},
-        "SendReceiptEmailResult": {"provider": "sendgrid"},
-        "SendSmsError": {"Error": "ProviderUnavailable"},
-        "SendSmsViaSnsError": {"Error": "ProviderUnavailable"},
-        "ParkSmsResult": {"message_id": "m-1"},
-    }
+    state = OutcomeInput.model_validate(
+        {
+            "notification_id": notification,
+            "delivery_policy": {"email": "best_effort", "sms": "best_effort"},
+            "ChargePaymentResult": {"status": "succeeded"},
+            "SendReceiptEmailResult": {"provider": "sendgrid"},
+            "SendSmsError": {"Error": "ProviderUnavailable"},
+            "SendSmsViaSnsError": {"Error": "ProviderUnavailable"},
+            "ParkSmsResult": {"message_id": "m-1"},
+        }
+    )
     outcome = steps.record_outcome(state)
     stored = store.get(notification)
     assert outcome.model_dump(mode="json") == {
@@ -179,7 +182,7 @@ def test_redelivery_backs_off_with_growing_capped_delays_then_dead_letters(
     worker, _sfn, sqs = redelivery
     store.finish(notification, "partially_delivered", "sms:parked")
     delays = []
-    message = {"notification_id": notification, "channel": "sms", "kind": "sms"}
+    message = ParkedMessage(notification_id=notification, channel="sms", kind="sms")
     for tries in (1, 2):
         channels["twilio"].failures = [unavailable("twilio")]
         channels["sns"].failures = [unavailable("sns")]
@@ -198,14 +201,14 @@ def test_a_late_sms_upgrades_a_partially_delivered_notification(redelivery, stor
     worker, _sfn, _sqs = redelivery
     steps.send(notification, "email", "sendgrid")
     store.finish(notification, "partially_delivered", "sms:parked")
-    outcome = worker.handle({"notification_id": notification, "channel": "sms"}, 2, lambda _s: None)
+    outcome = worker.handle(ParkedMessage(notification_id=notification, channel="sms"), 2, lambda _s: None)
     assert outcome == "sent"
     assert store.get(notification).status == "delivered_with_fallback"
 
 
 def test_a_required_sms_resumes_or_fails_its_waiting_saga(redelivery, store, channels, notification):
     worker, sfn, sqs = redelivery
-    message = {"notification_id": notification, "channel": "sms", "task_token": "tok"}
+    message = ParkedMessage(notification_id=notification, channel="sms", task_token="tok")
     assert worker.handle(message, 1, lambda _s: None) == "sent"
     assert sfn.successes[0][0] == "tok"
 
@@ -227,14 +230,15 @@ def test_a_required_sms_whose_saga_stopped_waiting_is_still_acknowledged(redeliv
 
     sfn.send_task_success = spent
     # When the SMS finally goes out, then the message is acknowledged, not retried for nothing
-    message = {"notification_id": notification, "channel": "sms", "task_token": "tok"}
+    message = ParkedMessage(notification_id=notification, channel="sms", task_token="tok")
     assert worker.handle(message, 1, lambda _s: None) == "sent"
 
 
 def test_a_message_for_a_refunded_notification_is_dropped_not_sent(redelivery, store, channels, notification):
     worker, _sfn, _sqs = redelivery
     store.finish(notification, "compensated", "required_email_failed")
-    assert worker.handle({"notification_id": notification, "channel": "sms"}, 1, lambda _s: None) == "dropped"
+    message = ParkedMessage(notification_id=notification, channel="sms")
+    assert worker.handle(message, 1, lambda _s: None) == "dropped"
     assert channels["twilio"].sent == []
 
 

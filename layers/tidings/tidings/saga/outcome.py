@@ -8,6 +8,7 @@ been sent by the outage queue's consumer) refine it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,17 +58,21 @@ class OutcomeInput(BaseModel):
         known = {paths.NOTIFICATION_ID, paths.DELIVERY_POLICY, *paths.outcome_inputs()}
         return {key: value for key, value in data.items() if key in known}
 
+    def written(self, key: str | None) -> dict[str, Any] | None:
+        """What a step wrote at ``key`` (its result, or the error a Catch caught); None if it did not."""
+        return self.__pydantic_extra__.get(key) if key is not None else None
 
-def _wrote(state: dict[str, Any], key: str | None) -> bool:
-    return key is not None and state.get(key) is not None
+
+def _wrote(state: OutcomeInput, key: str | None) -> bool:
+    return state.written(key) is not None
 
 
-def _error_name(state: dict[str, Any], key: str | None) -> str | None:
-    error = state.get(key) if key is not None else None
+def _error_name(state: OutcomeInput, key: str | None) -> str | None:
+    error = state.written(key)
     return error.get("Error") if isinstance(error, dict) else None
 
 
-def _channel(state: dict[str, Any], channel: Channel, parked: ChannelStatus) -> ChannelOutcome:
+def _channel(state: OutcomeInput, channel: Channel, parked: ChannelStatus) -> ChannelOutcome:
     """What happened to one channel: sent (by which provider), parked, refused, failed, or never tried."""
     wait = channel.park_and_wait
     if _wrote(state, channel.primary.result):
@@ -94,21 +99,19 @@ def _parked_as(channel: Channel) -> ChannelStatus:
     return ChannelStatus.DEAD_LETTERED if channel.name == paths.EMAIL.name else ChannelStatus.PARKED
 
 
-def _channels(state: dict[str, Any]) -> dict[str, ChannelOutcome]:
+def _channels(state: OutcomeInput) -> dict[str, ChannelOutcome]:
     return {channel.name: _channel(state, channel, _parked_as(channel)) for channel in paths.CHANNELS}
 
 
-def _refine(outcome: ChannelOutcome, recorded: dict[str, Any] | None) -> ChannelOutcome:
+def _refine(outcome: ChannelOutcome, recorded: ChannelStatus | None) -> ChannelOutcome:
     """A channel the table already shows as sent (outage queue beat us to it) counts as sent."""
-    if recorded and recorded.get("status") in _SENT and outcome.status not in _SENT:
-        return ChannelOutcome(
-            ChannelStatus(recorded["status"]), fallback=True, reason="sent_from_outage_queue"
-        )
+    if recorded in _SENT and outcome.status not in _SENT:
+        return ChannelOutcome(ChannelStatus(recorded), fallback=True, reason="sent_from_outage_queue")
     return outcome
 
 
-def decide(state: dict[str, Any], recorded_channels: dict[str, Any] | None = None) -> Outcome:
-    """The final status for the execution state ``state`` (keys from `tidings.saga.result_paths`)."""
+def decide(state: OutcomeInput, recorded_channels: Mapping[str, ChannelStatus] | None = None) -> Outcome:
+    """The final status for what the steps wrote (``state``) and the table's channel statuses now."""
     recorded_channels = recorded_channels or {}
     channels = {
         name: _refine(outcome, recorded_channels.get(name)) for name, outcome in _channels(state).items()
@@ -125,7 +128,7 @@ def decide(state: dict[str, Any], recorded_channels: dict[str, Any] | None = Non
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "payment_action_failed", channels)
     if _wrote(state, paths.PARK_CANCELLATION.result):
         return Outcome(NotificationStatus.FAILED, "cancel_failed", channels)
-    if (state.get(paths.CANCEL_PAYMENT.result) or {}).get("outcome") == "cancelled":
+    if (state.written(paths.CANCEL_PAYMENT.result) or {}).get("outcome") == "cancelled":
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "payment_action_timeout", channels)
     if _wrote(state, paths.PARK_REFUND.result):
         return Outcome(NotificationStatus.FAILED, "refund_failed", _failed_required(state, channels))
@@ -144,14 +147,9 @@ def decide(state: dict[str, Any], recorded_channels: dict[str, Any] | None = Non
     return Outcome(NotificationStatus.PARTIALLY_DELIVERED, missing, channels)
 
 
-def _policy(state: dict[str, Any]) -> dict[str, str]:
-    policy = state.get(paths.DELIVERY_POLICY)
-    return policy if isinstance(policy, dict) else {}
-
-
-def _failed_required(state: dict[str, Any], channels: dict[str, ChannelOutcome]) -> dict[str, ChannelOutcome]:
+def _failed_required(state: OutcomeInput, channels: dict[str, ChannelOutcome]) -> dict[str, ChannelOutcome]:
     """Channels that made the saga compensate end as failed (a rejection keeps its own status)."""
-    policy = _policy(state)
+    policy = state.delivery_policy
     result = dict(channels)
     for name, channel in channels.items():
         if (
@@ -165,18 +163,20 @@ def _failed_required(state: dict[str, Any], channels: dict[str, ChannelOutcome])
     return result
 
 
-def _compensation_reason(state: dict[str, Any]) -> str:
-    policy = _policy(state)
+def _compensation_reason(state: OutcomeInput) -> str:
+    policy = state.delivery_policy
     for name, channel in _channels(state).items():
         if policy.get(name) == "required" and channel.status not in _SENT:
             return f"required_{name}_failed"
     return "required_channel_failed"
 
 
-def upgraded_status(current: str, channels: dict[str, Any]) -> str | None:
+def upgraded_status(
+    current: NotificationStatus, channels: Mapping[str, ChannelStatus]
+) -> NotificationStatus | None:
     """After a late delivery (outage queue, redrive): the status a finished notification moves up to."""
     if current != NotificationStatus.PARTIALLY_DELIVERED:
         return None
-    if all(channel.get("status") in _SENT for channel in channels.values()):
+    if all(status in _SENT for status in channels.values()):
         return NotificationStatus.DELIVERED_WITH_FALLBACK
     return None

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from tidings.errors import InvalidRequest, ProviderError
 from tidings.notifications.models import ChannelStatus, NotificationStatus
@@ -27,6 +29,24 @@ _NO_LONGER_WANTED = {
     NotificationStatus.FAILED,
     NotificationStatus.PAYMENT_DECLINED,
 }
+
+
+#: What one try did with a message (the consumer counts each as a ``Redelivery<Outcome>`` metric).
+RedeliveryOutcome = Literal["dropped", "rejected", "sent", "given_up", "dead_lettered"]
+
+
+class ParkedMessage(BaseModel):
+    """A message on the SMS outage queue, or a redriven e-mail or SMS: which notification, which channel.
+
+    Other keys (a redriven dead-letter body's ``kind``, ``tries``, ``error``) are kept for the next
+    dead-letter body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    notification_id: str
+    channel: Literal["email", "sms"]
+    #: Set when a saga waits for this message (a ``required`` SMS).
+    task_token: str | None = None
 
 
 class RetryLater(Exception):
@@ -51,10 +71,11 @@ class Redelivery:
     sqs: Callable[[], Any]
     dead_letter_queue_urls: dict[str, str]
 
-    def handle(self, message: dict[str, Any], tries: int, delay_next_try: Callable[[int], None]) -> str:
+    def handle(
+        self, message: ParkedMessage, tries: int, delay_next_try: Callable[[int], None]
+    ) -> RedeliveryOutcome:
         """One try of ``message`` (its ``tries``-th receive). Returns what happened; raises RetryLater."""
-        notification_id, channel = message["notification_id"], message["channel"]
-        token = message.get("task_token")
+        notification_id, channel, token = message.notification_id, message.channel, message.task_token
         store = self.steps.store
         notification = store.get(notification_id)
         if notification.status in _NO_LONGER_WANTED:
@@ -105,7 +126,7 @@ class Redelivery:
             # The waiting saga compensates; the message must not be redriven after a refund.
             self._fail_saga(token, last_error)
             return "given_up"
-        body = {key: value for key, value in message.items() if key != "task_token"}
+        body = message.model_dump(exclude_none=True, exclude={"task_token"})
         body |= {"kind": channel, "tries": tries, "error": last_error.to_dict() if last_error else None}
         self.sqs().send_message(QueueUrl=self.dead_letter_queue_urls[channel], MessageBody=json.dumps(body))
         store.update_channel(
@@ -130,9 +151,7 @@ class Redelivery:
 
     def _upgrade_finished(self, notification_id: str) -> None:
         notification = self.steps.store.get(notification_id)
-        channels = {name: channel.model_dump(mode="json") for name, channel in notification.channels.items()}
+        channels = {name: channel.status for name, channel in notification.channels.items()}
         better = upgraded_status(notification.status, channels)
         if better:
-            self.steps.store.set_status(
-                notification_id, NotificationStatus(better), reason="sent_from_outage_queue"
-            )
+            self.steps.store.set_status(notification_id, better, reason="sent_from_outage_queue")

@@ -11,30 +11,21 @@ Clients are built on first use, once per container.
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
 
 from tidings.observability import logger, metrics
 from tidings.queues import SoonerRedelivery, queue_name_and_account
 from tidings.saga.callbacks import TaskTokenResumer
-from tidings.saga.redelivery import Redelivery, RedeliveryPolicy
+from tidings.saga.redelivery import ParkedMessage, Redelivery, RedeliveryPolicy
 from tidings.saga.settings import RedeliverySettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-
-
-class ParkedMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    notification_id: str
-    channel: Literal["email", "sms"]
-    task_token: str | None = None
 
 
 class RetryDeliveryConsumer:
@@ -59,7 +50,7 @@ class RetryDeliveryConsumer:
         def delay_next_try(seconds: int) -> None:
             queue.after(record.receipt_handle, seconds)
 
-        outcome = self.redelivery.handle(message.model_dump(exclude_none=True), tries, delay_next_try)
+        outcome = self.redelivery.handle(message, tries, delay_next_try)
         logger.info("parked message handled", outcome=outcome)
         name = f"Redelivery{outcome.title().replace('_', '')}"
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

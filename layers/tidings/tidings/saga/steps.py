@@ -18,7 +18,7 @@ from tidings.errors import InvalidRequest, ProviderError
 from tidings.notifications.models import ChannelStatus, Notification, NotificationStatus, TimelineEvent
 from tidings.notifications.store import NotificationStore, get_store
 from tidings.saga import keys
-from tidings.saga.outcome import decide
+from tidings.saga.outcome import OutcomeInput, decide
 from tidings.saga.results import (
     CancelResult,
     ChargeReconciliationAwaited,
@@ -267,15 +267,12 @@ class SagaSteps:
         )
 
     # --- the end --------------------------------------------------------------------------------
-    def record_outcome(self, state: dict[str, Any]) -> OutcomeResult:
-        """Decide and record the notification's one final status from the execution's state."""
-        notification_id = state["notification_id"]
+    def record_outcome(self, state: OutcomeInput) -> OutcomeResult:
+        """Decide and record the notification's one final status from what the steps wrote."""
+        notification_id = state.notification_id
         notification = self.store.get(notification_id)
         recorded = notification.channels
-        outcome = decide(
-            state,
-            {name: channel.model_dump(mode="json", exclude_none=True) for name, channel in recorded.items()},
-        )
+        outcome = decide(state, {name: channel.status for name, channel in recorded.items()})
         for name, channel in outcome.channels.items():
             current = recorded.get(name)
             if current is not None and current.status == channel.status:
