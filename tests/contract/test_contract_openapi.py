@@ -127,16 +127,19 @@ def test_a_removed_enum_value_breaks_a_client(snapshot):
 
 
 def test_a_breaking_change_passes_with_a_raised_version_and_a_changelog_entry(snapshot):
+    current = snapshot["info"]["version"]
+    bumped = f"{int(current.split('.')[0]) + 1}.0.0"
+
     def remove_and_bump(doc):
         doc["paths"].pop("/notifications/bulk")
-        doc["info"]["version"] = "2.0.0"
+        doc["info"]["version"] = bumped
 
     new = changed(snapshot, remove_and_bump)
-    assert openapi.problems(snapshot, new, "## 1.0.0\n\nFirst.\n") != []  # version raised, no entry
-    entry = "## 2.0.0\n\n- Removed `POST /notifications/bulk`: send one request per notification.\n"
+    assert openapi.problems(snapshot, new, f"## {current}\n\nFirst.\n") != []  # version raised, no entry
+    entry = f"## {bumped}\n\n- Removed `POST /notifications/bulk`: send one request per notification.\n"
     assert openapi.problems(snapshot, new, entry) == []
     # an entry that does not name the changed path is not enough
-    assert openapi.problems(snapshot, new, "## 2.0.0\n\n- Various changes.\n") != []
+    assert openapi.problems(snapshot, new, f"## {bumped}\n\n- Various changes.\n") != []
     # nor is a changelog entry without the version raised
     unbumped = changed(snapshot, lambda doc: doc["paths"].pop("/notifications/bulk"))
-    assert openapi.problems(snapshot, unbumped, entry.replace("2.0.0", "1.0.0")) != []
+    assert openapi.problems(snapshot, unbumped, entry.replace(bumped, current)) != []

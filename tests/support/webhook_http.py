@@ -47,9 +47,13 @@ def http_event(path: str, body: bytes, headers: dict[str, str], query: str = "",
 
 
 def stripe_delivery(
-    event: dict, secret: str = credentials.STRIPE_WEBHOOK_SECRET, at: int | None = None, base64_body=False
+    event: dict | bytes,
+    secret: str = credentials.STRIPE_WEBHOOK_SECRET,
+    at: int | None = None,
+    base64_body=False,
 ) -> dict:
-    body = json.dumps(event).encode()
+    """A genuinely signed Stripe delivery of ``event`` (a dict as JSON, or the raw bytes as they are)."""
+    body = event if isinstance(event, bytes) else json.dumps(event).encode()
     t = int(time.time()) if at is None else at
     v1 = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     headers = {"content-type": "application/json; charset=utf-8", "stripe-signature": f"t={t},v1={v1}"}
@@ -78,11 +82,11 @@ def stripe_payment_event(
 
 
 def sendgrid_delivery(
-    items: list[dict],
+    items: list[dict] | bytes,
     private_key_pem: str = credentials.SENDGRID_WEBHOOK_PRIVATE_KEY_PEM,
     at: int | None = None,
 ) -> dict:
-    body = json.dumps(items).encode()
+    body = items if isinstance(items, bytes) else json.dumps(items).encode()
     timestamp = str(int(time.time()) if at is None else at)
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     signature = base64.b64encode(key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()

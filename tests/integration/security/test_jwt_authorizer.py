@@ -4,7 +4,7 @@ Each forged, stale or misdirected token is refused with API Gateway's 401 (``{"m
 and a ``WWW-Authenticate: Bearer ... error="invalid_token"`` challenge); a valid token without the route's
 scope gets 403 ``{"message":"Forbidden"}``. Nothing refused reaches a function: no saga starts and the
 Stripe sandbox records no request. A client's ``X-Request-Id`` comes back through the gateway, and one
-carrying a header injection is 400. One local system serves the whole module.
+carrying a header injection is 400. One local system serves the whole package (conftest.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,7 +27,8 @@ from tidings_local.stack.jwt_issuer import JwtIssuer
 from tidings_local.stack.system import DEFAULT_TEMPLATE, LocalSystem
 from tidings_local.stack.template import parse_yaml
 
-pytestmark = pytest.mark.integration
+#: One local system serves the security package (tests/integration/security/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("security")]
 
 READ, WRITE, OPS = "notifications/read", "notifications/write", "tidings/ops"
 
@@ -44,34 +44,6 @@ ROUTE_SCOPES = {
 
 #: A read route whose function answers 404 for an unknown id: reaching it proves the token passed.
 READ_PROBE = "/notifications/ntf_doesnotexist"
-
-
-@pytest.fixture(scope="module")
-def system() -> Iterator[LocalSystem]:
-    with LocalSystem.start(DEFAULT_TEMPLATE) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def http(system: LocalSystem) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.api_url, timeout=API_TIMEOUT_SECONDS) as client:
-        yield client
-
-
-@pytest.fixture
-def nothing_happens(system: LocalSystem) -> Iterator[None]:
-    """The test's requests start no saga and make no Stripe request."""
-    sfn = system.boto3_client("stepfunctions")
-    machine = system.physical_id("NotificationSagaStateMachine")
-    stripe = system.sandboxes["stripe"].control
-
-    def executions() -> int:
-        return len(sfn.list_executions(stateMachineArn=machine, maxResults=1000)["executions"])
-
-    before_executions, before_stripe = executions(), len(stripe.requests())
-    yield
-    assert executions() == before_executions
-    assert len(stripe.requests()) == before_stripe
 
 
 def _b64(data: bytes | dict[str, Any]) -> str:

@@ -111,6 +111,43 @@ def test_forged_stripe_delivery_is_refused_without_detail_and_nothing_is_queued(
     assert all("jane.doe" not in str(record.__dict__) for record in caplog.records)
 
 
+SIGNED_BUT_MALFORMED = {
+    "not json": b"{not json",
+    "a JSON array": b"[]",
+    "a JSON string": b'"evt_1"',
+    "data null": b'{"id": "evt_1", "type": "payment_intent.succeeded", "data": null}',
+    "an id of 300 characters": json.dumps(
+        stripe_payment_event("evt_" + "x" * 300, "payment_intent.succeeded", "pi_1", "n-1")
+    ).encode(),
+    "nested 3,000 deep": b'{"id": "evt_1", "type": "payment_intent.succeeded", "data": '
+    + b"[" * 3000
+    + b"]" * 3000
+    + b"}",
+    "not UTF-8": b'{"id": "evt_\xff\xfe"}',
+}
+
+
+@pytest.mark.parametrize("body", list(SIGNED_BUT_MALFORMED.values()), ids=list(SIGNED_BUT_MALFORMED))
+def test_a_signed_stripe_delivery_with_a_malformed_payload_is_a_400_and_counted(
+    body, receiver, aws, context, capsys
+):
+    # Given a delivery genuinely signed with the current secret, whose payload is not a Stripe event
+    event = stripe_delivery(body, base64_body=True)  # base64: API Gateway's way with bytes not UTF-8
+    # When it reaches the receiver
+    response = receiver.lambda_handler(event, context)
+    # Then it is a 400 (never a 500, which the provider would retry for days), counted for the alarm
+    assert (response["statusCode"], json.loads(response["body"])) == (400, {"message": "malformed payload"})
+    assert emitted_metrics(capsys.readouterr().out)["WebhookMalformed"] == 1
+    assert queued(aws) == []
+
+
+@pytest.mark.parametrize("body", [b"{}", b'"x"', b"[" * 3000 + b"]" * 3000, b"[1, 2]"])
+def test_a_signed_sendgrid_delivery_with_a_malformed_payload_is_a_400_not_a_500(body, receiver, aws, context):
+    response = receiver.lambda_handler(sendgrid_delivery(body), context)
+    assert response["statusCode"] == 400
+    assert queued(aws) == []
+
+
 def test_stripe_signature_older_than_the_tolerance_is_refused(receiver, aws, context):
     event = stripe_delivery(
         stripe_payment_event("evt_old", "payment_intent.succeeded", "pi_1", "n-1"), at=int(time.time()) - 301

@@ -416,3 +416,129 @@ def test_an_unsafe_x_request_id_is_400_and_starts_nothing(api, value):
     assert response["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
     assert "X-Injected" not in json.dumps(response)
     assert executions(api.machine) == []
+
+
+# --- strict input: no coercion, no unsafe characters, Stripe's currencies and minimums ----------------
+def with_field(path, value):
+    """VALID with one field replaced (``path`` like ``payment.amount``); ``...`` removes nothing."""
+    body = json.loads(json.dumps(VALID))
+    *parents, last = path.split(".")
+    target = body
+    for name in parents:
+        target = target[name]
+    target[last] = value
+    return body
+
+
+REFUSED_INPUT = [
+    ("payment.amount", True, "int_type"),
+    ("payment.amount", "1000", "int_type"),
+    ("payment.amount", 1000.0, "int_type"),
+    ("new_charge", "true", "bool_type"),
+    ("new_charge", 1, "bool_type"),
+    ("customer.phone", "+4477009\u0661\u0662\u0663\u0664", "value_error"),  # Arabic-Indic digits
+    ("customer.phone", "+44770090\uff11\uff12\uff13", "value_error"),  # full-width digits
+    ("payment.currency", "xau", "currency_not_supported"),  # ISO 4217 (gold), not a card currency
+    ("payment.currency", "kwd", "currency_not_supported"),  # three-decimal: left out on purpose
+    ("customer.name", "Grace\nBcc: x@example.com", "unsafe_character"),
+    ("customer.name", "Grace\u202eesrever", "unsafe_character"),
+    ("customer.name", "Grace\u2066Hopper", "unsafe_character"),
+    ("receipt.subject", "Receipt\r\nX-Spam: 1", "unsafe_character"),
+    ("receipt.text", "Thanks\x00", "unsafe_character"),
+    ("receipt.text", "Thanks\x1b[31m", "unsafe_character"),
+    ("receipt.text", "Thanks \u202e", "unsafe_character"),
+    ("sms.text", "Paid\x07", "unsafe_character"),
+    ("sms.text", "Paid \u2067", "unsafe_character"),
+    ("receipt.html", "<img src=https://tracker.example/p.gif>", "extra_forbidden"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "error_type"), REFUSED_INPUT)
+def test_strict_input_is_refused_with_a_422_that_names_the_field_and_starts_nothing(
+    api, path, value, error_type
+):
+    status, body = api(http_event("POST", "/notifications", with_field(path, value)))
+    assert status == 422, body
+    assert body["code"] == "validation_error"
+    assert [error["type"] for error in body["errors"]] == [error_type]
+    assert body["errors"][0]["loc"][1:] == path.split(".")
+    assert executions(api.machine) == []
+
+
+def test_a_lone_surrogate_in_a_text_is_refused_rather_than_failing_the_send(api):
+    raw = json.dumps(VALID).replace("Paid, thanks!", "Paid \\ud800")
+    status, body = api(http_event("POST", "/notifications", raw_body=raw))
+    assert status == 422
+    [error] = body["errors"]
+    assert error["loc"][1:] == ["sms", "text"]
+    assert executions(api.machine) == []
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount"), [("usd", 49), ("gbp", 29), ("jpy", 49), ("huf", 17_499), ("mxn", 999)]
+)
+def test_an_amount_below_stripes_minimum_for_its_currency_is_refused(api, currency, amount):
+    body = with_field("payment", {**VALID["payment"], "currency": currency, "amount": amount})
+    status, answer = api(http_event("POST", "/notifications", body))
+    assert status == 422
+    [error] = answer["errors"]
+    assert (error["type"], error["loc"][1:]) == ("amount_below_minimum", ["payment"])
+    assert currency in error["message"]
+    assert executions(api.machine) == []
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount"), [("usd", 50), ("GBP", 30), ("jpy", 50), ("isk", 1), ("vnd", 10_000)]
+)
+def test_an_amount_at_stripes_minimum_in_a_supported_currency_is_accepted(api, currency, amount):
+    body = with_field("payment", {**VALID["payment"], "currency": currency, "amount": amount})
+    status, _ = api(http_event("POST", "/notifications", body))
+    assert status == 202
+
+
+def test_line_breaks_and_tabs_are_allowed_in_bodies_and_rtl_text_everywhere(api):
+    body = with_field("receipt", {"subject": "إيصال الطلب 2001", "text": "Line one\r\n\tLine two\n"})
+    body["customer"]["name"] = "گریس هاپر"
+    body["sms"]["text"] = "Paid.\nThanks!"
+    status, _ = api(http_event("POST", "/notifications", body))
+    assert status == 202
+
+
+@pytest.mark.parametrize("route", ["/notifications", "/notifications/bulk"])
+def test_a_deeply_nested_body_is_a_400_not_a_500_and_starts_nothing(api, route):
+    deep = "[" * 3_000 + "]" * 3_000  # json.loads would raise RecursionError
+    status, body = api(
+        http_event("POST", route, raw_body=json.dumps({"items": "x"})[:-1] + ', "x": ' + deep + "}")
+    )
+    assert (status, body["code"]) == (400, "body_too_deep")
+    assert executions(api.machine) == []
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(api):
+    body = with_field("receipt.text", '[[[[[[[[[[[[[[[[[[[[{{{{{{{{{{{{{{{{{{{{ \\" [[[[')
+    status, _ = api(http_event("POST", "/notifications", body))
+    assert status == 202
+
+
+def test_a_bulk_key_reused_with_other_items_is_a_422_as_on_the_single_route(api):
+    # Given a bulk request sent with a key
+    headers = {"idempotency-key": "bulk-key-1"}
+    items = [{**VALID, "order_reference": "reuse-1"}]
+    status, first = api(http_event("POST", "/notifications/bulk", {"items": items}, headers=headers))
+    assert status == 202
+    # When the same key comes with other items
+    other = [{**VALID, "order_reference": "reuse-2"}]
+    status, body = api(http_event("POST", "/notifications/bulk", {"items": other}, headers=headers))
+    # Then it is refused as the single route refuses it, and nothing more is stored or queued
+    assert status == 422
+    assert body["code"] == "idempotency_key_reused"
+    assert body["errors"] == [
+        {"loc": ["header", "idempotency-key"], "type": "idempotency_key_reused", "message": "reused"}
+    ]
+    messages = boto3.client("sqs").receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)
+    queued = [json.loads(m["Body"])["notification_ids"] for m in messages.get("Messages", [])]
+    assert queued == [[first["items"][0]["notification_id"]]]
+    # And the same items with the key reordered are the same request
+    reordered = [{key: items[0][key] for key in reversed(list(items[0]))}]
+    status, again = api(http_event("POST", "/notifications/bulk", {"items": reordered}, headers=headers))
+    assert (status, again["bulk_id"]) == (202, first["bulk_id"])

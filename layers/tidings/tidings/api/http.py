@@ -9,6 +9,8 @@ one place typed failures become answers with a machine-readable body.
 and ``BulkRequest`` is built per instance from the configured item limit.)
 """
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable
@@ -34,7 +36,13 @@ from pydantic import BaseModel, Field, ValidationError
 from tidings.api import openapi as doc
 from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
 from tidings.api.request_id import InvalidRequestId, request_id, with_request_id
-from tidings.api.service import Accepted, NotificationService, OrderAlreadyCharged, service_for
+from tidings.api.service import (
+    Accepted,
+    IdempotencyKeyReused,
+    NotificationService,
+    OrderAlreadyCharged,
+    service_for,
+)
 from tidings.api.settings import ApiSettings
 from tidings.notifications import NotificationNotFound, NotificationRequest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
@@ -65,7 +73,7 @@ class NotifyApi:
         schemes, security = doc.security()
         about: dict[str, Any] = {
             "title": "Tidings notify API",
-            "version": "1.0.0",
+            "version": "2.0.0",
             "summary": "Charge a customer, e-mail the receipt and text them, carried to a definite end.",
             "security_schemes": schemes,
             "security": security,
@@ -92,6 +100,9 @@ class NotifyApi:
         if not _is_json_body(event):
             # A form-encoded body would be parsed into field names made of the request's own content.
             return _answer_dict(415, "the request body must be application/json", "unsupported_media_type")
+        if _nested_deeper_than(_body_text(event), MAX_JSON_DEPTH):
+            # Refused before parsing: a deep enough body makes json.loads raise RecursionError (a 500).
+            return _answer_dict(400, f"the request body nests deeper than {MAX_JSON_DEPTH}", "body_too_deep")
         self.idempotency.register_lambda_context(context)
         return self.app.resolve(event, context)
 
@@ -138,7 +149,7 @@ class NotifyApi:
         @app.post(
             "/notifications",
             summary="Start a notification",
-            responses=doc.ok(202, "Accepted", Accepted) | doc.errors(401, 409, 413, 415, 422),
+            responses=doc.ok(202, "Accepted", Accepted) | doc.errors(400, 401, 409, 413, 415, 422),
         )
         @tracer.capture_method(capture_response=False)
         def create_notification(  # type: ignore[no-untyped-def]
@@ -205,7 +216,8 @@ class NotifyApi:
         @app.post(
             "/notifications/bulk",
             summary="Start many notifications",
-            responses=doc.ok(202, "Accepted (some items may be rejected)") | doc.errors(401, 413, 415, 422),
+            responses=doc.ok(202, "Accepted (some items may be rejected)")
+            | doc.errors(400, 401, 413, 415, 422),
         )
         @tracer.capture_method(capture_response=False)
         def create_bulk(  # type: ignore[no-untyped-def]
@@ -295,8 +307,8 @@ class NotifyApi:
                 status_url=exc.status_url,
             )
 
-        @app.exception_handler(IdempotencyValidationError)
-        def key_reused(_exc: IdempotencyValidationError) -> Response:
+        @app.exception_handler([IdempotencyValidationError, IdempotencyKeyReused])
+        def key_reused(_exc: Exception) -> Response:
             reused = {
                 "loc": ["header", "idempotency-key"],
                 "type": "idempotency_key_reused",
@@ -328,6 +340,36 @@ def _safe_location(location: Any) -> list[str | int]:
         part if isinstance(part, int) or (isinstance(part, str) and _FIELD_NAME.match(part)) else "<key>"
         for part in location
     ]
+
+
+#: The deepest JSON a request may nest (objects and arrays); the bulk request needs four.
+MAX_JSON_DEPTH = 16
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _body_text(event: dict[str, Any]) -> str:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            return ""  # the resolver refuses it as invalid JSON
+    return str(body)
+
+
+def _nested_deeper_than(body: str, limit: int) -> bool:
+    """Whether the JSON text opens more than ``limit`` objects or arrays inside each other (strings,
+    with their brackets, skipped), counted without parsing it."""
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", body)):
+        if bracket.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def _is_json_body(event: dict[str, Any]) -> bool:

@@ -78,7 +78,11 @@ class Timeline(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "A cursor that does not continue this query, or an empty time range (code invalid_query)",
+    400: (
+        "A cursor that does not continue this query, or an empty time range (code invalid_query); a body "
+        "that nests objects and arrays more than 16 deep (code body_too_deep); an X-Request-Id that is not "
+        "1-128 safe characters (code invalid_request_id)"
+    ),
     401: (
         'No valid bearer token: API Gateway\'s JWT authorizer answers {"message": "Unauthorized"} '
         "before the function runs; a token without a subject gets code unauthorized"

@@ -5,6 +5,7 @@ No API Gateway event or HTTP response here: ``tidings.api.http`` maps these resu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -70,6 +71,10 @@ class OrderAlreadyCharged(Exception):
     @property
     def status_url(self) -> str:
         return status_path(self.notification_id)
+
+
+class IdempotencyKeyReused(Exception):
+    """A bulk ``Idempotency-Key`` already used for a request with other items."""
 
 
 def holds_charge(status: str) -> bool:
@@ -236,6 +241,10 @@ class NotificationService:
         bulk_id = (
             str(uuid.uuid5(BULK_NAMESPACE, f"{client_id}\n{bulk_key}")) if bulk_key else str(uuid.uuid4())
         )
+        request_hash = _items_hash(raw_items) if bulk_key else None
+        stored_hash = self.store.bulk_request_hash(bulk_id) if bulk_key else None
+        if stored_hash and stored_hash != request_hash:
+            raise IdempotencyKeyReused(bulk_id)
         results: list[BulkItem] = []
         new: dict[str, Notification] = {}
         for index, raw in enumerate(raw_items):
@@ -272,6 +281,7 @@ class NotificationService:
                 created_at=self.store.now(),
                 item_count=len(results),
                 items=results,
+                request_hash=request_hash,
             )
         )
         return BulkAccepted(
@@ -382,6 +392,12 @@ class NotificationService:
             status_url=status_path(notification.notification_id),
             execution_arn=notification.execution_arn,
         )
+
+
+def _items_hash(raw_items: list[Any]) -> str:
+    """The items' fingerprint: key order and spacing do not change it, any value does."""
+    canonical = json.dumps(raw_items, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def service_for(settings: ServiceSettings) -> NotificationService:

@@ -12,28 +12,50 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
+    JsonValue,
     SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
     field_validator,
     model_serializer,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-#: ISO 4217 codes of currencies in circulation (Stripe accepts a subset; it refuses the others itself).
-_ISO_CURRENCY_CODES = """
-    aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd btn bwp byn bzd
-    cad cdf chf clp cny cop crc cup cve czk djf dkk dop dzd egp ern etb eur fjd fkp gbp gel ghs gip gmd
-    gnf gtq gyd hkd hnl htg huf idr ils inr iqd irr isk jmd jod jpy kes kgs khr kmf kpw krw kwd kyd kzt
-    lak lbp lkr lrd lsl lyd mad mdl mga mkd mmk mnt mop mru mur mvr mwk mxn myr mzn nad ngn nio nok npr
-    nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sdg sek sgd shp sle sll sos srd
-    ssp stn svc syp szl thb tjs tmt tnd top try ttd twd tzs uah ugx usd uyu uzs ves vnd vuv wst xaf xcd
-    xof xpf yer zar zmw zwl
-"""
-ISO_CURRENCIES = frozenset(_ISO_CURRENCY_CODES.split())
+from tidings.notifications.currencies import STRIPE_CURRENCIES, STRIPE_MAXIMUM_AMOUNT, minimum_amount
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+#: E.164 with ASCII digits only (``\\d`` would also take Arabic-Indic and other Unicode digits).
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+#: Characters no text that reaches an e-mail or a text message may carry: C0 and C1 controls (NUL
+#: included) other than the line breaks and tabs a body may hold, lone surrogates (they cannot be encoded
+#: and would fail the send), and the bidirectional embeddings, overrides and isolates that make a text
+#: read differently from what it says (CVE-2021-42574).
+_UNSAFE_IN_BODY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+#: The same for one-line texts (a name or a subject becomes a header): no line break, tab or separator.
+_UNSAFE_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _safe_text(pattern: re.Pattern[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        if pattern.search(value):
+            raise PydanticCustomError(
+                "unsafe_character", "must not contain control characters, NUL or bidirectional overrides"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+#: Text for a header or a single line (a name, a subject).
+LineText = Annotated[str, _safe_text(_UNSAFE_IN_LINE)]
+#: Text for a body (receipt text, SMS): line breaks and tabs allowed.
+BodyText = Annotated[str, _safe_text(_UNSAFE_IN_BODY)]
 
 
 class ChannelPolicy(StrEnum):
@@ -113,9 +135,12 @@ OrderReference = Annotated[
 class Customer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: LineText = Field(min_length=1, max_length=200)
     email: EmailStr
-    phone: str = Field(description="E.164, e.g. +447700900123")
+    phone: str = Field(
+        description="E.164 with ASCII digits, e.g. +447700900123",
+        json_schema_extra={"pattern": E164.pattern},
+    )
 
     @field_validator("phone")
     @classmethod
@@ -125,34 +150,73 @@ class Customer(BaseModel):
         return value
 
 
+#: The OpenAPI document lists the currencies (lower case; the API also takes upper case).
+_CURRENCY_ENUM: list[JsonValue] = [code for code in sorted(STRIPE_CURRENCIES)]
+
+
 class Payment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(gt=0, le=99_999_999, description="In the currency's minor unit (cents, pence)")
-    currency: str = Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. gbp")
+    # Strict: a JSON number only (``true``, ``"1000"`` and ``1000.0`` are refused, not converted).
+    amount: StrictInt = Field(
+        gt=0,
+        le=STRIPE_MAXIMUM_AMOUNT,
+        description=(
+            "In the currency's minor unit (cents, pence; whole units for zero-decimal currencies such as "
+            "jpy), at least Stripe's minimum for the currency (gbp 30, usd 50, eur 50, jpy 50...)"
+        ),
+    )
+    currency: str = Field(
+        min_length=3,
+        max_length=3,
+        description="ISO 4217 code Stripe charges cards in, e.g. gbp (case-insensitive)",
+        json_schema_extra={"enum": _CURRENCY_ENUM},
+    )
     payment_method: str = Field(pattern=r"^pm_[A-Za-z0-9_]{1,200}$", description="Stripe PaymentMethod id")
 
     @field_validator("currency")
     @classmethod
-    def _iso_currency(cls, value: str) -> str:
+    def _stripe_currency(cls, value: str) -> str:
         code = value.lower()
-        if code not in ISO_CURRENCIES:
-            raise ValueError("currency must be an ISO 4217 code")
+        if code not in STRIPE_CURRENCIES:
+            message = "currency must be one Stripe charges cards in"
+            raise PydanticCustomError("currency_not_supported", message)
         return code
+
+    @model_validator(mode="after")
+    def _stripe_minimum(self) -> Payment:
+        minimum = minimum_amount(self.currency)
+        if self.amount < minimum:
+            raise PydanticCustomError(
+                "amount_below_minimum",
+                "amount is below Stripe's minimum of {minimum} for {currency}",
+                {"minimum": minimum, "currency": self.currency},
+            )
+        return self
 
 
 class Receipt(BaseModel):
+    """The receipt e-mail's content: plain text only. Its HTML part is rendered from the text with every
+    character escaped (``tidings.providers.models.text_as_html``), so a receipt cannot carry markup,
+    links or tracking images a client did not see; an ``html`` field is refused as an unknown one."""
+
     model_config = ConfigDict(extra="forbid")
 
-    subject: str = Field(min_length=1, max_length=200)
-    text: str = Field(min_length=1, max_length=20_000)
-    html: str | None = Field(default=None, max_length=100_000)
+    subject: LineText = Field(min_length=1, max_length=200)
+    text: BodyText = Field(min_length=1, max_length=20_000)
+
+
+class StoredReceipt(Receipt):
+    """A receipt as the table holds it: an ``html`` kept from before receipts became text only is
+    ignored (never sent)."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class SmsContent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=1_600)
+    text: BodyText = Field(min_length=1, max_length=1_600)
 
 
 class DeliveryPolicy(BaseModel):
@@ -173,7 +237,7 @@ class NotificationRequest(BaseModel):
     receipt: Receipt
     sms: SmsContent
     delivery_policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
-    new_charge: bool = Field(
+    new_charge: StrictBool = Field(
         default=False,
         description=(
             "Charge again for an order that already has a notification holding a charge (in flight, "
@@ -285,7 +349,7 @@ class Notification(BaseModel):
     execution_arn: str | None = None
     customer: Customer
     payment: PaymentRecord
-    receipt: Receipt
+    receipt: StoredReceipt
     sms: SmsContent
     channels: dict[str, ChannelRecord] = Field(default_factory=dict)
     #: The bulk request this notification came in with, if any.
@@ -318,7 +382,7 @@ class Notification(BaseModel):
             updated_at=at,
             customer=request.customer,
             payment=PaymentRecord(**request.payment.model_dump(), status="pending"),
-            receipt=request.receipt,
+            receipt=StoredReceipt.model_validate(request.receipt.model_dump()),
             sms=request.sms,
             channels={
                 "email": ChannelRecord(policy=request.delivery_policy.email),
@@ -367,3 +431,6 @@ class Bulk(BaseModel):
     created_at: str
     item_count: int
     items: list[BulkItem] = Field(default_factory=list)
+    #: SHA-256 of the request's items, for a request with an ``Idempotency-Key``: the same key with
+    #: other items is refused rather than answered with this request's results.
+    request_hash: str | None = None

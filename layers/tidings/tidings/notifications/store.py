@@ -518,6 +518,15 @@ class NotificationStore:
                     }
                 )
 
+    def bulk_request_hash(self, bulk_id: str) -> str | None:
+        """The stored bulk request's ``request_hash`` ("" when it has none), None when there is none."""
+        item = self._table.get_item(
+            Key={"pk": bulk_pk(bulk_id), "sk": META}, ProjectionExpression="request_hash, bulk_id"
+        ).get("Item")
+        if item is None:
+            return None
+        return str(item.get("request_hash") or "")
+
     def get_bulk(self, bulk_id: str) -> Bulk:
         from boto3.dynamodb.conditions import Key
 

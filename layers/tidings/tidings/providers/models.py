@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -37,6 +39,15 @@ class RefundResult(BaseModel):
     amount: int
 
 
+def text_as_html(text: str) -> str:
+    """An e-mail's HTML part made from its text alone: every character escaped, line breaks kept.
+
+    Nothing a client sends is ever markup: a ``<a href>`` or ``<img>`` in a receipt shows as text.
+    """
+    lines = html.escape(text, quote=True).replace("\r\n", "\n").split("\n")
+    return "<p>" + "<br>\n".join(lines) + "</p>"
+
+
 class EmailMessage(BaseModel):
     """One e-mail to one recipient; the sender comes from configuration (RECEIPT_FROM_ADDRESS)."""
 
@@ -56,7 +67,7 @@ class SmsMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    to: str = Field(pattern=r"^\+[1-9]\d{6,14}$")
+    to: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$")
     body: str = Field(min_length=1, max_length=1600)
     idempotency_key: str = Field(min_length=1, max_length=200)
     status_callback_url: str | None = None

@@ -1,10 +1,17 @@
-"""Amazon SES v2 ``SendEmail``: the e-mail fallback behind the same channel interface as SendGrid."""
+"""Amazon SES v2 ``SendEmail``: the e-mail fallback behind the same channel interface as SendGrid.
+
+The ``From`` and ``To`` headers are built by the standard library (``email.utils.formataddr``): a display
+name is quoted and escaped when it holds specials, RFC 2047-encoded when it is not ASCII, and an address
+is ASCII (an internationalised domain goes as IDNA). Nothing a client sends is pasted into a header.
+"""
 
 from __future__ import annotations
 
 import re
+from email.utils import formataddr
 from typing import Any
 
+from tidings.errors import InvalidRequest
 from tidings.providers._aws import call_aws
 from tidings.providers.models import DeliveryReceipt, EmailMessage
 from tidings.resilience.caller import ResilientCaller
@@ -19,13 +26,13 @@ class SesEmailChannel:
     def __init__(self, client: Any, caller: ResilientCaller, from_address: str, from_name: str | None = None):
         self.client = client
         self.caller = caller
-        self.from_address = f'"{from_name}" <{from_address}>' if from_name else from_address
+        self.from_address = mailbox(from_address, from_name)
 
     def deliver(self, message: EmailMessage) -> DeliveryReceipt:
         body: dict[str, Any] = {"Text": {"Data": message.text, "Charset": "UTF-8"}}
         if message.html:
             body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
-        to = f'"{message.to_name}" <{message.to}>' if message.to_name else message.to
+        to = mailbox(message.to, message.to_name)
         # SES tags allow [A-Za-z0-9_-] only; the tag lets SES events correlate with the send key.
         tags = [{"Name": "tidings_send_key", "Value": _TAG_UNSAFE.sub("_", message.idempotency_key)[:256]}]
         tags += [
@@ -46,3 +53,18 @@ class SesEmailChannel:
         return DeliveryReceipt(
             provider=PROVIDER, provider_message_id=response["MessageId"], attempts=attempts
         )
+
+
+def mailbox(address: str, name: str | None = None) -> str:
+    """``address`` with its display name as one header value SES takes (RFC 5322, RFC 2047, IDNA)."""
+    local, _, domain = address.rpartition("@")
+    if not local or not local.isascii():
+        # SES sends no SMTPUTF8: a non-ASCII local part cannot be addressed (the message is permanent).
+        raise InvalidRequest(
+            "address not deliverable by ses", provider=PROVIDER, field="to", code="non_ascii_local_part"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidRequest("address not deliverable by ses", provider=PROVIDER, field="to") from exc
+    return formataddr((name or "", f"{local}@{ascii_domain}"), charset="utf-8")

@@ -244,7 +244,7 @@ class SagaSteps:
         return result
 
     def _message(self, notification: Notification, channel: str) -> EmailMessage | SmsMessage:
-        from tidings.providers.models import EmailMessage, SmsMessage
+        from tidings.providers.models import EmailMessage, SmsMessage, text_as_html
 
         notification_id = notification.notification_id
         customer = notification.customer
@@ -255,7 +255,7 @@ class SagaSteps:
                 to_name=customer.name,
                 subject=receipt.subject,
                 text=receipt.text,
-                html=receipt.html,
+                html=text_as_html(receipt.text),
                 idempotency_key=keys.send_key(notification_id, EMAIL),
                 custom_args={"notification_id": notification_id},
             )

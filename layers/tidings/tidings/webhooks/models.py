@@ -82,7 +82,7 @@ def _malformed(provider: str, field: str) -> InvalidRequest:
 def _json(payload: bytes, provider: str) -> Any:
     try:
         return json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise _malformed(provider, "body") from exc
 
 

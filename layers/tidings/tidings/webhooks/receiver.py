@@ -81,7 +81,7 @@ def verify_and_normalise(
 def _json_as_params(payload: bytes) -> dict[str, list[str]]:
     try:
         body = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(body, Mapping):
         return {}
