@@ -9,6 +9,8 @@ import json
 import pytest
 from support.e2e import History, order_body, queue_messages
 
+from tidings_local.sandboxes import credentials
+
 pytestmark = pytest.mark.e2e
 
 
@@ -265,22 +267,67 @@ def test_a_refund_that_cannot_be_made_goes_to_the_compensation_dead_letter_queue
     assert len(charges(system)) == 1
 
 
-def test_no_function_logged_a_full_email_address_or_phone_number(system, saga, function_logs):
+#: What no log line, API answer or queued message may hold: the customer's contact details, name and
+#: texts as order_body() sends them, the sandboxes' provider secrets, a card number.
+SENSITIVE_VALUES = [
+    "ada@example.com",
+    "+447700900123",
+    "447700900123",
+    "Ada Lovelace",
+    "Lovelace",
+    "Thank you for your order.",
+    "Your order is paid. Thank you!",
+    "4242424242424242",
+    credentials.STRIPE_API_KEY,
+    credentials.STRIPE_WEBHOOK_SECRET,
+    credentials.SENDGRID_API_KEY,
+    credentials.TWILIO_AUTH_TOKEN,
+    credentials.TWILIO_API_KEY_SECRET,
+]
+#: Every queue that holds what a notification left behind (dead letters, parked and retried messages).
+HELD_QUEUES = [
+    "EmailDeadLetterQueue",
+    "SmsDeadLetterQueue",
+    "SmsOutageQueue",
+    "CompensationDeadLetterQueue",
+    "WebhookDeadLetterQueue",
+    "BulkDeadLetterQueue",
+]
+
+
+def _peek(sqs, queue_url: str) -> list[str]:
+    """Every body on the queue, left in place (visibility 0: visible again at once)."""
+    bodies: dict[str, str] = {}
+    for _ in range(20):
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        new = {m["MessageId"]: m["Body"] for m in batch.get("Messages", []) if m["MessageId"] not in bodies}
+        if not new:
+            break
+        bodies.update(new)
+    return list(bodies.values())
+
+
+def test_no_log_answer_or_dead_letter_holds_a_secret_or_personal_data(system, saga, function_logs):
     # Given a success, a fallback and a declined payment of its own (whatever order the tests run in),
     # on top of every line the session's other tests have logged so far
-    saga.run(order_body())
-    saga.run(order_body(payment={"payment_method": "pm_card_chargeDeclined"}))
+    answers = [json.dumps(saga.run(order_body()))]
+    answers.append(json.dumps(saga.run(order_body(payment={"payment_method": "pm_card_chargeDeclined"}))))
     system.sandboxes["sendgrid"].control.inject_fault("outage", path_prefix="/v3/mail/send")
-    saga.run(order_body())
+    answers.append(json.dumps(saga.run(order_body())))
     for _ in range(10):  # run alone, a few more notifications give the check enough lines to read
         if len(function_logs) > 100:
             break
         saga.run(order_body())
-    # Then no line of any function holds a full e-mail address or phone number
+    # Then no line of any function holds a full e-mail address or phone number, the customer's name, the
+    # receipt or SMS text, a provider secret or a card number
     assert len(function_logs) > 100
     leaked = [
         (function, line[:200])
         for function, line in function_logs
-        if "ada@example.com" in line or "+447700900123" in line or "447700900123" in line
+        if any(value in line for value in SENSITIVE_VALUES)
     ]
     assert leaked == []
+    # And neither do the API's answers about those notifications, nor any message a queue holds
+    sqs = system.boto3_client("sqs")
+    held = [body for queue in HELD_QUEUES for body in _peek(sqs, system.physical_id(queue))]
+    assert [text[:200] for text in answers + held if any(v in text for v in SENSITIVE_VALUES)] == []

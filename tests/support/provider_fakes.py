@@ -18,12 +18,19 @@ SECRET_VALUES = [
     "unit-twilio-api-key-secret",
     "unit-twilio-rotated-secret",
 ]
+#: A customer's name, a receipt's text and an SMS body as the tests send them: content a log never holds.
+CUSTOMER_NAME = "Jane Quincy Doe"
+RECEIPT_TEXT = "Receipt: three brass widgets, thank you"
+SMS_BODY = "Your widgets are paid, thank you"
 PERSONAL_VALUES = [
     "jane.doe@example.com",
     "+447700900123",
     "+15005550006",
     "4242424242424242",
     "4000 0000 0000 0002",
+    CUSTOMER_NAME,
+    RECEIPT_TEXT,
+    SMS_BODY,
 ]
 
 UNIT_ENV = {

@@ -116,6 +116,12 @@ def mask_phone(value: str) -> str:
     return _PHONE.sub(lambda m: f"{m.group(1)}{m.group(2)}{'*' * len(m.group(3))}{m.group(4)}", value)
 
 
+def mask_name(value: str) -> str:
+    """``Ada Lovelace`` -> ``A*** L***``: each word's first letter, for the notify API's answers (a name
+    is the customer's, and the shop that sent it has it already)."""
+    return " ".join(f"{word[0]}{MASK}" for word in value.split()) or MASK
+
+
 def _redact_text(value: str) -> str:
     for secret in _REGISTERED_SECRETS:
         if secret in value:

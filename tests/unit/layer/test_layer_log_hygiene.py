@@ -5,9 +5,20 @@ drives the noisiest paths on purpose - failures with echoed input, retries, a cr
 also checks that the lines were really captured, so the guard cannot pass by capturing nothing.)
 """
 
+import json
+
 import httpx
 import pytest
-from support.provider_fakes import PERSONAL_VALUES, SECRET_VALUES, Scripted, StaticCredentials, factory
+from support.provider_fakes import (
+    CUSTOMER_NAME,
+    PERSONAL_VALUES,
+    RECEIPT_TEXT,
+    SECRET_VALUES,
+    SMS_BODY,
+    Scripted,
+    StaticCredentials,
+    factory,
+)
 
 from tidings import errors
 from tidings.providers.models import ChargeRequest, EmailMessage, SmsMessage
@@ -75,3 +86,33 @@ def test_a_noisy_round_trip_logs_no_secret_card_email_or_phone(clock, log_lines,
     for value in SECRET_VALUES + PERSONAL_VALUES:
         assert value not in everything
     assert "4242424242424242" not in str(declined.value)
+
+
+def test_a_successful_send_is_logged_by_its_shape_never_its_content(clock, log_lines, capsys):
+    # Given a receipt and a text message that go through without a hitch
+    sendgrid = Scripted([httpx.Response(202, headers={"X-Message-Id": "sg-1"})])
+    factory(sendgrid, clock).email_channel("sendgrid").send(
+        EmailMessage(
+            to="jane.doe@example.com",
+            to_name=CUSTOMER_NAME,
+            subject="Your receipt",
+            text=RECEIPT_TEXT,
+            idempotency_key="e",
+        )
+    )
+    twilio = Scripted([httpx.Response(201, json={"sid": "SM1", "status": "queued"})])
+    factory(twilio, clock).sms_channel("twilio").send(
+        SmsMessage(to="+447700900123", body=SMS_BODY, idempotency_key="s")
+    )
+    # Then each request's line says what was sent (method, path, status, field names, sizes)...
+    everything = "\n".join(log_lines.lines) + capsys.readouterr().out
+    lines = [json.loads(line) for line in log_lines.lines if "provider request succeeded" in line]
+    assert [(line["provider"], line["status"]) for line in lines] == [("sendgrid", 202), ("twilio", 201)]
+    sendgrid_line, twilio_line = lines
+    assert sendgrid_line["method"] == "POST"
+    assert "personalizations" in sendgrid_line["request_fields"]
+    assert sendgrid_line["request_bytes"] > len(RECEIPT_TEXT)
+    assert "Body" in twilio_line["request_fields"]
+    # ...and never what it said: no name, receipt text or SMS body
+    for value in (CUSTOMER_NAME, RECEIPT_TEXT, SMS_BODY):
+        assert value not in everything

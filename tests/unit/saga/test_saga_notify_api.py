@@ -217,6 +217,10 @@ def test_status_is_visible_to_its_owner_only_and_masks_contact_details(api):
     status, body = api(http_event("GET", path))
     assert status == 200
     assert body["customer"]["email"] == "g***@example.com"
+    assert body["customer"]["name"] == "G*** H***"
+    assert "Grace" not in json.dumps(body)
+    assert "Thanks for order 2001" not in json.dumps(body)  # nor the receipt or SMS text
+    assert "Paid, thanks!" not in json.dumps(body)
     assert body["customer"]["phone"].endswith("23")
     assert "5550" not in body["customer"]["phone"]
     assert body["execution_arn"].endswith(accepted["notification_id"])

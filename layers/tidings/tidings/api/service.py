@@ -28,7 +28,7 @@ from tidings.notifications.models import (
     TimelineEvent,
 )
 from tidings.notifications.store import NotificationNotFound, NotificationStore
-from tidings.observability import mask_email, mask_phone
+from tidings.observability import mask_email, mask_name, mask_phone
 from tidings.outbound.urls import CallbackUrlRefused, check_callback_url, host_list
 from tidings.saga.keys import notification_id_for
 from tidings.saga.result_paths import execution_input as saga_input
@@ -224,7 +224,9 @@ class NotificationService:
             finished_at=notification.finished_at,
             execution_arn=notification.execution_arn,
             customer=MaskedCustomer(
-                name=customer.name, email=mask_email(customer.email), phone=mask_phone(customer.phone)
+                name=mask_name(customer.name),
+                email=mask_email(customer.email),
+                phone=mask_phone(customer.phone),
             ),
             payment=PaymentView.model_validate(notification.payment.model_dump()),
             channels=notification.channels,

@@ -3,11 +3,13 @@
 One ``httpx.Client`` per provider per container (connection reuse), a timeout on every request
 (connect and read, TIDINGS_HTTP_TIMEOUT_SECONDS, never past the call budget), every attempt through
 :class:`~tidings.resilience.caller.ResilientCaller`, transport failures typed, one redacted log line
-and metrics per attempt, and one credential refresh on AuthenticationFailed.
+and metrics per attempt (the request by its shape: method, path, status, ids, field names and sizes,
+never its content), and one credential refresh on AuthenticationFailed.
 """
 
 from __future__ import annotations
 
+import json as _json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -140,33 +142,55 @@ class HttpProvider:
         answer = {
             "status": response.status_code,
             "request_id": response.headers.get(self.request_id_header) if self.request_id_header else None,
-            "request": redact(form if form is not None else json),
+            **request_shape(form if form is not None else json),
+            "response_bytes": len(response.content),
         }
         if response.status_code in success:
             log.succeeded(**answer)
             return response
         error = self._map_error(response)
-        log.failed(error, **answer, response=redact(_summary(response)))
+        log.failed(error, **answer, response=error_codes(response))
         raise error
 
 
-def _summary(response: httpx.Response) -> Any:
-    """The scalar fields of an error body, two levels deep (Stripe nests whole objects in errors)."""
+#: The fields of a provider's error body that identify the error without repeating what was sent.
+_ERROR_CODE_FIELDS = frozenset(
+    {"code", "type", "decline_code", "param", "field", "status", "more_info", "error_code", "reason"}
+)
 
-    def scalars(value: Any, depth: int) -> Any:
-        if isinstance(value, dict):
-            if depth == 0:
-                return None
-            kept = {k: scalars(v, depth - 1) for k, v in value.items()}
-            return {k: v for k, v in kept.items() if v is not None}
-        if isinstance(value, list):
-            return [scalars(item, depth) for item in value[:5]] if depth > 0 else None
-        return value
 
+def request_shape(body: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a request was, never what it said: its field names and its size in bytes.
+
+    A receipt's text, a name or an SMS body is the customer's own; a log keeps that a ``text`` of
+    1,204 bytes was sent, not what it read.
+    """
+    if body is None:
+        return {"request_fields": [], "request_bytes": 0}
+    fields = sorted(str(name) for name in body)
+    return {"request_fields": fields, "request_bytes": len(_json.dumps(body, default=str).encode())}
+
+
+def error_codes(response: httpx.Response) -> dict[str, Any]:
+    """A provider's error body reduced to its codes (Stripe ``{"error": {...}}``, SendGrid ``{"errors":
+    [...]}``, Twilio flat): enough to tell one error from another, none of its free text."""
     try:
-        return scalars(response.json(), 3)
+        body = response.json()
     except ValueError:
-        return response.text[:500]
+        return {}
+    found: dict[str, Any] = {}
+    queue = [body]
+    while queue and len(found) < len(_ERROR_CODE_FIELDS):
+        value = queue.pop(0)
+        if isinstance(value, list):
+            queue.extend(value[:3])
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key in _ERROR_CODE_FIELDS and isinstance(item, str | int) and key not in found:
+                    found[key] = redact(item) if isinstance(item, str) else item
+                elif isinstance(item, dict | list):
+                    queue.append(item)
+    return found
 
 
 def encode_form(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
