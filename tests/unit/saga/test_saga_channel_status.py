@@ -6,7 +6,7 @@ import itertools
 import pytest
 from support.saga import notification_request
 
-from tidings.notifications.models import CHANNEL_STATUS_RANK, ChannelStatus, Notification
+from tidings.notifications.models import CHANNEL_STATUS_RANK, ChannelStatus, Compensation, Notification
 from tidings.notifications.store import NotificationNotFound
 from tidings.saga.outcome import OutcomeInput
 from tidings.webhooks.ledger import DynamoNotificationLedger
@@ -152,11 +152,13 @@ def test_a_compensation_after_the_saga_is_recorded_as_the_refund_step_records_it
     # When the webhook processor records the refund it made
     ledger.mark_compensated(
         notification,
-        "email",
-        reason="bounced",
-        refund_id="re_9",
-        refund_status="succeeded",
-        payment_intent_id="pi_9",
+        Compensation(
+            channel="email",
+            reason="bounced",
+            refund_id="re_9",
+            refund_status="succeeded",
+            payment_intent_id="pi_9",
+        ),
     )
     # Then payment, channel and status say so in one write, the token is gone, and the timeline has it
     stored = store.get(notification)

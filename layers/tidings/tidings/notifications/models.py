@@ -332,6 +332,19 @@ class PaymentRecord(BaseModel):
     refund_status: str | None = None
 
 
+class Compensation(BaseModel):
+    """A refund made after the saga ended, because a ``required`` channel failed for good (a bounce)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    #: Why the channel failed (the provider's word: ``bounced``, ``undelivered``...).
+    reason: str
+    refund_id: str
+    refund_status: str
+    payment_intent_id: str
+
+
 class Notification(BaseModel):
     """The notification's ``META`` item: request content, status, payment, channels, bulk membership."""
 

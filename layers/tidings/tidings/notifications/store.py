@@ -31,6 +31,7 @@ from tidings.notifications.models import (
     Bulk,
     BulkItem,
     ChannelStatus,
+    Compensation,
     Notification,
     NotificationStatus,
     TimelineEvent,
@@ -279,18 +280,7 @@ class NotificationStore:
     def clear_charge_task_token(self, notification_id: str, task_token: str) -> None:
         """Forget the reconciliation wait's token, only if it is still ``task_token`` (a later wait, after
         a charge that failed again, keeps its own)."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self._table.update_item(
-                Key=notification_key(notification_id),
-                UpdateExpression="REMOVE charge_task_token",
-                ConditionExpression="charge_task_token = :token",
-                ExpressionAttributeValues={":token": task_token},
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        self._remove_token(notification_id, "charge_task_token", task_token)
 
     # --- payment --------------------------------------------------------------------------------
     def record_charge(
@@ -338,16 +328,7 @@ class NotificationStore:
             },
         )
 
-    def compensate(
-        self,
-        notification_id: str,
-        channel: str,
-        *,
-        reason: str,
-        refund_id: str,
-        refund_status: str,
-        payment_intent_id: str,
-    ) -> None:
+    def compensate(self, notification_id: str, compensation: Compensation) -> None:
         """A required channel failed for good after the saga ended and the payment was refunded: record
         the refund as the saga's RefundPayment step does, the channel ``failed`` and the notification
         ``compensated``, in one write, and the refund in the timeline once.
@@ -356,12 +337,13 @@ class NotificationStore:
         forward-only too.
         """
         at = self.now()
+        channel, refund_id = compensation.channel, compensation.refund_id
         values = {
             "payment.refund_id": refund_id,
-            "payment.refund_status": refund_status,
+            "payment.refund_status": compensation.refund_status,
             "payment.status": "refunded",
             f"channels.{channel}.status": ChannelStatus.FAILED.value,
-            f"channels.{channel}.reason": reason,
+            f"channels.{channel}.reason": compensation.reason,
             "status": NotificationStatus.COMPENSATED.value,
             "status_reason": f"required_{channel}_failed",
             "finished_at": at,
@@ -375,8 +357,8 @@ class NotificationStore:
             provider="stripe",
             details={
                 "refund_id": refund_id,
-                "payment_intent_id": payment_intent_id,
-                "reason": f"{channel}_{reason}",
+                "payment_intent_id": compensation.payment_intent_id,
+                "reason": f"{channel}_{compensation.reason}",
             },
         )
         self.add_event(notification_id, event, once_as=f"refund-{refund_id}")
@@ -407,19 +389,23 @@ class NotificationStore:
     def clear_task_token(self, notification_id: str, task_token: str | None = None) -> None:
         """Forget the waiting saga's token; given ``task_token``, only if it is still that one (a new
         wait keeps its own)."""
+        self._remove_token(notification_id, "payment_task_token", task_token)
+
+    def _remove_token(self, notification_id: str, attribute: str, task_token: str | None) -> None:
+        """REMOVE a stored task token; given ``task_token``, only while the item still holds that one."""
         from botocore.exceptions import ClientError
 
-        if task_token is None:
-            self._table.update_item(
-                Key=notification_key(notification_id), UpdateExpression="REMOVE payment_task_token"
-            )
-            return
+        condition = (
+            {}
+            if task_token is None
+            else {
+                "ConditionExpression": f"{attribute} = :token",
+                "ExpressionAttributeValues": {":token": task_token},
+            }
+        )
         try:
             self._table.update_item(
-                Key=notification_key(notification_id),
-                UpdateExpression="REMOVE payment_task_token",
-                ConditionExpression="payment_task_token = :token",
-                ExpressionAttributeValues={":token": task_token},
+                Key=notification_key(notification_id), UpdateExpression=f"REMOVE {attribute}", **condition
             )
         except ClientError as exc:
             if not _conditional_failed(exc):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tidings.notifications.models import Compensation
 from tidings.saga.keys import refund_key
 from tidings.webhooks.ledger import DynamoNotificationLedger
 
@@ -34,9 +35,11 @@ class RefundCompensator:
         )
         self._ledger.mark_compensated(
             notification_id,
-            channel,
-            reason=reason,
-            refund_id=refund.refund_id,
-            refund_status=refund.status,
-            payment_intent_id=payment_intent_id,
+            Compensation(
+                channel=channel,
+                reason=reason,
+                refund_id=refund.refund_id,
+                refund_status=refund.status,
+                payment_intent_id=payment_intent_id,
+            ),
         )

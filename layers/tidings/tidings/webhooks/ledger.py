@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tidings.notifications.models import NotificationStatus, PaymentRecord, TimelineEvent
+from tidings.notifications.models import Compensation, NotificationStatus, PaymentRecord, TimelineEvent
 from tidings.notifications.store import NotificationNotFound, NotificationStore, iso_from_epoch
 from tidings.webhooks.models import WebhookEvent
 from tidings.webhooks.processor import CHANNEL_STATUS_FOR_DELIVERY, SagaStillRunning
@@ -90,25 +90,9 @@ class DynamoNotificationLedger:
         except NotificationNotFound:
             return None
 
-    def mark_compensated(
-        self,
-        notification_id: str,
-        channel: str,
-        *,
-        reason: str,
-        refund_id: str,
-        refund_status: str,
-        payment_intent_id: str,
-    ) -> None:
+    def mark_compensated(self, notification_id: str, compensation: Compensation) -> None:
         """Record the refund as the saga's RefundPayment step does, and the notification's final status."""
-        self.store.compensate(
-            notification_id,
-            channel,
-            reason=reason,
-            refund_id=refund_id,
-            refund_status=refund_status,
-            payment_intent_id=payment_intent_id,
-        )
+        self.store.compensate(notification_id, compensation)
 
     def needs_compensation(self, notification_id: str, channel: str) -> bool:
         """A ``required`` channel of a notification whose payment was taken and not yet given back."""
