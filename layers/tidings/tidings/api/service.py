@@ -259,10 +259,10 @@ class NotificationService:
             try:
                 self.check_callback_url(request)
             except CallbackUrlRefused as refused:
-                error = FieldError(
+                refusal = FieldError(
                     loc=["items", index, "callback_url"], type=refused.reason, message=refused.message
                 )
-                results.append(BulkItem(index=index, status="rejected", errors=[error]))
+                results.append(BulkItem(index=index, status="rejected", errors=[refusal]))
                 continue
             notification_id = notification_id_for(client_id, request.order_reference)
             if notification_id in new:
