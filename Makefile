@@ -29,8 +29,8 @@ run: setup
 	$(BIN)/tidings local up
 
 # The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff,
-# sam validate --lint), on two pytest-xdist workers (tests/conftest.py keeps tests/e2e and each file
-# with shared fixtures on one worker); the slowest tests are listed so the suite's cost stays visible.
+# sam validate --lint), on two pytest-xdist workers (tests/conftest.py hands out one test file at a time,
+# costliest first, tests/e2e before the rest); the slowest tests are listed so the suite's cost stays visible.
 test: lint
 	scripts/ensure-chromium
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15

@@ -6,12 +6,16 @@ the ``unit``, ``integration`` and ``e2e`` markers, the one of the folder it live
 the suite by cost.
 """
 
+import functools
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -22,35 +26,97 @@ TEST_REGION = "eu-west-1"
 TESTS = Path(__file__).parent
 KINDS = ("unit", "integration", "e2e")
 
+# moto gives every test a fresh boto3 default session, and a new botocore session reads and parses the
+# service models (JSON, a few hundred kB each) again. Every session of the test process shares one data
+# loader instead, which keeps what it read: the same read-only data one long-lived session would share.
+botocore.session.create_loader = functools.cache(botocore.session.create_loader)  # type: ignore[assignment]
+
 
 def _module_marks(module) -> set[str]:
     marks = getattr(module, "pytestmark", [])
     return {mark.name for mark in (marks if isinstance(marks, list) else [marks])}
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The unit of work a pytest-xdist worker takes whole (``make test`` runs ``--dist loadgroup``): all
-    of tests/e2e (one local system per worker, built once), or a file whose tests share a module- or
-    session-scoped fixture (built once per worker that runs them). Other tests go one by one."""
-    relative = item.path.relative_to(TESTS) if item.path.is_relative_to(TESTS) else item.path
-    if relative.parts[0] == "e2e":
-        return "e2e"
-    fixtures = getattr(item, "_fixtureinfo", None)
-    definitions = fixtures.name2fixturedefs.values() if fixtures else []
-    shared = any(
-        definition.scope in ("module", "package", "session") and definition.baseid
-        for chain in definitions
-        for definition in chain
-    )
-    return str(relative) if shared else None
+# --- how `make test` spreads the suite over its pytest-xdist workers -------------------------------------
+
+#: Where the controller keeps each test's seconds (setup + call + teardown) from the runs before.
+SECONDS_CACHE_KEY = "tidings/test-seconds"
+#: A test's seconds when no earlier run measured it (a fresh clone, CI), by folder: rough, only the order
+#: of the work units depends on them.
+DEFAULT_SECONDS = {"e2e": 20.0, "integration": 3.0, "contract": 1.0, "unit": 0.3}
+
+
+def work_unit(nodeid: str) -> str:
+    """What one pytest-xdist worker takes whole: a test file, so a module-scoped fixture (a local stack,
+    a browser) is built once, on one worker."""
+    return nodeid.split("::", 1)[0]
+
+
+def _folder(unit: str) -> str:
+    parts = Path(unit).parts
+    return parts[1] if len(parts) > 2 and parts[0] == TESTS.name else ""
+
+
+class _CostliestFirst(OrderedDict):
+    """The scheduler's queue of work units, handing out the costliest unit left (longest processing
+    time first: both workers end close together, the last units being the cheap ones).
+
+    Every ``tests/e2e`` file comes before any other: a worker's e2e files share one session-scoped local
+    system, and a file that starts its own (``tests/integration/stack``) stops it, as moto holds one
+    state per process. Taken in this order, no worker runs an e2e file after another kind.
+    """
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def cost(self, unit: str) -> tuple[bool, float]:
+        folder = _folder(unit)
+        default = DEFAULT_SECONDS.get(folder, 1.0)
+        return folder == "e2e", sum(self.seconds.get(nodeid, default) for nodeid in self[unit])
+
+    def popitem(self, last: bool = True) -> tuple[str, dict[str, bool]]:
+        unit = max(self, key=self.cost)
+        return unit, self.pop(unit)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (``make test``): one file per work unit, costliest first. pytest-xdist's own
+    loadgroup scheduler reads groups from node ids, which pytest 9 no longer lets a plugin rename."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CostOrderedScheduling(LoadScopeScheduling):
+        def __init__(self, config: pytest.Config, log: Any) -> None:
+            super().__init__(config, log)
+            cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+            self.workqueue = _CostliestFirst(cache.get(SECONDS_CACHE_KEY, {}) if cache else {})
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return CostOrderedScheduling(config, log)
+
+
+_measured: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _measured[report.nodeid] = _measured.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller (or a run without workers) keeps the seconds measured for the next run's order."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _measured:
+        return
+    cache.set(SECONDS_CACHE_KEY, {**cache.get(SECONDS_CACHE_KEY, {}), **_measured})
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = _xdist_group(item) if item.get_closest_marker("xdist_group") is None else None
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
     unmarked: dict[str, str] = {}
     seen: set[Path] = set()
     for item in items:

@@ -24,12 +24,17 @@ def test_failed_items_are_redriven_to_the_dlq_and_the_rest_is_processed_once(
     for body in ("ok-1", "ok-2", "fail-1"):
         sqs.send_message(QueueUrl=probe_system.physical_id("WorkQueue"), MessageBody=body)
 
-    # When the poller has worked through the queue (WorkQueue: VisibilityTimeout 2, maxReceiveCount 2)
+    # When the poller has worked through the queue (WorkQueue: maxReceiveCount 2; the handler makes a
+    # failed message visible again at once): the good ones recorded, the failing one dead-lettered
+    def processed(body: str) -> dict | None:
+        return ddb.get_item(TableName=table, Key={"pk": {"S": f"processed#{body}"}}).get("Item")
+
     def dead_lettered() -> list[dict]:
         return sqs.receive_message(
             QueueUrl=dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
         ).get("Messages", [])
 
+    wait_for(lambda: processed("ok-1") and processed("ok-2"), timeout=60)
     dlq_messages = wait_for(dead_lettered, timeout=60)
 
     # Then only the failing message reached the DLQ, after being received maxReceiveCount times
@@ -37,8 +42,7 @@ def test_failed_items_are_redriven_to_the_dlq_and_the_rest_is_processed_once(
     assert dlq_messages[0]["Attributes"]["ApproximateReceiveCount"] == "3"  # 2 by the poller + this receive
     # and the good ones were processed exactly once and deleted, not retried
     for body in ("ok-1", "ok-2"):
-        item = ddb.get_item(TableName=table, Key={"pk": {"S": f"processed#{body}"}})["Item"]
-        assert item["receive_count"]["N"] == "1"
+        assert processed(body)["receive_count"]["N"] == "1"
     attributes = sqs.get_queue_attributes(
         QueueUrl=probe_system.physical_id("WorkQueue"),
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
