@@ -1,8 +1,12 @@
-"""Every events/ sample works with `tidings local invoke` on a fresh stack, with a meaningful result.
+"""Every events/ sample works with `tidings local invoke` on a freshly seeded stack, with a meaningful result.
 
-Each sample runs through the CLI's own code (``tidings_local.cli.main``) in this process, which deploys
-the real template, seeds ``events/seed/notifications.json`` and invokes the function once; one sample
-also runs as a real ``tidings local invoke`` subprocess, as a person (or CI) runs it.
+Each sample runs through the CLI's own code (``tidings_local.cli.main``) in this process: it parses the
+arguments, reads the event, checks the function id, invokes it once and prints only the result. The
+stack it would deploy is deployed once for the module and brought back to the state a fresh stack has
+(no execution running, tables holding exactly ``events/seed/notifications.json``, queues empty, sandboxes
+as started and seeded) before every sample; the CLI is checked to ask for exactly that stack. One sample
+also runs as a real ``tidings local invoke`` subprocess, deploying its own stack, as a person (or CI)
+runs it.
 """
 
 from __future__ import annotations
@@ -10,13 +14,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tidings_local.cli import main as tidings
+from tidings_local.stack import system as local_system
+from tidings_local.stack.seed import apply_seed, load_seed
+from tidings_local.stack.system import LocalSystem
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +33,7 @@ EVENTS = ROOT / "events"
 #: events/ files that are not events: `--env-vars` for the webhook samples (their signatures are old).
 NOT_EVENTS = {"webhook_receiver_env.json"}
 WEBHOOK_ENV = EVENTS / "webhook_receiver_env.json"
+SEED = EVENTS / "seed" / "notifications.json"
 SEEDED_NOTIFICATION = "011f9926-62c3-5101-bdee-9d1be9e1b669"  # order-1001 of client local-user
 
 Check = Callable[[Any, str], None]
@@ -177,13 +186,109 @@ def test_every_event_file_is_mapped_to_a_function() -> None:
     assert event_files == set(SAMPLES)
 
 
+class _Borrowed:
+    """The module's stack lent to one CLI run: ``with system:`` in the CLI must not stop it."""
+
+    def __init__(self, system: LocalSystem) -> None:
+        self._system = system
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._system, name)
+
+    def __enter__(self) -> _Borrowed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def seeded_stack() -> Iterator[LocalSystem]:
+    """The stack `tidings local invoke` deploys for a sample (sandboxes, seed, no pollers, no API), once;
+    the webhook samples' --env-vars only concern WebhookReceiverFunction, which no other sample invokes."""
+    with LocalSystem.start(
+        ROOT / "template.yaml",
+        pollers=False,
+        serve_api=False,
+        function_env=json.loads(WEBHOOK_ENV.read_text()),
+        seed=SEED,
+    ) as system:
+        yield system
+
+
+def _stop_executions(system: LocalSystem) -> None:
+    """Stop what a sample's saga executions still do (a fresh stack runs none), and wait until no
+    function is busy any more, so nothing writes behind the next sample's back."""
+    sfn = system.boto3_client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+        for execution in running["executions"]:
+            sfn.stop_execution(executionArn=execution["executionArn"])
+    assert system.runtime is not None
+    pools = [system.runtime.pool(logical_id) for logical_id in system.runtime.specs]
+    deadline = time.monotonic() + 60
+    while any(pool._count > len(pool._idle) for pool in pools):  # an invocation still in flight
+        assert time.monotonic() < deadline, "a function was still busy 60 s after its execution stopped"
+        time.sleep(0.05)
+
+
+def _back_to_a_fresh_seeded_stack(system: LocalSystem) -> None:
+    _stop_executions(system)
+    for sandbox in system.sandboxes.values():
+        sandbox.control.reset()
+    assert system.stack is not None
+    dynamodb = system.boto3_client("dynamodb")
+    for deployed in system.stack.of_type("AWS::DynamoDB::Table").values():
+        keys = [
+            k["AttributeName"] for k in dynamodb.describe_table(TableName=deployed.ref)["Table"]["KeySchema"]
+        ]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=deployed.ref):
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=deployed.ref, Key={k: item[k] for k in keys})
+    sqs = system.boto3_client("sqs")
+    for deployed in system.stack.of_type("AWS::SQS::Queue").values():
+        sqs.purge_queue(QueueUrl=deployed.ref)  # moto's in this process: its once-a-minute rule is off
+    apply_seed(system, load_seed(SEED))
+
+
+@pytest.fixture
+def fresh_stack(seeded_stack: LocalSystem, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The module's stack, as a fresh seeded one, handed to the CLI when it starts its stack; the
+    options each start asked for are recorded."""
+    monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
+    _back_to_a_fresh_seeded_stack(seeded_stack)
+    asked: list[dict[str, Any]] = []
+
+    def start(**options: Any) -> _Borrowed:
+        asked.append(options)
+        return _Borrowed(seeded_stack)
+
+    monkeypatch.setattr(local_system.LocalSystem, "start", start)
+    return asked
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_sample_event_gives_a_meaningful_result(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_event_gives_a_meaningful_result(
+    name: str, fresh_stack: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a fresh local stack seeded with the samples' notifications
     # When the sample is invoked as `tidings local invoke <Id> -e events/<name>` does it
     exit_code = tidings(_invoke_args(name))
 
-    # Then stdout holds only the handler's result, and the result shows the step really acted
+    # Then the CLI asked for the stack the sample got (the template's, seeded, sandboxes on)
+    webhook = SAMPLES[name][0] == "WebhookReceiverFunction"
+    assert fresh_stack == [
+        {
+            "template": ROOT / "template.yaml",
+            "overrides": {},
+            "function_env": json.loads(WEBHOOK_ENV.read_text()) if webhook else {},
+            "sandboxes": True,
+            "pollers": False,
+            "serve_api": False,
+            "seed": SEED,
+        }
+    ]
+    # and stdout holds only the handler's result, and the result shows the step really acted
     out, err = capsys.readouterr()
     assert exit_code == 0, err
     assert out.count("\n") == 1, out
