@@ -109,6 +109,10 @@ class SandboxClient:
             payload["retry_delays"] = retry_delays
         return self._call("PUT", "webhook", json=payload)
 
+    def pause_webhooks(self, paused: bool = True) -> dict[str, Any]:
+        """Record every webhook and never attempt it (as for an endpoint the provider cannot reach)."""
+        return self._call("PUT", "webhook", json={"paused": paused})
+
     def webhook_deliveries(self) -> list[dict[str, Any]]:
         return self._call("GET", "webhooks")["deliveries"]
 

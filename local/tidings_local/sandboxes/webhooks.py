@@ -74,6 +74,9 @@ class WebhookDispatcher:
         self._stopping = stopping
         self.url = url
         self.retry_delays = tuple(float(d) for d in (retry_delays or DEFAULT_RETRY_DELAYS))
+        #: Paused: every delivery is recorded and never attempted (an endpoint the provider cannot
+        #: reach), so a test can leave an event undelivered on purpose.
+        self.paused = False
         self._initial = (self.url, self.retry_delays)
         self._lock = threading.Lock()
         self._deliveries: list[dict[str, Any]] = []
@@ -94,9 +97,11 @@ class WebhookDispatcher:
             if any(d < 0 for d in delays):
                 raise ValueError("retry_delays must be >= 0")
             self.retry_delays = delays
+        if "paused" in payload:
+            self.paused = bool(payload["paused"])
 
     def describe(self) -> dict[str, Any]:
-        return {"url": self.url, "retry_delays": list(self.retry_delays)}
+        return {"url": self.url, "retry_delays": list(self.retry_delays), "paused": self.paused}
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -170,6 +175,8 @@ class WebhookDispatcher:
             if generation != self._generation:
                 return None
             self._deliveries.append(record)
+        if self.paused:
+            return record
         for attempt, delay in enumerate((0.0, *delays)):
             if attempt and delay:
                 self._stopping.wait(delay)
@@ -225,6 +232,7 @@ class WebhookDispatcher:
                     self._pending -= 1
         self.clear()
         self.url, self.retry_delays = self._initial
+        self.paused = False
 
 
 def _user_agent(provider: str) -> str:

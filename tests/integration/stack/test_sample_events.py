@@ -142,6 +142,17 @@ def _swept(result: Any, logs: str) -> None:
     assert '"SagasNotFinal":0' in logs
 
 
+def _nothing_to_repair(result: Any, logs: str) -> None:
+    # The seeded notifications are older than the lookback: nothing to repair, and zero is published
+    assert result == {
+        "sagas_started": 0,
+        "stripe_events_refetched": 0,
+        "deliveries_updated": 0,
+        "deliveries_unknown": 0,
+    }
+    assert '"ReconcileRepairs":[0.0]' in logs
+
+
 #: events/<file> -> (function logical id, what its result must show)
 SAMPLES: dict[str, tuple[str, Check]] = {
     "await_charge_reconciliation.json": ("AwaitChargeReconciliationFunction", _waiting_for_reconciliation),
@@ -154,6 +165,7 @@ SAMPLES: dict[str, tuple[str, Check]] = {
     "notify_api_get.json": ("NotifyApiFunction", _status_read),
     "notify_api_openapi.json": ("NotifyApiFunction", _openapi),
     "reconcile_payment_refund.json": ("ReconcilePaymentFunction", _no_failed_records),
+    "reconcile_sweep.json": ("ReconcileSweepFunction", _nothing_to_repair),
     "record_outcome_compensated.json": ("RecordOutcomeFunction", _finished("compensated")),
     "record_outcome_delivered.json": ("RecordOutcomeFunction", _finished("delivered")),
     "refund_payment.json": ("RefundPaymentFunction", _refunded),

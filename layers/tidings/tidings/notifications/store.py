@@ -524,6 +524,37 @@ class NotificationStore:
         items = [BulkItem.model_validate(item) for page in pages for item in page["items"]]
         return Bulk.model_validate({**meta, "items": items})
 
+    # --- what the reconciliation sweeper looks at ----------------------------------------------
+    def unsettled(
+        self, created_from: str, created_to: str, channels: Iterable[str]
+    ) -> Iterator[Notification]:
+        """Notifications created in ``[created_from, created_to]`` still ``accepted`` or with a channel
+        still ``sent`` (no delivery report yet), read with a filtered Scan, page after page.
+
+        A Scan reads the whole table once per sweep (the filter only trims what comes back): fine for the
+        volumes a notification table holds within its lookback, and no index to keep in step with every
+        writer; docs/saga.md says when an index would pay.
+        """
+        from boto3.dynamodb.conditions import Attr
+
+        waiting = Attr("status").eq(NotificationStatus.ACCEPTED.value)
+        for channel in channels:
+            waiting = waiting | Attr(f"channels.{channel}.status").eq(ChannelStatus.SENT.value)
+        condition = (
+            Attr("sk").eq(META)
+            & Attr("pk").begins_with(notification_pk(""))
+            & Attr("created_at").between(created_from, created_to)
+            & waiting
+        )
+        scan: dict[str, Any] = {"FilterExpression": condition, "ConsistentRead": True}
+        while True:
+            page = self._table.scan(**scan)
+            for raw in page["Items"]:
+                yield Notification.model_validate(plain(raw))
+            if "LastEvaluatedKey" not in page:
+                return
+            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     # --- internals ------------------------------------------------------------------------------
     def _query(
         self, key_condition: Any, *, keep_keys: bool = False, **options: Any

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the implementations are imported when first built (cold sta
     from tidings.providers.channels import EmailChannel, SmsChannel
     from tidings.providers.dedup import SendDeduplicator
     from tidings.providers.stripe import StripePaymentGateway
+    from tidings.providers.twilio import TwilioSmsChannel
     from tidings.resilience.breaker import ProviderCircuitBreaker
     from tidings.resilience.caller import ResilientCaller
     from tidings.resilience.rate_limit import BucketStore, RateLimiter
@@ -195,6 +196,15 @@ class ProviderFactory:
         else:
             raise ValueError(f"unknown e-mail channel {name!r}: use 'sendgrid' or 'ses'")
         return EmailChannel(deliverer, self.dedup)
+
+    def twilio_messages(self) -> TwilioSmsChannel:
+        """Twilio's Messages API without the send path's duplicate-send record (the sweeper reads)."""
+        from tidings.providers.twilio import TwilioSmsChannel, twilio_auth, twilio_error
+
+        http = self.http_provider(
+            "twilio", authenticate=twilio_auth, map_error=twilio_error, request_id_header="Twilio-Request-Id"
+        )
+        return TwilioSmsChannel(http)
 
     def sms_channel(self, name: str = "twilio") -> SmsChannel:
         from tidings.providers.channels import SmsChannel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -151,6 +152,27 @@ class StripePaymentGateway:
                     return _payment_result(intent, result.response.headers.get("Request-Id"))
             if not page.get("has_more") or not page.get("data"):
                 return None
+            starting_after = page["data"][-1]["id"]
+
+    def undelivered_events(self, created_from: int, created_to: int) -> Iterator[dict[str, Any]]:
+        """Events of a time window that Stripe has not delivered to every webhook endpoint
+        (``GET /v1/events?delivery_success=false``: pending, or failed every attempt), oldest page last."""
+        starting_after: str | None = None
+        while True:
+            query = {
+                "delivery_success": "false",
+                "created[gte]": str(created_from),
+                "created[lte]": str(created_to),
+                "limit": "100",
+            }
+            if starting_after:
+                query["starting_after"] = starting_after
+            page = self.http.request(
+                "GET", "/v1/events?" + urlencode(query), endpoint="events.list", headers=self._headers()
+            ).json()
+            yield from page.get("data", [])
+            if not page.get("has_more") or not page.get("data"):
+                return
             starting_after = page["data"][-1]["id"]
 
     def cancel(self, payment_intent_id: str, idempotency_key: str) -> PaymentResult:

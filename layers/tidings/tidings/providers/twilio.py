@@ -8,6 +8,7 @@ by :mod:`tidings.providers.dedup`.
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -84,3 +85,15 @@ class TwilioSmsChannel:
         return DeliveryReceipt(
             provider=PROVIDER, provider_message_id=result.json()["sid"], attempts=result.attempts
         )
+
+    def message_status(self, sid: str) -> tuple[str, str | None]:
+        """Twilio's status of a message it accepted (``GET .../Messages/{Sid}.json``) and its error code."""
+        if not re.fullmatch(r"(SM|MM)[0-9a-fA-F]{32}", sid):
+            raise ValueError("not a Twilio message sid")
+
+        def path(credentials: Any) -> str:
+            return f"/2010-04-01/Accounts/{credentials.account_sid}/Messages/{sid}.json"
+
+        body = self.http.request("GET", path, endpoint="messages.fetch").json()
+        error_code = body.get("error_code")
+        return str(body.get("status")), None if error_code is None else str(error_code)

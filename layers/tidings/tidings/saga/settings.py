@@ -50,6 +50,18 @@ class ReconcileSettings(StepSettings):
     )
 
 
+class ReconcileSweepSettings(StoreSettings):
+    """ReconcileSweep: which saga to restart, where refetched events go, and when something is stuck."""
+
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:aws[\w-]*:states:")
+    webhook_queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
+    #: A notification still ``accepted``, a channel still ``sent`` or a Stripe event still undelivered
+    #: this long after it happened is repaired.
+    stuck_after_minutes: float = Field(alias="RECONCILE_STUCK_AFTER_MINUTES", ge=0)
+    #: How far back the sweep looks (Stripe keeps events 30 days and retries a webhook for 3).
+    lookback_hours: float = Field(alias="RECONCILE_LOOKBACK_HOURS", gt=0, le=720)
+
+
 class SweepSettings(TidingsSettings):
     """SweepSagas: which saga to watch and when a running notification counts as not final."""
 
@@ -74,6 +86,11 @@ def redelivery_settings() -> RedeliverySettings:
 @lru_cache(maxsize=1)
 def reconcile_settings() -> ReconcileSettings:
     return load(ReconcileSettings)
+
+
+@lru_cache(maxsize=1)
+def reconcile_sweep_settings() -> ReconcileSweepSettings:
+    return load(ReconcileSweepSettings)
 
 
 @lru_cache(maxsize=1)

@@ -147,6 +147,9 @@ TEST_TOKENS: dict[str, TestCard] = {
 }
 
 LIST_PARAMS = frozenset({"created", "customer", "ending_before", "expand", "limit", "starting_after"})
+EVENT_LIST_PARAMS = frozenset(
+    {"created", "delivery_success", "ending_before", "expand", "limit", "starting_after", "type", "types"}
+)
 CREATE_PARAMS = frozenset(
     {
         "amount",
@@ -303,6 +306,8 @@ class StripeProvider(Provider):
         #: (api key, idempotency key) -> first request and, once done, its response
         self.idempotency: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
+        #: Event ids whose webhook the endpoint acknowledged (2xx): the rest are pending or failed.
+        self.delivered_events: set[str] = set()
 
     def set_credentials(self, values: dict[str, Any]) -> None:
         if "api_key" in values:
@@ -513,6 +518,13 @@ class StripeProvider(Provider):
             if refund is None:
                 raise StripeError(404, f"No such refund: '{match[1]}'", code="resource_missing", param="id")
             return self._ok(refund)
+        if path == "/v1/events" and method == "GET":
+            return self._ok(self._list_events(params))
+        if (match := re.fullmatch(r"/v1/events/([^/]+)", path)) and method == "GET":
+            event = next((e for e in self.events if e["id"] == match[1]), None)
+            if event is None:
+                raise StripeError(404, f"No such event: '{match[1]}'", code="resource_missing", param="id")
+            return self._ok(self._event_view(event))
         if (match := re.fullmatch(r"/v1/charges/([^/]+)", path)) and method == "GET":
             charge = self.charges.get(match[1])
             if charge is None:
@@ -571,6 +583,56 @@ class StripeProvider(Provider):
             "data": copy.deepcopy(intents[:limit]),
             "has_more": len(intents) > limit,
             "url": "/v1/payment_intents",
+        }
+
+    # --- Events ----------------------------------------------------------------------------------
+
+    def _event_view(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event as ``GET /v1/events`` shows it: ``pending_webhooks`` counts endpoints not yet
+        acknowledged."""
+        return {**copy.deepcopy(event), "pending_webhooks": 0 if event["id"] in self.delivered_events else 1}
+
+    def _list_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/events``: newest first; ``created`` bounds, ``type`` / ``types``,
+        ``delivery_success`` (false: pending or failed every attempt), ``limit`` and cursor paging."""
+        _unknown(params, EVENT_LIST_PARAMS)
+        limit = _integer(params, "limit") or 10
+        if not 1 <= limit <= 100:
+            raise StripeError(400, "This value must be between 1 and 100.", param="limit")
+        created = params.get("created")
+        bounds = created if isinstance(created, dict) else {"eq": created} if created else {}
+        checks = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__, "eq": int.__eq__}
+        for name, bound in bounds.items():
+            if name not in checks or not re.fullmatch(r"\d+", str(bound)):
+                raise StripeError(400, f"Invalid integer: {bound}", param=f"created[{name}]")
+        types = params.get("types")
+        wanted = set(types.values() if isinstance(types, dict) else types or [])
+        if params.get("type"):
+            wanted.add(str(params["type"]))
+        delivered: bool | None = None
+        if "delivery_success" in params:
+            delivered = _boolean(params, "delivery_success")
+        events = [
+            event
+            for event in sorted(reversed(self.events), key=lambda e: e["created"], reverse=True)
+            if all(checks[name](event["created"], int(bound)) for name, bound in bounds.items())
+            and (not wanted or event["type"] in wanted)
+            and (delivered is None or (event["id"] in self.delivered_events) == delivered)
+        ]
+        ids = [event["id"] for event in events]
+        if cursor := params.get("starting_after"):
+            if cursor not in ids:
+                raise StripeError(404, f"No such event: '{cursor}'", param="starting_after")
+            events = events[ids.index(cursor) + 1 :]
+        elif cursor := params.get("ending_before"):
+            if cursor not in ids:
+                raise StripeError(404, f"No such event: '{cursor}'", param="ending_before")
+            events = events[: ids.index(cursor)][-limit:]
+        return {
+            "object": "list",
+            "data": [self._event_view(event) for event in events[:limit]],
+            "has_more": len(events) > limit,
+            "url": "/v1/events",
         }
 
     def _create_intent(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
@@ -1093,13 +1155,16 @@ class StripeProvider(Provider):
             return {"Stripe-Signature": stripe_signature_header(self.webhook_secret, body, _now())}
 
         def send() -> None:
-            self.sandbox.webhooks.deliver(
+            record = self.sandbox.webhooks.deliver(
                 url=None,
                 body=body,
                 content_type="application/json; charset=utf-8",
                 sign=sign,
                 event=event_type,
             )
+            if record is not None and record["delivered"]:
+                with self.lock:
+                    self.delivered_events.add(event["id"])
 
         self.sandbox.webhooks.submit(send)
 
