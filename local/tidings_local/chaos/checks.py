@@ -156,8 +156,16 @@ def aws_emails() -> list[tuple[str, list[str]]]:
             ]
         else:
             recipients = list(destinations)
-        sent.append((str(message.id), recipients))
+        sent.append((str(message.id), [_address(recipient) for recipient in recipients]))
     return sent
+
+
+def _address(recipient: str) -> str:
+    """``Name <address>`` (how the layer names the recipient) or a bare address: the address."""
+    recipient = recipient.strip()
+    if recipient.endswith(">") and "<" in recipient:
+        return recipient[recipient.rindex("<") + 1 : -1]
+    return recipient
 
 
 def aws_sms() -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ FAULTS = (
     "dup_reordered_webhooks",
     "redelivery_storm",
     "aws_fault",
+    "crash_after_accept",
 )
 FAULT_TITLES = {
     "5xx_burst": "5xx burst",
@@ -38,6 +39,7 @@ FAULT_TITLES = {
     "dup_reordered_webhooks": "duplicated, out-of-order webhooks",
     "redelivery_storm": "webhook redelivery storm",
     "aws_fault": "AWS-side fault (throttled DynamoDB)",
+    "crash_after_accept": "container killed after the provider accepted",
 }
 #: The path of each sandboxed provider's sending operation (what its faults target).
 SEND_PATH = {"stripe": "/v1/payment_intents", "sendgrid": "/v3/mail/send", "twilio": "/2010-04-01"}
@@ -126,6 +128,36 @@ def _replay(
     return after
 
 
+def _crash_after_accept(provider: str) -> Action:
+    """Kill the calling function's container once the provider accepted the send, once per notification
+    (the proxy in front of the provider, reached through the function's configuration)."""
+
+    def arm(rig: Rig, size: int) -> None:
+        from tidings_local.chaos.crash import provider_accepted
+
+        if provider in PRIMARY_OF:
+            primary = PRIMARY_OF[provider]
+            rig.sandbox(primary).control.inject_fault("outage", path_prefix=SEND_PATH[primary])
+            proxy, predicate = rig.aws[provider], _aws_accepted(provider)
+        else:
+            proxy, predicate = rig.provider_proxy(provider), provider_accepted("POST", SEND_PATH[provider])
+        pool = rig.system.runtime.pool(CALLER[provider])
+        proxy.crash_after(predicate, pool.kill_busy, count=size)
+
+    return arm
+
+
+def _aws_accepted(service: str) -> Any:
+    def predicate(method: str, path: str, headers: dict[str, str], body: bytes, status: int) -> bool:
+        if status >= 300:
+            return False
+        if service == "ses":
+            return path.startswith("/v2/email/outbound-emails")
+        return b"Action=Publish" in body
+
+    return predicate
+
+
 def _late(provider: str) -> Action:
     def arm(rig: Rig, size: int) -> None:
         rig.relay(provider, "late", delay=1.5)
@@ -135,6 +167,21 @@ def _late(provider: str) -> Action:
 
 def _noop(rig: Rig, size: int) -> None:
     return None
+
+
+CRASH_NOTES = {
+    "stripe": "the charge is retried (Runtime.ExitError) with the same Idempotency-Key: Stripe replays it",
+    "sendgrid": (
+        "the send record stays in progress until the dead invocation's deadline, so SES is refused "
+        "(send_in_progress); SendGrid's delivery webhook then records the e-mail (docs: the window)"
+    ),
+    "twilio": (
+        "the send record stays in progress until the dead invocation's deadline, so SNS is refused "
+        "(send_in_progress); Twilio's status callback then records the SMS (docs: the window)"
+    ),
+    "ses": "SES sends no webhook Tidings reads: a crash after SES accepted is never corrected (the window)",
+    "sns": "SNS sends no webhook Tidings reads: a crash after SNS accepted is never corrected (the window)",
+}
 
 
 def _cells() -> list[Cell]:
@@ -185,6 +232,14 @@ def _cells() -> list[Cell]:
                 payment_method=three_ds,
             ),
             Cell(provider, "aws_fault", _throttled_dynamodb(provider), needs_aws=True),
+            Cell(
+                provider,
+                "crash_after_accept",
+                _crash_after_accept(provider),
+                expect=DELIVERED if provider == "stripe" else DELIVERED | FALLBACK,
+                needs_aws=True,
+                note=CRASH_NOTES[provider],
+            ),
         ]
     no_webhooks = (
         "Tidings takes no delivery webhooks from {name} (its delivery events would come through an SNS "
@@ -214,14 +269,29 @@ def _cells() -> list[Cell]:
                 service,
                 "outage",
                 _aws_fault(service, "outage", per_notification=False),
-                expect=PARTIAL,
+                expect=PARTIAL if service == "ses" else PARTIAL | FALLBACK,
                 needs_aws=True,
-                note=f"{PRIMARY_OF[service]} and {name} both down: the channel is parked",
+                note=(
+                    f"{PRIMARY_OF[service]} and {name} both down: "
+                    + (
+                        "the e-mail waits on its dead-letter queue for an operator's redrive"
+                        if service == "ses"
+                        else "the SMS is parked, and a later try after the outage sends it"
+                    )
+                ),
             ),
             Cell(service, "late_webhooks", note=no_webhooks.format(name=name)),
             Cell(service, "dup_reordered_webhooks", note=no_webhooks.format(name=name)),
             Cell(service, "redelivery_storm", note=no_webhooks.format(name=name)),
             Cell(service, "aws_fault", _throttled_dynamodb(service), expect=FALLBACK, needs_aws=True),
+            Cell(
+                service,
+                "crash_after_accept",
+                _crash_after_accept(service),
+                expect=FALLBACK | PARTIAL,
+                needs_aws=True,
+                note=CRASH_NOTES[service],
+            ),
         ]
     return cells
 

@@ -74,6 +74,12 @@ RECEIPT_FROM_ADDRESS = "receipts@example.com"
 CONSUMED_QUEUES = ("WebhookQueue", "SmsOutageQueue", "EmailRetryQueue", "CompensationRetryQueue", "BulkQueue")
 #: Queues where a failure is parked for an operator (peeked, never consumed).
 PARKING_QUEUES = ("EmailDeadLetterQueue", "SmsDeadLetterQueue", "CompensationDeadLetterQueue")
+#: Where each sending function finds its provider: a crash proxy sits there in the run's own system.
+PROVIDER_URLS = {
+    "stripe": "STRIPE_API_BASE_URL",
+    "sendgrid": "SENDGRID_API_BASE_URL",
+    "twilio": "TWILIO_API_BASE_URL",
+}
 CELL_DEADLINE_SECONDS = 300
 API_TIMEOUT_SECONDS = 60
 
@@ -89,15 +95,20 @@ class Rig:
         *,
         aws: dict[str, FaultProxy] | None = None,
         dynamodb: dict[str, FaultProxy] | None = None,
+        providers: dict[str, FaultProxy] | None = None,
         exclusive: bool = False,
+        layer_settings: dict[str, str] | None = None,
     ) -> None:
         self.system = system
         self.aws = aws or {}
         self._dynamodb = dynamodb or {}
+        self._providers = providers or {}
         self.exclusive = exclusive  # the rig owns the system: it may purge the parking queues
         self._relays: list[WebhookRelay] = []
         self.http = httpx.Client(base_url=system.api_url, timeout=API_TIMEOUT_SECONDS, trust_env=False)
-        self.policy = checks.Policy.from_system(system, LAYER_SETTINGS)
+        self.policy = checks.Policy.from_system(
+            system, LAYER_SETTINGS if layer_settings is None else layer_settings
+        )
 
     # --- levers ---------------------------------------------------------------------------------
 
@@ -106,6 +117,10 @@ class Rig:
 
     def dynamodb(self, logical_id: str) -> FaultProxy:
         return self._dynamodb[logical_id]
+
+    def provider_proxy(self, provider: str) -> FaultProxy:
+        """The proxy in front of ``provider``'s sandbox for the function that calls it."""
+        return self._providers[provider]
 
     def relay(self, provider: str, mode: str, **options: Any) -> WebhookRelay:
         relay = WebhookRelay(self.system.api_url, mode, **options)
@@ -116,7 +131,7 @@ class Rig:
     def reset(self) -> None:
         for sandbox in self.system.sandboxes.values():
             sandbox.control.reset()
-        for proxy in [*self.aws.values(), *self._dynamodb.values()]:
+        for proxy in self._proxies():
             proxy.clear()
         for relay in self._relays:
             relay.close()
@@ -131,10 +146,13 @@ class Rig:
                 with contextlib.suppress(Exception):
                     sqs.purge_queue(QueueUrl=self.system.physical_id(logical_id))
 
+    def _proxies(self) -> list[FaultProxy]:
+        return [*self.aws.values(), *self._dynamodb.values(), *self._providers.values()]
+
     def heal(self) -> None:
         for sandbox in self.system.sandboxes.values():
             sandbox.control.clear_faults()
-        for proxy in [*self.aws.values(), *self._dynamodb.values()]:
+        for proxy in self._proxies():
             proxy.clear()
 
     def close(self) -> None:
@@ -179,13 +197,16 @@ class Rig:
                 system.runtime.pool(logical_id).spec.environment["AWS_ENDPOINT_URL_SNS"] = aws["sns"].url
             for logical_id, proxy in dynamodb.items():
                 system.runtime.pool(logical_id).spec.environment["AWS_ENDPOINT_URL_DYNAMODB"] = proxy.url
+            providers = {name: FaultProxy(system.sandboxes[name].base_url, name) for name in PROVIDER_URLS}
+            for name, variable in PROVIDER_URLS.items():
+                system.runtime.pool(CALLER[name]).spec.environment[variable] = providers[name].url
             system.boto3_client("ses").verify_email_identity(EmailAddress=RECEIPT_FROM_ADDRESS)
-            rig = cls(system, aws=aws, dynamodb=dynamodb, exclusive=True)
+            rig = cls(system, aws=aws, dynamodb=dynamodb, providers=providers, exclusive=True)
             try:
                 yield rig
             finally:
                 rig.close()
-                for proxy in [*aws.values(), *dynamodb.values()]:
+                for proxy in [*aws.values(), *dynamodb.values(), *providers.values()]:
                     proxy.close()
 
 

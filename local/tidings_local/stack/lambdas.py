@@ -128,7 +128,9 @@ class FunctionPool:
         self._cond = threading.Condition()
         self._closed = False
         self._generation = 0
+        self._busy: dict[int, _Worker] = {}  # the workers serving an invocation, by pid
         self.cold_starts = 0
+        self.killed = 0
 
     def environment(self) -> dict[str, str]:
         spec = self.spec
@@ -252,6 +254,8 @@ class FunctionPool:
         }
         worker.log_lines.clear()
         healthy = True
+        with self._cond:
+            self._busy[worker.process.pid] = worker
         try:
             assert worker.process.stdin is not None
             worker.process.stdin.write(json.dumps(request) + "\n")
@@ -268,6 +272,8 @@ class FunctionPool:
             code = worker.process.poll()
             message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}"
             reply = {"ok": False, "errorType": "Runtime.ExitError", "errorMessage": message}
+        with self._cond:
+            self._busy.pop(worker.process.pid, None)
         self._release(worker, healthy)
         worker.invocations += 1
         logs = "\n".join(worker.log_lines)
@@ -275,6 +281,18 @@ class FunctionPool:
             return InvocationResult(reply["result"].encode(), None, logs, request_id, cold)
         body = {k: reply[k] for k in ("errorMessage", "errorType", "stackTrace") if k in reply}
         return InvocationResult(json.dumps(body).encode(), reply["errorType"], logs, request_id, cold)
+
+    def kill_busy(self) -> int:
+        """Kill every container in the middle of an invocation (SIGKILL, as a crashed or reclaimed
+        Lambda host would): the invocation ends with ``Runtime.ExitError`` and the next one starts cold.
+        A fault-injection lever for the chaos and crash tests; returns how many were killed."""
+        with self._cond:
+            victims = list(self._busy.values())
+        for worker in victims:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        self.killed += len(victims)
+        return len(victims)
 
     def recycle(self) -> None:
         """The code changed: idle containers go now, busy ones when their invocation ends."""

@@ -1,0 +1,154 @@
+"""Crash consistency: a function's container killed at each step boundary, and the retry that follows.
+
+Each test arms one crash point (``tidings_local.chaos.crash``: a proxy in front of the provider
+sandbox or of DynamoDB, reached through the function's configuration only), sends one notification,
+and checks at the providers that the crash and the retry made exactly one charge, e-mail or SMS, that
+the notification still ends in exactly one final status, and that its record says what the providers
+hold. The boundaries:
+
+* after the provider accepted the request, before the function recorded the result (container killed);
+* mid-call by the Lambda timeout (the answer held until the function's timeout ends the invocation);
+* between the duplicate-send record and the status write (killed once the record says COMPLETED).
+
+docs/reliability.md ("Crash consistency") states what each boundary does and the window that remains.
+"""
+
+import pytest
+from support.e2e import order_body
+
+from tidings_local.chaos.checks import aws_emails, aws_sms
+from tidings_local.chaos.crash import crash_point, dynamodb_write, provider_accepted
+
+pytestmark = pytest.mark.e2e
+
+SEND = {
+    "stripe": ("ChargePaymentFunction", "STRIPE_API_BASE_URL", "POST", "/v1/payment_intents"),
+    "sendgrid": ("SendEmailFunction", "SENDGRID_API_BASE_URL", "POST", "/v3/mail/send"),
+    "twilio": ("SendSmsFunction", "TWILIO_API_BASE_URL", "POST", "/2010-04-01"),
+}
+#: The function timeout while a test waits for it to end an invocation: enough for a warm send.
+SHORT_TIMEOUT_SECONDS = 12
+
+
+def unique_body():
+    import uuid
+
+    tag = uuid.uuid4().hex[:10]
+    number = int(tag[:5], 16) % 100_000
+    return order_body(customer={"email": f"crash-{tag}@example.com", "phone": f"+4477009{number:05d}"})
+
+
+def effects(system, body, notification):
+    """What the providers hold for this notification: charges, e-mails and SMS by recipient."""
+    nid = notification["notification_id"]
+    email, phone = body["customer"]["email"], body["customer"]["phone"]
+    intents = [
+        pi
+        for pi in system.sandboxes["stripe"].control.state()["payment_intents"]
+        if (pi.get("metadata") or {}).get("notification_id") == nid
+    ]
+    mails = [m for m in system.sandboxes["sendgrid"].control.state()["mails"] if email in m["recipients"]]
+    texts = [m for m in system.sandboxes["twilio"].control.state()["messages"] if m["to"] == phone]
+    return {
+        "charges": len([pi for pi in intents if pi["status"] == "succeeded"]),
+        "intents": len(intents),
+        "emails": len(mails) + len([m for m in aws_emails() if email in m[1]]),
+        "sms": len(texts) + len([m for m in aws_sms() if m[1] == phone]),
+    }
+
+
+def run_through(system, saga, body):
+    response = saga.notify(body)
+    assert response.status_code == 202, response.text
+    result = saga.wait_for(response.json()["notification_id"])
+    outcomes = [e for e in result["timeline"] if e["step"] == "RecordOutcome"]
+    assert len(outcomes) == 1, outcomes
+    print("crash-path", result["status"], [(e["step"], e["outcome"]) for e in result["timeline"]])
+    return result
+
+
+def assert_recorded_as_held(result, held):
+    """A channel recorded as sent is one the provider holds, and one recorded as not sent is not."""
+    for channel, count in (("email", held["emails"]), ("sms", held["sms"])):
+        status = result["channels"][channel]["status"]
+        assert (status in ("sent", "delivered")) == (count == 1), (channel, status, held)
+
+
+@pytest.mark.parametrize("provider", ["stripe", "sendgrid", "twilio"])
+def test_killed_after_the_provider_accepted_before_the_result_is_recorded(system, saga, provider):
+    logical_id, variable, method, path = SEND[provider]
+    body = unique_body()
+    upstream = system.sandboxes[provider].base_url
+    with crash_point(system, logical_id, variable, upstream, provider_accepted(method, path)) as point:
+        result = run_through(system, saga, body)
+    assert point.fired == 1  # the crash happened where it was meant to
+    held = effects(system, body, result)
+    assert held["charges"] == 1
+    assert held["intents"] == 1
+    assert held["emails"] == 1
+    assert held["sms"] == 1
+    assert result["status"] in ("delivered", "delivered_with_fallback")
+    assert_recorded_as_held(result, held)
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "twilio"])
+def test_timed_out_by_lambda_while_recording_the_send(system, saga, provider):
+    logical_id = SEND[provider][0]
+    body = unique_body()
+    table = system.physical_id("IdempotencyTable")
+    predicate = dynamodb_write(table, "COMPLETED", ("UpdateItem",))
+    with crash_point(
+        system,
+        logical_id,
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        system.moto_url,
+        predicate,
+        mode="timeout",
+        timeout=SHORT_TIMEOUT_SECONDS,
+    ) as point:
+        result = run_through(system, saga, body)
+    assert point.fired == 1
+    held = effects(system, body, result)
+    assert held["charges"] == 1
+    assert held["emails"] == 1
+    assert held["sms"] == 1
+    assert result["status"] in ("delivered", "delivered_with_fallback")
+    assert_recorded_as_held(result, held)
+
+
+def test_timed_out_by_lambda_after_the_charge_before_its_status_is_written(system, saga):
+    body = unique_body()
+    table = system.physical_id("NotificationsTable")
+    predicate = dynamodb_write(table, "pi_")
+    with crash_point(
+        system,
+        "ChargePaymentFunction",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        system.moto_url,
+        predicate,
+        mode="timeout",
+        timeout=SHORT_TIMEOUT_SECONDS,
+    ) as point:
+        result = run_through(system, saga, body)
+    assert point.fired == 1
+    held = effects(system, body, result)
+    assert held["charges"] == 1
+    assert held["intents"] == 1
+    assert result["status"] in ("delivered", "delivered_with_fallback")
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "twilio"])
+def test_killed_between_the_send_record_and_the_status_write(system, saga, provider):
+    logical_id = SEND[provider][0]
+    body = unique_body()
+    table = system.physical_id("IdempotencyTable")
+    predicate = dynamodb_write(table, "COMPLETED", ("UpdateItem",))
+    with crash_point(system, logical_id, "AWS_ENDPOINT_URL_DYNAMODB", system.moto_url, predicate) as point:
+        result = run_through(system, saga, body)
+    assert point.fired == 1
+    held = effects(system, body, result)
+    assert held["charges"] == 1
+    assert held["emails"] == 1
+    assert held["sms"] == 1
+    assert result["status"] in ("delivered", "delivered_with_fallback")
+    assert_recorded_as_held(result, held)
