@@ -53,10 +53,13 @@ def test_retry_settings_come_from_template_parameters_with_documented_defaults(m
 
 def test_every_error_name_matched_is_a_typed_error_or_a_service_error(definition):
     allowed_prefixes = ("States.", "Lambda.")
+    # The Lambda runtime's own errorTypes, which Step Functions reports as the error's name.
+    runtime_errors = {"Sandbox.Timedout", "Runtime.ExitError"}
     for name, state in _tasks(definition).items():
         for block in state.get("Retry", []) + state.get("Catch", []):
             for error_name in block["ErrorEquals"]:
-                assert error_name in errors.ERROR_TYPES or error_name.startswith(allowed_prefixes), (
+                known = error_name in errors.ERROR_TYPES or error_name in runtime_errors
+                assert known or error_name.startswith(allowed_prefixes), (
                     name,
                     error_name,
                 )
@@ -171,6 +174,8 @@ def test_a_payment_step_that_timed_out_is_retried_with_its_idempotency_key_befor
     for name in ("ChargePayment", "CancelPayment", "RefundPayment"):
         retried = {error for block in tasks[name]["Retry"] for error in block["ErrorEquals"]}
         assert "Lambda.Unknown" in retried, name
+        # A timeout reported with the runtime's errorType, and a container that died mid-call.
+        assert {"Sandbox.Timedout", "Runtime.ExitError"} <= retried, name
 
 
 def test_a_send_still_in_flight_elsewhere_is_waited_for_rather_than_sent_by_the_fallback(definition):

@@ -98,8 +98,11 @@ def provider_retry(errors_: list[Json], settings: str) -> State:
     )
 
 
-#: The function timed out or ran out of memory: safe to replay where a Stripe idempotency key guards it.
-LAMBDA_TIMEOUT_RETRY = _retry(["Lambda.Unknown"], 2, 2, 2)
+#: The function timed out, ran out of memory or its container died: safe to replay where a Stripe
+#: idempotency key guards it. Step Functions names the error after the invoke's ``errorType`` when the
+#: runtime gives one (``Sandbox.Timedout`` for a timeout, ``Runtime.ExitError`` for a dead process) and
+#: ``Lambda.Unknown`` when it gives none.
+LAMBDA_TIMEOUT_RETRY = _retry(["Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError"], 2, 2, 2)
 LAMBDA_SERVICE_RETRY = _retry(LAMBDA_SERVICE_ERRORS, 1, 3, 2)
 #: SQS and the outcome's own write: retried on anything, a few times.
 ANY_ERROR_RETRY = _retry(ANY_ERROR, 1, 5, 2)
