@@ -234,6 +234,22 @@ def test_a_required_sms_whose_saga_stopped_waiting_is_still_acknowledged(redeliv
     assert worker.handle(message, 1, lambda _s: None) == "sent"
 
 
+def test_a_parked_sms_the_provider_already_reported_is_dropped_not_sent_again(
+    redelivery, store, channels, notification
+):
+    # Given an SMS parked after its send's container died once Twilio had accepted it, and Twilio's
+    # status callback then reporting it delivered
+    worker, _sfn, _sqs = redelivery
+    store.finish(notification, "partially_delivered", "sms:parked")
+    store.update_channel(notification, "sms", "delivered")
+    # When the outage queue's later try comes, then nothing is sent a second time
+    outcome = worker.handle(ParkedMessage(notification_id=notification, channel="sms"), 2, lambda _s: None)
+    assert outcome == "dropped"
+    assert channels["twilio"].sent == []
+    assert channels["sns"].sent == []
+    assert ("RetryDelivery", "dropped") in {(e.step, e.outcome) for e in store.timeline(notification)}
+
+
 def test_a_message_for_a_refunded_notification_is_dropped_not_sent(redelivery, store, channels, notification):
     worker, _sfn, _sqs = redelivery
     store.finish(notification, "compensated", "required_email_failed")

@@ -24,6 +24,8 @@ from tidings.saga.results import SendResult
 from tidings.saga.steps import FALLBACK, PRIMARY, SagaSteps
 
 #: Statuses after which a late message must not go out (the payment was refunded or never taken).
+#: Channel statuses after which the message is out: only a provider's report sets them on a parked one.
+_ALREADY_OUT = {ChannelStatus.SENT, ChannelStatus.DELIVERED}
 _NO_LONGER_WANTED = {
     NotificationStatus.COMPENSATED,
     NotificationStatus.FAILED,
@@ -87,6 +89,21 @@ class Redelivery:
                 None,
                 {"channel": channel, "reason": notification.status.value},
             )
+            return "dropped"
+        current = notification.channels.get(channel)
+        if token is None and current is not None and current.status in _ALREADY_OUT:
+            # The provider reported this message (its webhook moved the channel on) although the send
+            # that made it never recorded a result: its container died after the provider accepted.
+            # Another try would send it twice (docs/reliability.md, the window).
+            self.steps.record_event(
+                notification_id,
+                "RetryDelivery",
+                "dropped",
+                None,
+                None,
+                {"channel": channel, "reason": f"already_{current.status.value}"},
+            )
+            self._upgrade_finished(notification_id)
             return "dropped"
 
         last_error: ProviderError | None = None
