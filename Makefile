@@ -10,9 +10,11 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: chaos openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
+.PHONY: checks chaos openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
 
-setup: $(VENV)/.synced-compiled
+CHECKOV := .tools/checkov
+
+setup: $(VENV)/.synced-compiled $(CHECKOV)/.synced
 
 $(UV):
 	python3 -m venv .tools
@@ -25,13 +27,19 @@ $(VENV)/.synced-compiled: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --compile-bytecode --python "$$(scripts/find-python313)"
 	@touch $@
 
+# checkov in an environment of its own (its pins, urllib3 < 2 among them, stay out of .venv and the layer).
+$(CHECKOV)/.synced: $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=$(CHECKOV) $(UV) sync --frozen --only-group checkov --no-install-project \
+	  --compile-bytecode --python "$$(scripts/find-python313)"
+	@touch $@
+
 run: setup
 	$(BIN)/tidings local up
 
 # The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff,
 # sam validate --lint), on two pytest-xdist workers (tests/conftest.py hands out one test file at a time,
 # costliest first, tests/e2e before the rest); the slowest tests are listed so the suite's cost stays visible.
-test: lint
+test: lint checks
 	scripts/ensure-chromium
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
@@ -65,6 +73,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/sam validate --lint
+
+# The template's security and serverless checks, offline, side by side: cfn-lint with the serverless
+# rules (.cfnlintrc.yaml) and checkov (.checkov.yaml); each file lists what it skips and why.
+checks: setup
+	$(BIN)/cfn-lint & cfn=$$!; $(CHECKOV)/bin/checkov --config-file .checkov.yaml; ck=$$?; \
+	  wait $$cfn; cf=$$?; test $$ck -eq 0 -a $$cf -eq 0
 
 format: setup
 	$(BIN)/ruff check --fix .
