@@ -46,10 +46,15 @@ SECONDS_CACHE_KEY = "tidings/test-seconds"
 DEFAULT_SECONDS = {"e2e": 20.0, "integration": 3.0, "contract": 1.0, "unit": 0.3}
 
 
+#: Folders whose files share a package-scoped fixture (one local stack): each is one work unit.
+SHARED_FOLDERS = ("tests/integration/security/",)
+
+
 def work_unit(nodeid: str) -> str:
     """What one pytest-xdist worker takes whole: a test file, so a module-scoped fixture (a local stack,
-    a browser) is built once, on one worker."""
-    return nodeid.split("::", 1)[0]
+    a browser) is built once, on one worker; or a whole folder of ``SHARED_FOLDERS``."""
+    path = nodeid.split("::", 1)[0]
+    return next((folder for folder in SHARED_FOLDERS if path.startswith(folder)), path)
 
 
 def _folder(unit: str) -> str:

@@ -1,8 +1,8 @@
 """One local system (the real template on moto, the sandboxes, the HTTP API behind its JWT
 authorizer) for every attack in this package, and the check that an attack changed nothing.
 
-Both modules carry ``xdist_group("security")``, so ``make test``'s workers run them on one worker and
-build this system once.
+``make test`` hands this folder to one worker as a whole (``SHARED_FOLDERS`` in tests/conftest.py), so
+the system is built once.
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ from tidings_local.stack.jwt_issuer import JwtIssuer
 from tidings_local.stack.system import DEFAULT_TEMPLATE, LocalSystem
 from tidings_local.stack.template import parse_yaml
 
-#: One local system serves the security package (tests/integration/security/conftest.py).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("security")]
+pytestmark = pytest.mark.integration
 
 READ, WRITE, OPS = "notifications/read", "notifications/write", "tidings/ops"
 

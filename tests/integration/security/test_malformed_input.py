@@ -20,7 +20,7 @@ from support.e2e import order_body
 from tidings_local.sandboxes import credentials
 from tidings_local.stack.system import LocalSystem
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("security")]
+pytestmark = pytest.mark.integration
 
 
 def _write(system: LocalSystem, **extra: str) -> dict[str, str]:
