@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tidings.notifications.store import NotificationStore
@@ -49,11 +50,9 @@ def _payment_gateway() -> Any:
     return get_payment_gateway()
 
 
-def _already_processed(response: dict[str, Any], idempotent_data: Any) -> dict[str, Any]:
+def _already_processed(response: ProcessingOutcome, idempotent_data: Any) -> ProcessingOutcome:
     """Called instead of processing when the event identity was seen: a replay or a redelivery."""
-    logger.info(
-        "webhook already processed", event_id=response.get("event_id"), provider=response.get("provider")
-    )
+    logger.info("webhook already processed", event_id=response.event_id, provider=response.provider)
     metrics.add_metric(name="WebhookDuplicate", unit=MetricUnit.Count, value=1)
     return response
 
@@ -81,10 +80,9 @@ class WebhookConsumer:
             event=event, record_handler=self.record_handler, processor=self.batch, context=context
         )
 
-    def record_handler(self, record: SQSRecord) -> dict[str, Any]:
+    def record_handler(self, record: SQSRecord) -> ProcessingOutcome:
         try:
-            result: dict[str, Any] = self.process_event(event=WebhookEvent.model_validate_json(record.body))
-            return result
+            return self.process_event(event=WebhookEvent.model_validate_json(record.body))
         except IdempotencyAlreadyInProgressError:
             # Another container is applying this very event (a provider retry, the same report sent
             # twice). This copy still fails, since acknowledging it would lose the event if the first
@@ -105,7 +103,7 @@ class WebhookConsumer:
             metrics.add_metric(name="WebhookProcessingFailed", unit=MetricUnit.Count, value=1)
             raise
 
-    def _apply(self, event: WebhookEvent) -> dict[str, Any]:
+    def _apply(self, event: WebhookEvent) -> ProcessingOutcome:
         outcome: ProcessingOutcome = apply_webhook_event(event, self.ledger, self.saga, self.compensator)
         logger.info(
             "webhook applied", provider=event.provider, event_id=event.event_id, actions=outcome.actions
@@ -113,17 +111,18 @@ class WebhookConsumer:
         for action in outcome.actions:
             name = f"Webhook{action.title().replace('_', '')}"
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-        return outcome.model_dump()
+        return outcome
 
     # --- collaborators, built on first use (tests replace them) ----------------------------------
     @cached_property
-    def process_event(self) -> Callable[..., dict[str, Any]]:
+    def process_event(self) -> Callable[..., ProcessingOutcome]:
         """``_apply`` once per event identity (Powertools idempotency; its table is first touched on a
-        record)."""
-        once: Callable[..., dict[str, Any]] = idempotent_function(
+        record, which keeps the outcome as JSON)."""
+        once: Callable[..., ProcessingOutcome] = idempotent_function(
             data_keyword_argument="event",
             persistence_store=DynamoDBPersistenceLayer(table_name=self.settings.dedupe_table),
             config=self.idempotency,
+            output_serializer=PydanticSerializer(ProcessingOutcome),
             key_prefix=f"{self.settings.function_name}.{_RECORD_KEY_FUNCTION}",
         )(self._apply)
         return once
