@@ -20,8 +20,8 @@ from tidings.notifications.models import (
     Customer,
     Notification,
     PaymentRecord,
-    Receipt,
     SmsContent,
+    StoredReceipt,
     TimelineEvent,
 )
 from tidings.notifications.store import NotificationStore
@@ -52,7 +52,7 @@ def notification(
                 payment_intent_id=f"pi_{notification_id[:8]}",
                 status=payment_status,
             ),
-            receipt=Receipt(subject="Your receipt", text="Thank you."),
+            receipt=StoredReceipt(subject="Your receipt", text="Thank you."),
             sms=SmsContent(text="Paid, thank you."),
             channels={
                 "email": ChannelRecord(policy=email_policy, status=channel_status),
