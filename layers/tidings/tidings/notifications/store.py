@@ -535,9 +535,9 @@ class NotificationStore:
         volumes a notification table holds within its lookback, and no index to keep in step with every
         writer; docs/saga.md says when an index would pay.
         """
-        from boto3.dynamodb.conditions import Attr
+        from boto3.dynamodb.conditions import Attr, ConditionBase
 
-        waiting = Attr("status").eq(NotificationStatus.ACCEPTED.value)
+        waiting: ConditionBase = Attr("status").eq(NotificationStatus.ACCEPTED.value)
         for channel in channels:
             waiting = waiting | Attr(f"channels.{channel}.status").eq(ChannelStatus.SENT.value)
         condition = (

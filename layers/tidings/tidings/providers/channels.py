@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tidings.providers.models import (
@@ -26,6 +27,7 @@ class PaymentGateway(Protocol):
     def refund(
         self, payment_intent_id: str, idempotency_key: str, amount: int | None = None
     ) -> RefundResult: ...
+    def undelivered_events(self, created_from: int, created_to: int) -> Iterator[dict[str, Any]]: ...
 
 
 class _Deliverer(Protocol):
