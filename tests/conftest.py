@@ -48,13 +48,21 @@ DEFAULT_SECONDS = {"e2e": 20.0, "integration": 3.0, "contract": 1.0, "unit": 0.3
 
 #: Folders whose files share a package-scoped fixture (one local stack): each is one work unit.
 SHARED_FOLDERS = ("tests/integration/security/",)
+#: Files that share a fixture beyond their module (each file's own module-scoped fixtures need nothing
+#: here), by the unit of work they form: one worker runs them together and builds the fixture once.
+SHARED_UNITS = {
+    f"tests/integration/stack/{name}": "tests/integration/stack (probe_system)"
+    for name in ("test_api.py", "test_invoke.py", "test_sqs_poller.py", "test_state_machine.py")
+}
 
 
 def work_unit(nodeid: str) -> str:
     """What one pytest-xdist worker takes whole: a test file, so a module-scoped fixture (a local stack,
-    a browser) is built once, on one worker; or a whole folder of ``SHARED_FOLDERS``."""
+    a browser) is built once, on one worker; a whole folder of ``SHARED_FOLDERS``, or the files of one
+    ``SHARED_UNITS`` entry together."""
     path = nodeid.split("::", 1)[0]
-    return next((folder for folder in SHARED_FOLDERS if path.startswith(folder)), path)
+    folder = next((folder for folder in SHARED_FOLDERS if path.startswith(folder)), None)
+    return folder or SHARED_UNITS.get(path, path)
 
 
 def _folder(unit: str) -> str:

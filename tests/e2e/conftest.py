@@ -53,15 +53,17 @@ def system():
 
 @pytest.fixture
 def saga(system):
-    """A clean slate per test: sandboxes reset, AWS fallbacks up, every provider's breaker closed."""
+    """A clean slate per test: sandboxes reset, AWS fallbacks up, every provider's breaker closed and its
+    token bucket full (a bucket an earlier test drained would throttle this one, depending on the order)."""
     for sandbox in system.sandboxes.values():
         sandbox.control.reset()
     for switch in system.outage.values():
         switch.down = False
     dynamodb = system.boto3_client("dynamodb")
-    table = system.physical_id("CircuitBreakerTable")
-    for item in dynamodb.scan(TableName=table)["Items"]:
-        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+    for logical_id in ("CircuitBreakerTable", "RateLimitTable"):
+        table = system.physical_id(logical_id)
+        for item in dynamodb.scan(TableName=table)["Items"]:
+            dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
     client = NotifyClient(system)
     yield client
     for sandbox in system.sandboxes.values():

@@ -111,8 +111,12 @@ class SqsPoller:
             self._threads.append(thread)
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop polling; with ``wait``, return once every thread has ended (a long poll in flight ends
+        within ``wait_seconds``: telling every poller first and waiting after waits that long once)."""
         self._stop.set()
+        if not wait:
+            return
         for thread in self._threads:
             thread.join(timeout=self.wait_seconds + 5)
 

@@ -323,6 +323,8 @@ class LocalSystem:
             return
         self._stopped = True
         for poller in self.pollers:
+            poller.stop(wait=False)
+        for poller in self.pollers:
             poller.stop()
         if self.api is not None:
             self.api.stop()
