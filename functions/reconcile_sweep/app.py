@@ -21,9 +21,14 @@ settings = reconcile_sweep_settings()
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     repairs = get_sweeper().sweep()
-    for name, count in repairs.model_dump().items():
-        metric = "Reconciled" + name.title().replace("_", "")
+    counts = repairs.model_dump()
+    for name, count in counts.items():
+        metric = (
+            "ReconcileChecksFailed"
+            if name == "checks_failed"
+            else "Reconciled" + name.title().replace("_", "")
+        )
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=count)
     metrics.add_metric(name="ReconcileRepairs", unit=MetricUnit.Count, value=repairs.total)
-    logger.info("reconciliation sweep done", **repairs.model_dump())
-    return repairs.model_dump()
+    logger.info("reconciliation sweep done", **counts)
+    return counts

@@ -60,6 +60,9 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Any, type]] = [
      stripe.Refund),
     ("GET", re.compile(r"/v1/charges/(ch_\w+)"), "charges.retrieve", stripe.Charge.RetrieveParams,
      stripe.Charge),
+    ("GET", re.compile(r"/v1/events"), "events.list", stripe.Event.ListParams, ListOf(stripe.Event)),
+    ("GET", re.compile(r"/v1/events/(evt_\w+)"), "events.retrieve", stripe.Event.RetrieveParams,
+     stripe.Event),
 ]  # fmt: skip
 OBJECT_CLASSES: dict[str, type] = {
     "payment_intent": stripe.PaymentIntent,

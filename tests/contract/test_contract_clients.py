@@ -34,8 +34,10 @@ CLIENT_OPERATIONS = {
     "stripe payment_intents.list",
     "stripe payment_intents.cancel",
     "stripe refunds.create",
+    "stripe events.list",
     "sendgrid SendMail",
     "twilio CreateMessage",
+    "twilio FetchMessage",
 }
 ROTATION_OPERATIONS = {
     "twilio CreateNewKey",
@@ -75,7 +77,11 @@ def test_the_client_operations_listed_are_every_one_the_layer_calls():
     for module in ("stripe", "sendgrid", "twilio"):
         source = (LAYER / "providers" / f"{module}.py").read_text()
         names |= {f"{module} {n}" for n in re.findall(r'endpoint="([^"]+)"', source)}
-    as_called = {"sendgrid mail.send": "sendgrid SendMail", "twilio messages.create": "twilio CreateMessage"}
+    as_called = {
+        "sendgrid mail.send": "sendgrid SendMail",
+        "twilio messages.create": "twilio CreateMessage",
+        "twilio messages.fetch": "twilio FetchMessage",
+    }
     assert {as_called.get(n, n) for n in names} == CLIENT_OPERATIONS
     rotation = (LAYER / "rotation" / "providers.py").read_text()
     assert len(re.findall(r"self\.api\.call\(", rotation)) == len(ROTATION_OPERATIONS)
@@ -83,6 +89,7 @@ def test_the_client_operations_listed_are_every_one_the_layer_calls():
 
 def test_stripe_client_requests_and_the_answers_match_stripe(container, recorder, sandbox):
     gateway = container.payment_gateway()
+    sandbox["stripe"].control.pause_webhooks()  # its events stay undelivered, for the events list
     # a charge that succeeds, is read back and refunded in two parts
     paid = gateway.charge(charge("pm_card_visa", "charge-1"))
     assert paid.status == "succeeded"
@@ -94,6 +101,9 @@ def test_stripe_client_requests_and_the_answers_match_stripe(container, recorder
     assert gateway.find_by_metadata("notification_id", "n-none", created_from=0, created_to=2**31) is None
     gateway.refund(paid.payment_intent_id, "refund-1", amount=599)
     gateway.refund(paid.payment_intent_id, "refund-2")
+    # the events no endpoint acknowledged (webhooks are paused: none is delivered)
+    undelivered = list(gateway.undelivered_events(0, 2**31))
+    assert "payment_intent.succeeded" in {event["type"] for event in undelivered}
     # a charge waiting for 3-D Secure, then cancelled
     waiting = gateway.charge(charge("pm_card_threeDSecure2Required", "charge-2"))
     assert waiting.status == "requires_action"
@@ -158,8 +168,12 @@ def test_twilio_client_requests_and_the_answers_match_twilio(container, recorder
     sms = SmsMessage(
         to="+447700900123", body="Paid, thanks", idempotency_key="sms-1", status_callback_url=callback
     )
-    assert channel.send(sms).provider_message_id.startswith("SM")
+    sid = channel.send(sms).provider_message_id
+    assert sid.startswith("SM")
     channel.send(SmsMessage(to="+447700900124", body="No callback", idempotency_key="sms-2"))
+    # what the reconciliation sweeper asks of a message still sent
+    sandbox["twilio"].control.wait_for_webhooks()
+    assert container.twilio_messages().message_status(sid) == ("delivered", None)
     # a number Twilio refuses (its magic invalid 'To')
     with pytest.raises(errors.InvalidRequest):
         channel.send(SmsMessage(to="+15005550001", body="x", idempotency_key="sms-3"))

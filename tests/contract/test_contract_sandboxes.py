@@ -27,6 +27,8 @@ SANDBOX_ROUTES = {
     ("POST", "/v1/refunds"),
     ("GET", "/v1/refunds/{refund}"),
     ("GET", "/v1/charges/{charge}"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/{id}"),
     ("POST", "/v3/mail/send"),
     ("GET", "/v3/scopes"),
     ("POST", "/v3/api_keys"),
@@ -48,7 +50,7 @@ def template_of(request: httpx.Request) -> tuple[str, str]:
         found = stripe_contract.route(request.method, request.url.path)
         assert found is not None, request.url.path
         pattern = next(p for m, p, n, *_ in stripe_contract.ROUTES if n == found[0] and m == request.method)
-        names = {"pi_": "{intent}", "re_": "{refund}", "ch_": "{charge}"}
+        names = {"pi_": "{intent}", "re_": "{refund}", "ch_": "{charge}", "evt_": "{id}"}
         template = pattern.pattern
         for prefix, name in names.items():
             template = template.replace(f"({prefix}\\w+)", name)
@@ -91,6 +93,7 @@ def stripe_call(http, sandbox, method, path, data=None, key="k-1"):
 
 
 def test_stripe_routes_answer_as_stripe_documents(http, recorder, sandbox):
+    sandbox["stripe"].control.pause_webhooks()  # its events stay undelivered, for the events list
     intent = stripe_call(
         http,
         sandbox,
@@ -126,6 +129,15 @@ def test_stripe_routes_answer_as_stripe_documents(http, recorder, sandbox):
     stripe_call(http, sandbox, "GET", f"/v1/refunds/{refund['id']}")
     refunded_charge = stripe_call(http, sandbox, "GET", f"/v1/charges/{confirmed['latest_charge']}").json()
     assert refunded_charge["refunded"] is True
+    # the events, all of them, and those no endpoint acknowledged (all: webhooks are paused)
+    events = stripe_call(http, sandbox, "GET", "/v1/events?limit=100&created[gte]=0").json()
+    assert events["data"]
+    undelivered = stripe_call(http, sandbox, "GET", "/v1/events?delivery_success=false&limit=100").json()
+    assert {e["id"] for e in undelivered["data"]} == {e["id"] for e in events["data"]}
+    stripe_call(http, sandbox, "GET", f"/v1/events/{events['data'][0]['id']}")
+    stripe_call(
+        http, sandbox, "GET", f"/v1/events?types[0]=charge.refunded&starting_after={events['data'][0]['id']}"
+    )
     # 3-D Secure: requires_action with a redirect, then cancelled
     waiting = stripe_call(
         http,

@@ -149,6 +149,7 @@ def _nothing_to_repair(result: Any, logs: str) -> None:
         "stripe_events_refetched": 0,
         "deliveries_updated": 0,
         "deliveries_unknown": 0,
+        "checks_failed": 0,
     }
     assert '"ReconcileRepairs":[0.0]' in logs
 

@@ -143,3 +143,27 @@ def test_an_email_with_no_report_to_read_is_marked_unknown_once(store):
         if (e.step, e.outcome) == ("ReconcileSweep", "delivery_unknown")
     ]
     assert len(marks) == 1
+
+
+def test_a_message_twilio_no_longer_knows_is_counted_and_the_sweep_goes_on(store):
+    from tidings import errors
+
+    # Given two SMS still sent, the first of which Twilio answers 404 for
+    for number, name in enumerate(("n-gone", "n-here")):
+        _stored(store, name, status=NotificationStatus.DELIVERED)
+        store.update_channel(name, "sms", "sent", provider="twilio", provider_message_id=f"SM{number:032d}")
+        store.update(name, **{"channels.sms.updated_at": OLD})
+
+    def status(sid):
+        if sid == f"SM{0:032d}":
+            raise errors.ResourceNotFound("not found", provider="twilio", status=404)
+        return ("delivered", None)
+
+    queue = FakeQueue(store)
+    sweeper = _sweeper(store, FakeSagas(), queue)
+    sweeper.sms_status = status
+    repairs = sweeper.sweep()
+    # Then the other one is still repaired, and the failure counted for the next sweep to retry
+    assert (repairs.checks_failed, repairs.deliveries_updated) == (1, 1)
+    assert store.get("n-here").channels["sms"].status == "delivered"
+    assert store.get("n-gone").channels["sms"].status == "sent"

@@ -32,8 +32,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from tidings.errors import ProviderError
 from tidings.notifications.models import ChannelStatus, Notification, NotificationStatus, TimelineEvent
 from tidings.notifications.store import NotificationStore, iso
+from tidings.observability import logger
 from tidings.webhooks.models import WebhookEvent, parse_stripe_event, parse_twilio_callback
 
 #: What ``delivery_status`` says of a message whose provider gives no delivery report to read.
@@ -48,6 +50,8 @@ class SweepRepairs(BaseModel):
     stripe_events_refetched: int = 0
     deliveries_updated: int = 0
     deliveries_unknown: int = 0
+    #: Provider reads that failed (an outage, a message the provider no longer knows): tried next time.
+    checks_failed: int = 0
 
     @property
     def total(self) -> int:
@@ -98,14 +102,30 @@ class ReconciliationSweeper:
                     continue
                 if channel.updated_at and channel.updated_at > iso(cutoff):
                     continue  # sent recently: its report may still come
-                report = self._delivery_report(notification, name, now)
+                try:
+                    report = self._delivery_report(notification, name, now)
+                except ProviderError as error:
+                    # Twilio down, or a message it no longer knows: the next sweep asks again.
+                    logger.warning(
+                        "delivery report not read",
+                        notification_id=notification.notification_id,
+                        channel=name,
+                        error_type=type(error).__name__,
+                    )
+                    repairs.checks_failed += 1
+                    continue
                 if report is not None:
                     events.append(report)
                     repairs.deliveries_updated += 1
                 elif report is None and not self._readable(notification, name):
                     self._mark_unknown(notification, name)
                     repairs.deliveries_unknown += 1
-        stripe = self._undelivered_stripe_events(int(since.timestamp()), int(cutoff.timestamp()), now)
+        try:
+            stripe = self._undelivered_stripe_events(int(since.timestamp()), int(cutoff.timestamp()), now)
+        except ProviderError as error:
+            logger.warning("stripe events not read", error_type=type(error).__name__)
+            repairs.checks_failed += 1
+            stripe = []
         repairs.stripe_events_refetched = len(stripe)
         events += stripe
         if events:
