@@ -17,6 +17,12 @@ LAYER_TEST_SETTINGS = {
 }
 
 
+#: The least time a function gets per invocation here. The template's timeouts (10 s for the webhook
+#: receiver and the 3-D Secure wait's function) are deadlines a busy shared machine misses while nothing is
+#: wrong, failing the invocation; a test of the timeout path shortens it for itself
+#: (tidings_local.chaos.crash_point). A deadline, never what a test measures.
+FUNCTION_TIMEOUT_SECONDS = 120.0
+
 #: Every log line any function wrote during the session, for the personal-data check.
 FUNCTION_LOG_LINES: list[tuple[str, str]] = []
 
@@ -37,6 +43,7 @@ def system():
         switches = {"ses": AwsOutageSwitch(local.moto_url), "sns": AwsOutageSwitch(local.moto_url)}
         for spec in local.runtime.specs.values():
             spec.environment.update(LAYER_TEST_SETTINGS)
+            spec.timeout = max(spec.timeout, FUNCTION_TIMEOUT_SECONDS)
         # Point only the SES v2 and SNS clients of the sending functions at the switches, before their
         # first (cold) start; everything else still talks to moto directly.
         for logical_id in ("SendEmailFunction", "RetryDeliveryFunction"):

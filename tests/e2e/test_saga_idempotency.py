@@ -59,7 +59,7 @@ def test_concurrent_requests_with_one_key_start_one_saga(system, saga):
 def test_the_same_key_with_a_different_request_is_refused_and_starts_nothing(system, saga):
     key = f"key-{uuid.uuid4()}"
     first = saga.notify(order_body(), **{"Idempotency-Key": key})
-    other = saga.notify(order_body(payment={"amount": 1}), **{"Idempotency-Key": key})
+    other = saga.notify(order_body(payment={"amount": 2600}), **{"Idempotency-Key": key})
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_key_reused"
     assert saga.wait_for(first.json()["notification_id"])["status"] == "delivered"

@@ -208,8 +208,9 @@ def test_both_sms_providers_down_parks_the_sms_and_a_later_try_delivers_it(syste
     )
     # When Twilio recovers, the outage queue's next try sends the SMS
     system.sandboxes["twilio"].control.clear_faults()
-    late = saga.wait_for(result["notification_id"], {"delivered_with_fallback"}, timeout=30)
-    assert late["channels"]["sms"]["status"] == "sent"
+    late = saga.wait_for(result["notification_id"], {"delivered_with_fallback"})
+    # (Twilio's status callback may already have moved it on from sent to delivered)
+    assert late["channels"]["sms"]["status"] in ("sent", "delivered")
     assert late["channels"]["sms"]["provider"] == "twilio"
     assert ("RetryDelivery", "sent") in {(e["step"], e["outcome"]) for e in late["timeline"]}
     sent = [r for r in provider_calls(system, "twilio", "/2010-04-01") if r["status"] < 300]
