@@ -432,6 +432,21 @@ def test_a_saga_that_no_longer_waits_has_its_case_settled_without_it(steps, stor
     assert store.get(notification).charge_task_token is None
 
 
+def test_a_case_redriven_before_its_saga_waits_is_retried_not_settled(steps, store, gateway, notification):
+    from tidings.saga.reconcile import CompensationCase, Reconciler, SagaNotWaitingYet
+
+    # Given RecordOutcome said charge_outcome_unknown, and the execution runs on towards its wait
+    _charge_reached_stripe_unrecorded(steps, store, gateway, notification)
+    store.mark_started(notification, "arn:aws:states:us-east-1:1:execution:saga:" + notification)
+    reconciler = Reconciler(steps, FakeSaga(), execution_running=lambda arn: arn.endswith(notification))
+    # When the case arrives before the token is stored
+    with pytest.raises(SagaNotWaitingYet):
+        reconciler.handle(CompensationCase(kind="charge", notification_id=notification))
+    # Then nothing was settled behind the saga's back: no refund, the status unchanged
+    assert gateway.refunds == []
+    assert store.get(notification).status == "failed"
+
+
 def test_a_refund_case_that_still_fails_raises_for_the_queue_to_retry(steps, store, gateway, notification):
     from tidings.saga.reconcile import CompensationCase, Reconciler
 

@@ -14,7 +14,7 @@ once Stripe has said whether the charge exists (docs/saga.md, "An uncertain char
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -72,12 +72,19 @@ class _NoSaga:
         return False
 
 
+class SagaNotWaitingYet(RuntimeError):
+    """The uncertain charge's execution still runs but has not stored its task token yet (the case was
+    redriven within moments of its park): the message is retried, and then finds the saga waiting."""
+
+
 @dataclass
 class Reconciler:
     steps: SagaSteps
     saga: SagaResumer = field(default_factory=_NoSaga)
     found_charge_policy: FoundChargePolicy = "continue"
     missing_charge_policy: MissingChargePolicy = "not_taken"
+    #: Whether the execution (by ARN) is still RUNNING.
+    execution_running: Callable[[str], bool] = field(default=lambda _arn: False)
 
     def handle(self, case: CompensationCase) -> CaseSettled:
         notification_id, kind = case.notification_id, case.kind
@@ -106,6 +113,8 @@ class Reconciler:
         ``missing_charge_policy`` ``charge_again``, sends the saga back to ChargePayment with the same
         idempotency key. Without a waiting saga (an execution from before the wait existed, or one that
         was stopped) the case is settled here alone: a charge found is refunded, since nobody was told.
+        An execution still running without a token is about to wait: ``SagaNotWaitingYet`` retries
+        the message.
         """
         notification_id = notification.notification_id
         token = notification.charge_task_token
@@ -116,6 +125,12 @@ class Reconciler:
         if token is None and not uncertain:
             # A duplicate of a case already settled, or the saga already went on: nothing left to do.
             return CaseSettled(notification_id=notification_id, kind="charge", outcome="already_reconciled")
+        if (
+            token is None
+            and notification.execution_arn
+            and self.execution_running(notification.execution_arn)
+        ):
+            raise SagaNotWaitingYet(f"the saga of {notification_id} has not stored its token yet")
         found = self._find(notification)
         if token is not None:
             decided = self._decide(notification_id, found)
@@ -250,9 +265,16 @@ def get_reconciler() -> Reconciler:
     from tidings.saga.steps import get_steps
 
     settings = reconcile_settings()
+    stepfunctions = lru_cache(maxsize=1)(lambda: boto3.client("stepfunctions"))
+
+    def running(execution_arn: str) -> bool:
+        described = stepfunctions().describe_execution(executionArn=execution_arn)
+        return bool(described["status"] == "RUNNING")
+
     return Reconciler(
         get_steps(),
-        TaskTokenResumer(lru_cache(maxsize=1)(lambda: boto3.client("stepfunctions"))),
+        TaskTokenResumer(stepfunctions),
         found_charge_policy=settings.found_charge_policy,
         missing_charge_policy=settings.missing_charge_policy,
+        execution_running=running,
     )
