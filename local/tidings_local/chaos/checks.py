@@ -255,7 +255,11 @@ def judge(evidence: Evidence, policy: Policy, cell: Any) -> dict[str, list[str]]
         outcomes = [e for e in timeline if e.get("step") == "RecordOutcome"]
         if len(outcomes) != 1:
             problems.append(f"final: {len(outcomes)} RecordOutcome events")
-        if evidence.execution_status.get(nid) == "RUNNING":
+        # An uncertain charge's saga waits for ReconcilePayment (docs/saga.md): running, on purpose.
+        reconciling = notification.get("status_reason") == "charge_outcome_unknown" and any(
+            e.get("step") == "AwaitChargeReconciliation" for e in timeline
+        )
+        if evidence.execution_status.get(nid) == "RUNNING" and not reconciling:
             problems.append("final: execution still running")
         if cell.expect and status not in cell.expect:
             problems.append(f"final: {status}, expected {'/'.join(sorted(cell.expect))}")

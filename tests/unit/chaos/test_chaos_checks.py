@@ -148,6 +148,17 @@ def test_two_final_statuses_are_caught():
     assert any(p.startswith("final: 2 RecordOutcome") for p in problems(evidence))
 
 
+def test_a_running_execution_is_caught_unless_it_waits_for_its_charge_to_be_reconciled():
+    evidence = clean()
+    evidence.execution_status[NID] = "RUNNING"
+    assert "final: execution still running" in problems(evidence)
+    # An uncertain charge: failed/charge_outcome_unknown, and the saga waits for ReconcilePayment
+    notification = evidence.notifications[NID]
+    notification["status"], notification["status_reason"] = "failed", "charge_outcome_unknown"
+    notification["timeline"].append({"step": "AwaitChargeReconciliation", "outcome": "waiting"})
+    assert "final: execution still running" not in problems(evidence, BY_KEY["stripe:outage"])
+
+
 def test_a_status_the_cell_does_not_allow_is_caught():
     evidence = clean()
     evidence.notifications[NID]["status"] = "delivered_with_fallback"
