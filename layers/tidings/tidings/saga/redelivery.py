@@ -81,30 +81,15 @@ class Redelivery:
         store = self.steps.store
         notification = store.get(notification_id)
         if notification.status in _NO_LONGER_WANTED:
-            self.steps.record_event(
-                notification_id,
-                "RetryDelivery",
-                "dropped",
-                None,
-                None,
-                {"channel": channel, "reason": notification.status.value},
-            )
-            return "dropped"
+            return self._drop(notification_id, channel, reason=notification.status.value)
         current = notification.channels.get(channel)
         if token is None and current is not None and current.status in _ALREADY_OUT:
             # The provider reported this message (its webhook moved the channel on) although the send
             # that made it never recorded a result: its container died after the provider accepted.
             # Another try would send it twice (docs/reliability.md, the window).
-            self.steps.record_event(
-                notification_id,
-                "RetryDelivery",
-                "dropped",
-                None,
-                None,
-                {"channel": channel, "reason": f"already_{current.status.value}"},
-            )
+            outcome = self._drop(notification_id, channel, reason=f"already_{current.status.value}")
             self._upgrade_finished(notification_id)
-            return "dropped"
+            return outcome
 
         last_error: ProviderError | None = None
         for provider in (PRIMARY[channel], FALLBACK[channel]):
@@ -158,6 +143,12 @@ class Redelivery:
             {"channel": channel, "tries": tries},
         )
         return "dead_lettered"
+
+    def _drop(self, notification_id: str, channel: str, *, reason: str) -> RedeliveryOutcome:
+        """Acknowledge the message without sending it, and say why in the timeline."""
+        details = {"channel": channel, "reason": reason}
+        self.steps.record_event(notification_id, "RetryDelivery", "dropped", None, None, details)
+        return "dropped"
 
     def _resume_saga(self, token: str, result: SendResult) -> None:
         self.saga.resume(token, result.model_dump(mode="json"))

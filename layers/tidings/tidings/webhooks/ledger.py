@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import hashlib
 
-from tidings.notifications.models import Compensation, NotificationStatus, PaymentRecord, TimelineEvent
+from tidings.notifications.models import (
+    Compensation,
+    Notification,
+    NotificationStatus,
+    PaymentRecord,
+    TimelineEvent,
+)
 from tidings.notifications.store import NotificationNotFound, NotificationStore, iso_from_epoch
 from tidings.webhooks.models import WebhookEvent
 from tidings.webhooks.processor import CHANNEL_STATUS_FOR_DELIVERY, SagaStillRunning
@@ -45,10 +51,8 @@ class DynamoNotificationLedger:
         return self.store.notification_for_payment_intent(payment_intent_id)
 
     def payment_task_token(self, notification_id: str) -> str | None:
-        try:
-            return self.store.get(notification_id).payment_task_token
-        except NotificationNotFound:
-            return None
+        notification = self._find(notification_id)
+        return notification.payment_task_token if notification else None
 
     def clear_task_token(self, notification_id: str, task_token: str) -> None:
         """Forget the token once used, only if it is still the one we used (a new wait keeps its own)."""
@@ -85,10 +89,8 @@ class DynamoNotificationLedger:
         return self.store.set_payment_status(notification_id, status)
 
     def payment(self, notification_id: str) -> PaymentRecord | None:
-        try:
-            return self.store.get(notification_id).payment
-        except NotificationNotFound:
-            return None
+        notification = self._find(notification_id)
+        return notification.payment if notification else None
 
     def mark_compensated(self, notification_id: str, compensation: Compensation) -> None:
         """Record the refund as the saga's RefundPayment step does, and the notification's final status."""
@@ -96,9 +98,8 @@ class DynamoNotificationLedger:
 
     def needs_compensation(self, notification_id: str, channel: str) -> bool:
         """A ``required`` channel of a notification whose payment was taken and not yet given back."""
-        try:
-            notification = self.store.get(notification_id)
-        except NotificationNotFound:
+        notification = self._find(notification_id)
+        if notification is None:
             return False
         record = notification.channels.get(channel)
         due = (
@@ -110,3 +111,9 @@ class DynamoNotificationLedger:
         if due and notification.status in _RUNNING:
             raise SagaStillRunning(notification_id)
         return due
+
+    def _find(self, notification_id: str) -> Notification | None:
+        try:
+            return self.store.get(notification_id)
+        except NotificationNotFound:
+            return None
