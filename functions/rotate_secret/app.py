@@ -1,4 +1,5 @@
-"""RotateSecret: Secrets Manager's rotation function for the Stripe, SendGrid and Twilio secrets."""
+"""RotateSecret: Secrets Manager's rotation function for the Stripe, SendGrid and Twilio secrets and the
+callbacks' signing secret."""
 
 from __future__ import annotations
 

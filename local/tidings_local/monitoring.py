@@ -67,6 +67,16 @@ DEAD_LETTER_QUEUES = {
         "tidings dlq list webhook and the WebhookProcessor log group. Fix, then tidings dlq redrive "
         "webhook. See docs/operations.md#webhookdeadletteralarm."
     ),
+    "CallbackDeadLetterQueue": (
+        "A status event the shop's endpoint refused or never answered on every try (the shop missed it). "
+        "Look: tidings dlq list callback. When the endpoint answers again: tidings dlq redrive callback. "
+        "See docs/operations.md#callbackdeadletteralarm."
+    ),
+    "StatusEventsDeadLetterQueue": (
+        "A batch of notification changes whose status events could not be published after every retry "
+        "(EventBridge or the callback queue refused them). Look at the PublishStatusEvents log group. "
+        "See docs/operations.md#statuseventsdeadletteralarm."
+    ),
 }
 #: Queues on the dashboard (visible messages), in reading order.
 QUEUES = (
@@ -75,6 +85,7 @@ QUEUES = (
     "SmsOutageQueue",
     "EmailRetryQueue",
     "CompensationRetryQueue",
+    "CallbackQueue",
     *DEAD_LETTER_QUEUES,
 )
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)

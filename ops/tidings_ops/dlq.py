@@ -10,6 +10,7 @@ redrive target is the queue whose RedrivePolicy points at it (SQS ListDeadLetter
 * compensation CompensationDeadLetterQueue  -> CompensationRetryQueue  (ReconcilePayment)
 * bulk         BulkDeadLetterQueue          -> BulkQueue               (StartBulkNotifications)
 * webhook      WebhookDeadLetterQueue       -> WebhookQueue            (WebhookProcessor)
+* callback     CallbackDeadLetterQueue      -> CallbackQueue           (SendCallback: the shop's endpoint)
 
 Message bodies hold ids and error types only (contact details stay in the notification table); what
 is shown still passes the layer's redactor.
@@ -30,6 +31,7 @@ DEAD_LETTER_QUEUES = {
     "compensation": "CompensationDeadLetterQueue",
     "bulk": "BulkDeadLetterQueue",
     "webhook": "WebhookDeadLetterQueue",
+    "callback": "CallbackDeadLetterQueue",
 }
 
 

@@ -43,6 +43,9 @@ FAST_SAGA = {
     # A test sends a handful of notifications, not a 5-minute period of traffic: a provider's error rate
     # counts from 3 calls (the breaker opens after 5 failures and then spares the rest).
     "ProviderErrorRateMinimumCalls": "3",
+    # The shop's callbacks: a failed try is tried again at once (the schedule itself is unit-tested).
+    "CallbackRetryBaseSeconds": "0",
+    "CallbackMaxAttempts": "3",
 }
 
 

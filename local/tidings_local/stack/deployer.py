@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings_local.stack.lambdas import FunctionSpec, LambdaRuntime
+from tidings_local.stack.stream_poller import StreamMapping
 from tidings_local.stack.template import (
     ACCOUNT_ID,
     NO_VALUE,
@@ -101,6 +102,7 @@ class DeployedStack:
     sqs_mappings: list[SqsMapping]
     http_apis: list[HttpApi]
     outputs: dict[str, Any]
+    stream_mappings: list[StreamMapping] = field(default_factory=list)
 
     def physical_id(self, logical_id: str) -> Any:
         return self.resources[logical_id].ref
@@ -157,6 +159,7 @@ class Deployer:
         self._clients: dict[str, Any] = {}
         self.deployed: dict[str, Deployed] = {}
         self.sqs_mappings: list[SqsMapping] = []
+        self.stream_mappings: list[StreamMapping] = []
         self.http_apis: dict[str, HttpApi] = {}
         self.resolver = Resolver(template, self._ref, self._get_att)
         self._zip = _dummy_zip()
@@ -232,7 +235,12 @@ class Deployer:
                 continue
             outputs[name] = self._localize(self.resolver.resolve(output.get("Value")))
         return DeployedStack(
-            self.template, self.deployed, self.sqs_mappings, list(self.http_apis.values()), outputs
+            self.template,
+            self.deployed,
+            self.sqs_mappings,
+            list(self.http_apis.values()),
+            outputs,
+            self.stream_mappings,
         )
 
     # --- DynamoDB ----------------------------------------------------------------------------------
@@ -252,6 +260,9 @@ class Deployer:
         }
         if p.get("GlobalSecondaryIndexes"):
             args["GlobalSecondaryIndexes"] = _numbers(p["GlobalSecondaryIndexes"])
+        stream = p.get("StreamSpecification")
+        if stream:
+            args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         table = ddb.create_table(**args)["TableDescription"]
         ttl = p.get("TimeToLiveSpecification")
         if ttl and _bool(ttl.get("Enabled", False)):
@@ -265,7 +276,10 @@ class Deployer:
                 TableName=name,
                 PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
             )
-        return Deployed(logical_id, "AWS::DynamoDB::Table", name, {"Arn": table["TableArn"]})
+        attrs = {"Arn": table["TableArn"]}
+        if table.get("LatestStreamArn"):
+            attrs["StreamArn"] = table["LatestStreamArn"]
+        return Deployed(logical_id, "AWS::DynamoDB::Table", name, attrs)
 
     # --- SQS / SNS ---------------------------------------------------------------------------------
 
@@ -410,6 +424,8 @@ class Deployer:
     def _event_source_mapping(self, logical_id: str, p: dict[str, Any]) -> Deployed:
         source = str(p.get("EventSourceArn", ""))
         mapping_id = str(uuid.uuid4())
+        if source.startswith("arn:aws:dynamodb:") and "/stream/" in source:
+            return self._stream_mapping(logical_id, mapping_id, source, p)
         if not source.startswith("arn:aws:sqs:"):
             log.debug("event source not polled locally: %s (%s)", source, logical_id)
             return Deployed(logical_id, "AWS::Lambda::EventSourceMapping", mapping_id, skipped=True)
@@ -432,6 +448,35 @@ class Deployer:
             )
         )
         return Deployed(logical_id, "AWS::Lambda::EventSourceMapping", mapping_id)
+
+    def _stream_mapping(self, logical_id: str, mapping_id: str, source: str, p: dict[str, Any]) -> Deployed:
+        """A DynamoDB stream source, read by the local stream poller (moto has no reader for it)."""
+        destination = ((p.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        filters = [
+            json.loads(item["Pattern"]) if isinstance(item.get("Pattern"), str) else item.get("Pattern") or {}
+            for item in ((p.get("FilterCriteria") or {}).get("Filters") or [])
+        ]
+        self.stream_mappings.append(
+            StreamMapping(
+                logical_id=logical_id,
+                function_name=str(p["FunctionName"]),
+                stream_arn=source,
+                batch_size=int(p.get("BatchSize", 100)),
+                starting_position=str(p.get("StartingPosition", "LATEST")),
+                maximum_retry_attempts=int(p.get("MaximumRetryAttempts", -1)),
+                on_failure_queue_arn=str(destination) if destination else None,
+                filters=filters,
+                enabled=_bool(p.get("Enabled", True)),
+            )
+        )
+        return Deployed(logical_id, "AWS::Lambda::EventSourceMapping", mapping_id)
+
+    # --- EventBridge -------------------------------------------------------------------------------
+
+    def _event_bus(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        name = p.get("Name") or self.physical_name(logical_id, 256)
+        arn = self.client("events").create_event_bus(Name=name)["EventBusArn"]
+        return Deployed(logical_id, "AWS::Events::EventBus", name, {"Arn": arn, "Name": name})
 
     # --- Step Functions ----------------------------------------------------------------------------
 
@@ -574,6 +619,7 @@ class Deployer:
         "AWS::CloudWatch::Alarm": _alarm,
         "AWS::CloudWatch::Dashboard": _dashboard,
         "AWS::Logs::LogGroup": _log_group,
+        "AWS::Events::EventBus": _event_bus,
     }
 
 

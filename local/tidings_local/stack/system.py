@@ -27,6 +27,7 @@ from tidings_local.stack.lambdas import (
 from tidings_local.stack.moto_server import MotoServer
 from tidings_local.stack.patches import install_moto_lambda_patch
 from tidings_local.stack.sqs_poller import SqsPoller
+from tidings_local.stack.stream_poller import StreamPoller
 from tidings_local.stack.template import REGION, load_template, parse_yaml
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,18 @@ RETURN_URL_PARAMETER = "StripeReturnUrl"
 AUDIENCE_PARAMETER = "JwtAudience"
 # Plain http to the local system's own callback receiver (on AWS the parameter stays empty: https only).
 CALLBACK_HTTP_HOSTS_PARAMETER = "CallbackHttpAllowedHosts"
+# Where notifications without their own callback_url call back: the receiver, when asked (`make run`).
+DEFAULT_CALLBACK_PARAMETER = "DefaultCallbackUrl"
+CALLBACK_SECRET_RESOURCE = "CallbackSigningSecret"
 
 
 def default_secret_values() -> dict[str, dict[str, str]]:
-    """Seeds for the template's provider secrets: the sandboxes' documented local credentials."""
+    """Seeds for the template's secrets: the sandboxes' documented local credentials, and a fresh
+    signing key for the shop's callbacks (on AWS its rotation makes the first one on deploy)."""
+    from tidings.outbound.signing import generate_secret
     from tidings_local.sandboxes.credentials import provider_secret_values
 
-    return provider_secret_values()
+    return {**provider_secret_values(), "callbacks": {"signing_secret": generate_secret()}}
 
 
 def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str | None) -> dict[str, Any]:
@@ -101,6 +107,8 @@ class LocalSystem:
         self.stack: DeployedStack | None = None
         self.sandboxes: dict[str, Any] = {}
         self.pollers: list[SqsPoller] = []
+        self.stream_pollers: list[StreamPoller] = []
+        self.callback_receiver: Any = None
         self._clients: dict[str, Any] = {}
         self._stopped = False
 
@@ -127,6 +135,8 @@ class LocalSystem:
         warm_containers: bool = False,
         reload_code: bool = False,
         seed: str | Path | None = None,
+        callback_receiver_port: int | None = 0,
+        default_callback: bool = False,
     ) -> LocalSystem:
         system = cls()
         try:
@@ -150,6 +160,8 @@ class LocalSystem:
                 warm_containers=warm_containers,
                 reload_code=reload_code,
                 seed=seed,
+                callback_receiver_port=callback_receiver_port,
+                default_callback=default_callback,
             )
         except BaseException:
             system.stop()
@@ -195,8 +207,16 @@ class LocalSystem:
             automatic[ISSUER_PARAMETER] = self.issuer.url
         if AUDIENCE_PARAMETER in declared:
             automatic[AUDIENCE_PARAMETER] = audience
-        if CALLBACK_HTTP_HOSTS_PARAMETER in declared:
-            automatic[CALLBACK_HTTP_HOSTS_PARAMETER] = host
+        if options["callback_receiver_port"] is not None:
+            from tidings_local.stack.callback_receiver import CallbackReceiver
+
+            self.callback_receiver = CallbackReceiver(
+                host, options["callback_receiver_port"], secret=self._callback_signing_secret
+            ).start()
+            if CALLBACK_HTTP_HOSTS_PARAMETER in declared:
+                automatic[CALLBACK_HTTP_HOSTS_PARAMETER] = host
+            if DEFAULT_CALLBACK_PARAMETER in declared and options["default_callback"]:
+                automatic[DEFAULT_CALLBACK_PARAMETER] = self.callback_receiver.callback_url
         if PUBLIC_API_PARAMETER in declared and options["serve_api"]:
             automatic[PUBLIC_API_PARAMETER] = self.api.url
 
@@ -223,6 +243,12 @@ class LocalSystem:
             self.pollers = [
                 SqsPoller(m, self.runtime, sqs).start() for m in self.stack.sqs_mappings if m.enabled
             ]
+            streams = self.boto3_client("dynamodbstreams")
+            self.stream_pollers = [
+                StreamPoller(m, self.runtime, streams, sqs).start()
+                for m in self.stack.stream_mappings
+                if m.enabled
+            ]
         self._check_authorizers()
         if options["reload_code"]:
             self.runtime.watch_code(extra_dirs=shared_code_dirs())
@@ -231,6 +257,17 @@ class LocalSystem:
         self.api.set_apis(self.stack.http_apis)
         if options["serve_api"]:
             self.api.serve()
+
+    def _callback_signing_secret(self) -> str | None:
+        """The signing key the stack holds now (the receiver verifies with it, as a shop would)."""
+        if self.stack is None or CALLBACK_SECRET_RESOURCE not in self.stack.resources:
+            return None
+        import json
+
+        value = self.boto3_client("secretsmanager").get_secret_value(
+            SecretId=self.physical_id(CALLBACK_SECRET_RESOURCE)
+        )
+        return json.loads(value["SecretString"]).get("signing_secret")
 
     def _check_authorizers(self) -> None:
         """Tokens from the local issuer must fit the template's JWT authorizers; say so when they cannot."""
@@ -326,6 +363,10 @@ class LocalSystem:
             poller.stop(wait=False)
         for poller in self.pollers:
             poller.stop()
+        for stream_poller in self.stream_pollers:
+            stream_poller.stop()
+        if self.callback_receiver is not None:
+            self.callback_receiver.stop()
         if self.api is not None:
             self.api.stop()
         if self.runtime is not None:

@@ -136,6 +136,18 @@ def _acknowledged(result: Any, _logs: str) -> None:
     assert 200 <= result["statusCode"] < 300, result
 
 
+def _published(result: Any, logs: str) -> None:
+    # The e-mail's delivered status: one event on the bus (no callback: the stack has no default URL)
+    assert result == {"events": 1, "callbacks": 0}
+    assert "status events published" in logs
+
+
+def _callback_retried(result: Any, logs: str) -> None:
+    # Nothing listens at the sample's URL: the try fails and the message is put off for the next one
+    assert result == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-0000-0000-000000000001"}]}
+    assert "callback failed: tried again later" in logs
+
+
 def _swept(result: Any, logs: str) -> None:
     # A fresh stack runs no saga: nothing is late, and the count is published as an EMF metric
     assert result == {"running": 0, "not_final": 0, "oldest_age_seconds": 0.0}
@@ -169,9 +181,11 @@ SAMPLES: dict[str, tuple[str, Check]] = {
     "reconcile_sweep.json": ("ReconcileSweepFunction", _nothing_to_repair),
     "record_outcome_compensated.json": ("RecordOutcomeFunction", _finished("compensated")),
     "record_outcome_delivered.json": ("RecordOutcomeFunction", _finished("delivered")),
+    "publish_status_events.json": ("PublishStatusEventsFunction", _published),
     "refund_payment.json": ("RefundPaymentFunction", _refunded),
     "retry_delivery_email.json": ("RetryDeliveryFunction", _no_failed_records),
     "retry_delivery_sms.json": ("RetryDeliveryFunction", _no_failed_records),
+    "send_callback.json": ("SendCallbackFunction", _callback_retried),
     "send_email_sendgrid.json": ("SendEmailFunction", _sent_by("sendgrid")),
     "send_email_ses.json": ("SendEmailFunction", _sent_by("ses")),
     "send_sms_sns.json": ("SendSmsFunction", _sent_by("sns")),

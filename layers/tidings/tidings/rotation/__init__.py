@@ -29,7 +29,8 @@ def build_rotator(
     http: Any,
     clock: Callable[[], float] = time.time,
 ) -> SecretRotator:
-    """A rotator for every provider secret configured in ``settings`` (``<PROVIDER>_SECRET_ARN``)."""
+    """A rotator for every provider secret configured in ``settings`` (``<PROVIDER>_SECRET_ARN``), and
+    for the callbacks' signing secret (``CALLBACK_SECRET_ARN``)."""
     import httpx
 
     from tidings.providers.sendgrid import sendgrid_error
@@ -62,6 +63,12 @@ def build_rotator(
             roll_webhook_secret=rotation_settings.roll_stripe_webhook_secret,
             grace_seconds=rotation_settings.webhook_grace_seconds,
             clock=clock,
+        )
+    if rotation_settings.callback_secret_arn:
+        from tidings.rotation.callbacks import CallbackSecretRotation
+
+        rotations[rotation_settings.callback_secret_arn] = CallbackSecretRotation(
+            grace_seconds=rotation_settings.webhook_grace_seconds, clock=clock
         )
     return SecretRotator(secrets_client, rotations, clock=clock)
 

@@ -28,6 +28,8 @@ class RotationSettings(TidingsSettings):
     )
     #: Start of the name given to each new provider key (the date and the rotation token follow).
     key_name_prefix: str = Field("tidings", min_length=1, max_length=30, alias="ROTATION_KEY_NAME_PREFIX")
+    #: The shop's callbacks' signing secret (docs/callbacks.md), rotated with the same grace window.
+    callback_secret_arn: str | None = Field(None, alias="CALLBACK_SECRET_ARN")
 
     @field_validator("sendgrid_key_scopes", mode="before")
     @classmethod
