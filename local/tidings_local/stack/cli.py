@@ -22,6 +22,8 @@ STATE_DIR = Path(".local-state")
 ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
 JWT_KEY_FILE = STATE_DIR / "jwt-signing-key.pem"
 DEFAULT_SANDBOX_PORTS = {"stripe": 12111, "sendgrid": 12112, "twilio": 12113}
+#: Where `tidings local up` receives the shop's callbacks (docs/callbacks.md).
+CALLBACK_RECEIVER_PORT = 12114
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _serving_options(up)
     _common(up)
     up.set_defaults(func=cmd_up)
+
+    callbacks = commands.add_parser(
+        "callbacks", help="the status callbacks the local receiver got (docs/callbacks.md)"
+    )
+    callbacks.add_argument("--url", default=None, help="default: the running `tidings local up` receiver")
+    callbacks.add_argument("--json", action="store_true", help="everything recorded, as JSON")
+    callbacks.add_argument("--fail", type=int, default=None, metavar="N", help="answer the next N with 503")
+    callbacks.set_defaults(func=cmd_callbacks)
 
     token = commands.add_parser("token", help="print a JWT the local API accepts")
     token.add_argument("--issuer-url", help="default: the running `tidings local up` issuer")
@@ -237,7 +247,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     _configure_logging(args.debug)
     STATE_DIR.mkdir(exist_ok=True)
     with LocalSystem.start(
-        **_serving_system_options(args), sandboxes=not args.no_sandboxes, sandbox_ports=DEFAULT_SANDBOX_PORTS
+        **_serving_system_options(args),
+        sandboxes=not args.no_sandboxes,
+        sandbox_ports=DEFAULT_SANDBOX_PORTS,
+        callback_receiver_port=CALLBACK_RECEIVER_PORT,
+        default_callback=True,
     ) as system:
         from tidings_local.console.server import for_local_system
 
@@ -262,6 +276,7 @@ def _write_endpoints(system: Any) -> None:
         "issuer_url": system.issuer_url,
         "moto_url": system.moto_url,
         "sandboxes": {name: sb.base_url for name, sb in system.sandboxes.items()},
+        "callback_receiver": system.callback_receiver.base_url if system.callback_receiver else None,
     }
     ENDPOINTS_FILE.write_text(json.dumps(endpoints, indent=2) + "\n")
 
@@ -286,6 +301,11 @@ def _banner(system: Any) -> str:
         lines.append(f"  {name:<14} {sandbox.base_url}  (sandbox)")
     if not system.sandboxes:
         lines.append("  sandboxes      not started: providers use the template's base URLs")
+    if system.callback_receiver is not None:
+        lines.append(
+            f"  callbacks      {system.callback_receiver.callback_url}  (the shop's status events: "
+            ".venv/bin/tidings local callbacks)"
+        )
     lines += ["", "Routes:", _routes_text(system), ""]
     lines += [
         "Get a token:",
@@ -309,6 +329,53 @@ SAMPLE_NOTIFICATION = {
     "receipt": {"subject": "Your receipt for order-1001", "text": "Thank you for your order."},
     "sms": {"text": "Order order-1001 is paid. Thank you!"},
 }
+
+
+def cmd_callbacks(args: argparse.Namespace) -> int:
+    """List what the local callback receiver got, or script its next failures."""
+    url = args.url
+    if url is None:
+        endpoints = json.loads(ENDPOINTS_FILE.read_text()) if ENDPOINTS_FILE.is_file() else {}
+        url = endpoints.get("callback_receiver")
+        if not url:
+            print(
+                "error: no running local system found; start `tidings local up` or pass --url",
+                file=sys.stderr,
+            )
+            return 1
+    base = url.rstrip("/")
+    try:
+        if args.fail is not None:
+            request = urllib.request.Request(
+                base + "/_receiver/fail",
+                data=json.dumps({"count": args.fail, "status": 503}).encode(),
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                print(response.read().decode().strip())
+            return 0
+        with urllib.request.urlopen(base + "/_receiver/callbacks", timeout=5) as response:
+            records = json.loads(response.read())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: the callback receiver at {base} did not answer ({exc})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    print(f"{'webhook-id':<37} {'type':<28} {'notification':<36} {'status':<24} {'verified':<8} try answered")
+    for record in records:
+        data = record.get("data") or {}
+        status = data.get("status") or ""
+        if record.get("type") == "notification.channel.updated":
+            status = f"{data.get('channel')}: {data.get('channel_status')}"
+        verified = "yes" if record.get("verified") else f"no ({record.get('rejection')})"
+        print(
+            f"{record.get('webhook_id') or '':<37} {record.get('type') or '':<28} "
+            f"{data.get('notification_id') or '':<36} {status:<24} {verified:<8} "
+            f"{record.get('delivery'):<3} {record.get('answered')}"
+        )
+    print(f"{len(records)} callbacks, {len({r.get('webhook_id') for r in records})} distinct events")
+    return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -175,7 +175,7 @@ def test_every_dead_letter_queue_and_the_sms_outage_queue_is_alarmed(cfn):
     }
     # A DLQ the saga writes to directly (no redrive policy points at it) is one by its name
     dead_letter_queues = dead_letter_targets | {lid for lid in queues if "DeadLetter" in lid}
-    assert len(dead_letter_queues) == 5
+    assert len(dead_letter_queues) == 7  # the five of the saga and webhooks, the two of the status events
     watched = _alarmed_queues(cfn)
     for queue in dead_letter_queues:
         assert "ApproximateNumberOfMessagesVisible" in watched.get(queue, set()), queue

@@ -132,7 +132,7 @@ class CallbackSender:
         last = attempt >= self.settings.max_attempts or isinstance(error, CallbackUrlRefused)
         delay = 0 if last else self.settings.delay_after(attempt)
         self.redeliver_after(str(record["receiptHandle"]), delay)
-        fields = {
+        fields: dict[str, Any] = {
             "webhook_id": message.webhook_id,
             "event_type": message.type,
             "attempt": attempt,
