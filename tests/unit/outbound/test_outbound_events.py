@@ -9,7 +9,7 @@ import pytest
 from support.saga import create_table_from_template, notification_request
 from support.template import resource_properties
 
-from tidings.notifications.models import ChannelStatus, Notification, NotificationStatus
+from tidings.notifications.models import ChannelStatus, Compensation, Notification, NotificationStatus
 from tidings.notifications.store import NotificationStore
 from tidings.outbound.events import CHANNEL_UPDATED, FINISHED, events_for_stream_record
 
@@ -144,7 +144,14 @@ def test_event_ids_are_stable_for_the_same_change_and_differ_between_changes(str
 
     # A later final status (a refund after the end) is a new event with its own id
     store.compensate(
-        NID, "email", reason="bounced", refund_id="re_1", refund_status="succeeded", payment_intent_id="pi_1"
+        NID,
+        Compensation(
+            channel="email",
+            reason="bounced",
+            refund_id="re_1",
+            refund_status="succeeded",
+            payment_intent_id="pi_1",
+        ),
     )
     compensated = [event for event in events_of(stream()) if event.type == FINISHED]
     assert [event.data["status"] for event in compensated] == ["compensated"]
