@@ -38,6 +38,7 @@ from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQ
 from tidings.api.request_id import InvalidRequestId, request_id, with_request_id
 from tidings.api.service import (
     Accepted,
+    BulkAccepted,
     IdempotencyKeyReused,
     NotificationService,
     OrderAlreadyCharged,
@@ -216,8 +217,9 @@ class NotifyApi:
         @app.post(
             "/notifications/bulk",
             summary="Start many notifications",
-            responses=doc.ok(202, "Accepted (some items may be rejected)")
-            | doc.errors(400, 401, 413, 415, 422),
+            responses=doc.ok(202, "Accepted (some items may be rejected)", BulkAccepted)
+            | doc.errors(400, 401, 413, 415)
+            | doc.bulk_rejected(BulkAccepted),
         )
         @tracer.capture_method(capture_response=False)
         def create_bulk(  # type: ignore[no-untyped-def]

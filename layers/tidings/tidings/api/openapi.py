@@ -108,6 +108,17 @@ def errors(*statuses: int) -> dict[int, OpenAPIResponse]:
     }
 
 
+def bulk_rejected(results: type[BaseModel]) -> dict[int, OpenAPIResponse]:
+    """``POST /notifications/bulk``'s 422: every item rejected (the per-item results), or the request
+    itself invalid (the error body)."""
+    description = (
+        "Every item rejected: the per-item results with each item's errors; or the request itself invalid "
+        + "(code validation_error, idempotency_key_reused)"
+    )
+    content: dict[str, Any] = {"application/json": {"model": results | ErrorBody}}
+    return {422: {"description": description, "content": content}}
+
+
 def ok(status: int, description: str, model: type[BaseModel] | None = None) -> dict[int, OpenAPIResponse]:
     entry: OpenAPIResponse = {"description": description}
     if model is not None:
