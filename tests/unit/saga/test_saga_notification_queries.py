@@ -240,12 +240,12 @@ def test_the_timeline_route_answers_only_the_owner(api):
 
 # --- the OpenAPI document and Swagger UI ---------------------------------------------------------------
 DOCUMENTED = {
-    ("/notifications", "post"): {"202", "400", "401", "409", "413", "415", "422"},
-    ("/notifications", "get"): {"200", "400", "401", "422"},
-    ("/notifications/{notification_id}", "get"): {"200", "401", "404", "422"},
-    ("/notifications/{notification_id}/timeline", "get"): {"200", "401", "404", "422"},
-    ("/notifications/bulk", "post"): {"202", "400", "401", "413", "415", "422"},
-    ("/notifications/bulk/{bulk_id}", "get"): {"200", "401", "404", "422"},
+    ("/notifications", "post"): {"202", "400", "401", "403", "409", "413", "415", "422"},
+    ("/notifications", "get"): {"200", "400", "401", "403", "422"},
+    ("/notifications/{notification_id}", "get"): {"200", "401", "403", "404", "422"},
+    ("/notifications/{notification_id}/timeline", "get"): {"200", "401", "403", "404", "422"},
+    ("/notifications/bulk", "post"): {"202", "400", "401", "403", "413", "415", "422"},
+    ("/notifications/bulk/{bulk_id}", "get"): {"200", "401", "403", "404", "422"},
 }
 
 

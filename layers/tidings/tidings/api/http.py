@@ -150,7 +150,7 @@ class NotifyApi:
         @app.post(
             "/notifications",
             summary="Start a notification",
-            responses=doc.ok(202, "Accepted", Accepted) | doc.errors(400, 401, 409, 413, 415, 422),
+            responses=doc.ok(202, "Accepted", Accepted) | doc.errors(400, 401, 403, 409, 413, 415, 422),
         )
         @tracer.capture_method(capture_response=False)
         def create_notification(  # type: ignore[no-untyped-def]
@@ -169,7 +169,7 @@ class NotifyApi:
         @app.get(
             "/notifications/<notification_id>",
             summary="A notification's status and timeline",
-            responses=doc.ok(200, "The notification") | doc.errors(401, 404, 422),
+            responses=doc.ok(200, "The notification") | doc.errors(401, 403, 404, 422),
         )
         @tracer.capture_method(capture_response=False)
         def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
@@ -178,7 +178,7 @@ class NotifyApi:
         @app.get(
             "/notifications",
             summary="The caller's notifications, newest first, with filters",
-            responses=doc.ok(200, "One page", doc.NotificationPage) | doc.errors(400, 401, 422),
+            responses=doc.ok(200, "One page", doc.NotificationPage) | doc.errors(400, 401, 403, 422),
         )
         @tracer.capture_method(capture_response=False)
         def list_notifications(
@@ -208,7 +208,7 @@ class NotifyApi:
         @app.get(
             "/notifications/<notification_id>/timeline",
             summary="One notification's joined timeline: states, provider calls, webhooks, queue hops",
-            responses=doc.ok(200, "The timeline", doc.Timeline) | doc.errors(401, 404, 422),
+            responses=doc.ok(200, "The timeline", doc.Timeline) | doc.errors(401, 403, 404, 422),
         )
         @tracer.capture_method(capture_response=False)
         def get_timeline(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
@@ -218,7 +218,7 @@ class NotifyApi:
             "/notifications/bulk",
             summary="Start many notifications",
             responses=doc.ok(202, "Accepted (some items may be rejected)", BulkAccepted)
-            | doc.errors(400, 401, 413, 415)
+            | doc.errors(400, 401, 403, 413, 415)
             | doc.bulk_rejected(BulkAccepted),
         )
         @tracer.capture_method(capture_response=False)
@@ -236,7 +236,7 @@ class NotifyApi:
         @app.get(
             "/notifications/bulk/<bulk_id>",
             summary="Per-item results of a bulk request",
-            responses=doc.ok(200, "Per-item results and counts") | doc.errors(401, 404, 422),
+            responses=doc.ok(200, "Per-item results and counts") | doc.errors(401, 403, 404, 422),
         )
         @tracer.capture_method(capture_response=False)
         def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:

@@ -31,6 +31,12 @@ class ErrorBody(BaseModel):
     status_url: str | None = Field(None, description="For 409 order_already_charged: where to see it")
 
 
+class GatewayRefusal(BaseModel):
+    """What API Gateway's JWT authorizer answers itself (403 ``{"message": "Forbidden"}``)."""
+
+    message: str
+
+
 class ListedChannel(BaseModel):
     policy: str | None = None
     status: str | None = None
@@ -87,6 +93,10 @@ _DESCRIPTIONS = {
         'No valid bearer token: API Gateway\'s JWT authorizer answers {"message": "Unauthorized"} '
         "before the function runs; a token without a subject gets code unauthorized"
     ),
+    403: (
+        'The token lacks the route\'s scope: API Gateway answers {"message": "Forbidden"} before the '
+        "function runs. Sending (POST) needs notifications/write, reading (GET) notifications/read"
+    ),
     404: "Not found, or not the caller's (code not_found)",
     409: (
         "A request with this Idempotency-Key is still in progress (code idempotency_in_progress, "
@@ -103,7 +113,10 @@ _DESCRIPTIONS = {
 def errors(*statuses: int) -> dict[int, OpenAPIResponse]:
     """The ``responses`` entries of a route for these error statuses, with the real error body."""
     return {
-        status: {"description": _DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorBody}}}
+        status: {
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/json": {"model": GatewayRefusal if status == 403 else ErrorBody}},
+        }
         for status in statuses
     }
 
