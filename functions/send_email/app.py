@@ -25,7 +25,10 @@ class SendEmailInput(BaseModel):
 @event_parser(model=SendEmailInput)
 def lambda_handler(event: SendEmailInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().send(event.notification_id, "email", event.provider, event.attempt)
-    logger.info("email sent", provider=result.provider, provider_message_id=result.provider_message_id)
     metrics.add_dimension(name="provider", value=event.provider)
+    if result.skipped:  # not asked for, or the recipient is suppressed: nothing sent
+        logger.info("email skipped", reason=result.skipped)
+        return result.model_dump(mode="json")
+    logger.info("email sent", provider=result.provider, provider_message_id=result.provider_message_id)
     metrics.add_metric(name="EmailSent", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

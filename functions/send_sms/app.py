@@ -25,7 +25,10 @@ class SendSmsInput(BaseModel):
 @event_parser(model=SendSmsInput)
 def lambda_handler(event: SendSmsInput, context: LambdaContext) -> dict[str, Any]:
     result = get_steps().send(event.notification_id, "sms", event.provider, event.attempt)
-    logger.info("sms sent", provider=result.provider, provider_message_id=result.provider_message_id)
     metrics.add_dimension(name="provider", value=event.provider)
+    if result.skipped:  # not asked for, or the recipient is suppressed: nothing sent
+        logger.info("sms skipped", reason=result.skipped)
+        return result.model_dump(mode="json")
+    logger.info("sms sent", provider=result.provider, provider_message_id=result.provider_message_id)
     metrics.add_metric(name="SmsSent", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -16,6 +16,7 @@ import sys
 # Modules exposing `register(subparsers)`; each adds top-level command groups.
 COMMAND_MODULES = (
     "tidings_ops.commands",  # tidings notifications|executions|errors|dlq|replay
+    "tidings_ops.suppressions",  # tidings suppressions list|add|remove
     "tidings_local.sandboxes.cli",  # tidings sandbox serve|fault|requests|reset
     "tidings_local.stack.cli",  # tidings local up|invoke|start-api|token
     "tidings_local.console.cli",  # tidings console

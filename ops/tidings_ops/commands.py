@@ -219,7 +219,7 @@ def _print_notification(n: dict[str, Any]) -> None:
             ("reason", n.get("status_reason") or ""),
             ("created", n["created_at"]),
             ("finished", n.get("finished_at") or ""),
-            ("customer", f"{n['customer']['email']} {n['customer']['phone']}"),
+            ("customer", f"{n['customer'].get('email') or ''} {n['customer'].get('phone') or ''}".strip()),
             (
                 "payment",
                 f"{n['payment'].get('amount')} {n['payment'].get('currency')} {n['payment'].get('status')}",

@@ -170,6 +170,22 @@ class ProviderTimeout(TransientProviderError):
     category = "timeout"
 
 
+# --- not a provider's: the saga's own refusal ------------------------------------------------------
+
+
+class RecipientSuppressed(Exception):
+    """A required channel's recipient is on the suppression list (opted out, unsubscribed, bounced):
+    nothing was sent and no provider was called. The saga undoes the payment, as for a refusal."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(f"the {channel} recipient is suppressed ({reason})")
+        self.channel = channel
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error_type": type(self).__name__, "channel": self.channel, "reason": self.reason}
+
+
 #: Every error type by name, for the state machine contract test and for docs.
 ERROR_TYPES: dict[str, type[ProviderError]] = {
     cls.__name__: cls
@@ -199,3 +215,6 @@ TRANSIENT_ERROR_NAMES: tuple[str, ...] = (
     "NetworkError",
     "ProviderTimeout",
 )
+
+#: The saga's own typed refusals (no provider called): matched by Catch like the provider errors.
+SAGA_ERROR_TYPES: dict[str, type[Exception]] = {RecipientSuppressed.__name__: RecipientSuppressed}

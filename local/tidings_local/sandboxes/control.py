@@ -147,6 +147,12 @@ class SandboxClient:
         instead of ``delivered``."""
         self._call("POST", "sendgrid/bounces", json={"email": email, "event": event, "reason": reason})
 
+    def inbound_sms(self, sender: str, body: str = "STOP", url: str | None = None) -> dict[str, Any]:
+        """Twilio: ``sender`` texts ``body`` to the account's number; the incoming-message webhook goes to
+        ``url`` (else the configured one). STOP (and Twilio's other opt-out keywords) opts the number out:
+        later sends to it are refused with 21610; START opts it back in."""
+        return self._call("POST", "twilio/inbound", json={"from": sender, "body": body, "url": url})
+
     def set_undeliverable(self, to: str, error_code: int = 30003, status: str = "undelivered") -> None:
         """Twilio: messages to ``to`` end ``undelivered`` (or ``failed``) with ``error_code``."""
         self._call(

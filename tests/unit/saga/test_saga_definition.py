@@ -58,7 +58,9 @@ def test_every_error_name_matched_is_a_typed_error_or_a_service_error(definition
     for name, state in _tasks(definition).items():
         for block in state.get("Retry", []) + state.get("Catch", []):
             for error_name in block["ErrorEquals"]:
-                known = error_name in errors.ERROR_TYPES or error_name in runtime_errors
+                known = (
+                    error_name in errors.ERROR_TYPES | errors.SAGA_ERROR_TYPES or error_name in runtime_errors
+                )
                 assert known or error_name.startswith(allowed_prefixes), (
                     name,
                     error_name,
@@ -99,7 +101,8 @@ def test_a_permanent_refusal_never_falls_back(definition):
         ("SendSmsViaSns", "CheckSmsPolicyAfterRejection"),
     ):
         first = tasks[name]["Catch"][0]
-        assert first["ErrorEquals"] == ["InvalidRequest"]
+        # A refusal, or a suppressed recipient: neither goes to the other provider
+        assert first["ErrorEquals"] == ["InvalidRequest", "RecipientSuppressed"]
         assert first["Next"] == rejected
 
 

@@ -45,10 +45,13 @@ from tidings.api.service import (
     service_for,
 )
 from tidings.api.settings import ApiSettings
+from tidings.config import ConfigurationError
+from tidings.errors import RecipientSuppressed
 from tidings.notifications import NotificationNotFound, NotificationRequest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.observability import logger, metrics, tracer
 from tidings.outbound.urls import CallbackUrlRefused
+from tidings.suppressions.service import SuppressionService
 
 #: ``Idempotency-Key``: 1-255 printable ASCII characters.
 IdempotencyKey = Annotated[
@@ -84,6 +87,9 @@ class NotifyApi:
         self.app.enable_swagger(path="/swagger", persist_authorization=True, **about)
         self._routes()
         self._errors()
+        from tidings.api import suppressions
+
+        suppressions.register(self.app, lambda: self.suppressions, self.client_id, _error)
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """One API Gateway (HTTP API, payload 2.0) event to its response, carrying the request id."""
@@ -111,6 +117,15 @@ class NotifyApi:
     @cached_property
     def service(self) -> NotificationService:
         return self._service_factory()
+
+    @cached_property
+    def suppressions(self) -> "SuppressionService":
+        service = self.service.suppressions()
+        if service is None:
+            raise ConfigurationError(
+                "SUPPRESSIONS_TABLE is not set: the function's template entry must pass it"
+            )
+        return service
 
     @cached_property
     def queries(self) -> NotificationQueries:
@@ -307,6 +322,17 @@ class NotifyApi:
                 "order_already_charged",
                 notification_id=exc.notification_id,
                 status_url=exc.status_url,
+            )
+
+        @app.exception_handler(RecipientSuppressed)
+        def suppressed(exc: RecipientSuppressed) -> Response:
+            return _error(
+                422,
+                f"the {exc.channel} channel is required but its recipient is on the suppression list; "
+                "nothing was charged",
+                "recipient_suppressed",
+                channel=exc.channel,
+                reason=exc.reason,
             )
 
         @app.exception_handler([IdempotencyValidationError, IdempotencyKeyReused])

@@ -106,7 +106,11 @@ _DESCRIPTIONS = {
     ),
     413: "Body too large (code payload_too_large)",
     415: "The body is not application/json (code unsupported_media_type)",
-    422: "Invalid request: each problem's location and type (code validation_error, idempotency_key_reused)",
+    422: (
+        "Invalid request: each problem's location and type (code validation_error, idempotency_key_reused), "
+        "or a required channel whose recipient is on the suppression list (code recipient_suppressed, "
+        "with the channel and the suppression's reason; nothing was stored or charged)"
+    ),
 }
 
 

@@ -11,15 +11,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api.settings import ServiceSettings, service_settings
 from tidings.config import ConfigurationError
+from tidings.errors import RecipientSuppressed
 from tidings.notifications.models import (
     Bulk,
     BulkItem,
+    ChannelPolicy,
     ChannelRecord,
     FieldError,
     Notification,
@@ -32,6 +34,9 @@ from tidings.observability import mask_email, mask_name, mask_phone
 from tidings.outbound.urls import CallbackUrlRefused, check_callback_url, host_list
 from tidings.saga.keys import notification_id_for
 from tidings.saga.result_paths import execution_input as saga_input
+
+if TYPE_CHECKING:
+    from tidings.suppressions.service import SuppressionService
 
 BULK_NAMESPACE = uuid.UUID("0b8e3a5c-7f0e-4d55-8c3e-5e9a1f6b2d17")
 #: Notification ids per bulk queue message: one consumer invocation starts this many sagas.
@@ -106,8 +111,8 @@ class Accepted(BaseModel):
 
 class MaskedCustomer(BaseModel):
     name: str
-    email: str
-    phone: str
+    email: str | None
+    phone: str | None
 
 
 class PaymentView(BaseModel):
@@ -175,10 +180,14 @@ class NotificationService:
         if request.callback_url is not None:
             check_callback_url(request.callback_url, self.callback_http_hosts)
 
+    #: The suppression list (None: no list, nothing is refused for it).
+    suppressions: Callable[[], SuppressionService | None] = lambda: None
+
     # --- one notification -----------------------------------------------------------------------
     def submit(self, client_id: str, idempotency_key: str, request: NotificationRequest) -> Accepted:
         """Store the notification and start its saga; a replay returns the first submission's answer."""
         self.check_callback_url(request)
+        self.refuse_suppressed(request)
         notification_id = notification_id_for(client_id, idempotency_key)
         notification = self._new(notification_id, client_id, request)
         if request.new_charge:
@@ -191,6 +200,21 @@ class NotificationService:
                 return self._accepted(existing)
         arn = self.start(notification_id)
         return self._accepted(self.store.get(notification_id).model_copy(update={"execution_arn": arn}))
+
+    def refuse_suppressed(self, request: NotificationRequest) -> None:
+        """Raise ``RecipientSuppressed`` for a required channel whose recipient is on the suppression
+        list: refused before anything is stored or charged. A best-effort one is skipped by the saga."""
+        required = [
+            channel
+            for channel in request.channels
+            if getattr(request.delivery_policy, channel) == ChannelPolicy.REQUIRED
+        ]
+        service = self.suppressions() if required else None
+        for channel in required if service else ():
+            address = request.recipient(channel)
+            entry = service.find(channel, address) if service and address else None  # type: ignore[arg-type]
+            if entry is not None:
+                raise RecipientSuppressed(channel, entry.reason.value)
 
     def start(self, notification_id: str) -> str:
         """Start (or find) the one execution of this notification: its name is the notification id."""
@@ -225,8 +249,8 @@ class NotificationService:
             execution_arn=notification.execution_arn,
             customer=MaskedCustomer(
                 name=mask_name(customer.name),
-                email=mask_email(customer.email),
-                phone=mask_phone(customer.phone),
+                email=mask_email(customer.email) if customer.email else None,
+                phone=mask_phone(customer.phone) if customer.phone else None,
             ),
             payment=PaymentView.model_validate(notification.payment.model_dump()),
             channels=notification.channels,
@@ -263,6 +287,21 @@ class NotificationService:
                     loc=["items", index, "callback_url"], type=refused.reason, message=refused.message
                 )
                 results.append(BulkItem(index=index, status="rejected", errors=[refusal]))
+                continue
+            try:
+                self.refuse_suppressed(request)
+            except RecipientSuppressed as refused_recipient:
+                suppressed = FieldError(
+                    loc=[
+                        "items",
+                        index,
+                        "customer",
+                        "email" if refused_recipient.channel == "email" else "phone",
+                    ],
+                    type="recipient_suppressed",
+                    message=str(refused_recipient),
+                )
+                results.append(BulkItem(index=index, status="rejected", errors=[suppressed]))
                 continue
             notification_id = notification_id_for(client_id, request.order_reference)
             if notification_id in new:
@@ -413,7 +452,19 @@ def service_for(settings: ServiceSettings) -> NotificationService:
         state_machine_arn=settings.state_machine_arn,
         bulk_queue_url=settings.bulk_queue_url,
         callback_http_hosts=host_list(settings.callback_http_allowed_hosts),
+        suppressions=lru_cache(maxsize=1)(lambda: _suppression_service(settings.suppressions_table)),
     )
+
+
+def _suppression_service(table: str | None) -> SuppressionService | None:
+    if not table:
+        return None
+    import boto3
+
+    from tidings.suppressions.service import SuppressionService
+    from tidings.suppressions.store import SuppressionStore
+
+    return SuppressionService(SuppressionStore(boto3.resource("dynamodb").Table(table)))
 
 
 @lru_cache(maxsize=1)

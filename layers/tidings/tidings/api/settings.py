@@ -24,6 +24,8 @@ class ServiceSettings(TidingsSettings):
     bulk_queue_url: str | None = Field(None, alias="BULK_QUEUE_URL", min_length=1)
     #: Hosts a ``callback_url`` may reach over plain http (comma-separated; empty: https only).
     callback_http_allowed_hosts: str | None = Field(None, alias="CALLBACK_HTTP_ALLOWED_HOSTS")
+    #: The suppression list: a required channel whose recipient is on it is refused (422). Unset, none.
+    suppressions_table: str | None = Field(None, alias="SUPPRESSIONS_TABLE", min_length=1)
 
 
 class ApiSettings(ServiceSettings):

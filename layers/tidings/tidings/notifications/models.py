@@ -65,6 +65,13 @@ class ChannelPolicy(StrEnum):
     BEST_EFFORT = "best_effort"
 
 
+#: The delivery channels a notification may ask for (its ``receipt`` and ``sms`` content).
+CHANNELS = ("email", "sms")
+#: The execution input's ``delivery_policy`` for a channel the notification did not ask for: the saga
+#: skips it without calling a provider, and it counts for nothing in the final status.
+NOT_REQUESTED = "not_requested"
+
+
 class NotificationStatus(StrEnum):
     ACCEPTED = "accepted"  # stored, saga not started yet (bulk items wait in the bulk queue)
     RUNNING = "running"
@@ -136,16 +143,17 @@ class Customer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: LineText = Field(min_length=1, max_length=200)
-    email: EmailStr
-    phone: str = Field(
-        description="E.164 with ASCII digits, e.g. +447700900123",
+    email: EmailStr | None = Field(default=None, description="Needed when the request has a receipt")
+    phone: str | None = Field(
+        default=None,
+        description="E.164 with ASCII digits, e.g. +447700900123; needed for an sms",
         json_schema_extra={"pattern": E164.pattern},
     )
 
     @field_validator("phone")
     @classmethod
-    def _e164(cls, value: str) -> str:
-        if not E164.fullmatch(value):
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not E164.fullmatch(value):
             raise ValueError("phone must be in E.164 format: + then 7 to 15 digits")
         return value
 
@@ -227,15 +235,19 @@ class DeliveryPolicy(BaseModel):
 
 
 class NotificationRequest(BaseModel):
-    """``POST /notifications``: charge the customer, e-mail the receipt, text them."""
+    """``POST /notifications``: charge the customer, then e-mail the receipt and/or text them.
+
+    The channels asked for are the contents given: ``receipt`` (needs ``customer.email``), ``sms`` (needs
+    ``customer.phone``), both, or neither (the payment alone).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     order_reference: OrderReference
     customer: Customer
     payment: Payment
-    receipt: Receipt
-    sms: SmsContent
+    receipt: Receipt | None = Field(default=None, description="E-mail the receipt (omit: no e-mail)")
+    sms: SmsContent | None = Field(default=None, description="Text the customer (omit: no SMS)")
     delivery_policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
     new_charge: StrictBool = Field(
         default=False,
@@ -268,6 +280,27 @@ class NotificationRequest(BaseModel):
         except CallbackUrlRefused as refused:
             # The error's type is the reason (credentials_in_url, ...), as the API's own check answers.
             raise PydanticCustomError(refused.reason, refused.message) from None
+
+    @model_validator(mode="after")
+    def _channels_have_recipients(self) -> NotificationRequest:
+        if self.receipt is not None and self.customer.email is None:
+            raise ValueError("a receipt needs customer.email")
+        if self.sms is not None and self.customer.phone is None:
+            raise ValueError("an sms needs customer.phone")
+        for channel in CHANNELS:
+            policy = getattr(self.delivery_policy, channel)
+            if policy == ChannelPolicy.REQUIRED and channel not in self.channels:
+                raise ValueError(f"delivery_policy.{channel} is required but the request has no {channel}")
+        return self
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels asked for, in the saga's order."""
+        content = {"email": self.receipt, "sms": self.sms}
+        return tuple(channel for channel in CHANNELS if content[channel] is not None)
+
+    def recipient(self, channel: str) -> str | None:
+        return self.customer.email if channel == "email" else self.customer.phone
 
 
 # --- what the table keeps ---------------------------------------------------------------------------
@@ -362,8 +395,9 @@ class Notification(BaseModel):
     execution_arn: str | None = None
     customer: Customer
     payment: PaymentRecord
-    receipt: StoredReceipt
-    sms: SmsContent
+    receipt: StoredReceipt | None = None
+    sms: SmsContent | None = None
+    #: The channels asked for only (a notification without an SMS has no ``sms`` entry).
     channels: dict[str, ChannelRecord] = Field(default_factory=dict)
     #: The bulk request this notification came in with, if any.
     bulk_id: str | None = None
@@ -395,11 +429,11 @@ class Notification(BaseModel):
             updated_at=at,
             customer=request.customer,
             payment=PaymentRecord(**request.payment.model_dump(), status="pending"),
-            receipt=StoredReceipt.model_validate(request.receipt.model_dump()),
+            receipt=StoredReceipt.model_validate(request.receipt.model_dump()) if request.receipt else None,
             sms=request.sms,
             channels={
-                "email": ChannelRecord(policy=request.delivery_policy.email),
-                "sms": ChannelRecord(policy=request.delivery_policy.sms),
+                channel: ChannelRecord(policy=getattr(request.delivery_policy, channel))
+                for channel in request.channels
             },
             bulk_id=bulk_id,
             callback_url=request.callback_url,
@@ -407,8 +441,16 @@ class Notification(BaseModel):
 
     @property
     def delivery_policy(self) -> dict[str, str]:
-        """Each channel's policy, as the saga's execution input carries it."""
-        return {name: channel.policy.value for name, channel in self.channels.items()}
+        """Each channel's policy, as the saga's execution input carries it (``not_requested`` for a
+        channel the notification did not ask for: every channel has a key, as the state machine's
+        Choice states read them)."""
+        return {
+            name: channel.policy.value if (channel := self.channels.get(name)) else NOT_REQUESTED
+            for name in CHANNELS
+        }
+
+    def recipient(self, channel: str) -> str | None:
+        return self.customer.email if channel == "email" else self.customer.phone
 
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES

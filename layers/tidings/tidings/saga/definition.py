@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tidings import errors
+from tidings.notifications.models import NOT_REQUESTED
 from tidings.saga import result_paths as paths
 from tidings.saga.result_paths import Channel, Step
 
@@ -255,11 +256,14 @@ def deliver(delivery: Delivery) -> dict[str, State]:
             f"Send {delivery.what} through {provider}; transient failures retry here, then fall back.",
             delivery.function,
             notification_id() | {"provider": provider} | attempt(),
-            ("provider", "provider_message_id", "deduplicated"),
+            ("provider", "provider_message_id", "deduplicated", "skipped"),
             then=delivery.then,
             retry=[provider_retry(DELIVERY_TRANSIENT, delivery.settings), LAMBDA_SERVICE_RETRY],
             catches=[
-                catch(_names(errors.InvalidRequest), send, delivery.rejection_check),
+                # Refused, or the recipient is suppressed: no fallback would (or may) take it.
+                catch(
+                    _names(errors.InvalidRequest, errors.RecipientSuppressed), send, delivery.rejection_check
+                ),
                 catch(ANY_ERROR, send, on_outage),
             ],
         )
@@ -283,8 +287,8 @@ def _email() -> Delivery:
         settings="Email",
         then=paths.SMS.primary.state,
         rejection_comment=(
-            "The address or content was refused (no fallback would take it): a required receipt undoes "
-            "the payment."
+            "The address or content was refused, or the recipient is suppressed (no fallback would or "
+            "may take it): a required receipt undoes the payment."
         ),
         outage_comment=(
             "Both e-mail providers stayed down: a required receipt undoes the payment, a best-effort one "
@@ -321,7 +325,8 @@ def _sms() -> Delivery:
         settings="Sms",
         then=paths.RECORD_OUTCOME.state,
         rejection_comment=(
-            "The number or text was refused (no fallback would take it): a required SMS undoes the payment."
+            "The number or text was refused, or the recipient is suppressed (no fallback would or may "
+            "take it): a required SMS undoes the payment."
         ),
         outage_comment=(
             "Both SMS providers stayed down: park the SMS on the outage queue; a required SMS holds the "
@@ -373,6 +378,26 @@ CHARGE_AGAIN_AFTER_RECONCILIATION = "ChargeAgainAfterReconciliation"
 NOTIFICATION_RECONCILED = "NotificationReconciled"
 
 
+def _not_requested(channel: Channel) -> State:
+    return {"Variable": f"$.{paths.DELIVERY_POLICY}.{channel.name}", "StringEquals": NOT_REQUESTED}
+
+
+def _first_channel(succeeded: State) -> list[Json]:
+    """Choice rules after a successful charge: skip the channels the notification did not ask for.
+
+    Rules only, in the Choice state that is on the path anyway, so the path with both channels enters no
+    more states. A channel left out after the e-mail (the SMS of an e-mail-only notification) is skipped
+    by its send step instead (it records ``skipped: not_requested`` without a provider call): a Choice
+    there would be one more state on every notification's path.
+    """
+    email, sms = paths.EMAIL, paths.SMS
+    return [
+        {"And": [succeeded, _not_requested(email), _not_requested(sms)], "Next": paths.RECORD_OUTCOME.state},
+        {"And": [succeeded, _not_requested(email)], "Next": sms.primary.state},
+        succeeded | {"Next": email.primary.state},
+    ]
+
+
 def _payment() -> dict[str, State]:
     charge, wait, cancel = paths.CHARGE_PAYMENT, paths.WAIT_FOR_PAYMENT_ACTION, paths.CANCEL_PAYMENT
     send_receipt, record = paths.EMAIL.primary.state, paths.RECORD_OUTCOME.state
@@ -396,10 +421,17 @@ def _payment() -> dict[str, State]:
         CHECK_PAYMENT_STATUS: {
             "Type": "Choice",
             "Comment": "A charge either succeeded or waits for the customer (3-D Secure); anything else is "
-            "unexpected.",
+            "unexpected. A succeeded one goes to the first channel asked for (the receipt, else the SMS, "
+            "else the end).",
             "Choices": [
-                {"Variable": f"{charge.result_path}.status", "StringEquals": status, "Next": then}
-                for status, then in (("succeeded", send_receipt), ("requires_action", wait.state))
+                *_first_channel(
+                    succeeded={"Variable": f"{charge.result_path}.status", "StringEquals": "succeeded"}
+                ),
+                {
+                    "Variable": f"{charge.result_path}.status",
+                    "StringEquals": "requires_action",
+                    "Next": wait.state,
+                },
             ],
             "Default": paths.PARK_UNCERTAIN_CHARGE.state,
         },

@@ -15,11 +15,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidings import errors
-from tidings.notifications.models import ChannelStatus, NotificationStatus
+from tidings.notifications.models import NOT_REQUESTED, ChannelStatus, NotificationStatus
 from tidings.saga import result_paths as paths
 from tidings.saga.result_paths import Channel
 
 _SENT = {ChannelStatus.SENT, ChannelStatus.DELIVERED}
+#: A send step's ``skipped`` and a channel's reason when its recipient is on the suppression list.
+SUPPRESSED = "suppressed"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class ChannelOutcome:
     status: ChannelStatus
     fallback: bool = False
     reason: str | None = None
+
+    @property
+    def suppressed(self) -> bool:
+        """Skipped because the recipient opted out: nothing failed, nothing was sent."""
+        return self.status == ChannelStatus.SKIPPED and self.reason == SUPPRESSED
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,23 @@ def _error_name(state: OutcomeInput, key: str | None) -> str | None:
     return error.get("Error") if isinstance(error, dict) else None
 
 
+def _skipped(state: OutcomeInput, key: str | None) -> str | None:
+    """Why a send step sent nothing (``not_requested``, ``suppressed``), or None if it sent."""
+    result = state.written(key)
+    return result.get("skipped") if isinstance(result, dict) else None
+
+
 def _channel(state: OutcomeInput, channel: Channel, parked: ChannelStatus) -> ChannelOutcome:
-    """What happened to one channel: sent (by which provider), parked, refused, failed, or never tried."""
+    """What happened to one channel: sent (by which provider), parked, refused, failed, skipped (not
+    asked for, or its recipient suppressed), or never tried."""
     wait = channel.park_and_wait
+    for key in (channel.primary.result, channel.fallback.result, wait.result if wait else None):
+        skipped = _skipped(state, key)
+        if skipped:
+            return ChannelOutcome(ChannelStatus.SKIPPED, reason=skipped)
+    for key in (channel.primary.error, channel.fallback.error, wait.error if wait else None):
+        if _error_name(state, key) == errors.RecipientSuppressed.__name__:
+            return ChannelOutcome(ChannelStatus.SKIPPED, reason=SUPPRESSED)
     if _wrote(state, channel.primary.result):
         return ChannelOutcome(ChannelStatus.SENT)
     if _wrote(state, channel.fallback.result):
@@ -100,7 +121,13 @@ def _parked_as(channel: Channel) -> ChannelStatus:
 
 
 def _channels(state: OutcomeInput) -> dict[str, ChannelOutcome]:
-    return {channel.name: _channel(state, channel, _parked_as(channel)) for channel in paths.CHANNELS}
+    """Every channel the notification asked for (one it did not ask for counts for nothing)."""
+    outcomes = {
+        channel.name: _channel(state, channel, _parked_as(channel))
+        for channel in paths.CHANNELS
+        if state.delivery_policy.get(channel.name) != NOT_REQUESTED
+    }
+    return {name: outcome for name, outcome in outcomes.items() if outcome.reason != NOT_REQUESTED}
 
 
 def _refine(outcome: ChannelOutcome, recorded: ChannelStatus | None) -> ChannelOutcome:
@@ -137,12 +164,16 @@ def decide(state: OutcomeInput, recorded_channels: Mapping[str, ChannelStatus] |
             NotificationStatus.COMPENSATED, _compensation_reason(state), _failed_required(state, channels)
         )
 
-    if all(channel.status in _SENT for channel in channels.values()):
+    # A suppressed channel is not a failure: what could be sent was sent, and the reason says the rest.
+    suppressed = ",".join(f"{name}:{SUPPRESSED}" for name, channel in channels.items() if channel.suppressed)
+    if all(channel.status in _SENT or channel.suppressed for channel in channels.values()):
         if any(channel.fallback for channel in channels.values()):
-            return Outcome(NotificationStatus.DELIVERED_WITH_FALLBACK, None, channels)
-        return Outcome(NotificationStatus.DELIVERED, None, channels)
+            return Outcome(NotificationStatus.DELIVERED_WITH_FALLBACK, suppressed or None, channels)
+        return Outcome(NotificationStatus.DELIVERED, suppressed or None, channels)
     missing = ",".join(
-        f"{name}:{channel.status}" for name, channel in channels.items() if channel.status not in _SENT
+        f"{name}:{SUPPRESSED if channel.suppressed else channel.status}"
+        for name, channel in channels.items()
+        if channel.status not in _SENT
     )
     return Outcome(NotificationStatus.PARTIALLY_DELIVERED, missing, channels)
 
@@ -156,6 +187,7 @@ def _failed_required(state: OutcomeInput, channels: dict[str, ChannelOutcome]) -
             policy.get(name) == "required"
             and channel.status not in _SENT
             and channel.status != ChannelStatus.REJECTED
+            and not channel.suppressed
         ):
             result[name] = ChannelOutcome(
                 ChannelStatus.FAILED, reason=channel.reason or "providers_unavailable"
@@ -166,6 +198,8 @@ def _failed_required(state: OutcomeInput, channels: dict[str, ChannelOutcome]) -
 def _compensation_reason(state: OutcomeInput) -> str:
     policy = state.delivery_policy
     for name, channel in _channels(state).items():
+        if policy.get(name) == "required" and channel.suppressed:
+            return f"required_{name}_{SUPPRESSED}"
         if policy.get(name) == "required" and channel.status not in _SENT:
             return f"required_{name}_failed"
     return "required_channel_failed"
@@ -177,6 +211,8 @@ def upgraded_status(
     """After a late delivery (outage queue, redrive): the status a finished notification moves up to."""
     if current != NotificationStatus.PARTIALLY_DELIVERED:
         return None
-    if all(status in _SENT for status in channels.values()):
+    # A skipped channel of a partially delivered notification is a suppressed one (a channel not asked
+    # for has no record): it does not hold the upgrade back.
+    if all(status in _SENT or status == ChannelStatus.SKIPPED for status in channels.values()):
         return NotificationStatus.DELIVERED_WITH_FALLBACK
     return None

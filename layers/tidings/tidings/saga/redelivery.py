@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tidings.errors import InvalidRequest, ProviderError
+from tidings.errors import InvalidRequest, ProviderError, RecipientSuppressed
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.saga.callbacks import TaskTokenResumer
 from tidings.saga.outcome import upgraded_status
@@ -34,7 +34,7 @@ _NO_LONGER_WANTED = {
 
 
 #: What one try did with a message (the consumer counts each as a ``Redelivery<Outcome>`` metric).
-RedeliveryOutcome = Literal["dropped", "rejected", "sent", "given_up", "dead_lettered"]
+RedeliveryOutcome = Literal["dropped", "rejected", "sent", "given_up", "dead_lettered", "suppressed"]
 
 
 class ParkedMessage(BaseModel):
@@ -101,9 +101,18 @@ class Redelivery:
                 if token:
                     self._fail_saga(token, error)
                 return "rejected"
+            except RecipientSuppressed as error:
+                # A required channel's recipient opted out meanwhile: the waiting saga refunds.
+                if token:
+                    self.saga.fail(token, type(error).__name__, error.to_dict())
+                return "suppressed"
             except ProviderError as error:
                 last_error = error
                 continue
+            if result.skipped:  # suppressed meanwhile (best-effort): nothing sent, nothing more to try
+                if token:
+                    self._resume_saga(token, result)
+                return "suppressed"
             store.update_channel(notification_id, channel, fallback=True)
             if token:
                 self._resume_saga(token, result)

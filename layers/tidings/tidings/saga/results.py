@@ -70,12 +70,18 @@ class RefundResult(StepResult):
 
 
 class SendResult(StepResult):
-    """SendReceiptEmail(ViaSes) / SendSms(ViaSns): the provider that accepted the message."""
+    """SendReceiptEmail(ViaSes) / SendSms(ViaSns): the provider that accepted the message, or why the
+    channel was skipped without calling one (``skipped``: ``not_requested`` or ``suppressed``)."""
 
-    provider: str
-    provider_message_id: str
-    deduplicated: bool
-    attempts: int
+    provider: str | None
+    provider_message_id: str | None
+    deduplicated: bool = False
+    attempts: int = 0
+    skipped: str | None = None
+
+    @classmethod
+    def skip(cls, reason: str) -> SendResult:
+        return cls(provider=None, provider_message_id=None, skipped=reason)
 
 
 class OutcomeResult(StepResult):

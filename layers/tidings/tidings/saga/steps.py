@@ -14,8 +14,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from tidings.errors import InvalidRequest, ProviderError
-from tidings.notifications.models import ChannelStatus, Notification, NotificationStatus, TimelineEvent
+from tidings.errors import InvalidRequest, ProviderError, RecipientSuppressed
+from tidings.notifications.models import (
+    NOT_REQUESTED,
+    ChannelPolicy,
+    ChannelStatus,
+    Notification,
+    NotificationStatus,
+    TimelineEvent,
+)
 from tidings.notifications.store import NotificationStore, get_store
 from tidings.saga import keys
 from tidings.saga.outcome import OutcomeInput, decide
@@ -31,6 +38,7 @@ from tidings.saga.results import (
 
 if TYPE_CHECKING:
     from tidings.providers.models import EmailMessage, SmsMessage
+    from tidings.suppressions.service import SuppressionService
 
 EMAIL = "email"
 SMS = "sms"
@@ -44,6 +52,10 @@ STEP_NAMES = {
 }
 PRIMARY = {EMAIL: "sendgrid", SMS: "twilio"}
 FALLBACK = {EMAIL: "ses", SMS: "sns"}
+#: Twilio's refusal of a recipient who opted out (texted STOP): suppressed from then on.
+TWILIO_OPTED_OUT = "21610"
+#: ``SendResult.skipped`` and the channel's reason for a suppressed recipient.
+SUPPRESSED = "suppressed"
 
 
 class NoPaymentIntent(LookupError):
@@ -78,6 +90,8 @@ class SagaSteps:
     email_channel: Callable[[str], Any]
     sms_channel: Callable[[str], Any]
     status_callback_url: Callable[[str], str | None] = field(default=lambda _nid: None)
+    #: The suppression list, looked up before every send (None: no list, as in tests without one).
+    suppressions: Callable[[], SuppressionService | None] = field(default=lambda: None)
 
     # --- payment --------------------------------------------------------------------------------
     def charge_payment(self, notification_id: str, attempt: int = 0) -> ChargeResult:
@@ -203,6 +217,13 @@ class SagaSteps:
         """Send the receipt e-mail or the SMS through one provider; the step name follows the provider."""
         step = step or STEP_NAMES[(channel, provider)]
         notification = self.store.get(notification_id)
+        if channel not in notification.channels:
+            # Not asked for: the step runs (the state machine passes through it) and sends nothing.
+            self._record(notification_id, step, "skipped", None, attempt, {"reason": NOT_REQUESTED})
+            return SendResult.skip(NOT_REQUESTED)
+        suppressed = self._suppression(notification, channel)
+        if suppressed is not None:
+            return self._skip_suppressed(notification, channel, step, attempt, *suppressed)
         message = self._message(notification, channel)
         sender = self.email_channel(provider) if channel == EMAIL else self.sms_channel(provider)
         started = time.monotonic()
@@ -210,6 +231,13 @@ class SagaSteps:
             receipt = sender.send(message)
         except ProviderError as error:
             details = _error_details(error)
+            if channel == SMS and isinstance(error, InvalidRequest) and error.code == TWILIO_OPTED_OUT:
+                # Twilio keeps its own opt-out list: the recipient texted STOP before we heard of it.
+                entry_id = self._suppress_opted_out(notification)
+                details = details | _latency(started) | {"provider": provider}
+                return self._skip_suppressed(
+                    notification, channel, step, attempt, "twilio_21610", entry_id, details
+                )
             self._record(notification_id, step, "failed", provider, attempt, details | _latency(started))
             if isinstance(error, InvalidRequest):
                 # Permanent: the other provider would refuse it too, so the saga will not fall back.
@@ -243,6 +271,52 @@ class SagaSteps:
         self._record(notification_id, step, "sent", provider, attempt, recorded)
         return result
 
+    # --- suppressions ------------------------------------------------------------------------------
+    def _suppression(self, notification: Notification, channel: str) -> tuple[str, str | None] | None:
+        """(why, the entry's id) if the channel's recipient is on the suppression list."""
+        service = self.suppressions()
+        address = notification.recipient(channel)
+        if service is None or address is None:
+            return None
+        entry = service.find(channel, address)  # type: ignore[arg-type]
+        return (entry.reason.value, entry.suppression_id) if entry else None
+
+    def _suppress_opted_out(self, notification: Notification) -> str | None:
+        from tidings.suppressions.models import SuppressionReason, suppression_id
+
+        service, phone = self.suppressions(), notification.customer.phone
+        if service is None or phone is None:
+            return None
+        service.suppress("sms", phone, SuppressionReason.TWILIO_21610, "twilio")
+        return suppression_id("sms", phone)
+
+    def _skip_suppressed(
+        self,
+        notification: Notification,
+        channel: str,
+        step: str,
+        attempt: int,
+        reason: str,
+        entry_id: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> SendResult:
+        """Nothing sent: the channel is skipped with the reason; a required one undoes the payment."""
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        from tidings.observability import metrics
+
+        notification_id = notification.notification_id
+        recorded = (details or {}) | {"reason": SUPPRESSED, "suppression_reason": reason}
+        recorded |= {"suppression_id": entry_id}
+        self._record(notification_id, step, "skipped", recorded.pop("provider", None), attempt, recorded)
+        self.store.update_channel(
+            notification_id, channel, ChannelStatus.SKIPPED, with_status={"reason": f"{SUPPRESSED}:{reason}"}
+        )
+        metrics.add_metric(name="ChannelSuppressed", unit=MetricUnit.Count, value=1)
+        if notification.channels[channel].policy == ChannelPolicy.REQUIRED:
+            raise RecipientSuppressed(channel, reason)
+        return SendResult.skip(SUPPRESSED)
+
     def _message(self, notification: Notification, channel: str) -> EmailMessage | SmsMessage:
         from tidings.providers.models import EmailMessage, SmsMessage, text_as_html
 
@@ -250,6 +324,8 @@ class SagaSteps:
         customer = notification.customer
         if channel == EMAIL:
             receipt = notification.receipt
+            assert receipt is not None
+            assert customer.email is not None
             return EmailMessage(
                 to=customer.email,
                 to_name=customer.name,
@@ -259,6 +335,8 @@ class SagaSteps:
                 idempotency_key=keys.send_key(notification_id, EMAIL),
                 custom_args={"notification_id": notification_id},
             )
+        assert notification.sms is not None
+        assert customer.phone is not None
         return SmsMessage(
             to=customer.phone,
             body=notification.sms.text,
@@ -330,4 +408,11 @@ def get_steps() -> SagaSteps:
         email_channel=providers.get_email_channel,
         sms_channel=providers.get_sms_channel,
         status_callback_url=step_settings().status_callback_url,
+        suppressions=lru_cache(maxsize=1)(_suppression_service),
     )
+
+
+def _suppression_service() -> SuppressionService:
+    from tidings.suppressions.service import get_suppression_service
+
+    return get_suppression_service()

@@ -22,7 +22,14 @@ from tidings.observability import logger, metrics
 from tidings.secrets import CredentialStore
 from tidings.webhooks.errors import WebhookSignatureInvalid
 from tidings.webhooks.keys import WEBHOOK_KEY_FIELDS, accepted_keys
-from tidings.webhooks.receiver import PROVIDERS, WebhookQueue, WebhookQueueUnavailable, verify_and_normalise
+from tidings.webhooks.receiver import (
+    PROVIDERS,
+    SuppressionListUnavailable,
+    WebhookQueue,
+    WebhookQueueUnavailable,
+    opt_out_signals,
+    verify_and_normalise,
+)
 from tidings.webhooks.request import WebhookRequest
 from tidings.webhooks.settings import ReceiverSettings
 
@@ -39,6 +46,7 @@ class WebhookReceiverApi:
         self.app = APIGatewayHttpResolver()
         self.app.post("/webhooks/<provider>")(self.receive)
         self.app.exception_handler(WebhookQueueUnavailable)(self.queue_unavailable)
+        self.app.exception_handler(SuppressionListUnavailable)(self.suppressions_unavailable)
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return self.app.resolve(event, context)
@@ -57,6 +65,33 @@ class WebhookReceiverApi:
         import boto3
 
         return WebhookQueue(boto3.client("sqs"), self.settings.queue_url)
+
+    @cached_property
+    def suppressions(self) -> Any:
+        import boto3
+
+        from tidings.suppressions.service import SuppressionService
+        from tidings.suppressions.store import SuppressionStore
+
+        table = boto3.resource("dynamodb").Table(str(self.settings.suppressions_table))
+        return SuppressionService(SuppressionStore(table))
+
+    def record_opt_outs(self, provider: str, request: WebhookRequest) -> None:
+        """Write the delivery's opt-outs to the suppression list here, where the address is: the queued
+        events never carry one. A failure is a 503, so the provider delivers again."""
+        if provider == "stripe" or not self.settings.suppressions_table:
+            return
+        signals = opt_out_signals(provider, request)  # type: ignore[arg-type]
+        if not signals:
+            return
+        from tidings.suppressions.signals import apply_signals
+
+        try:
+            apply_signals(signals, self.suppressions)
+        except Exception as exc:  # botocore errors: the list was not written
+            raise SuppressionListUnavailable(
+                "suppression list refused the opt-out", provider="dynamodb", code=type(exc).__name__
+            ) from exc
 
     def signing_keys(self, provider: str, now: float) -> list[str]:
         secret = self.credentials.secret(provider, self.settings.secret_arn(provider))
@@ -86,6 +121,7 @@ class WebhookReceiverApi:
             metrics.add_metric(name="WebhookMalformed", unit=MetricUnit.Count, value=1)
             return _json(400, {"message": "malformed payload"})
 
+        self.record_opt_outs(provider, request)
         self.queue.publish(events)
         metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=len(events))
         logger.info("webhook accepted", provider=provider, events=len(events))
@@ -95,4 +131,9 @@ class WebhookReceiverApi:
         # A 5xx makes the provider deliver again later; the processor's dedupe absorbs any duplicate.
         logger.error("webhook not queued", error=exc.to_dict())
         metrics.add_metric(name="WebhookQueueFailed", unit=MetricUnit.Count, value=1)
+        return _json(503, {"message": "temporarily unavailable"})
+
+    def suppressions_unavailable(self, exc: SuppressionListUnavailable) -> Response:
+        logger.error("webhook opt-out not recorded", error=exc.to_dict())
+        metrics.add_metric(name="WebhookOptOutFailed", unit=MetricUnit.Count, value=1)
         return _json(503, {"message": "temporarily unavailable"})

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings.errors import TransientProviderError
 from tidings.webhooks import stripe, twilio
+from tidings.webhooks.errors import WebhookSignatureInvalid
 from tidings.webhooks.models import (
     Provider,
     WebhookEvent,
@@ -20,6 +21,9 @@ from tidings.webhooks.models import (
     parse_twilio_callback,
 )
 from tidings.webhooks.request import WebhookRequest
+
+if TYPE_CHECKING:
+    from tidings.suppressions.signals import OptOutSignal
 
 PROVIDERS: tuple[Provider, ...] = ("stripe", "sendgrid", "twilio")
 #: SQS SendMessageBatch takes at most ten entries.
@@ -30,6 +34,12 @@ class WebhookQueueUnavailable(TransientProviderError):
     """Verified events could not be put on the webhook queue; the provider must deliver again."""
 
     category = "webhook_queue"
+
+
+class SuppressionListUnavailable(TransientProviderError):
+    """A verified opt-out could not be written to the suppression list; the provider must deliver again."""
+
+    category = "suppression_list"
 
 
 def verify_and_normalise(
@@ -115,3 +125,18 @@ class WebhookQueue:
                 raise WebhookQueueUnavailable(
                     "webhook queue refused some events", provider="sqs", code="BatchEntryFailed"
                 )
+
+
+def opt_out_signals(provider: Provider, request: WebhookRequest) -> list[OptOutSignal]:
+    """The opt-outs (and opt-ins) a verified delivery carries; call only after verifying it."""
+    from tidings.suppressions.signals import sendgrid_signals, twilio_signals
+
+    if provider == "sendgrid":
+        return sendgrid_signals(request.body)
+    if provider == "twilio":
+        try:
+            params = twilio.parse_form(request.body)
+        except WebhookSignatureInvalid:
+            return []
+        return twilio_signals(params or _json_as_params(request.body))
+    return []

@@ -23,6 +23,8 @@ class ReceiverSettings(TidingsSettings):
     tolerance_seconds: int = Field(300, alias="WEBHOOK_TOLERANCE_SECONDS", gt=0)
     #: How long a signing secret is cached in the container before Secrets Manager is asked again.
     secret_cache_seconds: int = Field(300, alias="WEBHOOK_SECRET_CACHE_SECONDS", ge=0)
+    #: Where opt-outs go (Twilio STOP, SendGrid unsubscribe...); unset, they are not recorded.
+    suppressions_table: str | None = Field(None, alias="SUPPRESSIONS_TABLE", min_length=1)
 
     def secret_arn(self, provider: str) -> str:
         return str(getattr(self, f"{provider}_secret_arn"))

@@ -67,6 +67,12 @@ MAGIC_TO = {
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (21614, "'To' number is not a valid mobile number"),
 }
+#: Advanced Opt-Out's default keywords (the whole body, any case) and the OptOutType each one adds.
+OPT_OUT_KEYWORDS = (
+    dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"), "STOP")
+    | dict.fromkeys(("START", "YES", "UNSTOP"), "START")
+    | {"HELP": "HELP", "INFO": "HELP"}
+)
 DELIVERY_ERRORS = {
     30003: "Unreachable destination handset",
     30004: "Message blocked",
@@ -113,6 +119,8 @@ class TwilioProvider(Provider):
         self.messages: dict[str, dict[str, Any]] = {}
         #: recipient -> (final status, error code)
         self.undeliverable: dict[str, tuple[str, int]] = {}
+        #: Numbers that texted STOP: a send to one is refused with 21610, as Twilio does.
+        self.opted_out: set[str] = set()
 
     def set_credentials(self, values: dict[str, Any]) -> None:
         if "auth_token" in values:
@@ -324,6 +332,8 @@ class TwilioProvider(Provider):
         if to in MAGIC_TO:
             code, message = MAGIC_TO[to]
             return twilio_error(400, code, message.format(**fields))
+        if to in self.opted_out:
+            return twilio_error(400, 21610, MAGIC_TO["+15005550004"][1])
         if not _E164.match(to):
             return twilio_error(400, 21211, MAGIC_TO["+15005550001"][1].format(**fields))
         if callback and urlsplit(callback).scheme not in ("http", "https"):
@@ -432,7 +442,55 @@ class TwilioProvider(Provider):
             retries=STATUS_CALLBACK_RETRIES,
         )
 
+    def _inbound(self, sender: str, body: str, url: str | None) -> dict[str, Any]:
+        """A message from ``sender`` to the account's number, posted to the incoming-message webhook as
+        Twilio posts it; an opt-out keyword opts the number out (or back in) first, with ``OptOutType``."""
+        opt_out_type = OPT_OUT_KEYWORDS.get(body.strip().upper())
+        with self.lock:
+            if opt_out_type == "STOP":
+                self.opted_out.add(sender)
+            elif opt_out_type == "START":
+                self.opted_out.discard(sender)
+            to = next(iter(sorted(self.from_numbers)), credentials.TWILIO_FROM_NUMBER)
+        sid = "SM" + random_hex(32)
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "Body": body,
+            "From": sender,
+            "MessageSid": sid,
+            "NumMedia": "0",
+            "NumSegments": str(_segments(body)),
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": to,
+        }
+        if opt_out_type:
+            params["OptOutType"] = opt_out_type
+        target = url or self.sandbox.webhooks.url
+        encoded = urlencode(params).encode()
+
+        def job() -> None:
+            self.sandbox.webhooks.deliver(
+                url=target,
+                body=encoded,
+                content_type="application/x-www-form-urlencoded",
+                sign=lambda: {"X-Twilio-Signature": twilio_signature(self.auth_token, target or "", params)},
+                event="message.received",
+                retries=STATUS_CALLBACK_RETRIES,
+            )
+
+        self.sandbox.webhooks.submit(job)
+        return {"message_sid": sid, "opt_out_type": opt_out_type, "url": target}
+
     def control(self, request: Request, subpath: str) -> Response | None:
+        if subpath == "inbound" and request.method == "POST":
+            payload = request.json_body() or {}
+            sender, body = str(payload.get("from") or ""), str(payload.get("body") or "")
+            if not _E164.match(sender) or not body:
+                raise ValueError('need "from" (E.164) and "body"')
+            return Response.json(201, self._inbound(sender, body, payload.get("url")))
         if subpath == "undeliverable" and request.method == "POST":
             payload = request.json_body() or {}
             to = str(payload.get("to") or "")
