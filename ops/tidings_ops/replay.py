@@ -26,14 +26,16 @@ def replay_request(item: dict[str, Any], suffix: str) -> dict[str, Any]:
     channels = item.get("channels") or {}
     payment = item.get("payment") or {}
     reference = f"{str(item['order_reference'])[: 128 - len(suffix) - 1]}#{suffix}"
+    # Only the channels the original asked for (a notification without an SMS has no "sms").
+    content = {"email": item.get("receipt"), "sms": item.get("sms")}
     return {
         "order_reference": reference,
         "customer": item["customer"],
         "payment": {key: payment[key] for key in ("amount", "currency", "payment_method")},
-        "receipt": item["receipt"],
-        "sms": item["sms"],
+        **({"receipt": content["email"]} if content["email"] else {}),
+        **({"sms": content["sms"]} if content["sms"] else {}),
         "delivery_policy": {
-            name: (channels.get(name) or {}).get("policy", "best_effort") for name in ("email", "sms")
+            name: (channels.get(name) or {}).get("policy", "best_effort") for name in content if content[name]
         },
     }
 

@@ -5,7 +5,7 @@ import random
 import time
 
 import pytest
-from support.e2e import WAIT_SECONDS, History, order_body
+from support.e2e import WAIT_SECONDS, History, api_post, order_body
 
 from tidings.suppressions.models import suppression_id
 
@@ -52,6 +52,8 @@ def test_stop_from_a_phone_then_a_new_notification_to_it_sends_no_sms_and_the_ti
     # Given the customer texted STOP to the shop's Twilio number
     phone = a_phone()
     twilio = system.sandboxes["twilio"].control
+    # The receiver's cold start first (a refused delivery): the sandbox, like Twilio, waits seconds only
+    api_post(f"{system.api_url}/webhooks/stripe", content=b"{}")
     twilio.inbound_sms(phone, "STOP", url=f"{system.api_url}/webhooks/twilio")
     [delivery] = twilio.wait_for_webhooks(1, timeout=WAIT_SECONDS)
     assert delivery["delivered"], delivery
@@ -132,3 +134,18 @@ def test_a_payment_alone_goes_from_the_charge_to_the_outcome(system, saga):
         "CheckOutcome",
         "NotificationFinished",
     ]
+
+
+def test_a_spam_report_at_sendgrid_suppresses_the_address_for_the_next_notification(system, saga):
+    # Given the customer reports the receipt as spam (the SendGrid sandbox's event webhook says so)
+    email = f"ada-{random.randrange(10**9)}@example.com"
+    system.sandboxes["sendgrid"].control.add_bounce(email, event="spamreport")
+    first = saga.run(order_body(customer={"email": email}))
+    assert first["status"] in {"delivered", "delivered_with_fallback", "partially_delivered"}
+    # Then the address is on the list, from SendGrid, for that reason
+    entry = wait_until_suppressed(saga, "email", email)
+    assert (entry["reason"], entry["source"]) == ("spamreport", "sendgrid")
+    # And a notification that requires the receipt is refused before any charge
+    refused = saga.notify(order_body(customer={"email": email}, delivery_policy={"email": "required"}))
+    assert refused.status_code == 422, refused.text
+    assert (refused.json()["code"], refused.json()["channel"]) == ("recipient_suppressed", "email")

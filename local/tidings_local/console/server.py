@@ -148,7 +148,10 @@ class Console:
                 ["order", e(n["order_reference"])],
                 ["status", badge(n["status"]) + f' <span id="status" data-status="{e(n["status"])}"></span>'],
                 ["reason", e(n.get("status_reason"))],
-                ["customer", e(f"{n['customer']['email']} {n['customer']['phone']}")],
+                [
+                    "customer",
+                    e(f"{n['customer'].get('email') or ''} {n['customer'].get('phone') or ''}".strip()),
+                ],
                 [
                     "payment",
                     e(" ".join(str(n["payment"].get(key)) for key in ("amount", "currency", "status"))),

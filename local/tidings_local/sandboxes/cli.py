@@ -88,6 +88,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     challenge.set_defaults(func=_complete_action, name="stripe")
 
+    reply = commands.add_parser(
+        "sms-reply", help="Twilio: a customer texts the shop's number (STOP opts the number out)"
+    )
+    reply.add_argument("from_number", help="the customer's number, E.164")
+    reply.add_argument("body", nargs="?", default="STOP", help="the text (default STOP; START opts back in)")
+    reply.add_argument(
+        "--webhook-url",
+        default="http://127.0.0.1:3000/webhooks/twilio",
+        help="the incoming-message webhook (default: the local API's Twilio route)",
+    )
+    reply.add_argument(
+        "--url", default=None, help=f"sandbox URL (default http://127.0.0.1:{DEFAULT_PORTS['twilio']})"
+    )
+    reply.set_defaults(
+        func=lambda a: _run(lambda: _client(a).inbound_sms(a.from_number, a.body, a.webhook_url)),
+        name="twilio",
+    )
+
 
 def _target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=PROVIDERS)
