@@ -12,7 +12,8 @@ from tidings import errors
 from tidings.api import service as api_service
 from tidings.notifications import store as notification_store
 from tidings.notifications.models import Notification
-from tidings.saga.outcome import decide
+from tidings.saga.outcome import OutcomeInput
+from tidings.saga.outcome import decide as decide_state
 from tidings.suppressions.models import Suppression, SuppressionReason, SuppressionRequest, suppression_id
 from tidings.suppressions.service import SuppressionNotFound, SuppressionService
 from tidings.suppressions.signals import sendgrid_signals, twilio_signals
@@ -202,6 +203,10 @@ def test_twilios_21610_suppresses_the_number_and_skips_the_sms_without_falling_b
 # --- the outcome --------------------------------------------------------------------------------------
 CHARGED = {"ChargePaymentResult": {"status": "succeeded", "payment_intent_id": "pi_1"}}
 SENT = {"provider": "x", "provider_message_id": "m", "deduplicated": False, "skipped": None}
+
+
+def decide(state):
+    return decide_state(OutcomeInput.model_validate({"notification_id": NID, **state}))
 
 
 def skipped(reason):

@@ -89,12 +89,13 @@ def _channel(state: OutcomeInput, channel: Channel, parked: ChannelStatus) -> Ch
     """What happened to one channel: sent (by which provider), parked, refused, failed, skipped (not
     asked for, or its recipient suppressed), or never tried."""
     wait = channel.park_and_wait
-    for key in (channel.primary.result, channel.fallback.result, wait.result if wait else None):
-        skipped = _skipped(state, key)
+    waited = (wait.result, wait.error) if wait else (None, None)
+    for key in (channel.primary.result, channel.fallback.result, waited[0]):
+        skipped = _skipped(state, key) if key else None
         if skipped:
             return ChannelOutcome(ChannelStatus.SKIPPED, reason=skipped)
-    for key in (channel.primary.error, channel.fallback.error, wait.error if wait else None):
-        if _error_name(state, key) == errors.RecipientSuppressed.__name__:
+    for key in (channel.primary.error, channel.fallback.error, waited[1]):
+        if key and _error_name(state, key) == errors.RecipientSuppressed.__name__:
             return ChannelOutcome(ChannelStatus.SKIPPED, reason=SUPPRESSED)
     if _wrote(state, channel.primary.result):
         return ChannelOutcome(ChannelStatus.SENT)
