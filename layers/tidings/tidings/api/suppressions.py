@@ -36,7 +36,7 @@ def register(
     @app.get(
         "/suppressions",
         summary="The suppression list, one page (addresses masked)",
-        responses=doc.ok(200, "One page", SuppressionPage) | doc.errors(400, 401, 422),
+        responses=doc.ok(200, "One page", SuppressionPage) | doc.errors(400, 401, 403, 422),
     )
     @tracer.capture_method(capture_response=False)
     def list_suppressions(
@@ -49,7 +49,7 @@ def register(
     @app.post(
         "/suppressions",
         summary="Suppress an address (201; 200 if it already was, with the entry kept)",
-        responses=doc.ok(201, "Suppressed", SuppressionView) | doc.errors(401, 415, 422),
+        responses=doc.ok(201, "Suppressed", SuppressionView) | doc.errors(401, 403, 415, 422),
     )
     @tracer.capture_method(capture_response=False)
     def add_suppression(request: Annotated[SuppressionRequest, Body(embed=False)]):  # type: ignore[no-untyped-def]
@@ -59,7 +59,8 @@ def register(
     @app.delete(
         "/suppressions/<suppression_id>",
         summary="Lift a suppression",
-        responses=doc.ok(200, "Lifted: the entry as it was", SuppressionView) | doc.errors(401, 404, 422),
+        responses=doc.ok(200, "Lifted: the entry as it was", SuppressionView)
+        | doc.errors(401, 403, 404, 422),
     )
     @tracer.capture_method(capture_response=False)
     def remove_suppression(
