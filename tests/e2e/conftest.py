@@ -3,6 +3,7 @@
 import pytest
 from support.e2e import FAST_SAGA, AwsOutageSwitch, NotifyClient
 
+from tidings_local.chaos.crash import install_crash_proxies
 from tidings_local.stack.lambdas import stderr_sink
 from tidings_local.stack.system import LocalSystem
 
@@ -50,12 +51,16 @@ def system():
             local.runtime.pool(logical_id).spec.environment["AWS_ENDPOINT_URL_SESV2"] = switches["ses"].url
         for logical_id in ("SendSmsFunction", "RetryDeliveryFunction"):
             local.runtime.pool(logical_id).spec.environment["AWS_ENDPOINT_URL_SNS"] = switches["sns"].url
+        # Pass-through proxies where the sending functions find their provider and DynamoDB, set before
+        # their first container starts: the crash tests arm them without a cold start.
+        local.crash = install_crash_proxies(local)
         # The operator verifies the sender identity in SES once per account.
         local.boto3_client("ses").verify_email_identity(EmailAddress=RECEIPT_FROM_ADDRESS)
         local.outage = switches
         yield local
         for switch in switches.values():
             switch.close()
+        local.crash.close()
 
 
 @pytest.fixture

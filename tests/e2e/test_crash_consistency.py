@@ -1,7 +1,8 @@
 """Crash consistency: a function's container killed at each step boundary, and the retry that follows.
 
-Each test arms one crash point (``tidings_local.chaos.crash``: a proxy in front of the provider
-sandbox or of DynamoDB, reached through the function's configuration only), sends one notification,
+Each test arms one crash point (``tidings_local.chaos.crash``: the e2e stack's proxy in front of the
+provider sandbox or of DynamoDB, reached through the function's configuration only), sends one
+notification,
 and checks at the providers that the crash and the retry made exactly one charge, e-mail or SMS, that
 the notification still ends in exactly one final status, and that its record says what the providers
 hold. The boundaries:
@@ -14,10 +15,10 @@ docs/reliability.md ("Crash consistency") states what each boundary does and the
 """
 
 import pytest
-from support.e2e import order_body
+from support.e2e import NotifyClient, order_body
 
 from tidings_local.chaos.checks import aws_emails, aws_sms
-from tidings_local.chaos.crash import crash_point, dynamodb_write, provider_accepted
+from tidings_local.chaos.crash import armed, dynamodb_write, provider_accepted
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,7 @@ SEND = {
     "twilio": ("SendSmsFunction", "TWILIO_API_BASE_URL", "POST", "/2010-04-01"),
 }
 #: The function timeout while a test waits for it to end an invocation: enough for a warm send.
-SHORT_TIMEOUT_SECONDS = 12
+SHORT_TIMEOUT_SECONDS = 8
 
 
 def unique_body():
@@ -76,10 +77,10 @@ def assert_recorded_as_held(result, held):
 
 @pytest.mark.parametrize("provider", ["stripe", "sendgrid", "twilio"])
 def test_killed_after_the_provider_accepted_before_the_result_is_recorded(system, saga, provider):
-    logical_id, variable, method, path = SEND[provider]
+    logical_id, _variable, method, path = SEND[provider]
     body = unique_body()
-    upstream = system.sandboxes[provider].base_url
-    with crash_point(system, logical_id, variable, upstream, provider_accepted(method, path)) as point:
+    proxy, pool = system.crash.providers[provider], system.runtime.pool(logical_id)
+    with armed(proxy, pool, provider_accepted(method, path)) as point:
         result = run_through(system, saga, body)
     assert point.fired == 1  # the crash happened where it was meant to
     held = effects(system, body, result)
@@ -91,21 +92,22 @@ def test_killed_after_the_provider_accepted_before_the_result_is_recorded(system
     assert_recorded_as_held(result, held)
 
 
+@pytest.fixture(scope="module")
+def warm_senders(system):
+    """One notification through every sending function first, so the shortened timeout of a test
+    never meets a container's first invocation (it builds its clients then: seconds on a busy machine)."""
+    NotifyClient(system).run(unique_body())
+
+
+@pytest.mark.usefixtures("warm_senders")
 @pytest.mark.parametrize("provider", ["sendgrid", "twilio"])
 def test_timed_out_by_lambda_while_recording_the_send(system, saga, provider):
     logical_id = SEND[provider][0]
     body = unique_body()
     table = system.physical_id("IdempotencyTable")
     predicate = dynamodb_write(table, "COMPLETED", ("UpdateItem",))
-    with crash_point(
-        system,
-        logical_id,
-        "AWS_ENDPOINT_URL_DYNAMODB",
-        system.moto_url,
-        predicate,
-        mode="timeout",
-        timeout=SHORT_TIMEOUT_SECONDS,
-    ) as point:
+    proxy, pool = system.crash.dynamodb[logical_id], system.runtime.pool(logical_id)
+    with armed(proxy, pool, predicate, mode="timeout", timeout=SHORT_TIMEOUT_SECONDS) as point:
         result = run_through(system, saga, body)
     assert point.fired == 1
     held = effects(system, body, result)
@@ -116,19 +118,13 @@ def test_timed_out_by_lambda_while_recording_the_send(system, saga, provider):
     assert_recorded_as_held(result, held)
 
 
+@pytest.mark.usefixtures("warm_senders")
 def test_timed_out_by_lambda_after_the_charge_before_its_status_is_written(system, saga):
     body = unique_body()
     table = system.physical_id("NotificationsTable")
     predicate = dynamodb_write(table, "pi_")
-    with crash_point(
-        system,
-        "ChargePaymentFunction",
-        "AWS_ENDPOINT_URL_DYNAMODB",
-        system.moto_url,
-        predicate,
-        mode="timeout",
-        timeout=SHORT_TIMEOUT_SECONDS,
-    ) as point:
+    proxy, pool = system.crash.dynamodb["ChargePaymentFunction"], system.runtime.pool("ChargePaymentFunction")
+    with armed(proxy, pool, predicate, mode="timeout", timeout=SHORT_TIMEOUT_SECONDS) as point:
         result = run_through(system, saga, body)
     assert point.fired == 1
     held = effects(system, body, result)
@@ -143,7 +139,8 @@ def test_killed_between_the_send_record_and_the_status_write(system, saga, provi
     body = unique_body()
     table = system.physical_id("IdempotencyTable")
     predicate = dynamodb_write(table, "COMPLETED", ("UpdateItem",))
-    with crash_point(system, logical_id, "AWS_ENDPOINT_URL_DYNAMODB", system.moto_url, predicate) as point:
+    proxy, pool = system.crash.dynamodb[logical_id], system.runtime.pool(logical_id)
+    with armed(proxy, pool, predicate) as point:
         result = run_through(system, saga, body)
     assert point.fired == 1
     held = effects(system, body, result)

@@ -144,6 +144,10 @@ def markdown(results: Sequence[CellResult], size: int, seconds: float, command: 
         "- AWS-side: a proxy in front of the DynamoDB of the function that calls the provider "
         "(`AWS_ENDPOINT_URL_DYNAMODB`) answers `ProvisionedThroughputExceededException` twice per "
         "notification.",
+        "- Container killed after the provider accepted: a proxy where the sending function finds its "
+        "provider (`*_API_BASE_URL`; for SES and SNS the AWS proxy) lets the send through and, once the "
+        "provider answered 2xx, kills the function's busy containers (`Runtime.ExitError`), once per "
+        "notification: the known window, measured (see Crash consistency below).",
         "",
         "Saga policy of the run (template parameters): "
         + ", ".join(f"`{k}={v}`" for k, v in CHAOS_SAGA.items() if "Retry" in k or "Redelivery" in k)
