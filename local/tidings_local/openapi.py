@@ -35,6 +35,7 @@ SETTINGS = {
     "NOTIFICATIONS_TABLE": "notifications",
     "IDEMPOTENCY_TABLE": "idempotency",
     "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:tidings-notification-saga",
+    "AUDIT_TABLE": "audit",
 }
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _TIGHTER_WHEN_SMALLER = ("maxLength", "maxItems", "maximum", "exclusiveMaximum", "maxProperties")

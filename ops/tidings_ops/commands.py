@@ -140,6 +140,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(func=_dlq_purge)
 
+    # --- the audit log ---------------------------------------------------------------------------
+    audit = subparsers.add_parser(
+        "audit", help="who did what, when: by notification, bulk request, or subject and time"
+    )
+    add_target_options(audit)
+    about = audit.add_mutually_exclusive_group(required=True)
+    about.add_argument("--notification", type=_identifier, help="every call about it (and its bulk request)")
+    about.add_argument("--bulk", type=_identifier, help="every call about a bulk request")
+    about.add_argument("--subject", help="what one client (JWT sub) or operator (iam:<id>) did")
+    audit.add_argument(
+        "--since", default=None, help="30m, 1h, 2d or an ISO time (with --subject; default 1d)"
+    )
+    audit.add_argument("--until", default=None, help="30m, 1h, 2d ago or an ISO time (with --subject)")
+    audit.add_argument("--limit", type=_positive(10_000), default=1000)
+    audit.set_defaults(func=_audit)
+
     # --- replay ---------------------------------------------------------------------------------
     replay = subparsers.add_parser("replay", help="run a stored notification again and show the difference")
     add_target_options(replay)
@@ -485,7 +501,20 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
                 render.say("nothing moved")
                 return 1
         result = queues.redrive(args.queue, target=args.to, limit=args.limit, dry_run=args.dry_run)
+    if not args.dry_run:
+        _audited(
+            _ops(args),
+            "dlq.redrive",
+            "ok",
+            target_kind="queue",
+            target_id=_queue_name(result["from"]),
+            details={"moved": result["moved"], "to": _queue_name(result["to"])},
+        )
     return _redrive_result(args, result)
+
+
+def _queue_name(url: str | None) -> str | None:
+    return url.rstrip("/").rsplit("/", 1)[-1] if url else None
 
 
 def _redrive_result(args: argparse.Namespace, result: dict[str, Any]) -> int:
@@ -510,6 +539,14 @@ def _dlq_purge(args: argparse.Namespace) -> int:
             render.say("nothing deleted")
             return 1
         result = queues.purge(args.queue) if count else {"queue": url, "purged": 0, "already_purging": False}
+    _audited(
+        _ops(args),
+        "dlq.purge",
+        "ok",
+        target_kind="queue",
+        target_id=_queue_name(url),
+        details={"purged": result["purged"], "already_purging": bool(result["already_purging"])},
+    )
     if args.json:
         render.emit_json(result)
     elif result["already_purging"]:
@@ -543,9 +580,64 @@ def _ops_target(args: argparse.Namespace) -> Any:
 
 
 # --- replay --------------------------------------------------------------------------------------
+def _audited(ops: Any, action: str, outcome: str, **fields: Any) -> None:
+    """Record an operator action in the audit log; say so (on stderr) when it could not be."""
+    if not ops.record(action, outcome, **fields):
+        print(f"warning: the audit record of {action} could not be written", file=sys.stderr)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from tidings_ops.operations import parse_since
+
+    ops = _ops(args)
+    since = until = None
+    if args.subject:
+        since = parse_since(args.since or "1d")
+        until = parse_since(args.until) if args.until else None
+    rows = ops.audit_records(
+        notification_id=args.notification,
+        bulk_id=args.bulk,
+        subject=args.subject,
+        since=since,
+        until=until,
+        limit=args.limit,
+    )
+    if args.json:
+        render.emit_json(rows)
+        return 0
+    about = args.notification or args.bulk or args.subject
+    render.table(
+        f"Audit log: {about}",
+        ("at", "subject", "action", "outcome", "status", "code", "target", "request id"),
+        (
+            (
+                r["at"],
+                r["subject"],
+                r["action"],
+                r["outcome"],
+                r.get("status") or "",
+                r.get("code") or "",
+                f"{r['target_kind']} {r['target_id']}" if r.get("target_id") else "",
+                r.get("request_id") or "",
+            )
+            for r in rows
+        ),
+        empty="no records",
+    )
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     ops = _ops(args)
     result = ops.replay(args.notification_id, wait=args.wait, on_change=None if args.json else render.say)
+    _audited(
+        ops,
+        "replay",
+        "ok" if result["finished"] else "failed",
+        target_kind="notification",
+        target_id=args.notification_id,
+        details={"replay": result.get("replay"), "changed": bool(result.get("changed"))},
+    )
     if args.json:
         render.emit_json(result)
         return 0 if result["finished"] else 1

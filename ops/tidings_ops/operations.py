@@ -311,6 +311,101 @@ class Operations:
             )
         return rows
 
+    # --- the audit log ---------------------------------------------------------------------------
+    @cached_property
+    def audit(self) -> Any:
+        from tidings.audit import AuditLog
+
+        return AuditLog(
+            lambda: self.target.resource("dynamodb").Table(self.resources.physical_id("AuditTable"))
+        )
+
+    @cached_property
+    def operator(self) -> str:
+        """Who runs this command, as the audit log names operators: ``iam:<unique id>`` (the IAM user's
+        or role's id, never its name or a role session's name, which may be a person's)."""
+        with self._call("STS GetCallerIdentity"):
+            user_id = str(self.target.client("sts").get_caller_identity()["UserId"])
+        return "iam:" + user_id.split(":", 1)[0]
+
+    def record(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        target_kind: str | None = None,
+        target_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> bool:
+        """One audit record of an operator action; False (and nothing raised) if it could not be written."""
+        from tidings.audit import AuditEntry, AuditUnavailable
+
+        try:
+            entry = AuditEntry.model_validate(
+                {
+                    "subject": self.operator,
+                    "actor": "operator",
+                    "action": action,
+                    "outcome": outcome,
+                    "target_kind": target_kind,
+                    "target_id": target_id,
+                    "details": {k: v for k, v in (details or {}).items() if v is not None},
+                }
+            )
+            self.audit.record(entry)
+        except (AuditUnavailable, OperatorError, ValueError):
+            return False
+        return True
+
+    def audit_records(
+        self,
+        *,
+        notification_id: str | None = None,
+        bulk_id: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """The audit log by notification (with the bulk request that sent it), by bulk, or by subject."""
+        from tidings.audit import AuditUnavailable
+
+        try:
+            return self._audit_records(notification_id, bulk_id, subject, since, until, limit)
+        except AuditUnavailable as exc:
+            raise OperatorError(f"The audit log could not be read ({exc}).") from None
+
+    def _audit_records(
+        self,
+        notification_id: str | None,
+        bulk_id: str | None,
+        subject: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        with self._call("DynamoDB Query (audit)"):
+            if subject:
+                records = self.audit.by_subject(subject, since, until, limit)
+            elif bulk_id:
+                records = self.audit.by_target("bulk", bulk_id, limit)
+            else:
+                records = self.audit.by_target("notification", str(notification_id), limit)
+                sent_in = self._bulk_of(str(notification_id))
+                if sent_in:
+                    records = sorted(
+                        [*records, *self.audit.by_target("bulk", sent_in, limit)], key=lambda r: r.at
+                    )
+        return [record.model_dump(mode="json") for record in records[:limit]]
+
+    def _bulk_of(self, notification_id: str) -> str | None:
+        from tidings.notifications.store import NotificationNotFound
+
+        try:
+            return str(self.store.get(notification_id).bulk_id or "") or None
+        except NotificationNotFound:
+            return None
+
     # --- dead-letter queues ----------------------------------------------------------------------
     @cached_property
     def dlq(self) -> Any:

@@ -21,6 +21,7 @@ TABLES = (
     "CircuitBreakerTable",
     "RateLimitTable",
     "WebhookEventsTable",
+    "AuditTable",
 )
 STATE_MACHINE = "NotificationSagaStateMachine"
 

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ from typing import Any
 
 import jwt
 
+from tidings.resilience.rate_limit import BucketState, TokenBucket
 from tidings_local.stack.deployer import HttpApi, JwtAuthorizer, Route
 from tidings_local.stack.lambdas import LambdaRuntime
 from tidings_local.stack.template import ACCOUNT_ID
@@ -242,6 +244,29 @@ def _claim_text(value: Any) -> str:
     return str(value)
 
 
+class RouteThrottles:
+    """The stage's throttling, as API Gateway applies it: a token bucket per route (RouteSettings, else
+    DefaultRouteSettings), ``rate`` requests per second up to ``burst``. In memory: one local gateway."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._state: dict[tuple[str, str], BucketState] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, api: HttpApi, route_key: str) -> bool:
+        throttle = api.route_throttles.get(route_key) or api.default_throttle
+        if throttle is None:
+            return True
+        bucket = TokenBucket(rate=throttle.rate, capacity=float(throttle.burst))
+        key = (api.api_id, route_key)
+        with self._lock:
+            now = self.clock()
+            decision = bucket.take(self._state.get(key), now)
+            if decision.admitted:
+                self._state[key] = BucketState(decision.tokens_left, now)
+            return decision.admitted
+
+
 class LocalHttpApi:
     """Binds at construction (so its URL is known before deploy); ``serve`` starts answering."""
 
@@ -249,6 +274,7 @@ class LocalHttpApi:
         self.runtime = runtime
         self.verifier = JwtVerifier()
         self._routes: list[CompiledRoute] = []
+        self._throttles = RouteThrottles()
         self._server = _Server((host, port), self._handler_class())
         self.host, self.port = host, self._server.server_address[1]
         self._serving = False
@@ -259,6 +285,7 @@ class LocalHttpApi:
 
     def set_apis(self, apis: list[HttpApi]) -> None:
         self._routes = [compile_route(api, route) for api in apis for route in api.routes]
+        self._throttles = RouteThrottles()
 
     @property
     def routes(self) -> list[str]:
@@ -312,6 +339,10 @@ class LocalHttpApi:
             self._send(request, 404, {"message": "Not Found"}, request_id)
             return
         compiled, params = matched
+        if not self._throttles.admit(compiled.api, _route_key(compiled.route)):
+            # As API Gateway: throttled before the authorizer and the function run.
+            self._send(request, 429, {"message": "Too Many Requests"}, request_id)
+            return
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             key = name.lower()

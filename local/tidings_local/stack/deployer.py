@@ -87,12 +87,23 @@ class JwtAuthorizer:
     identity_source: str = "$request.header.Authorization"
 
 
+@dataclass(frozen=True)
+class Throttle:
+    """A stage's route settings: steady requests per second and the burst above it."""
+
+    rate: float
+    burst: int
+
+
 @dataclass
 class HttpApi:
     logical_id: str
     api_id: str
     routes: list[Route] = field(default_factory=list)
     authorizers: dict[str, JwtAuthorizer] = field(default_factory=dict)
+    #: The $default stage's DefaultRouteSettings and RouteSettings (by route key) throttling.
+    default_throttle: Throttle | None = None
+    route_throttles: dict[str, Throttle] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +123,15 @@ class DeployedStack:
 
     def of_type(self, resource_type: str) -> dict[str, Deployed]:
         return {k: v for k, v in self.resources.items() if v.type == resource_type and not v.skipped}
+
+
+def _throttle(settings: dict[str, Any] | None) -> Throttle | None:
+    """API Gateway's throttling of one route setting, when it names both its rate and its burst."""
+    settings = settings or {}
+    rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    if rate is None or burst is None:
+        return None
+    return Throttle(rate=float(rate), burst=int(burst))
 
 
 def _dummy_zip() -> bytes:
@@ -547,6 +567,13 @@ class Deployer:
     def _http_api_stage(self, logical_id: str, p: dict[str, Any]) -> Deployed:
         if p.get("StageName") != "$default":
             raise TemplateError(f"{logical_id}: only the $default stage is served locally")
+        for api in self.http_apis.values():
+            if api.api_id == p.get("ApiId"):
+                api.default_throttle = _throttle(p.get("DefaultRouteSettings"))
+                for route_key, settings in (p.get("RouteSettings") or {}).items():
+                    throttle = _throttle(settings)
+                    if throttle:
+                        api.route_throttles[route_key] = throttle
         return Deployed(logical_id, "AWS::ApiGatewayV2::Stage", "$default")
 
     def _lambda_version(self, logical_id: str, p: dict[str, Any]) -> Deployed:

@@ -39,6 +39,7 @@ ROUTE_SCOPES = {
     "GET /notifications/{notification_id}": [READ],
     "GET /notifications/{notification_id}/timeline": [READ],
     "GET /notifications/bulk/{bulk_id}": [READ],
+    "GET /audit": ["tidings/ops"],
 }
 
 #: A read route whose function answers 404 for an unknown id: reaching it proves the token passed.
@@ -342,3 +343,29 @@ def test_header_injection_in_the_request_id_is_400_and_sends_nothing(
     assert int(answer.split(b" ", 2)[1]) == 400
     assert b"invalid_request_id" in answer
     assert b"x-injected" not in answer.lower()
+
+
+def test_only_an_ops_token_reads_the_audit_log_and_it_says_who_sent_a_notification(
+    http: httpx.Client, system: LocalSystem
+) -> None:
+    # Given a notification sent through the gateway with the client's own request id
+    sent = http.post(
+        "/notifications",
+        json=order_body(),
+        headers=_bearer(system.token()) | {"X-Request-Id": "shop:audit-1"},
+    )
+    assert sent.status_code == 202
+    notification_id = sent.json()["notification_id"]
+    query = {"notification_id": notification_id}
+    # Then a client's token, even with both notification scopes, is 403 on the audit route
+    assert http.get("/audit", params=query, headers=_bearer(system.token())).status_code == 403
+    # And an operator's token gets the record: who sent it, with which scopes, under which request id
+    answer = http.get("/audit", params=query, headers=_bearer(system.token(scope="tidings/ops")))
+    assert answer.status_code == 200
+    [record] = answer.json()["records"]
+    assert record["action"] == "notifications.create"
+    assert record["route"] == "POST /notifications"
+    assert record["request_id"] == "shop:audit-1"
+    assert record["status"] == 202
+    assert set(record["scopes"]) == {WRITE, READ}
+    assert record["subject"] == jwt.decode(system.token(), options={"verify_signature": False})["sub"]

@@ -67,6 +67,7 @@ HANDLER_ENV = {
     "NOTIFICATIONS_TABLE": "notifications",
     "IDEMPOTENCY_TABLE": "idempotency",
     "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:saga",
+    "AUDIT_TABLE": "audit",
     "WEBHOOK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks",
     "WEBHOOK_EVENTS_TABLE": "webhook-events",
     "STRIPE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s",

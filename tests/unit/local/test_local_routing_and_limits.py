@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from tidings_local.stack.api_gateway import compile_route, match_route
-from tidings_local.stack.deployer import Deployer, HttpApi, Route
+from tidings.resilience.timing import FakeClock
+from tidings_local.stack.api_gateway import RouteThrottles, compile_route, match_route
+from tidings_local.stack.deployer import Deployer, HttpApi, Route, Throttle
 from tidings_local.stack.template import TemplateError, load_template
 
 pytestmark = pytest.mark.unit
@@ -105,3 +106,34 @@ def _api(method: str, path: str = "/items"):
 def test_what_would_run_differently_here_stops_the_deploy_naming_the_resource(tmp_path, resources, message):
     with pytest.raises(TemplateError, match=re.escape(message)):
         _deploy(tmp_path, resources)
+
+
+def test_the_stage_throttling_is_read_from_the_template_and_applied_per_route(tmp_path):
+    # Given the stage of the template's HTTP API as the SAM transform writes it
+    path = tmp_path / "template.yaml"
+    path.write_text(json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Resources": {}}))
+    deployer = Deployer(load_template(path), "http://127.0.0.1:9")
+    api_id = deployer._http_api("Api", _api("post")["Properties"]).ref
+    deployer._http_api_stage(
+        "Stage",
+        {
+            "ApiId": api_id,
+            "StageName": "$default",
+            "DefaultRouteSettings": {"ThrottlingRateLimit": 100, "ThrottlingBurstLimit": 200},
+            "RouteSettings": {"POST /items": {"ThrottlingRateLimit": 1, "ThrottlingBurstLimit": 2}},
+        },
+    )
+    api = deployer.http_apis["Api"]
+    assert api.route_throttles == {"POST /items": Throttle(rate=1.0, burst=2)}
+    assert api.default_throttle == Throttle(rate=100.0, burst=200)
+
+    # When requests arrive faster than the route's rate, on a clock that only moves when told
+    clock = FakeClock()
+    throttles = RouteThrottles(clock=clock)
+    admitted = [throttles.admit(api, "POST /items") for _ in range(3)]
+    # Then the burst passes, the next is throttled (the local gateway answers 429), and a second refills one
+    assert admitted == [True, True, False]
+    assert throttles.admit(api, "GET /other")  # the default settings: its own bucket
+    clock.advance(1)
+    assert throttles.admit(api, "POST /items")
+    assert not throttles.admit(api, "POST /items")

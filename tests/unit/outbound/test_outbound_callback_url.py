@@ -106,6 +106,7 @@ def http_event(method, path, body):
 def api(moto_aws, monkeypatch):
     create_table_from_template("NotificationsTable", "notifications")
     create_table_from_template("IdempotencyTable", "idempotency")
+    create_table_from_template("AuditTable", "audit")
     machine = boto3.client("stepfunctions").create_state_machine(
         name="saga",
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
@@ -115,6 +116,7 @@ def api(moto_aws, monkeypatch):
     for name, value in {
         "NOTIFICATIONS_TABLE": "notifications",
         "IDEMPOTENCY_TABLE": "idempotency",
+        "AUDIT_TABLE": "audit",
         "STATE_MACHINE_ARN": machine,
         "BULK_QUEUE_URL": queue_url,
         "POWERTOOLS_METRICS_NAMESPACE": "Tidings",

@@ -281,3 +281,45 @@ def test_steps_after_finish_do_nothing(rotator, aws, sandbox, start_rotation):
     # Then nothing is asked of Twilio and nothing changes
     assert sandbox["twilio"].control.requests() == []
     assert value(aws, "twilio") == before
+
+
+class _AppendOnlyTable:
+    """A fake audit table: what put_item was given, refusing a second put of one key as DynamoDB would."""
+
+    def __init__(self) -> None:
+        self.items: list[dict] = []
+
+    def put_item(self, Item, ConditionExpression):  # noqa: N803 - boto3's argument names
+        assert ConditionExpression == "attribute_not_exists(pk)"
+        assert all((i["pk"], i["sk"]) != (Item["pk"], Item["sk"]) for i in self.items)
+        self.items.append(Item)
+
+
+def test_every_rotation_step_leaves_an_audit_record_failed_ones_too(rotator, aws, sandbox, start_rotation):
+    from tidings.audit import AuditLog
+
+    table = _AppendOnlyTable()
+    rotation = rotator()
+    rotation.audit = AuditLog(lambda: table)
+    token = start_rotation("twilio")
+    # Given a full rotation, then a createSecret that the provider refuses
+    rotate(rotation, aws, "twilio", token)
+    failing = start_rotation("twilio")
+    sandbox["twilio"].control.inject_fault("status", status=503, count=1, path_prefix=f"{ACCOUNT}/Keys")
+    with pytest.raises(errors.ProviderUnavailable):
+        rotation.run(aws["arns"]["twilio"], failing, "createSecret")
+    # Then one record per step, by the rotation itself, naming the secret and never a value
+    assert [(i["action"], i["outcome"]) for i in table.items] == [
+        ("rotation.createSecret", "ok"),
+        ("rotation.setSecret", "ok"),
+        ("rotation.testSecret", "ok"),
+        ("rotation.finishSecret", "ok"),
+        ("rotation.createSecret", "failed"),
+    ]
+    assert {i["subject"] for i in table.items} == {"system:rotation"}
+    assert {i["target_kind"] for i in table.items} == {"secret"}
+    assert table.items[-1]["details"] == {"error_type": "ProviderUnavailable"}
+    stored = str(table.items)
+    current = value(aws, "twilio")
+    assert current["api_key_secret"] not in stored
+    assert current["auth_token"] not in stored

@@ -11,7 +11,12 @@ from tidings.config import ConfigurationError
 pytestmark = pytest.mark.unit
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:saga"
-BASE = {"NOTIFICATIONS_TABLE": "notifications", "IDEMPOTENCY_TABLE": "idempotency", "STATE_MACHINE_ARN": ARN}
+BASE = {
+    "NOTIFICATIONS_TABLE": "notifications",
+    "IDEMPOTENCY_TABLE": "idempotency",
+    "STATE_MACHINE_ARN": ARN,
+    "AUDIT_TABLE": "audit",
+}
 
 
 def test_defaults_apply_when_only_the_required_settings_are_given():

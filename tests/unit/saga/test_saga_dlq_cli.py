@@ -72,3 +72,36 @@ def test_redrive_max_and_dry_run(queues, capsys):
 def test_an_unknown_stack_is_a_clear_error(queues, capsys):
     assert main(["dlq", "redrive", "email", "--stack", "nope"]) == 2
     assert "is --stack right?" in capsys.readouterr().err
+
+
+def test_every_redrive_and_purge_is_in_the_audit_log_under_the_operators_iam_id(queues, capsys):
+    # Given the stack's audit table
+    from support.template import create_table
+
+    create_table(boto3.client("dynamodb"), "AuditTable", "tidings-dev-AuditTable-9Z8Y7X")
+    _sqs, dlq, _retry = queues
+    # When an operator redrives five messages, then purges the rest
+    main(["dlq", "redrive", "email", "--stack", "tidings-dev", "--max", "5", "--json"])
+    assert main(["dlq", "purge", "email", "--stack", "tidings-dev", "--yes", "--json"]) == 0
+    capsys.readouterr()
+    # Then what did this operator do today? Both actions, with their counts and the queue
+    operator = "iam:" + boto3.client("sts").get_caller_identity()["UserId"].split(":")[0]
+    assert main(["audit", "--subject", operator, "--stack", "tidings-dev", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["action"], r["actor"], r["target_kind"]) for r in records] == [
+        ("dlq.redrive", "operator", "queue"),
+        ("dlq.purge", "operator", "queue"),
+    ]
+    assert records[0]["target_id"] == dlq.rsplit("/", 1)[-1]
+    assert records[0]["details"]["moved"] == 5
+    assert records[1]["details"]["purged"] == 7
+    # And the table view shows them too
+    assert main(["audit", "--subject", operator, "--stack", "tidings-dev"]) == 0
+    assert "dlq.purge" in capsys.readouterr().out
+
+
+def test_an_operator_action_without_an_audit_table_still_happens_and_says_so(queues, capsys):
+    sqs, dlq, _retry = queues
+    assert main(["dlq", "purge", "email", "--stack", "tidings-dev", "--yes", "--json"]) == 0
+    assert "audit record of dlq.purge could not be written" in capsys.readouterr().err
+    assert count(sqs, dlq) == 0

@@ -53,6 +53,7 @@ def get(path, params=None, *, sub="client-a"):
 def api(aws, monkeypatch):
     table = create_table_from_template("NotificationsTable", "notifications")
     create_table_from_template("IdempotencyTable", "idempotency")
+    create_table_from_template("AuditTable", "audit")
     machine = boto3.client("stepfunctions").create_state_machine(
         name="saga",
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
@@ -60,6 +61,7 @@ def api(aws, monkeypatch):
     )["stateMachineArn"]
     monkeypatch.setenv("NOTIFICATIONS_TABLE", "notifications")
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
+    monkeypatch.setenv("AUDIT_TABLE", "audit")
     monkeypatch.setenv("STATE_MACHINE_ARN", machine)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings")
     spec = importlib.util.spec_from_file_location("notify_api_app", ROOT / "functions/notify_api/app.py")
@@ -240,12 +242,13 @@ def test_the_timeline_route_answers_only_the_owner(api):
 
 # --- the OpenAPI document and Swagger UI ---------------------------------------------------------------
 DOCUMENTED = {
-    ("/notifications", "post"): {"202", "400", "401", "403", "409", "413", "415", "422"},
+    ("/notifications", "post"): {"202", "400", "401", "403", "409", "413", "415", "422", "429"},
     ("/notifications", "get"): {"200", "400", "401", "403", "422"},
     ("/notifications/{notification_id}", "get"): {"200", "401", "403", "404", "422"},
     ("/notifications/{notification_id}/timeline", "get"): {"200", "401", "403", "404", "422"},
-    ("/notifications/bulk", "post"): {"202", "400", "401", "403", "413", "415", "422"},
+    ("/notifications/bulk", "post"): {"202", "400", "401", "403", "413", "415", "422", "429"},
     ("/notifications/bulk/{bulk_id}", "get"): {"200", "401", "403", "404", "422"},
+    ("/audit", "get"): {"200", "400", "401", "403", "422"},
 }
 
 

@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import re
+import urllib.parse
 import uuid
 
 import boto3
@@ -38,23 +40,45 @@ class Context:
         return 29_000
 
 
-def http_event(method, path, body=None, *, sub="client-a", headers=None, raw_body=None):
+#: The template's routes, as API Gateway names them in the event (routeKey, pathParameters).
+ROUTES = [
+    (r"/notifications/bulk/(?P<bulk_id>[^/]+)", "/notifications/bulk/{bulk_id}"),
+    (r"/notifications/bulk", "/notifications/bulk"),
+    (r"/notifications/(?P<notification_id>[^/]+)/timeline", "/notifications/{notification_id}/timeline"),
+    (r"/notifications/(?P<notification_id>[^/]+)", "/notifications/{notification_id}"),
+]
+
+
+def route_of(method, path):
+    for pattern, template in ROUTES:
+        matched = re.fullmatch(pattern, path)
+        if matched:
+            return f"{method} {template}", matched.groupdict() or None
+    return f"{method} {path}", None
+
+
+def http_event(method, path, body=None, *, sub="client-a", headers=None, raw_body=None, query=None):
+    route_key, path_parameters = route_of(method, path)
     event = {
         "version": "2.0",
-        "routeKey": f"{method} {path}",
+        "routeKey": route_key,
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": urllib.parse.urlencode(query or {}),
         "headers": {"content-type": "application/json", **(headers or {})},
         "requestContext": {
             "http": {"method": method, "path": path, "sourceIp": "127.0.0.1", "protocol": "HTTP/1.1"},
             "requestId": str(uuid.uuid4()),
             "stage": "$default",
-            "routeKey": f"{method} {path}",
+            "routeKey": route_key,
             "authorizer": {"jwt": {"claims": {"sub": sub} if sub else {}, "scopes": None}},
         },
         "body": raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
         "isBase64Encoded": False,
     }
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if query:
+        event["queryStringParameters"] = query
     return event
 
 
@@ -62,6 +86,8 @@ def http_event(method, path, body=None, *, sub="client-a", headers=None, raw_bod
 def api(aws, monkeypatch):
     create_table_from_template("NotificationsTable", "notifications")
     create_table_from_template("IdempotencyTable", "idempotency")
+    create_table_from_template("AuditTable", "audit")
+    create_table_from_template("RateLimitTable", "rate-limit")
     sfn = boto3.client("stepfunctions")
     machine = sfn.create_state_machine(
         name="saga",
@@ -71,6 +97,8 @@ def api(aws, monkeypatch):
     queue_url = boto3.client("sqs").create_queue(QueueName="bulk")["QueueUrl"]
     monkeypatch.setenv("NOTIFICATIONS_TABLE", "notifications")
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
+    monkeypatch.setenv("AUDIT_TABLE", "audit")
+    monkeypatch.setenv("RATE_LIMIT_TABLE", "rate-limit")
     monkeypatch.setenv("STATE_MACHINE_ARN", machine)
     monkeypatch.setenv("BULK_QUEUE_URL", queue_url)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings")
@@ -86,6 +114,7 @@ def api(aws, monkeypatch):
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     call.raw = lambda event: module.lambda_handler(event, Context())
+    call.module = module
     call.machine = machine
     call.queue_url = queue_url
     yield call
@@ -110,8 +139,12 @@ def test_a_valid_request_is_accepted_and_starts_one_saga_named_after_the_notific
     assert {key: value for key, value in execution_input.items() if value is not None} == {
         "notification_id": body["notification_id"],
         "delivery_policy": {"email": "required", "sms": "best_effort"},
+        "request_id": execution_input["request_id"],
     }
-    assert set(execution_input) - {"notification_id", "delivery_policy"} == set(outcome_inputs())
+    assert execution_input["request_id"]  # API Gateway's, as no X-Request-Id was sent
+    assert set(execution_input) - {"notification_id", "delivery_policy", "request_id"} == set(
+        outcome_inputs()
+    )
 
 
 def test_a_retried_request_returns_the_first_answer_and_starts_nothing_new(api):
@@ -546,3 +579,119 @@ def test_a_bulk_key_reused_with_other_items_is_a_422_as_on_the_single_route(api)
     reordered = [{key: items[0][key] for key in reversed(list(items[0]))}]
     status, again = api(http_event("POST", "/notifications/bulk", {"items": reordered}, headers=headers))
     assert (status, again["bulk_id"]) == (202, first["bulk_id"])
+
+
+# --- the per-client quota and the audit log (issue 11) -------------------------------------------
+
+
+@pytest.fixture
+def small_quota(api):
+    """Two notifications at once per subject, one more every 2 s of the fake clock."""
+    from tidings.api.quota import ClientQuota
+    from tidings.resilience.rate_limit import DynamoDBBucketStore, TokenBucket
+    from tidings.resilience.timing import FakeClock
+
+    clock = FakeClock()
+    store = DynamoDBBucketStore("rate-limit", boto3.client("dynamodb"))
+    api.module.api.quota = ClientQuota(TokenBucket(rate=0.5, capacity=2), store, clock=clock)
+    return clock
+
+
+def order(n):
+    return {**VALID, "order_reference": f"quota-{n}"}
+
+
+def test_a_client_over_its_quota_gets_429_with_retry_after_and_others_are_not_held_back(api, small_quota):
+    # Given a client that used its two tokens
+    for n in range(2):
+        assert api(http_event("POST", "/notifications", order(n)))[0] == 202
+    # When it sends a third
+    response = api.raw(http_event("POST", "/notifications", order(2)))
+    # Then 429, machine-readable, with Retry-After, and nothing started for it
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 429
+    assert response["headers"]["Retry-After"] == "2"
+    assert body["code"] == "quota_exceeded"
+    assert body["retry_after_seconds"] == 2
+    assert body["quota"] == {"per_second": 0.5, "burst": 2}
+    assert len(executions(api.machine)) == 2
+    # A retry of an accepted request is answered from its idempotency record and costs nothing
+    assert api(http_event("POST", "/notifications", order(0)))[0] == 202
+    # Another subject has its own bucket
+    assert api(http_event("POST", "/notifications", order(3), sub="client-b"))[0] == 202
+    # After Retry-After the client may send again
+    small_quota.advance(2)
+    assert api(http_event("POST", "/notifications", order(2)))[0] == 202
+
+
+def test_bulk_items_count_against_the_quota(api, small_quota):
+    items = [order(n) for n in range(2)]
+    assert api(http_event("POST", "/notifications/bulk", {"items": items}))[0] == 202
+    status, body = api(http_event("POST", "/notifications/bulk", {"items": [order(5)]}))
+    assert (status, body["code"], body["requested"]) == (429, "quota_exceeded", 1)
+    # More items than the whole bucket holds can never fit: 413, not a Retry-After that cannot help
+    status, body = api(http_event("POST", "/notifications/bulk", {"items": [order(n) for n in range(3)]}))
+    assert (status, body["code"]) == (413, "bulk_exceeds_quota")
+
+
+def audit_records(**query):
+    from tidings.audit import AuditLog
+
+    log = AuditLog(lambda: boto3.resource("dynamodb").Table("audit"))
+    if "subject" in query:
+        return log.by_subject(query["subject"])
+    return log.by_target(*query["target"])
+
+
+def test_every_call_leaves_one_audit_record_without_personal_data(api, small_quota):
+    # Given a send, a read of it, a read of someone else's, and a refused send
+    headers = {"x-request-id": "shop-req-42"}
+    _, sent = api(http_event("POST", "/notifications", order(0), headers=headers))
+    notification_id = sent["notification_id"]
+    api(http_event("GET", f"/notifications/{notification_id}", sub="client-a"))
+    api(http_event("GET", f"/notifications/{notification_id}", sub="client-b"))
+    api(http_event("POST", "/notifications", order(1)))
+    api(http_event("POST", "/notifications", order(2)))  # over the quota
+
+    # Then: who sent notification X?
+    about = audit_records(target=("notification", notification_id))
+    assert [(r.subject, r.action, r.status) for r in about] == [
+        ("client-a", "notifications.create", 202),
+        ("client-a", "notifications.get", 200),
+        ("client-b", "notifications.get", 404),
+    ]
+    first = about[0]
+    assert first.request_id == "shop-req-42"
+    assert first.outcome == "ok"
+    # What did client-a do? Four calls, the last refused by its quota
+    mine = audit_records(subject="client-a")
+    assert [(r.action, r.outcome, r.code) for r in mine] == [
+        ("notifications.create", "ok", None),
+        ("notifications.get", "ok", None),
+        ("notifications.create", "ok", None),
+        ("notifications.create", "refused", "quota_exceeded"),
+    ]
+    stored = json.dumps(boto3.resource("dynamodb").Table("audit").scan()["Items"], default=str)
+    for personal in (VALID["customer"]["email"], VALID["customer"]["phone"], VALID["customer"]["name"]):
+        assert personal not in stored
+
+
+def test_the_audit_route_answers_by_notification_including_the_bulk_request_that_sent_it(api):
+    _, bulk = api(http_event("POST", "/notifications/bulk", {"items": [order(0)]}, sub="shop-bulk"))
+    notification_id = bulk["items"][0]["notification_id"]
+    api(http_event("GET", f"/notifications/{notification_id}", sub="shop-bulk"))
+
+    status, body = api(
+        http_event("GET", "/audit", sub="operator-1", query={"notification_id": notification_id})
+    )
+    assert status == 200
+    assert [(r["subject"], r["action"], r["target_kind"]) for r in body["records"]] == [
+        ("shop-bulk", "bulk.create", "bulk"),
+        ("shop-bulk", "notifications.get", "notification"),
+    ]
+    status, body = api(http_event("GET", "/audit", sub="operator-1", query={"subject": "shop-bulk"}))
+    assert [r["action"] for r in body["records"]] == ["bulk.create", "notifications.get"]
+    # The operator's own query is audited too, and a query must say what it is about
+    status, body = api(http_event("GET", "/audit", sub="operator-1"))
+    assert (status, body["code"]) == (400, "invalid_query")
+    assert [r.action for r in audit_records(subject="operator-1")] == ["audit.query"] * 3

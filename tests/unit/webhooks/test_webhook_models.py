@@ -132,3 +132,16 @@ def test_twilio_blank_error_code_is_dropped_and_missing_sid_is_malformed():
     assert event.notification_id is None
     with pytest.raises(InvalidRequest):
         parse_twilio_callback({"MessageStatus": ["sent"]}, {}, received_at=NOW)
+
+
+def test_the_request_id_comes_back_from_stripe_metadata_and_sendgrid_custom_args_when_it_is_safe():
+    metadata = {"notification_id": "n-1", "request_id": "shop:req-9"}
+    assert parse_stripe_event(stripe_event(metadata=metadata), received_at=NOW).request_id == "shop:req-9"
+    items = [
+        {"sg_event_id": "e1", "event": "delivered", "notification_id": "n-1", "request_id": "shop:req-9"},
+        # A value that is not a request id (forged or mangled on the way) is dropped, not carried on
+        {"sg_event_id": "e2", "event": "delivered", "notification_id": "n-1", "request_id": "a\r\nb"},
+    ]
+    events = parse_sendgrid_events(json.dumps(items).encode(), received_at=NOW)
+    assert [event.request_id for event in events] == ["shop:req-9", None]
+    assert parse_stripe_event(stripe_event(), received_at=NOW).request_id is None

@@ -34,7 +34,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api import openapi as doc
+from tidings.api.audited import call_entry
 from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
+from tidings.api.quota import ClientQuota, QuotaExceeded, QuotaTooSmall, quota_for
 from tidings.api.request_id import InvalidRequestId, request_id, with_request_id
 from tidings.api.service import (
     Accepted,
@@ -47,6 +49,7 @@ from tidings.api.service import (
 from tidings.api.settings import ApiSettings
 from tidings.config import ConfigurationError
 from tidings.errors import RecipientSuppressed
+from tidings.audit import AuditLog, AuditRecord, audit_log_for
 from tidings.notifications import NotificationNotFound, NotificationRequest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.observability import logger, metrics, tracer
@@ -66,6 +69,7 @@ class NotifyApi:
         self, settings: ApiSettings, service: Callable[[], NotificationService] | None = None
     ) -> None:
         self.settings = settings
+        self.current_request_id: str | None = None
         self._service_factory = service or (lambda: service_for(settings))
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="[client_id, idempotency_key]",
@@ -92,14 +96,32 @@ class NotifyApi:
         suppressions.register(self.app, lambda: self.suppressions, self.client_id, _error)
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """One API Gateway (HTTP API, payload 2.0) event to its response, carrying the request id."""
+        """One API Gateway (HTTP API, payload 2.0) event to its response, carrying the request id;
+        every call with a subject leaves one audit record."""
         try:
             current = request_id(event)
         except InvalidRequestId as exc:
             fallback = str((event.get("requestContext") or {}).get("requestId") or "")
-            return with_request_id(_answer_dict(400, str(exc), "invalid_request_id"), fallback)
+            refused = _answer_dict(400, str(exc), "invalid_request_id")
+            self._audit(event, refused, fallback)
+            return with_request_id(refused, fallback)
         logger.set_correlation_id(current)  # every log line of this call carries it
-        return with_request_id(self._answer(event, context), current)
+        # Under the same key as the steps' and the webhook processor's lines (``request_id`` is the
+        # providers' own request id in the provider call lines).
+        logger.append_keys(api_request_id=current)
+        self.current_request_id = current
+        try:
+            response = self._answer(event, context)
+        except Exception:
+            self._audit(event, {"statusCode": 500}, current)
+            raise
+        self._audit(event, response, current)
+        return with_request_id(response, current)
+
+    def _audit(self, event: dict[str, Any], response: dict[str, Any], current: str) -> None:
+        entry = call_entry(event, response, current)
+        if entry is not None:
+            self.audit.record_quietly(entry)
 
     def _answer(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self._too_large(event):
@@ -128,6 +150,17 @@ class NotifyApi:
         return service
 
     @cached_property
+    def quota(self) -> ClientQuota:
+        settings = self.settings
+        return quota_for(
+            settings.rate_limit_table, settings.client_sends_per_second, settings.client_send_burst
+        )
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return audit_log_for(self.settings.audit_table, self.settings.audit_retention_days)
+
+    @cached_property
     def queries(self) -> NotificationQueries:
         return queries_for(self.settings.notifications_table)
 
@@ -140,8 +173,15 @@ class NotifyApi:
             data_keyword_argument="submission", persistence_store=persistence, config=self.idempotency
         )
         def submit(submission: dict[str, Any]) -> dict[str, Any]:
+            # Inside the idempotent part: a retry answered from the first request's record costs nothing.
+            self.quota.take(submission["client_id"])
             request = NotificationRequest.model_validate(submission["request"])
-            accepted = self.service.submit(submission["client_id"], submission["idempotency_key"], request)
+            accepted = self.service.submit(
+                submission["client_id"],
+                submission["idempotency_key"],
+                request,
+                request_id=submission.get("request_id"),
+            )
             return accepted.model_dump(mode="json")
 
         return cast(Callable[..., dict[str, Any]], submit)
@@ -165,7 +205,7 @@ class NotifyApi:
         @app.post(
             "/notifications",
             summary="Start a notification",
-            responses=doc.ok(202, "Accepted", Accepted) | doc.errors(400, 401, 403, 409, 413, 415, 422),
+            responses=doc.ok(202, "Accepted", Accepted) | doc.errors(400, 401, 403, 409, 413, 415, 422, 429),
         )
         @tracer.capture_method(capture_response=False)
         def create_notification(  # type: ignore[no-untyped-def]
@@ -175,6 +215,8 @@ class NotifyApi:
                 "client_id": api.client_id(),
                 "idempotency_key": idempotency_key or request.order_reference,
                 "request": request.model_dump(mode="json"),
+                # Not part of the idempotency key or the payload check: a retry may carry a new one.
+                "request_id": api.current_request_id,
             }
             accepted = api.submit_once(submission=submission)
             logger.info("notification accepted", notification_id=accepted["notification_id"])
@@ -233,14 +275,18 @@ class NotifyApi:
             "/notifications/bulk",
             summary="Start many notifications",
             responses=doc.ok(202, "Accepted (some items may be rejected)", BulkAccepted)
-            | doc.errors(400, 401, 403, 413, 415)
+            | doc.errors(400, 401, 403, 413, 415, 429)
             | doc.bulk_rejected(BulkAccepted),
         )
         @tracer.capture_method(capture_response=False)
         def create_bulk(  # type: ignore[no-untyped-def]
             bulk: Annotated[BulkRequest, Body(embed=False)], idempotency_key: IdempotencyKey = None
         ):
-            result = api.service.submit_bulk(api.client_id(), idempotency_key, bulk.items)
+            client_id = api.client_id()
+            api.quota.take(client_id, len(bulk.items))  # one token per item, rejected ones included
+            result = api.service.submit_bulk(
+                client_id, idempotency_key, bulk.items, request_id=api.current_request_id
+            )
             logger.info(
                 "bulk accepted", bulk_id=result.bulk_id, accepted=result.accepted, rejected=result.rejected
             )
@@ -257,6 +303,26 @@ class NotifyApi:
         def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.service.bulk_status(api.client_id(), bulk_id).model_dump(mode="json")
 
+        @app.get(
+            "/audit",
+            summary="Operators: the audit log, by notification, by bulk request, or by subject and time",
+            description="Needs the tidings/ops scope. Exactly one of notification_id, bulk_id, subject.",
+            responses=doc.ok(200, "Audit records, oldest first", doc.AuditPage)
+            | doc.errors(400, 401, 403, 422),
+        )
+        @tracer.capture_method(capture_response=False)
+        def get_audit(
+            notification_id: Annotated[str | None, Query(max_length=64)] = None,
+            bulk_id: Annotated[str | None, Query(max_length=64)] = None,
+            subject: Annotated[str | None, Query(max_length=256)] = None,
+            since: Annotated[datetime | None, Query()] = None,
+            until: Annotated[datetime | None, Query()] = None,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        ) -> dict[str, Any]:
+            api.client_id()  # an authenticated caller (the route's scope is checked by the authorizer)
+            records = api.audit_records(notification_id, bulk_id, subject, since, until, limit)
+            return {"records": [record.model_dump(mode="json") for record in records]}
+
         @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
         def openapi():  # type: ignore[no-untyped-def]  # answered as built, not validated
             return Response(
@@ -264,6 +330,40 @@ class NotifyApi:
                 content_type=content_types.APPLICATION_JSON,
                 body=app.get_openapi_json_schema(),
             )
+
+    def audit_records(
+        self,
+        notification_id: str | None,
+        bulk_id: str | None,
+        subject: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[AuditRecord]:
+        """One notification's records (and its bulk request's, which sent it), one bulk's, or a subject's."""
+        given = [
+            name
+            for name, value in (
+                ("notification_id", notification_id),
+                ("bulk_id", bulk_id),
+                ("subject", subject),
+            )
+            if value
+        ]
+        if len(given) != 1:
+            raise InvalidQuery("give exactly one of notification_id, bulk_id, subject", ["query"])
+        if subject:
+            return self.audit.by_subject(subject, since, until, limit)
+        if bulk_id:
+            return self.audit.by_target("bulk", bulk_id, limit)
+        records = self.audit.by_target("notification", str(notification_id), limit)
+        try:
+            sent_in = self.service.store.get(str(notification_id)).bulk_id
+        except NotificationNotFound:
+            sent_in = None
+        if sent_in:
+            records = sorted([*records, *self.audit.by_target("bulk", sent_in, limit)], key=lambda r: r.at)
+        return records[:limit]
 
     # --- the one place typed failures become HTTP answers -------------------------------------------
     def _errors(self) -> None:
@@ -299,6 +399,31 @@ class NotifyApi:
         def invalid_query(error: InvalidQuery) -> Response:
             errors = [{"loc": error.loc, "type": "invalid_query", "message": error.message}]
             return _error(400, error.message, "invalid_query", errors=errors)
+
+        @app.exception_handler(QuotaExceeded)
+        def over_quota(exc: QuotaExceeded) -> Response:
+            return _error(
+                429,
+                "this client's send quota is spent for now; retry after the given seconds",
+                "quota_exceeded",
+                headers={"Retry-After": str(exc.retry_after_seconds)},
+                retry_after_seconds=exc.retry_after_seconds,
+                requested=exc.requested,
+                quota={"per_second": exc.bucket.rate, "burst": int(exc.bucket.capacity)},
+            )
+
+        @app.exception_handler(QuotaTooSmall)
+        def over_burst(exc: QuotaTooSmall) -> Response:
+            errors = [{"loc": ["body", "items"], "type": "bulk_exceeds_quota", "message": str(exc)}]
+            # 413 like any request too large for the route (a bulk route's 422 is per-item results).
+            return _error(
+                413,
+                "this bulk request has more items than the client's quota allows at once; split it",
+                "bulk_exceeds_quota",
+                errors=errors,
+                requested=exc.requested,
+                quota={"per_second": exc.bucket.rate, "burst": int(exc.bucket.capacity)},
+            )
 
         @app.exception_handler(NotificationNotFound)
         def not_found(_exc: NotificationNotFound) -> Response:

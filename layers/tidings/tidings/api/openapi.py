@@ -21,6 +21,11 @@ class ErrorItem(BaseModel):
     message: str
 
 
+class ClientQuotaBody(BaseModel):
+    per_second: float = Field(description="Notifications per second, on average")
+    burst: int = Field(description="Notifications at once (a bulk request's items count one each)")
+
+
 class ErrorBody(BaseModel):
     message: str
     code: str = Field(description="Machine-readable: validation_error, not_found, unauthorized, ...")
@@ -29,6 +34,15 @@ class ErrorBody(BaseModel):
         None, description="For 409 order_already_charged: the order's existing notification"
     )
     status_url: str | None = Field(None, description="For 409 order_already_charged: where to see it")
+    retry_after_seconds: int | None = Field(
+        None, description="For 429 quota_exceeded: seconds until the request fits (also in Retry-After)"
+    )
+    requested: int | None = Field(
+        None, description="For 429 quota_exceeded and 413 bulk_exceeds_quota: notifications asked for"
+    )
+    quota: ClientQuotaBody | None = Field(
+        None, description="For 429 quota_exceeded and 413 bulk_exceeds_quota: the client's quota"
+    )
 
 
 class GatewayRefusal(BaseModel):
@@ -83,6 +97,28 @@ class Timeline(BaseModel):
     entries: list[TimelineEntry]
 
 
+class AuditEntryBody(BaseModel):
+    model_config = {"extra": "allow"}
+
+    audit_id: str
+    at: str
+    subject: str = Field(description="The JWT subject (sha256:<hex> when not identifier-shaped), or iam:<id>")
+    actor: str = Field(description="client, operator or system")
+    action: str = Field(description="notifications.create, bulk.create, dlq.redrive, ...")
+    outcome: str = Field(description="ok, refused or failed")
+    status: int | None = None
+    code: str | None = None
+    route: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    target_kind: str | None = None
+    target_id: str | None = None
+    request_id: str | None = None
+
+
+class AuditPage(BaseModel):
+    records: list[AuditEntryBody]
+
+
 _DESCRIPTIONS = {
     400: (
         "A cursor that does not continue this query, or an empty time range (code invalid_query); a body "
@@ -104,12 +140,19 @@ _DESCRIPTIONS = {
         "(code order_already_charged, with its notification_id and status_url; send new_charge to charge "
         "again)"
     ),
-    413: "Body too large (code payload_too_large)",
+    413: (
+        "Body too large (code payload_too_large), or a bulk request with more items than the client's "
+        "quota holds at once (code bulk_exceeds_quota)"
+    ),
     415: "The body is not application/json (code unsupported_media_type)",
     422: (
         "Invalid request: each problem's location and type (code validation_error, idempotency_key_reused), "
         "or a required channel whose recipient is on the suppression list (code recipient_suppressed, "
         "with the channel and the suppression's reason; nothing was stored or charged)"
+    ),
+    429: (
+        "The client's send quota is spent (code quota_exceeded, Retry-After and retry_after_seconds), or "
+        'API Gateway throttled the route ({"message": "Too Many Requests"})'
     ),
 }
 

@@ -184,12 +184,18 @@ class NotificationService:
     suppressions: Callable[[], SuppressionService | None] = lambda: None
 
     # --- one notification -----------------------------------------------------------------------
-    def submit(self, client_id: str, idempotency_key: str, request: NotificationRequest) -> Accepted:
+    def submit(
+        self,
+        client_id: str,
+        idempotency_key: str,
+        request: NotificationRequest,
+        request_id: str | None = None,
+    ) -> Accepted:
         """Store the notification and start its saga; a replay returns the first submission's answer."""
         self.check_callback_url(request)
         self.refuse_suppressed(request)
         notification_id = notification_id_for(client_id, idempotency_key)
-        notification = self._new(notification_id, client_id, request)
+        notification = self._new(notification_id, client_id, request, request_id=request_id)
         if request.new_charge:
             created = self.store.create(notification)
         else:
@@ -219,7 +225,9 @@ class NotificationService:
     def start(self, notification_id: str) -> str:
         """Start (or find) the one execution of this notification: its name is the notification id."""
         notification = self.store.get(notification_id)
-        execution_input = saga_input(notification_id, notification.delivery_policy)
+        execution_input = saga_input(
+            notification_id, notification.delivery_policy, request_id=notification.request_id
+        )
         client = self.stepfunctions()
         try:
             arn: str = client.start_execution(
@@ -258,7 +266,13 @@ class NotificationService:
         )
 
     # --- many notifications ---------------------------------------------------------------------
-    def submit_bulk(self, client_id: str, bulk_key: str | None, raw_items: list[Any]) -> BulkAccepted:
+    def submit_bulk(
+        self,
+        client_id: str,
+        bulk_key: str | None,
+        raw_items: list[Any],
+        request_id: str | None = None,
+    ) -> BulkAccepted:
         """Validate each item, store the valid ones and queue them; the bulk consumer starts their sagas.
 
         Each item's idempotency key is its order reference, so a retried bulk request (or an item sent
@@ -307,7 +321,9 @@ class NotificationService:
             if notification_id in new:
                 results.append(BulkItem(index=index, status="duplicate", notification_id=notification_id))
                 continue
-            new[notification_id] = self._new(notification_id, client_id, request, bulk_id=bulk_id)
+            new[notification_id] = self._new(
+                notification_id, client_id, request, bulk_id=bulk_id, request_id=request_id
+            )
             results.append(BulkItem(index=index, status="accepted", notification_id=notification_id))
 
         existing = self.store.get_many(list(new))
@@ -418,10 +434,15 @@ class NotificationService:
                 raise RuntimeError(f"{len(answer['Failed'])} bulk messages could not be queued")
 
     def _new(
-        self, notification_id: str, client_id: str, request: NotificationRequest, bulk_id: str | None = None
+        self,
+        notification_id: str,
+        client_id: str,
+        request: NotificationRequest,
+        bulk_id: str | None = None,
+        request_id: str | None = None,
     ) -> Notification:
         return Notification.accepted(
-            notification_id, client_id, request, at=self.store.now(), bulk_id=bulk_id
+            notification_id, client_id, request, at=self.store.now(), bulk_id=bulk_id, request_id=request_id
         )
 
     @staticmethod

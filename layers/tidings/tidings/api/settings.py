@@ -37,6 +37,14 @@ class ApiSettings(ServiceSettings):
     max_request_bytes: int = Field(256 * 1024, alias="MAX_REQUEST_BYTES", gt=0)
     max_bulk_request_bytes: int = Field(5 * 1024 * 1024, alias="MAX_BULK_REQUEST_BYTES", gt=0)
     max_bulk_items: int = Field(5000, alias="MAX_BULK_ITEMS", gt=0)
+    #: The per-client quota's shared buckets (the providers' rate-limit table); unset: one container's.
+    rate_limit_table: str | None = Field(None, alias="RATE_LIMIT_TABLE", min_length=1)
+    #: Notifications (single or bulk items) one JWT subject may start per second, and at once.
+    client_sends_per_second: float = Field(10.0, alias="CLIENT_SENDS_PER_SECOND", gt=0)
+    client_send_burst: int = Field(1000, alias="CLIENT_SEND_BURST", gt=0)
+    #: The audit log: one record per call (tidings.audit).
+    audit_table: str = Field(alias="AUDIT_TABLE", min_length=1)
+    audit_retention_days: int = Field(400, alias="AUDIT_RETENTION_DAYS", gt=0)
 
 
 @lru_cache(maxsize=1)

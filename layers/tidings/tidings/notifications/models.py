@@ -401,6 +401,9 @@ class Notification(BaseModel):
     channels: dict[str, ChannelRecord] = Field(default_factory=dict)
     #: The bulk request this notification came in with, if any.
     bulk_id: str | None = None
+    #: The API call's request id (X-Request-Id, else API Gateway's): its saga, provider calls, webhooks
+    #: and dead-letter bodies carry it on.
+    request_id: str | None = None
     #: The Step Functions task token while the saga waits for 3-D Secure.
     payment_task_token: str | None = None
     #: The Step Functions task token while the saga waits for its uncertain charge to be reconciled
@@ -418,6 +421,7 @@ class Notification(BaseModel):
         *,
         at: str,
         bulk_id: str | None = None,
+        request_id: str | None = None,
     ) -> Notification:
         """A new notification for ``request``, not started yet; every channel pending."""
         return cls(
@@ -437,6 +441,7 @@ class Notification(BaseModel):
             },
             bulk_id=bulk_id,
             callback_url=request.callback_url,
+            request_id=request_id,
         )
 
     @property

@@ -56,11 +56,12 @@ class TokenBucket:
     #: Float slack: epoch timestamps (~1.7e9) resolve to ~2e-7 s, so "0.9999999 tokens" means one.
     EPSILON = 1e-6
 
-    def take(self, state: BucketState | None, now: float) -> Decision:
+    def take(self, state: BucketState | None, now: float, cost: float = 1.0) -> Decision:
+        """Take ``cost`` tokens (one call, or a bulk request's items), or say how long until they are due."""
         tokens = self.level(state, now)
-        if tokens >= 1.0 - self.EPSILON:
-            return Decision(admitted=True, tokens_left=max(0.0, tokens - 1.0))
-        return Decision(admitted=False, tokens_left=tokens, wait_seconds=(1.0 - tokens) / self.rate)
+        if tokens >= cost - self.EPSILON:
+            return Decision(admitted=True, tokens_left=max(0.0, tokens - cost))
+        return Decision(admitted=False, tokens_left=tokens, wait_seconds=(cost - tokens) / self.rate)
 
 
 class BucketStoreUnavailable(Exception):

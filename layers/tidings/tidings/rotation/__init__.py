@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tidings.audit import AuditLog
     from tidings.config import Settings
     from tidings.rotation.protocol import SecretRotator
     from tidings.rotation.settings import RotationSettings
@@ -28,6 +29,7 @@ def build_rotator(
     secrets_client: Any,
     http: Any,
     clock: Callable[[], float] = time.time,
+    audit: AuditLog | None = None,
 ) -> SecretRotator:
     """A rotator for every provider secret configured in ``settings`` (``<PROVIDER>_SECRET_ARN``), and
     for the callbacks' signing secret (``CALLBACK_SECRET_ARN``)."""
@@ -70,7 +72,7 @@ def build_rotator(
         rotations[rotation_settings.callback_secret_arn] = CallbackSecretRotation(
             grace_seconds=rotation_settings.webhook_grace_seconds, clock=clock
         )
-    return SecretRotator(secrets_client, rotations, clock=clock)
+    return SecretRotator(secrets_client, rotations, clock=clock, audit=audit)
 
 
 @lru_cache(maxsize=1)
@@ -79,6 +81,7 @@ def get_rotator() -> SecretRotator:
     import boto3
     import httpx
 
+    from tidings.audit import get_audit_log
     from tidings.config import get_settings
     from tidings.rotation.settings import get_rotation_settings
 
@@ -87,4 +90,5 @@ def get_rotator() -> SecretRotator:
         get_rotation_settings(),
         secrets_client=boto3.client("secretsmanager"),
         http=httpx.Client(follow_redirects=False),
+        audit=get_audit_log(),  # its table is first touched when a step is recorded
     )

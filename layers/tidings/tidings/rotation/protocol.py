@@ -17,11 +17,18 @@ first checks whether its work is already done, as AWS's own rotation templates d
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tidings.observability import logger, register_secret
+
+if TYPE_CHECKING:
+    from tidings.audit import AuditLog
+
+#: A secret name the audit log may name (Secrets Manager also allows ``+`` and ``@``: those are left out).
+_SECRET_NAME = re.compile(r"[A-Za-z0-9._/=-]{1,200}")
 
 Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
 STEPS: tuple[Step, ...] = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -63,12 +70,45 @@ class SecretRotator:
         rotations: Mapping[str, ProviderRotation],
         *,
         clock: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
     ) -> None:
         self.client = client
         self.rotations = dict(rotations)
         self.clock = clock
+        self.audit = audit
 
     def run(self, secret_id: str, token: str, step: Step) -> None:
+        """One rotation step, and its audit record (``rotation.<step>``, ok or failed, by secret name)."""
+        name = secret_id.rsplit(":secret:", 1)[-1]
+        try:
+            skipped = self._run(secret_id, token, step)
+        except Exception as exc:
+            self._audit(step, name, "failed", {"error_type": type(exc).__name__})
+            raise
+        self._audit(step, name, "ok", {"skipped": skipped})
+
+    def _audit(self, step: Step, name: str, outcome: str, details: dict[str, Any]) -> None:
+        if self.audit is None:
+            return
+        from tidings.audit import AuditEntry
+
+        target = name if _SECRET_NAME.fullmatch(name) else None
+        self.audit.record_quietly(
+            AuditEntry.model_validate(
+                {
+                    "subject": "system:rotation",
+                    "actor": "system",
+                    "action": f"rotation.{step}",
+                    "outcome": outcome,
+                    "target_kind": "secret" if target else None,
+                    "target_id": target,
+                    "details": details,
+                }
+            )
+        )
+
+    def _run(self, secret_id: str, token: str, step: Step) -> bool:
+        """The step; True when it had nothing to do (the version is current already)."""
         metadata = self.client.describe_secret(SecretId=secret_id)
         rotation = self._rotation_for(metadata, step)
         stages = metadata.get("VersionIdsToStages", {})
@@ -79,7 +119,7 @@ class SecretRotator:
                 logger.info(
                     "rotation step skipped: version already current", step=step, secret_name=metadata["Name"]
                 )
-                return
+                return True
         elif PENDING not in stages[token]:
             raise RotationStateError(f"{step}: version {token} of {metadata['Name']} is not AWSPENDING")
         arn = metadata["ARN"]
@@ -94,6 +134,7 @@ class SecretRotator:
         else:
             self._finish(arn, token, stages, rotation)
         logger.info("rotation step finished", **log)
+        return False
 
     # --- steps --------------------------------------------------------------------------------
 

@@ -178,6 +178,10 @@ def notification_id() -> State:
     return {"notification_id.$": f"$.{paths.NOTIFICATION_ID}"}
 
 
+def request_id() -> State:
+    return {"request_id.$": f"$.{paths.REQUEST_ID}"}
+
+
 def attempt() -> State:
     return {"attempt.$": "$$.State.RetryCount"}
 
@@ -194,7 +198,8 @@ def park(step: Step, comment: str, queue: str, body: State, *, then: str) -> Sta
         step,
         comment,
         "arn:aws:states:::sqs:sendMessage",
-        {"QueueUrl": arn(queue), "MessageBody": body},
+        # Every parked message (and so every dead-letter body) carries the API call's request id.
+        {"QueueUrl": arn(queue), "MessageBody": body | request_id()},
         selector={"message_id.$": "$.MessageId"},
         then=then,
         retry=[ANY_ERROR_RETRY],
@@ -355,7 +360,7 @@ def _sms() -> Delivery:
                     "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
                     {
                         "QueueUrl": arn("SmsOutageQueueUrl"),
-                        "MessageBody": message | {"task_token.$": "$$.Task.Token"},
+                        "MessageBody": message | request_id() | {"task_token.$": "$$.Task.Token"},
                     },
                     timeout=Substitution("SmsOutageWaitTimeoutSeconds"),
                     then=paths.RECORD_OUTCOME.state,

@@ -49,6 +49,8 @@ class ParkedMessage(BaseModel):
     channel: Literal["email", "sms"]
     #: Set when a saga waits for this message (a ``required`` SMS).
     task_token: str | None = None
+    #: The API call's request id (every parked body carries it): on the try's log lines.
+    request_id: str | None = None
 
 
 class RetryLater(Exception):

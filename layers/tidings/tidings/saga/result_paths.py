@@ -69,6 +69,8 @@ class Channel:
 #: The execution input's keys (set by the notify API when it starts the execution).
 NOTIFICATION_ID = "notification_id"
 DELIVERY_POLICY = "delivery_policy"
+#: The API call's request id, carried into parked messages (dead-letter bodies) and the steps' logs.
+REQUEST_ID = "request_id"
 
 CHARGE_PAYMENT = step("ChargePayment")
 WAIT_FOR_PAYMENT_ACTION = step("WaitForPaymentAction")
@@ -124,11 +126,15 @@ def outcome_inputs() -> tuple[str, ...]:
     return tuple(keys)
 
 
-def execution_input(notification_id: str, delivery_policy: dict[str, str]) -> dict[str, object]:
-    """The input every execution starts with: ids and the policy only (never contact details), and a null
-    for each key RecordOutcome reads."""
+def execution_input(
+    notification_id: str, delivery_policy: dict[str, str], request_id: str | None = None
+) -> dict[str, object]:
+    """The input every execution starts with: ids and the policy only (never contact details), the API
+    call's request id (always present, null when unknown, so the parked messages can select it), and a
+    null for each key RecordOutcome reads."""
     return {
         NOTIFICATION_ID: notification_id,
         DELIVERY_POLICY: delivery_policy,
+        REQUEST_ID: request_id,
         **dict.fromkeys(outcome_inputs()),
     }

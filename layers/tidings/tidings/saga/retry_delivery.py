@@ -44,7 +44,12 @@ class RetryDeliveryConsumer:
     def try_once(self, record: SQSRecord) -> None:
         message = ParkedMessage.model_validate_json(record.body)
         tries = int(record.attributes.approximate_receive_count)
-        logger.append_keys(notification_id=message.notification_id, channel=message.channel, tries=tries)
+        logger.append_keys(
+            notification_id=message.notification_id,
+            channel=message.channel,
+            tries=tries,
+            api_request_id=message.request_id,
+        )
         queue = SoonerRedelivery(self.sqs, self._queue_url(record.event_source_arn))
 
         def delay_next_try(seconds: int) -> None:

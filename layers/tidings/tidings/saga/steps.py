@@ -24,6 +24,7 @@ from tidings.notifications.models import (
     TimelineEvent,
 )
 from tidings.notifications.store import NotificationStore, get_store
+from tidings.observability import logger
 from tidings.saga import keys
 from tidings.saga.outcome import OutcomeInput, decide
 from tidings.saga.results import (
@@ -98,6 +99,7 @@ class SagaSteps:
         from tidings.providers.models import ChargeRequest
 
         notification = self.store.get(notification_id)
+        _carry_request_id(notification)
         payment = notification.payment
         self.store.set_status(notification_id, NotificationStatus.RUNNING)
         request = ChargeRequest(
@@ -105,7 +107,11 @@ class SagaSteps:
             currency=payment.currency,
             payment_method=payment.payment_method,
             description=f"Order {notification.order_reference}",
-            metadata={"notification_id": notification_id, "order_reference": notification.order_reference},
+            metadata={
+                "notification_id": notification_id,
+                "order_reference": notification.order_reference,
+                **_request_metadata(notification),
+            },
             idempotency_key=keys.charge_key(notification_id),
         )
         started = time.monotonic()
@@ -217,6 +223,7 @@ class SagaSteps:
         """Send the receipt e-mail or the SMS through one provider; the step name follows the provider."""
         step = step or STEP_NAMES[(channel, provider)]
         notification = self.store.get(notification_id)
+        _carry_request_id(notification)
         if channel not in notification.channels:
             # Not asked for: the step runs (the state machine passes through it) and sends nothing.
             self._record(notification_id, step, "skipped", None, attempt, {"reason": NOT_REQUESTED})
@@ -333,7 +340,7 @@ class SagaSteps:
                 text=receipt.text,
                 html=text_as_html(receipt.text),
                 idempotency_key=keys.send_key(notification_id, EMAIL),
-                custom_args={"notification_id": notification_id},
+                custom_args={"notification_id": notification_id, **_request_metadata(notification)},
             )
         assert notification.sms is not None
         assert customer.phone is not None
@@ -416,3 +423,14 @@ def _suppression_service() -> SuppressionService:
     from tidings.suppressions.service import get_suppression_service
 
     return get_suppression_service()
+
+
+def _carry_request_id(notification: Notification) -> None:
+    """The API call's request id on every log line of this step, as ``api_request_id`` (``request_id``
+    is the provider's own in the provider call lines); None removes a previous one."""
+    logger.append_keys(api_request_id=notification.request_id)
+
+
+def _request_metadata(notification: Notification) -> dict[str, str]:
+    """The request id as provider metadata (Stripe metadata, SendGrid custom_args), when there is one."""
+    return {"request_id": notification.request_id} if notification.request_id else {}

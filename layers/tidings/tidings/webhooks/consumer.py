@@ -82,7 +82,11 @@ class WebhookConsumer:
 
     def record_handler(self, record: SQSRecord) -> ProcessingOutcome:
         try:
-            return self.process_event(event=WebhookEvent.model_validate_json(record.body))
+            event = WebhookEvent.model_validate_json(record.body)
+            # The request id of the API call behind the event, on every log line of its processing.
+            logger.append_keys(api_request_id=event.request_id)
+            outcome: ProcessingOutcome = self.process_event(event=event)
+            return outcome
         except IdempotencyAlreadyInProgressError:
             # Another container is applying this very event (a provider retry, the same report sent
             # twice). This copy still fails, since acknowledging it would lose the event if the first

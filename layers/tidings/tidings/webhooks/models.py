@@ -11,6 +11,7 @@ args onto each event), Twilio in the query string of the ``StatusCallback`` URL.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -23,6 +24,14 @@ Channel = Literal["payment", "email", "sms"]
 
 #: Query / custom-args / metadata key that carries the notification id back to us.
 CORRELATION_KEY = "notification_id"
+#: The API call's request id, sent with the same metadata (validated again: it came back from outside).
+REQUEST_ID_KEY = "request_id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and _REQUEST_ID.fullmatch(value) else None
+
 
 #: Stripe event types that drive the saga; others are acknowledged and ignored.
 STRIPE_PAYMENT_EVENTS = {"payment_intent.succeeded": "succeeded", "payment_intent.payment_failed": "failed"}
@@ -62,6 +71,9 @@ class WebhookEvent(BaseModel):
     kind: str = Field(max_length=64)
     channel: Channel
     notification_id: str | None = None
+    #: The request id of the API call behind it, where the provider echoes it (Stripe metadata,
+    #: SendGrid custom_args); Twilio has no field to carry it.
+    request_id: str | None = None
     provider_object_id: str | None = None
     status: str | None = None
     occurred_at: int | None = None
@@ -138,6 +150,7 @@ def parse_stripe_event(payload: bytes, *, received_at: float) -> WebhookEvent | 
         kind=kind,
         channel="payment",
         notification_id=_str_or_none(metadata.get(CORRELATION_KEY)),
+        request_id=_request_id(metadata.get(REQUEST_ID_KEY)),
         provider_object_id=intent["id"],
         status=STRIPE_PAYMENT_EVENTS[kind],
         occurred_at=body.get("created") if isinstance(body.get("created"), int) else None,
@@ -169,6 +182,7 @@ def parse_sendgrid_events(payload: bytes, *, received_at: float) -> list[Webhook
                 kind=kind,
                 channel="email",
                 notification_id=_str_or_none(item.get(CORRELATION_KEY)),
+                request_id=_request_id(item.get(REQUEST_ID_KEY)),
                 provider_object_id=_str_or_none(item.get("sg_message_id")),
                 status=SENDGRID_STATUS[kind],
                 occurred_at=item.get("timestamp") if isinstance(item.get("timestamp"), int) else None,
