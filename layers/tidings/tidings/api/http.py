@@ -47,9 +47,9 @@ from tidings.api.service import (
     service_for,
 )
 from tidings.api.settings import ApiSettings
+from tidings.audit import AuditLog, AuditRecord, audit_log_for
 from tidings.config import ConfigurationError
 from tidings.errors import RecipientSuppressed
-from tidings.audit import AuditLog, AuditRecord, audit_log_for
 from tidings.notifications import NotificationNotFound, NotificationRequest
 from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.observability import logger, metrics, tracer
