@@ -246,6 +246,7 @@ def api(aws, monkeypatch, suppressions):
 
     create_table_from_template("NotificationsTable", "notifications")
     create_table_from_template("IdempotencyTable", "idempotency")
+    create_table_from_template("AuditTable", "audit")
     machine = boto3.client("stepfunctions").create_state_machine(
         name="saga",
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
@@ -254,6 +255,7 @@ def api(aws, monkeypatch, suppressions):
     for name, value in {
         "NOTIFICATIONS_TABLE": "notifications",
         "IDEMPOTENCY_TABLE": "idempotency",
+        "AUDIT_TABLE": "audit",
         "SUPPRESSIONS_TABLE": "suppressions",
         "STATE_MACHINE_ARN": machine,
         "POWERTOOLS_METRICS_NAMESPACE": "Tidings",
