@@ -40,6 +40,9 @@ ROUTE_SCOPES = {
     "GET /notifications/{notification_id}/timeline": [READ],
     "GET /notifications/bulk/{bulk_id}": [READ],
     "GET /audit": ["tidings/ops"],
+    "GET /suppressions": ["tidings/ops"],
+    "POST /suppressions": ["tidings/ops"],
+    "DELETE /suppressions/{suppression_id}": ["tidings/ops"],
 }
 
 #: A read route whose function answers 404 for an unknown id: reaching it proves the token passed.
