@@ -73,7 +73,7 @@ def test_requests_reset_rate_limit_and_webhook_commands(capsys, twilio):
         "--url",
         twilio.base_url,
     )
-    assert hook == {"url": "http://127.0.0.1:9/hook", "retry_delays": [0.1, 0.2]}
+    assert hook == {"url": "http://127.0.0.1:9/hook", "retry_delays": [0.1, 0.2], "paused": False}
 
     run(capsys, "reset", "twilio", "--url", twilio.base_url)
     assert twilio.control.requests() == []
