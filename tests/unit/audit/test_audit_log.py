@@ -132,3 +132,25 @@ def test_an_unwritable_table_raises_a_typed_error_or_is_counted_quietly(audit, c
         log.record(sent("shop-a", "n-1"))
     assert log.record_quietly(sent("shop-a", "n-1")) is None
     assert "AuditWriteFailed" in capsys.readouterr().out
+
+
+def test_a_suppression_change_is_recorded_by_its_id_never_its_address(audit):
+    from tidings.audit.suppressions import AuditedSuppressionChanges
+    from tidings.suppressions.models import SuppressionChange
+
+    log, _table = audit
+    change = SuppressionChange.model_validate(
+        {
+            "action": "added",
+            "suppression_id": "sup-abc123",
+            "channel": "email",
+            "reason": "operator",
+            "source": "operator",
+            "actor": "operator-1",
+            "at": "2026-12-02T09:00:00Z",
+        }
+    )
+    AuditedSuppressionChanges(log).record(change)
+    [record] = log.by_target("suppression", "sup-abc123")
+    assert (record.subject, record.actor, record.action) == ("operator-1", "operator", "suppression.added")
+    assert record.details["channel"] == "email"

@@ -482,10 +482,15 @@ def _suppression_service(table: str | None) -> SuppressionService | None:
         return None
     import boto3
 
+    from tidings.audit import get_audit_log
+    from tidings.audit.suppressions import AuditedSuppressionChanges
     from tidings.suppressions.service import SuppressionService
     from tidings.suppressions.store import SuppressionStore
 
-    return SuppressionService(SuppressionStore(boto3.resource("dynamodb").Table(table)))
+    return SuppressionService(
+        SuppressionStore(boto3.resource("dynamodb").Table(table)),
+        audit=AuditedSuppressionChanges(get_audit_log()),  # its table is touched on the first change
+    )
 
 
 @lru_cache(maxsize=1)
