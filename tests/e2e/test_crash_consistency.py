@@ -61,7 +61,10 @@ def effects(system, body, notification):
 def run_through(system, saga, body):
     response = saga.notify(body)
     assert response.status_code == 202, response.text
-    result = saga.wait_for(response.json()["notification_id"])
+    notification_id = response.json()["notification_id"]
+    final = saga.wait_for(notification_id)
+    # The status is written just before RecordOutcome's timeline entry: read both.
+    result = saga.wait_for_event(notification_id, "RecordOutcome", final["status"])
     outcomes = [e for e in result["timeline"] if e["step"] == "RecordOutcome"]
     assert len(outcomes) == 1, outcomes
     print("crash-path", result["status"], [(e["step"], e["outcome"]) for e in result["timeline"]])
@@ -83,12 +86,23 @@ def test_killed_after_the_provider_accepted_before_the_result_is_recorded(system
     with armed(proxy, pool, provider_accepted(method, path)) as point:
         result = run_through(system, saga, body)
     assert point.fired == 1  # the crash happened where it was meant to
+    if provider != "stripe":
+        # The window (docs/reliability.md): the send never recorded its result and the fallback met the
+        # send still in progress; the provider's own delivery report is what records the message.
+        channel, report = ("email", "WebhookSendgrid") if provider == "sendgrid" else ("sms", "WebhookTwilio")
+        result = saga.wait_for_event(result["notification_id"], report, "delivered")
+        assert result["channels"][channel]["status"] in ("sent", "delivered")
     held = effects(system, body, result)
     assert held["charges"] == 1
     assert held["intents"] == 1
     assert held["emails"] == 1
     assert held["sms"] == 1
-    assert result["status"] in ("delivered", "delivered_with_fallback")
+    if provider == "stripe":
+        assert result["status"] in ("delivered", "delivered_with_fallback")
+    else:
+        # delivered (with fallback) when the report came before RecordOutcome, else the channel was
+        # parked first: partially delivered, its one message out all the same
+        assert result["status"] in ("delivered", "delivered_with_fallback", "partially_delivered")
     assert_recorded_as_held(result, held)
 
 
