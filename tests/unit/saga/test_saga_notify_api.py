@@ -695,3 +695,11 @@ def test_the_audit_route_answers_by_notification_including_the_bulk_request_that
     status, body = api(http_event("GET", "/audit", sub="operator-1"))
     assert (status, body["code"]) == (400, "invalid_query")
     assert [r.action for r in audit_records(subject="operator-1")] == ["audit.query"] * 3
+
+
+def test_a_bulk_requests_queue_messages_carry_its_request_id(api):
+    items = [{**VALID, "order_reference": f"rid-{n}"} for n in range(2)]
+    headers = {"x-request-id": "shop:bulk-7"}
+    assert api(http_event("POST", "/notifications/bulk", {"items": items}, headers=headers))[0] == 202
+    messages = boto3.client("sqs").receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert {json.loads(m["Body"])["request_id"] for m in messages} == {"shop:bulk-7"}

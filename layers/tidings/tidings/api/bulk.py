@@ -41,6 +41,7 @@ class BulkStarter:
 
     def start(self, record: SQSRecord) -> None:
         queued = QueuedNotifications.model_validate_json(record.body)
+        logger.append_keys(api_request_id=queued.request_id)
         for notification_id in queued.notification_ids:
             self.service.start_queued(notification_id)
         logger.debug("bulk items started", count=len(queued.notification_ids))

@@ -63,6 +63,8 @@ class QueuedNotifications(BaseModel):
     """One bulk queue message: the notifications whose sagas the bulk starter starts in one invocation."""
 
     notification_ids: list[str] = Field(min_length=1, max_length=100)
+    #: The bulk request's request id (on the starter's log lines, and in a dead-lettered message).
+    request_id: str | None = None
 
 
 class OrderAlreadyCharged(Exception):
@@ -330,7 +332,9 @@ class NotificationService:
         self.store.create_many(notification for nid, notification in new.items() if nid not in existing)
         # Queue every item whose saga has not started, including ones stored by an earlier attempt of
         # this request that failed before queueing them (starting is idempotent).
-        self._enqueue([nid for nid in new if nid not in existing or not existing[nid].execution_arn])
+        self._enqueue(
+            [nid for nid in new if nid not in existing or not existing[nid].execution_arn], request_id
+        )
         self.store.create_bulk(
             Bulk(
                 bulk_id=bulk_id,
@@ -411,7 +415,7 @@ class NotificationService:
         raise OrderAlreadyCharged(str(holder), NotificationStatus.RUNNING)
 
     # --- internals ------------------------------------------------------------------------------
-    def _enqueue(self, notification_ids: list[str]) -> None:
+    def _enqueue(self, notification_ids: list[str], request_id: str | None = None) -> None:
         """Queue the ids for the bulk consumer, ``BULK_IDS_PER_MESSAGE`` per message, 10 messages per call."""
         if not notification_ids:
             return
@@ -420,8 +424,9 @@ class NotificationService:
         client = self.sqs()
         bodies = [
             QueuedNotifications(
-                notification_ids=notification_ids[start : start + BULK_IDS_PER_MESSAGE]
-            ).model_dump_json()
+                notification_ids=notification_ids[start : start + BULK_IDS_PER_MESSAGE],
+                request_id=request_id,
+            ).model_dump_json(exclude_none=True)
             for start in range(0, len(notification_ids), BULK_IDS_PER_MESSAGE)
         ]
         for start in range(0, len(bodies), 10):
