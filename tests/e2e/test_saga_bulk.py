@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 SMOKE_ITEMS = 50
 LOAD_ITEMS = int(os.environ.get("TIDINGS_BULK_ITEMS", "1000"))
 #: Requests per second each sandbox allows (far below a real account's limits) and its burst: one request
-#: per 200 ms at most, so the saga's concurrent containers are refused (429 with Retry-After) and retry.
+#: per 200 ms at most: the saga's concurrent containers must be paced by the shared bucket, or be refused.
 SANDBOX_RATE = 5
 SANDBOX_BURST = 1
 
@@ -43,8 +43,9 @@ def test_a_thousand_notifications_complete_within_the_providers_rate_limits(bulk
 
 def _a_bulk_request_completes_within_the_providers_rate_limits(system, saga, size: int) -> None:
     # Given every provider sandbox rate-limits hard (429 with Retry-After)
-    for sandbox in system.sandboxes.values():
-        sandbox.control.set_rate_limit(SANDBOX_RATE, SANDBOX_BURST)
+    limits = [
+        sandbox.control.set_rate_limit(SANDBOX_RATE, SANDBOX_BURST) for sandbox in system.sandboxes.values()
+    ]
     run = uuid.uuid4().hex[:8]
     items = [order_body(f"bulk-{run}-{n:04d}") for n in range(size)]
 
@@ -70,15 +71,14 @@ def _a_bulk_request_completes_within_the_providers_rate_limits(system, saga, siz
     # No rate-limited request ended in a failure: everything was delivered (at worst by a fallback)
     statuses = Counter(item["notification_status"] for item in summary["items"])
     assert set(statuses) <= {"delivered", "delivered_with_fallback"}, statuses
-    # The limits really bit, and each order was charged under one idempotency key (one PaymentIntent)
+    # The limits were in force at every sandbox, and the shared token bucket paced the saga's calls to
+    # them: at most 2% were refused with a 429 (the bar of docs/benchmarks.md); each order was charged
+    # under one idempotency key (one PaymentIntent)
+    assert all(limit == {"per_second": SANDBOX_RATE, "burst": SANDBOX_BURST} for limit in limits), limits
     stripe_requests = system.sandboxes["stripe"].control.requests("/v1/payment_intents")
-    rejected = sum(
-        1
-        for sandbox in system.sandboxes.values()
-        for request in sandbox.control.requests()
-        if request["status"] == 429
-    )
-    assert rejected > 0
+    provider_requests = [r for sandbox in system.sandboxes.values() for r in sandbox.control.requests()]
+    rejected = sum(1 for request in provider_requests if request["status"] == 429)
+    assert rejected <= 0.02 * len(provider_requests), (rejected, len(provider_requests))
     charged = Counter(
         request["headers"].get("idempotency-key") or request["headers"].get("Idempotency-Key")
         for request in stripe_requests

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from moto.awslambda.models import LambdaFunction
 from pydantic import ValidationError
+from support.template import create_table
 
 from tidings.config import get_settings, load_settings
 from tidings.providers.factory import ProviderFactory
@@ -85,6 +86,8 @@ def system(sandboxes, provider_secret_arns, log_lines, monkeypatch, capsys):
         "TWILIO_SECRET_ARN": arns["twilio"],
         "RECEIPT_FROM_ADDRESS": "receipts@shop.example",
         "TIDINGS_HTTP_TIMEOUT_SECONDS": "5",
+        # each rotation step is audited, into the audit table as the template declares it
+        "AUDIT_TABLE": create_table(boto3.client("dynamodb", region_name=REGION), "AuditTable", "audit"),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -91,7 +91,9 @@ def test_queues_have_the_template_attributes_and_redrive(system: LocalSystem, lo
             assert attributes[key] == str(_expected(system, props[key])), key
     if "RedrivePolicy" in props:
         redrive = json.loads(attributes["RedrivePolicy"])
-        assert int(redrive["maxReceiveCount"]) == int(props["RedrivePolicy"]["maxReceiveCount"])
+        assert int(redrive["maxReceiveCount"]) == int(
+            _expected(system, props["RedrivePolicy"]["maxReceiveCount"])
+        )
         assert redrive["deadLetterTargetArn"] == _expected(
             system, props["RedrivePolicy"]["deadLetterTargetArn"]
         )
