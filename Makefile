@@ -51,6 +51,7 @@ load: setup
 # The chaos matrix (docs/reliability.md): every provider x fault on a local system of its own, CHAOS_SIZE
 # notifications per cell (default 5); rewrites docs/reliability.md. `make test` runs a reduced matrix.
 chaos: setup
+	$(BIN)/pytest -m chaos --durations=15 tests/e2e
 	$(BIN)/tidings chaos --size $${CHAOS_SIZE:-5}
 
 unit: setup

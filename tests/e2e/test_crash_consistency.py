@@ -20,7 +20,9 @@ from support.e2e import NotifyClient, order_body
 from tidings_local.chaos.checks import aws_emails, aws_sms
 from tidings_local.chaos.crash import armed, dynamodb_write, provider_accepted
 
-pytestmark = pytest.mark.e2e
+# The crash runs belong to `make chaos` (with the full matrix): they kill workers and wait out timeouts,
+# a minute and a half of the suite; `make test` keeps the reduced matrix.
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 SEND = {
     "stripe": ("ChargePaymentFunction", "STRIPE_API_BASE_URL", "POST", "/v1/payment_intents"),
