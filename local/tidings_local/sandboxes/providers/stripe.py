@@ -13,6 +13,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -553,31 +554,15 @@ class StripeProvider(Provider):
     def _list_intents(self, params: dict[str, Any]) -> dict[str, Any]:
         """``GET /v1/payment_intents``: newest first, ``created`` bounds, ``limit`` and cursor paging."""
         _unknown(params, LIST_PARAMS)
-        limit = _integer(params, "limit") or 10
-        if not 1 <= limit <= 100:
-            raise StripeError(400, "This value must be between 1 and 100.", param="limit")
-        created = params.get("created")
-        bounds = created if isinstance(created, dict) else {"eq": created} if created else {}
-        checks = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__, "eq": int.__eq__}
-        for name, bound in bounds.items():
-            if name not in checks or not re.fullmatch(r"\d+", str(bound)):
-                raise StripeError(400, f"Invalid integer: {bound}", param=f"created[{name}]")
+        limit, created_within = _list_limit(params), _created_filter(params)
         intents = [
             intent
             # newest first, ties in creation order reversed (dicts keep insertion order)
             for intent in sorted(reversed(self.intents.values()), key=lambda i: i["created"], reverse=True)
-            if all(checks[name](intent["created"], int(bound)) for name, bound in bounds.items())
+            if created_within(intent["created"])
             and (not params.get("customer") or intent["customer"] == params["customer"])
         ]
-        ids = [intent["id"] for intent in intents]
-        if cursor := params.get("starting_after"):
-            if cursor not in ids:
-                raise StripeError(404, f"No such payment_intent: '{cursor}'", param="starting_after")
-            intents = intents[ids.index(cursor) + 1 :]
-        elif cursor := params.get("ending_before"):
-            if cursor not in ids:
-                raise StripeError(404, f"No such payment_intent: '{cursor}'", param="ending_before")
-            intents = intents[: ids.index(cursor)][-limit:]
+        intents = _after_cursor(intents, params, limit, "payment_intent")
         return {
             "object": "list",
             "data": copy.deepcopy(intents[:limit]),
@@ -596,15 +581,7 @@ class StripeProvider(Provider):
         """``GET /v1/events``: newest first; ``created`` bounds, ``type`` / ``types``,
         ``delivery_success`` (false: pending or failed every attempt), ``limit`` and cursor paging."""
         _unknown(params, EVENT_LIST_PARAMS)
-        limit = _integer(params, "limit") or 10
-        if not 1 <= limit <= 100:
-            raise StripeError(400, "This value must be between 1 and 100.", param="limit")
-        created = params.get("created")
-        bounds = created if isinstance(created, dict) else {"eq": created} if created else {}
-        checks = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__, "eq": int.__eq__}
-        for name, bound in bounds.items():
-            if name not in checks or not re.fullmatch(r"\d+", str(bound)):
-                raise StripeError(400, f"Invalid integer: {bound}", param=f"created[{name}]")
+        limit, created_within = _list_limit(params), _created_filter(params)
         types = params.get("types")
         wanted = set(types.values() if isinstance(types, dict) else types or [])
         if params.get("type"):
@@ -615,19 +592,11 @@ class StripeProvider(Provider):
         events = [
             event
             for event in sorted(reversed(self.events), key=lambda e: e["created"], reverse=True)
-            if all(checks[name](event["created"], int(bound)) for name, bound in bounds.items())
+            if created_within(event["created"])
             and (not wanted or event["type"] in wanted)
             and (delivered is None or (event["id"] in self.delivered_events) == delivered)
         ]
-        ids = [event["id"] for event in events]
-        if cursor := params.get("starting_after"):
-            if cursor not in ids:
-                raise StripeError(404, f"No such event: '{cursor}'", param="starting_after")
-            events = events[ids.index(cursor) + 1 :]
-        elif cursor := params.get("ending_before"):
-            if cursor not in ids:
-                raise StripeError(404, f"No such event: '{cursor}'", param="ending_before")
-            events = events[: ids.index(cursor)][-limit:]
+        events = _after_cursor(events, params, limit, "event")
         return {
             "object": "list",
             "data": [self._event_view(event) for event in events[:limit]],
@@ -1192,3 +1161,39 @@ def _challenge_page(intent_id: str) -> str:
 
 
 PROVIDER = StripeProvider
+
+
+def _list_limit(params: dict[str, Any]) -> int:
+    """A list route's ``limit``: 10 by default, 1 to 100."""
+    limit = _integer(params, "limit") or 10
+    if not 1 <= limit <= 100:
+        raise StripeError(400, "This value must be between 1 and 100.", param="limit")
+    return limit
+
+
+def _created_filter(params: dict[str, Any]) -> Callable[[int], bool]:
+    """A list route's ``created`` bounds (``created=T`` or ``created[gt|gte|lt|lte]=T``) as a test."""
+    created = params.get("created")
+    bounds = created if isinstance(created, dict) else {"eq": created} if created else {}
+    checks = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__, "eq": int.__eq__}
+    for name, bound in bounds.items():
+        if name not in checks or not re.fullmatch(r"\d+", str(bound)):
+            raise StripeError(400, f"Invalid integer: {bound}", param=f"created[{name}]")
+    return lambda value: all(checks[name](value, int(bound)) for name, bound in bounds.items())
+
+
+def _after_cursor(
+    objects: list[dict[str, Any]], params: dict[str, Any], limit: int, noun: str
+) -> list[dict[str, Any]]:
+    """Stripe's cursor paging over a newest-first list: what follows ``starting_after``, or the
+    ``limit`` objects before ``ending_before``; an unknown cursor is a 404 as at Stripe."""
+    ids = [obj["id"] for obj in objects]
+    if cursor := params.get("starting_after"):
+        if cursor not in ids:
+            raise StripeError(404, f"No such {noun}: '{cursor}'", param="starting_after")
+        return objects[ids.index(cursor) + 1 :]
+    if cursor := params.get("ending_before"):
+        if cursor not in ids:
+            raise StripeError(404, f"No such {noun}: '{cursor}'", param="ending_before")
+        return objects[: ids.index(cursor)][-limit:]
+    return objects
