@@ -15,35 +15,15 @@ import httpx
 
 from support.template import sam_template
 from tidings.notifications.models import FINAL_STATUSES
+from tidings_local.stack.retries import SHORT_RETRIES
 
 FINAL = {str(status) for status in FINAL_STATUSES}
 
-#: Small retry settings so a retry path costs ~1-3 s (AWS's minimum interval is 1 s).
+#: The short retry policy of every local test run, and the shop's callbacks: a failed try is tried again
+#: at once (the schedule itself is unit-tested). The 3-D Secure timeout path shortens its wait for itself
+#: (short_payment_action_timeout).
 FAST_SAGA = {
-    "ChargeRetryIntervalSeconds": "1",
-    "ChargeRetryMaxAttempts": "1",
-    "ChargeRetryBackoffRate": "1",
-    "EmailRetryIntervalSeconds": "1",
-    "EmailRetryMaxAttempts": "1",
-    "EmailRetryBackoffRate": "1",
-    "SmsRetryIntervalSeconds": "1",
-    "SmsRetryMaxAttempts": "1",
-    "SmsRetryBackoffRate": "1",
-    "RefundRetryIntervalSeconds": "1",
-    "RefundRetryMaxAttempts": "1",
-    "RefundRetryBackoffRate": "1",
-    # The 3-D Secure wait: far longer than any test waits, so a resumed payment never races it (the
-    # timeout path shortens it for itself: short_payment_action_timeout).
-    "PaymentActionTimeoutSeconds": "600",
-    "SmsOutageWaitTimeoutSeconds": "60",
-    "SmsOutageDelaySeconds": "0",
-    "RedeliveryMaxTries": "3",
-    "RedeliveryBaseDelaySeconds": "1",
-    "RedeliveryMaxDelaySeconds": "2",
-    # A test sends a handful of notifications, not a 5-minute period of traffic: a provider's error rate
-    # counts from 3 calls (the breaker opens after 5 failures and then spares the rest).
-    "ProviderErrorRateMinimumCalls": "3",
-    # The shop's callbacks: a failed try is tried again at once (the schedule itself is unit-tested).
+    **SHORT_RETRIES,
     "CallbackRetryBaseSeconds": "0",
     "CallbackMaxAttempts": "3",
 }

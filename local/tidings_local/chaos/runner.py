@@ -24,6 +24,7 @@ from tidings_local.chaos import checks
 from tidings_local.chaos.matrix import CALLER, Cell
 from tidings_local.chaos.proxy import FaultProxy
 from tidings_local.chaos.relay import WebhookRelay
+from tidings_local.stack.retries import SHORT_RETRIES
 
 FINAL = frozenset(
     {
@@ -37,29 +38,8 @@ FINAL = frozenset(
     }
 )
 
-#: The saga's retry policy for the run (template parameters): short intervals, so a retry path costs
-#: seconds, and the same shape as production (a retry, then the fallback; later tries of a parked SMS).
-CHAOS_SAGA = {
-    "ChargeRetryIntervalSeconds": "1",
-    "ChargeRetryMaxAttempts": "2",
-    "ChargeRetryBackoffRate": "1",
-    "EmailRetryIntervalSeconds": "1",
-    "EmailRetryMaxAttempts": "1",
-    "EmailRetryBackoffRate": "1",
-    "SmsRetryIntervalSeconds": "1",
-    "SmsRetryMaxAttempts": "1",
-    "SmsRetryBackoffRate": "1",
-    "RefundRetryIntervalSeconds": "1",
-    "RefundRetryMaxAttempts": "1",
-    "RefundRetryBackoffRate": "1",
-    "PaymentActionTimeoutSeconds": "600",
-    "SmsOutageWaitTimeoutSeconds": "60",
-    "SmsOutageDelaySeconds": "0",
-    "RedeliveryMaxTries": "3",
-    "RedeliveryBaseDelaySeconds": "1",
-    "RedeliveryMaxDelaySeconds": "2",
-    "ProviderErrorRateMinimumCalls": "3",
-}
+#: The saga's retry policy for the run: the local systems' short one, with a second charge attempt.
+CHAOS_SAGA = {**SHORT_RETRIES, "ChargeRetryMaxAttempts": "2"}
 #: The provider layer's settings for the run: in-call retry sleeps scaled down, a 2 s HTTP timeout (the
 #: budget a hang must outlast), breaker state read fresh, and a 1 s breaker recovery.
 LAYER_SETTINGS = {
