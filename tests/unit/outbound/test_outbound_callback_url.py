@@ -6,6 +6,7 @@ import uuid
 
 import boto3
 import pytest
+from support.lambda_context import NotifyApiContext as Context
 from support.saga import create_table_from_template
 from support.template import ROOT
 
@@ -70,17 +71,6 @@ def test_plain_http_reaches_only_the_hosts_configuration_lists() -> None:
         check_callback_url("http://127.0.0.2/callbacks", allowed)
     with pytest.raises(CallbackUrlRefused):
         check_callback_url("http://127.0.0.1/callbacks")  # not by default
-
-
-class Context:
-    function_name = "NotifyApiFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:NotifyApiFunction"
-    aws_request_id = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return 29_000
 
 
 def http_event(method, path, body):

@@ -7,6 +7,7 @@ import uuid
 
 import boto3
 import pytest
+from support.lambda_context import NotifyApiContext as Context
 from support.saga import create_table_from_template
 from support.template import ROOT
 
@@ -16,17 +17,6 @@ from tidings.notifications import store as notification_store
 from tidings.notifications.store import NotificationStore
 
 pytestmark = pytest.mark.unit
-
-
-class Context:
-    function_name = "NotifyApiFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:NotifyApiFunction"
-    aws_request_id = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return 29_000
 
 
 def get(path, params=None, *, sub="client-a"):

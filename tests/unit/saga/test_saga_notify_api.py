@@ -8,6 +8,7 @@ import uuid
 
 import boto3
 import pytest
+from support.lambda_context import NotifyApiContext as Context
 from support.saga import create_table_from_template
 from support.template import ROOT
 
@@ -27,17 +28,6 @@ VALID = {
     "sms": {"text": "Paid, thanks!"},
     "delivery_policy": {"email": "required"},
 }
-
-
-class Context:
-    function_name = "NotifyApiFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:NotifyApiFunction"
-    aws_request_id = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return 29_000
 
 
 #: The template's routes, as API Gateway names them in the event (routeKey, pathParameters).
