@@ -85,6 +85,48 @@ class ProviderSettings(BaseModel):
     burst: float
 
 
+class BreakerSettings(BaseModel):
+    """The circuit breaker's thresholds: one model, so any source (environment, live configuration) can
+    supply them under these field names (docs/resilience.md, circuit breaker).
+
+    The breaker opens when, over the last ``window_seconds`` (counted in ``window_buckets`` buckets), at
+    least ``minimum_calls`` calls were made and at least ``error_threshold_percent`` of them failed
+    transiently; after ``recovery_seconds`` one probe at a time is let through, and
+    ``probe_successes`` successful probes in a row close it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    error_threshold_percent: float = Field(30.0, gt=0, le=100)
+    minimum_calls: int = Field(20, ge=1)
+    window_seconds: int = Field(60, ge=1)
+    window_buckets: int = Field(6, ge=1, le=60)
+    recovery_seconds: int = Field(30, ge=1)
+    probe_successes: int = Field(1, ge=1)
+    cache_seconds: int = Field(5, ge=0)
+
+    @property
+    def bucket_seconds(self) -> float:
+        return self.window_seconds / self.window_buckets
+
+
+class RateLimitSettings(BaseModel):
+    """One service's account-wide token bucket, and how it reacts to the provider's own headroom.
+
+    ``rate_per_second`` tokens per second up to ``burst`` banked. When the provider reports (rate-limit
+    headers, SES's sending quota) less than ``slowdown_below_percent`` of its limit left, the shared
+    bucket slows to what is left spread over the time until the provider's reset, never faster than
+    ``rate_per_second``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    service: RateLimitedService
+    rate_per_second: float = Field(gt=0)
+    burst: float = Field(gt=0)
+    slowdown_below_percent: float = Field(20.0, ge=0, le=100)
+
+
 class Settings(TidingsSettings):
     """The provider integration layer: providers, shared state tables, timeouts, retries, breaker."""
 
@@ -99,10 +141,17 @@ class Settings(TidingsSettings):
     sendgrid_rate_per_second: float = Field(50.0, gt=0, alias="SENDGRID_RATE_PER_SECOND")
     twilio_rate_per_second: float = Field(10.0, gt=0, alias="TWILIO_RATE_PER_SECOND")
     # SES's starting production sending quota is 14 messages/s; SNS's SMS default is 20 publishes/s.
+    # SES's rate is read from its GetSendQuota (cached TIDINGS_SES_QUOTA_TTL_SECONDS, 0: never read);
+    # SES_RATE_PER_SECOND is the rate when the quota cannot be read.
     ses_rate_per_second: float = Field(14.0, gt=0, alias="SES_RATE_PER_SECOND")
+    ses_quota_ttl_seconds: int = Field(300, ge=0, alias="TIDINGS_SES_QUOTA_TTL_SECONDS")
     sns_rate_per_second: float = Field(20.0, gt=0, alias="SNS_RATE_PER_SECOND")
     # Bucket capacity in seconds of rate: 1.0 lets a burst of one second's worth of requests through.
     rate_limit_burst_seconds: float = Field(1.0, gt=0, alias="TIDINGS_RATE_LIMIT_BURST_SECONDS")
+    # Below this share of the provider's own limit left, the shared bucket slows down (0: never).
+    rate_limit_slowdown_below_percent: float = Field(
+        20.0, ge=0, le=100, alias="TIDINGS_RATE_LIMIT_SLOWDOWN_BELOW_PERCENT"
+    )
     receipt_from_address: str | None = Field(None, alias="RECEIPT_FROM_ADDRESS")
     receipt_from_name: str | None = Field(None, alias="RECEIPT_FROM_NAME")
     stripe_api_version: str = Field("2024-06-20", alias="STRIPE_API_VERSION")
@@ -129,8 +178,14 @@ class Settings(TidingsSettings):
     rate_limited_max_attempts: int = Field(10, ge=1, le=20, alias="TIDINGS_RATE_LIMITED_MAX_ATTEMPTS")
     max_retry_after_seconds: float = Field(30.0, gt=0, alias="TIDINGS_MAX_RETRY_AFTER_SECONDS")
 
-    # --- circuit breaker (Powertools, DynamoDB-backed) ---------------------------------------
+    # --- circuit breaker (shared through DynamoDB): the fields of BreakerSettings ------------
     breaker_failure_threshold: int = Field(5, ge=1, alias="TIDINGS_BREAKER_FAILURE_THRESHOLD")
+    breaker_error_threshold_percent: float = Field(
+        30.0, gt=0, le=100, alias="TIDINGS_BREAKER_ERROR_THRESHOLD_PERCENT"
+    )
+    breaker_minimum_calls: int = Field(20, ge=1, alias="TIDINGS_BREAKER_MINIMUM_CALLS")
+    breaker_window_seconds: int = Field(60, ge=1, alias="TIDINGS_BREAKER_WINDOW_SECONDS")
+    breaker_window_buckets: int = Field(6, ge=1, le=60, alias="TIDINGS_BREAKER_WINDOW_BUCKETS")
     breaker_recovery_seconds: int = Field(30, ge=1, alias="TIDINGS_BREAKER_RECOVERY_SECONDS")
     breaker_success_threshold: int = Field(1, ge=1, alias="TIDINGS_BREAKER_SUCCESS_THRESHOLD")
     breaker_cache_seconds: int = Field(5, ge=0, alias="TIDINGS_BREAKER_CACHE_SECONDS")
@@ -171,6 +226,28 @@ class Settings(TidingsSettings):
         """(requests per second, bucket capacity) for one service's account-wide token bucket."""
         rate = getattr(self, f"{service}_rate_per_second")
         return rate, max(1.0, rate * self.rate_limit_burst_seconds)
+
+    def rate_limits(self, service: RateLimitedService) -> RateLimitSettings:
+        """One service's bucket settings as the environment gives them (the template's defaults)."""
+        rate, burst = self.rate_limit(service)
+        return RateLimitSettings(
+            service=service,
+            rate_per_second=rate,
+            burst=burst,
+            slowdown_below_percent=self.rate_limit_slowdown_below_percent,
+        )
+
+    def breaker(self) -> BreakerSettings:
+        """The breaker's thresholds as the environment gives them (the template's defaults)."""
+        return BreakerSettings(
+            error_threshold_percent=self.breaker_error_threshold_percent,
+            minimum_calls=self.breaker_minimum_calls,
+            window_seconds=self.breaker_window_seconds,
+            window_buckets=self.breaker_window_buckets,
+            recovery_seconds=self.breaker_recovery_seconds,
+            probe_successes=self.breaker_success_threshold,
+            cache_seconds=self.breaker_cache_seconds,
+        )
 
     def require(self, field: str) -> str:
         """The value of an optional setting a component cannot work without, or a clear error."""

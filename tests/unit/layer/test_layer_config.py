@@ -130,3 +130,25 @@ def test_a_comma_separated_list_is_read_from_the_process_environment(monkeypatch
 
     monkeypatch.setenv("SENDGRID_API_KEY_SCOPES", "mail.send, scopes.read")
     assert load(RotationSettings).sendgrid_key_scopes == ("mail.send", "scopes.read")
+
+
+def test_breaker_thresholds_and_bucket_settings_come_as_one_model_each_with_defaults():
+    from tidings.config import BreakerSettings, RateLimitSettings
+
+    # Given the environment names only a few of them
+    settings = load_settings(
+        {"TIDINGS_BREAKER_ERROR_THRESHOLD_PERCENT": "40", "TIDINGS_BREAKER_MINIMUM_CALLS": "10"}
+    )
+    # Then the breaker's thresholds are one model, the rest at their defaults
+    breaker = settings.breaker()
+    assert breaker == BreakerSettings(error_threshold_percent=40, minimum_calls=10)
+    assert (breaker.window_seconds, breaker.window_buckets, breaker.bucket_seconds) == (60, 6, 10.0)
+    assert (breaker.recovery_seconds, breaker.probe_successes) == (30, 1)
+    # And another source (live configuration) builds the same model from the same field names
+    assert BreakerSettings.model_validate({"error_threshold_percent": 40, "minimum_calls": 10}) == breaker
+    # And each service's bucket is one model too
+    assert settings.rate_limits("ses") == RateLimitSettings(
+        service="ses", rate_per_second=14.0, burst=14.0, slowdown_below_percent=20.0
+    )
+    with pytest.raises(ValueError, match="error_threshold_percent"):
+        BreakerSettings(error_threshold_percent=0)
