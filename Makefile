@@ -10,11 +10,15 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: checks chaos openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
+.PHONY: chromium lint-python lint-types lint-template checks chaos openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
 
 CHECKOV := .tools/checkov
 
+# The project's own modules are compiled too: PYTHONDONTWRITEBYTECODE (set on some machines, CI's among
+# them) keeps Python from caching them, so every local Lambda worker would compile the layer again at its
+# cold start, hundreds of times in one `make test`. compileall writes them anyway and skips what is current.
 setup: $(VENV)/.synced-compiled $(CHECKOV)/.synced
+	@$(BIN)/python -m compileall -q -j0 layers functions local ops
 
 $(UV):
 	python3 -m venv .tools
@@ -28,20 +32,25 @@ $(VENV)/.synced-compiled: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 # checkov in an environment of its own (its pins, urllib3 < 2 among them, stay out of .venv and the layer).
+# Not compiled ahead: one checkov run imports a fraction of what compiling the whole environment costs.
 $(CHECKOV)/.synced: $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(CHECKOV) $(UV) sync --frozen --only-group checkov --no-install-project \
-	  --compile-bytecode --python "$$(scripts/find-python313)"
+	  --python "$$(scripts/find-python313)"
 	@touch $@
 
 run: setup
 	$(BIN)/tidings local up
 
-# The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff,
-# sam validate --lint), on two pytest-xdist workers (tests/conftest.py hands out one test file at a time,
-# costliest first, tests/e2e before the rest); the slowest tests are listed so the suite's cost stays visible.
-test: lint checks
-	scripts/ensure-chromium
+# The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff, mypy,
+# sam validate --lint, cfn-lint, checkov), on two pytest-xdist workers (tests/conftest.py hands out one test
+# file at a time, costliest first, tests/e2e before the rest); the slowest tests are listed so the suite's
+# cost stays visible. The checks and the browser install run side by side: each is one process.
+test: setup
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint checks chromium
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
+
+chromium:
+	scripts/ensure-chromium
 
 # The opt-in load run: a bulk request of TIDINGS_BULK_ITEMS (default 1,000) under hard provider rate
 # limits, on the whole local system. Not part of `make test`.
@@ -69,10 +78,16 @@ screenshots: setup
 	scripts/ensure-chromium
 	TIDINGS_SCREENSHOT_DIR=docs/images $(BIN)/pytest -p no:cacheprovider tests/e2e/test_console_browser.py
 
-lint: setup
+lint: lint-python lint-types lint-template
+
+lint-python: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+lint-types: setup
 	$(BIN)/mypy
+
+lint-template: setup
 	$(BIN)/sam validate --lint
 
 # The template's security and serverless checks, offline, side by side: cfn-lint with the serverless

@@ -79,6 +79,7 @@ def _a_bulk_request_completes_within_the_providers_rate_limits(system, saga, siz
     stripe_requests = system.sandboxes["stripe"].control.requests("/v1/payment_intents")
     provider_requests = [r for sandbox in system.sandboxes.values() for r in sandbox.control.requests()]
     rejected = sum(1 for request in provider_requests if request["status"] == 429)
+    print(f"{rejected} of {len(provider_requests)} provider requests answered 429")
     assert rejected <= 0.02 * len(provider_requests), (rejected, len(provider_requests))
     charged = Counter(
         request["headers"].get("idempotency-key") or request["headers"].get("Idempotency-Key")
