@@ -82,13 +82,39 @@ class Operation:
         return params
 
 
+#: Where a vendored description contradicts the provider's own documentation elsewhere, the correction
+#: applied on loading (the files stay as vendored): (file, JSON pointer, replacement schema, why).
+CORRECTIONS: list[tuple[str, str, dict[str, Any], str]] = [
+    (
+        "sendgrid_templates_v3.json",
+        "/components/schemas/TransactionalTemplate/properties/id",
+        {"type": "string", "anyOf": [{"format": "uuid"}, {"pattern": "^d-[0-9a-f]{32}$"}]},
+        "a dynamic template's id is d- and 32 hex digits (mail/send's template_id description and every "
+        "dynamic template SendGrid creates); the templates description types every id as a uuid",
+    ),
+    (
+        "sendgrid_templates_v3.json",
+        "/paths/~1v3~1templates~1{template_id}~1versions/parameters/0/schema",
+        {"type": "string"},
+        "the same id in the versions route's path (its GetTemplate sibling already takes any string)",
+    ),
+]
+
+
 class Description:
-    """One vendored OpenAPI file."""
+    """One vendored OpenAPI file (with its ``CORRECTIONS``)."""
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.spec: dict[str, Any] = json.loads((VENDOR / filename).read_text())
         self.oas31 = str(self.spec.get("openapi", "")).startswith("3.1")
+        for corrected, pointer, schema, _why in CORRECTIONS:
+            if corrected == filename:
+                *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+                node: Any = self.spec
+                for part in parents:
+                    node = node[int(part)] if isinstance(node, list) else node[part]
+                node[last] = schema
 
     # --- schema plumbing ----------------------------------------------------------------------------
     def resolve(self, node: Any) -> Any:

@@ -19,6 +19,7 @@ SENDGRID = ProviderContract(
     "sendgrid_mail_v3.send.json",
     "sendgrid_api_keys_v3.json",
     "sendgrid_scopes_v3.json",
+    "sendgrid_templates_v3.json",
     error_schema="#/components/schemas/ErrorResponse",
 )
 

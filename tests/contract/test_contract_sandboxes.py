@@ -34,6 +34,9 @@ SANDBOX_ROUTES = {
     ("POST", "/v3/api_keys"),
     ("GET", "/v3/api_keys"),
     ("DELETE", "/v3/api_keys/{api_key_id}"),
+    ("POST", "/v3/templates"),
+    ("GET", "/v3/templates/{template_id}"),
+    ("POST", "/v3/templates/{template_id}/versions"),
     ("GET", "/2010-04-01/Accounts/{Sid}.json"),
     ("POST", "/2010-04-01/Accounts/{AccountSid}/Keys.json"),
     ("GET", "/2010-04-01/Accounts/{AccountSid}/Keys.json"),
@@ -224,6 +227,22 @@ def test_sendgrid_routes_answer_as_sendgrid_documents(http, recorder, sandbox):
     limited = {"Authorization": f"Bearer {created['api_key']}"}
     http.get(base + "/v3/scopes", headers=limited)
     assert http.delete(base + f"/v3/api_keys/{created['api_key_id']}", headers=auth).status_code == 204
+    template = http.post(
+        base + "/v3/templates", json={"name": "receipt", "generation": "dynamic"}, headers=auth
+    ).json()
+    version = {
+        "name": "v1",
+        "subject": "Receipt {{{order}}}",
+        "html_content": "<p>{{order}}</p>",
+        "active": 1,
+    }
+    http.post(base + f"/v3/templates/{template['id']}/versions", json=version, headers=auth)
+    assert http.get(base + f"/v3/templates/{template['id']}", headers=auth).status_code == 200
+    templated = {**mail, "template_id": template["id"]}
+    templated["personalizations"] = [
+        {**mail["personalizations"][0], "dynamic_template_data": {"order": "o-1"}}
+    ]
+    assert http.post(base + "/v3/mail/send", json=templated, headers=auth).status_code == 202
     # error answers: validation (400), not JSON, no key, unknown key, a key without the scope (403),
     # a key id not found (404), a missing name
     http.post(base + "/v3/mail/send", json={**mail, "from": {"email": "not-an-address"}}, headers=auth)

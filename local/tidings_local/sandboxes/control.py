@@ -147,6 +147,11 @@ class SandboxClient:
         instead of ``delivered``."""
         self._call("POST", "sendgrid/bounces", json={"email": email, "event": event, "reason": reason})
 
+    def put_template(self, template_id: str, published: dict[str, Any]) -> dict[str, Any]:
+        """SendGrid: store a dynamic template (``{"name", "versions": [...]}``) under ``template_id``, as
+        one created in the account before the stack was deployed (tidings.templates.handlebars)."""
+        return self._call("PUT", f"sendgrid/templates/{template_id}", json=published)
+
     def inbound_sms(self, sender: str, body: str = "STOP", url: str | None = None) -> dict[str, Any]:
         """Twilio: ``sender`` texts ``body`` to the account's number; the incoming-message webhook goes to
         ``url`` (else the configured one). STOP (and Twilio's other opt-out keywords) opts the number out:

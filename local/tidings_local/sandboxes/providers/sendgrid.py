@@ -7,6 +7,16 @@ sandbox leaves it out rather than send the link as a string.
 After each accepted mail the sandbox posts ``processed`` then ``delivered`` events (or the outcome set
 for a recipient with the bounce control), signed with ECDSA P-256 as SendGrid signs them.
 
+Dynamic templates as SendGrid keeps them (tests/contract/vendor/sendgrid_templates_v3.json):
+``POST /v3/templates`` ``{"name", "generation"}`` -> 201 (a dynamic template's id is ``d-`` and 32 hex
+digits), ``GET /v3/templates/{template_id}`` (with its versions) and ``POST
+/v3/templates/{template_id}/versions`` ``{"name", "subject", "html_content", "plain_content",
+"generate_plain_content", "active"}`` -> 201. A mail with ``template_id`` and each personalization's
+``dynamic_template_data`` is rendered with the template's active version (Handlebars,
+:mod:`tidings_local.sandboxes.handlebars`); the mail the sandbox keeps holds the rendered subject, HTML
+and text (``GET /_sandbox/state``). ``PUT /_sandbox/sendgrid/templates/{template_id}`` stores a template
+under an id chosen beforehand, standing in for one created in the account before the stack was deployed.
+
 API keys as SendGrid manages them for credential rotation: ``POST /v3/api_keys`` ``{"name", "scopes"}``
 -> 201 ``{"api_key": "SG.<id>.<secret>", "api_key_id", "name", "scopes"}`` (the key is shown once),
 ``GET /v3/api_keys``, ``DELETE /v3/api_keys/{api_key_id}`` (204) and ``GET /v3/scopes`` (the calling
@@ -17,13 +27,15 @@ scopes it lacks; a deleted key no longer authenticates. The documented sandbox k
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import secrets
 import time
+import uuid
 from typing import Any
 
-from tidings_local.sandboxes import credentials
+from tidings_local.sandboxes import credentials, handlebars
 from tidings_local.sandboxes.base import Provider, Request, Response, random_hex
 from tidings_local.sandboxes.ratelimit import Decision
 from tidings_local.sandboxes.webhooks import sendgrid_signature
@@ -85,6 +97,21 @@ def _errors(status: int, *errors: dict[str, Any]) -> Response:
     return Response.json(status, {"errors": list(errors)})
 
 
+def html_to_text(html_content: str) -> str:
+    """SendGrid's ``generate_plain_content``, roughly: blocks and breaks become lines, tags go, entities
+    are decoded."""
+    text = re.sub(r"(?is)<(head|style|script)\b.*?</\1>", "", html_content)
+    text = re.sub(r"(?i)<br\s*/?>|</?(p|div|tr|table|li|h[1-6])\b[^>]*>", "\n", text)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", text))
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _now() -> str:
+    """SendGrid's ``updated_at`` form: ``2021-04-28 13:12:46`` (UTC)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+
+
 def _message_id() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
 
@@ -102,6 +129,8 @@ class SendGridProvider(Provider):
         #: recipient (lower-case) -> (outcome event, reason or None)
         self.outcomes: dict[str, tuple[str, str | None]] = {}
         self.mails: list[dict[str, Any]] = []
+        #: template id -> {"id", "name", "generation", "updated_at", "versions": [...]}
+        self.templates: dict[str, dict[str, Any]] = {}
 
     def set_credentials(self, values: dict[str, Any]) -> None:
         if "api_key" in values:
@@ -175,6 +204,9 @@ class SendGridProvider(Provider):
         self.sandbox.pause(request)
         if request.path == "/v3/scopes" or request.path.startswith("/v3/api_keys"):
             return self._manage_keys(request, key)
+        if request.path.startswith("/v3/templates"):
+            with self.lock:
+                return self._templates(request)
         if request.path != "/v3/mail/send":
             return self.error_response(404)
         if not self._allowed(key, "mail.send"):
@@ -191,6 +223,8 @@ class SendGridProvider(Provider):
         if not isinstance(body, dict):
             return _errors(400, {"field": None, "message": "Bad Request"})
         errors = validate_mail(body)
+        with self.lock:
+            rendered = self._rendered(body, errors)
         if errors:
             return _errors(400, *errors)
         sandbox_mode = ((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable") is True
@@ -198,8 +232,104 @@ class SendGridProvider(Provider):
             return Response(200)  # SendGrid validates and answers 200 without sending in sandbox mode
         message_id = _message_id()
         with self.lock:
-            self._accept(message_id, body)
+            self._accept(message_id, body, rendered)
         return Response(202, b"", [("X-Message-Id", message_id)])
+
+    # --- dynamic templates --------------------------------------------------------------------------
+
+    def _templates(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")[2:]  # after v3/templates
+        body = request.json_body() if request.body else None
+        if parts == [] and request.method == "POST":
+            if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+                return _errors(400, _error("missing required argument", "name"))
+            generation = body.get("generation", "legacy")
+            if generation not in ("legacy", "dynamic"):
+                return _errors(400, _error("generation must be legacy or dynamic", "generation"))
+            template_id = f"d-{secrets.token_hex(16)}" if generation == "dynamic" else str(uuid.uuid4())
+            return Response.json(201, self._store_template(template_id, body["name"][:100], generation))
+        template = self.templates.get(parts[0]) if parts else None
+        if len(parts) == 1 and request.method == "GET":
+            if template is None:
+                return _errors(404, _error("resource not found", "template_id"))
+            # A template's versions in their lean form (no test data).
+            lean = [
+                {k: v for k, v in version.items() if k != "test_data"} for version in template["versions"]
+            ]
+            return Response.json(200, {**template, "versions": lean})
+        if len(parts) == 2 and parts[1] == "versions" and request.method == "POST":
+            if template is None:
+                return _errors(404, _error("resource not found", "template_id"))
+            if not isinstance(body, dict):
+                return _errors(400, _error("Bad Request", None))
+            for name in ("name", "subject"):
+                if not isinstance(body.get(name), str) or not body[name]:
+                    return _errors(400, _error("missing required argument", name))
+            return Response.json(201, self._add_version(template, body))
+        return self.error_response(404)  # the template routes Tidings does not use
+
+    def _store_template(self, template_id: str, name: str, generation: str) -> dict[str, Any]:
+        template = {
+            "id": template_id,
+            "name": name,
+            "generation": generation,
+            "updated_at": _now(),
+            "versions": [],
+            "warning": {"message": ""},
+        }
+        self.templates[template_id] = template
+        return json.loads(json.dumps(template))
+
+    def _add_version(self, template: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        active = 1 if body.get("active", 1) == 1 else 0
+        if active:
+            for version in template["versions"]:
+                version["active"] = 0
+        version = {
+            "id": str(uuid.uuid4()),
+            "template_id": template["id"],
+            "active": active,
+            "name": str(body["name"])[:100],
+            "subject": str(body["subject"]),
+            "html_content": str(body.get("html_content") or ""),
+            "plain_content": str(body.get("plain_content") or ""),
+            "generate_plain_content": body.get("generate_plain_content", True) is not False,
+            "editor": body.get("editor") if body.get("editor") in ("code", "design") else "code",
+            "test_data": str(body.get("test_data") or ""),
+            "thumbnail_url": "",
+            "updated_at": _now(),
+        }
+        template["versions"].append(version)
+        template["updated_at"] = version["updated_at"]
+        return {**version, "warnings": []}
+
+    def _rendered(self, body: dict[str, Any], errors: list[dict[str, Any]]) -> list[dict[str, str]] | None:
+        """Each personalization's subject, HTML and text from the mail's dynamic template (None: no
+        template); a template that is missing or fails to render adds SendGrid's error."""
+        template_id = body.get("template_id")
+        if not template_id or errors:
+            return None
+        template = self.templates.get(str(template_id))
+        active = [v for v in (template or {}).get("versions", []) if v["active"] == 1]
+        if not str(template_id).startswith("d-") or not active:
+            errors.append(_error("The template_id is not a valid dynamic template id.", "template_id"))
+            return None
+        version = active[-1]
+        rendered = []
+        for personalization in body["personalizations"]:
+            data = personalization.get("dynamic_template_data") or {}
+            try:
+                html = handlebars.render(version["html_content"], data)
+                subject = handlebars.render(version["subject"], data)
+                if version["plain_content"] and not version["generate_plain_content"]:
+                    text = handlebars.render(version["plain_content"], data)
+                else:
+                    text = html_to_text(html)
+            except handlebars.HandlebarsError:
+                errors.append(_error("The template could not be rendered.", "template_id"))
+                return None
+            rendered.append({"subject": subject, "html": html, "text": text})
+        return rendered
 
     # --- API keys ---------------------------------------------------------------------------------
 
@@ -265,7 +395,7 @@ class SendGridProvider(Provider):
 
     # --- events ---------------------------------------------------------------------------------
 
-    def _accept(self, message_id: str, body: dict[str, Any]) -> None:
+    def _accept(self, message_id: str, body: dict[str, Any], rendered: list[dict[str, str]] | None) -> None:
         top_args = {k: str(v) for k, v in (body.get("custom_args") or {}).items()}
         categories = list(body.get("categories") or [])
         recipients: list[dict[str, Any]] = []
@@ -282,6 +412,9 @@ class SendGridProvider(Provider):
                 "recipients": [r["email"] for r in recipients],
                 "categories": categories,
                 "custom_args": top_args,
+                "template_id": body.get("template_id"),
+                "content": {c.get("type"): c.get("value") for c in body.get("content") or []},
+                "rendered": rendered,
             }
         )
         filter_id = f"filterdrecv-{random_hex(8)}"
@@ -341,6 +474,16 @@ class SendGridProvider(Provider):
             with self.lock:
                 self.outcomes[email.lower()] = (name, payload.get("reason"))
             return Response.json(201, {"email": email, "event": name})
+        if subpath.startswith("templates/") and request.method == "PUT":
+            payload = request.json_body() or {}
+            template_id = subpath.split("/", 1)[1]
+            if not re.fullmatch(r"d-[0-9a-f]{32}", template_id):
+                raise ValueError("a dynamic template id is d- and 32 hex digits")
+            with self.lock:
+                self._store_template(template_id, str(payload.get("name") or template_id), "dynamic")
+                for version in payload.get("versions") or []:
+                    self._add_version(self.templates[template_id], version)
+                return Response.json(200, {"id": template_id})
         if subpath == "bounces" and request.method == "DELETE":
             with self.lock:
                 self.outcomes.clear()
