@@ -23,7 +23,11 @@ def test_a_dead_lettered_receipt_is_redriven_and_delivered_once_sendgrid_is_back
     result = saga.run(order_body())
     assert result["status"] == "partially_delivered"
     sqs = system.boto3_client("sqs")
-    assert queue_messages(sqs, system.physical_id("EmailDeadLetterQueue"), result["notification_id"])
+    [parked] = queue_messages(sqs, system.physical_id("EmailDeadLetterQueue"), result["notification_id"])
+    # Its body carries SES's error as type and message, never the Lambda runtime's stack trace
+    assert parked["error"]["Error"] in ("ProviderUnavailable", "CircuitOpen")
+    assert parked["error"]["Cause"].startswith("ses: ")  # the message, not the runtime's JSON
+    assert "stackTrace" not in json.dumps(parked)
 
     # When the providers recover and an operator redrives the e-mail dead-letter queue
     system.sandboxes["sendgrid"].control.clear_faults()

@@ -38,6 +38,55 @@ def _tasks(definition):
     return {name: state for name, state in definition["States"].items() if state["Type"] == "Task"}
 
 
+def _ends(definition, start, stop_at=("Task",)):
+    """The Task states (or ends) reached from ``start`` through Choice and Pass states only."""
+    seen, todo, ends = set(), [start], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = definition["States"][name]
+        if state["Type"] in stop_at or state["Type"] in ("Succeed", "Fail"):
+            ends.add(name)
+            continue
+        nexts = [rule["Next"] for rule in state.get("Choices", [])] + [
+            state.get("Default"),
+            state.get("Next"),
+        ]
+        todo += [n for n in nexts if n]
+    return ends
+
+
+def test_every_park_state_is_reached_only_through_the_shaping_of_its_error(definition):
+    """A dead-letter body that carries a caught error gets it without the Lambda runtime's stack trace:
+    no Catch and no Choice goes straight to such a park state."""
+    parks = {
+        "ParkRefundInDeadLetterQueue": "RefundPayment",
+        "ParkCancellationInDeadLetterQueue": "CancelPayment",
+        "ParkEmailInDeadLetterQueue": "SendReceiptEmailViaSes",
+        "ParkUncertainChargeInDeadLetterQueue": "ChargePayment",
+    }
+    shaping = {f"Keep{step}ErrorMessage" for step in parks.values()} | {
+        f"Read{step}Error" for step in parks.values()
+    }
+    for name, state in definition["States"].items():
+        targets = [c["Next"] for c in state.get("Catch", [])] + [r["Next"] for r in state.get("Choices", [])]
+        targets += [state.get("Next"), state.get("Default")]
+        for park in parks:
+            if park in targets and name not in shaping:
+                # Only the charge's status check reaches its park without an error to carry
+                assert (name, park) == ("CheckPaymentStatus", "ParkUncertainChargeInDeadLetterQueue"), name
+    for step in parks.values():
+        parse = definition["States"][f"Parse{step}ErrorCause"]
+        assert parse["Parameters"]["Cause.$"] == f"States.StringToJson($.{step}Error.Cause)"
+        keep = definition["States"][f"Keep{step}ErrorMessage"]
+        assert keep["Parameters"] == {
+            "Error.$": f"$.{step}Error.Error",
+            "Cause.$": f"$.{step}Error.Cause.errorMessage",
+        }
+
+
 def test_every_placeholder_has_a_substitution_and_every_substitution_is_used(machine):
     used = set(PLACEHOLDER.findall(DEFINITION_PATH.read_text()))
     assert used == set(machine["DefinitionSubstitutions"])
@@ -121,9 +170,11 @@ def test_a_failing_refund_ends_in_the_alarmed_dead_letter_queue_never_in_fail(de
         {
             "ErrorEquals": ["States.ALL"],
             "ResultPath": "$.RefundPaymentError",
-            "Next": "ParkRefundInDeadLetterQueue",
+            "Next": "ReadRefundPaymentError",
         }
     ]
+    # Every way through the shaping of its error (type and message only) ends in the park state
+    assert _ends(definition, "ReadRefundPaymentError") == {"ParkRefundInDeadLetterQueue"}
     park = definition["States"]["ParkRefundInDeadLetterQueue"]
     assert park["Resource"] == "arn:aws:states:::sqs:sendMessage"
     assert machine["DefinitionSubstitutions"]["CompensationDeadLetterQueueUrl"] == {

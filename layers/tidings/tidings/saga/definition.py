@@ -206,6 +206,62 @@ def park(step: Step, comment: str, queue: str, body: State, *, then: str) -> Sta
     )
 
 
+# --- a caught error, shaped for a dead-letter body -------------------------------------------------
+#: A Lambda function error's Cause: the runtime's JSON (errorMessage, errorType, requestId, stackTrace).
+LAMBDA_ERROR_CAUSE = '{*"errorMessage"*'
+
+
+def read_error_state(step: Step) -> str:
+    """The first state of the shaping of ``step``'s caught error: go there instead of the park."""
+    return f"Read{step.state}Error"
+
+
+def shaped_error(step: Step, then: str) -> dict[str, State]:
+    """States that leave only the error type and message in ``step``'s caught error, then go to ``then``.
+
+    A function error's Cause is the runtime's JSON, Python stack trace included; a dead-letter body
+    must carry the type and message only. So the Cause is parsed and replaced by its ``errorMessage``
+    (``{"Error": ..., "Cause": <message>}``, the shape Step Functions itself uses). Any other Cause
+    (a Lambda service error, a timeout: text without a stack trace) is kept as it is. Error paths only:
+    no notification that goes well enters these states.
+    """
+    error = step.error_path
+    read, parse, keep = (
+        read_error_state(step),
+        f"Parse{step.state}ErrorCause",
+        f"Keep{step.state}ErrorMessage",
+    )
+    return {
+        read: {
+            "Type": "Choice",
+            "Comment": "A function error's Cause carries a stack trace: keep only its message.",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": f"{error}.Cause", "IsPresent": True},
+                        {"Variable": f"{error}.Cause", "IsString": True},
+                        {"Variable": f"{error}.Cause", "StringMatches": LAMBDA_ERROR_CAUSE},
+                    ],
+                    "Next": parse,
+                }
+            ],
+            "Default": then,
+        },
+        parse: {
+            "Type": "Pass",
+            "Parameters": {"Error.$": f"{error}.Error", "Cause.$": f"States.StringToJson({error}.Cause)"},
+            "ResultPath": error,
+            "Next": keep,
+        },
+        keep: {
+            "Type": "Pass",
+            "Parameters": {"Error.$": f"{error}.Error", "Cause.$": f"{error}.Cause.errorMessage"},
+            "ResultPath": error,
+            "Next": then,
+        },
+    }
+
+
 def choice(comment: str, variable: str, equals: str, then: str, otherwise: str) -> State:
     return {
         "Type": "Choice",
@@ -300,8 +356,9 @@ def _email() -> Delivery:
             "is dead-lettered for redrive."
         ),
         outage_required=paths.REFUND_PAYMENT.state,
-        outage_best_effort=email.park.state,
+        outage_best_effort=read_error_state(email.fallback),
         parks=(
+            *shaped_error(email.fallback, email.park.state).items(),
             (
                 email.park.state,
                 park(
@@ -420,7 +477,7 @@ def _payment() -> dict[str, State]:
             catches=[
                 catch(_names(errors.PaymentDeclined), charge, record),
                 catch(PAYMENT_REFUSED, charge, record),
-                catch(ANY_ERROR, charge, paths.PARK_UNCERTAIN_CHARGE.state),
+                catch(ANY_ERROR, charge, read_error_state(charge)),
             ],
         ),
         CHECK_PAYMENT_STATUS: {
@@ -466,7 +523,7 @@ def _payment() -> dict[str, State]:
             ("outcome",),
             then=CHECK_CANCELLATION,
             retry=payment_retries("Refund"),
-            catches=[catch(ANY_ERROR, cancel, paths.PARK_CANCELLATION.state)],
+            catches=[catch(ANY_ERROR, cancel, read_error_state(cancel))],
         ),
         CHECK_CANCELLATION: choice(
             "A payment that succeeded just before the timeout is kept and its receipt sent.",
@@ -490,8 +547,9 @@ def _compensation() -> dict[str, State]:
             ("refund_id", "status"),
             then=record,
             retry=payment_retries("Refund"),
-            catches=[catch(ANY_ERROR, refund, paths.PARK_REFUND.state)],
+            catches=[catch(ANY_ERROR, refund, read_error_state(refund))],
         ),
+        **shaped_error(refund, paths.PARK_REFUND.state),
         paths.PARK_REFUND.state: park(
             paths.PARK_REFUND,
             "The refund could not be made: the case goes to the compensation dead-letter queue (alarmed), "
@@ -500,6 +558,7 @@ def _compensation() -> dict[str, State]:
             {"kind": "refund"} | notification_id() | {"error.$": refund.error_path},
             then=record,
         ),
+        **shaped_error(paths.CHARGE_PAYMENT, paths.PARK_UNCERTAIN_CHARGE.state),
         paths.PARK_UNCERTAIN_CHARGE.state: park(
             paths.PARK_UNCERTAIN_CHARGE,
             "The charge's outcome is unknown (retries spent, or an unexpected status): reconcile it from the "
@@ -508,6 +567,7 @@ def _compensation() -> dict[str, State]:
             {"kind": "charge"} | notification_id() | {"detail.$": "$"},
             then=record,
         ),
+        **shaped_error(paths.CANCEL_PAYMENT, paths.PARK_CANCELLATION.state),
         paths.PARK_CANCELLATION.state: park(
             paths.PARK_CANCELLATION,
             "The PaymentIntent could not be cancelled: reconcile it from the compensation dead-letter queue.",
