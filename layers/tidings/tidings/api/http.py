@@ -41,8 +41,10 @@ from tidings.api.request_id import InvalidRequestId, request_id, with_request_id
 from tidings.api.service import (
     Accepted,
     BulkAccepted,
+    BulkView,
     IdempotencyKeyReused,
     NotificationService,
+    NotificationView,
     OrderAlreadyCharged,
     service_for,
 )
@@ -226,7 +228,7 @@ class NotifyApi:
         @app.get(
             "/notifications/<notification_id>",
             summary="A notification's status and timeline",
-            responses=doc.ok(200, "The notification") | doc.errors(401, 403, 404, 422),
+            responses=doc.ok(200, "The notification", NotificationView) | doc.errors(401, 403, 404, 422),
         )
         @tracer.capture_method(capture_response=False)
         def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
@@ -297,7 +299,7 @@ class NotifyApi:
         @app.get(
             "/notifications/bulk/<bulk_id>",
             summary="Per-item results of a bulk request",
-            responses=doc.ok(200, "Per-item results and counts") | doc.errors(401, 403, 404, 422),
+            responses=doc.ok(200, "Per-item results and counts", BulkView) | doc.errors(401, 403, 404, 422),
         )
         @tracer.capture_method(capture_response=False)
         def get_bulk(bulk_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
