@@ -16,6 +16,7 @@ import httpx
 from support.template import sam_template
 from tidings.notifications.models import FINAL_STATUSES
 from tidings_local.stack.retries import SHORT_RETRIES
+from tidings_sdk import NO_RETRIES, TidingsClient
 
 FINAL = {str(status) for status in FINAL_STATUSES}
 
@@ -116,22 +117,30 @@ def order_body(reference: str | None = None, **overrides: Any) -> dict[str, Any]
 
 
 class NotifyClient:
-    """The notify API over real HTTP with a real JWT from the local issuer."""
+    """The notify API through the shops' SDK (``tidings_sdk``), with a real JWT from the local issuer.
+
+    ``notify`` sends exactly what a test gives, once (no idempotency key made, no retry: tests assert the
+    API's own answers, an ``idempotency_in_progress`` 409 among them); ``status`` reads through the SDK's
+    typed model, so every end-to-end path also checks that the SDK reads what the API answers. ``http`` is
+    the SDK's httpx client, for requests a test makes by hand (without a token, say).
+    """
 
     def __init__(self, system: Any) -> None:
         self.system = system
-        self.http = httpx.Client(base_url=system.api_url, timeout=API_TIMEOUT_SECONDS)
+        self.sdk = TidingsClient(
+            system.api_url, token=system.token, retry=NO_RETRIES, timeout=API_TIMEOUT_SECONDS
+        )
+        self.http = self.sdk.http
 
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.system.token()}", **extra}
 
     def notify(self, body: dict[str, Any], **headers: str) -> httpx.Response:
-        return self.http.post("/notifications", json=body, headers=self.headers(**headers))
+        return self.sdk.request("POST", "/notifications", json=body, headers=headers)
 
     def status(self, notification_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/notifications/{notification_id}", headers=self.headers())
-        response.raise_for_status()
-        return response.json()
+        """The notification as the SDK reads it, as the fields the API answered (nothing added)."""
+        return self.sdk.get_notification(notification_id).model_dump(mode="json", exclude_unset=True)
 
     def wait_for(
         self, notification_id: str, statuses: set[str] = FINAL, timeout: float = WAIT_SECONDS
