@@ -31,10 +31,15 @@ SENDGRID_WEBHOOK_PUBLIC_KEY = (
 
 
 def provider_secret_values() -> dict[str, dict[str, str]]:
-    """Each provider's secret as Tidings stores it in Secrets Manager, holding these credentials."""
+    """Each provider's secrets as Tidings stores them in Secrets Manager, holding these credentials: the
+    API credentials under the provider's name, the webhook signing key under ``<provider>-signing``
+    (the secrets' last name segments, ``tidings/<stage>/stripe`` and ``tidings/<stage>/stripe-signing``)."""
     return {
-        "stripe": {"api_key": STRIPE_API_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET},
-        "sendgrid": {"api_key": SENDGRID_API_KEY, "webhook_public_key": SENDGRID_WEBHOOK_PUBLIC_KEY},
+        "stripe": {"api_key": STRIPE_API_KEY},
+        "sendgrid": {"api_key": SENDGRID_API_KEY},
+        "stripe-signing": {"webhook_secret": STRIPE_WEBHOOK_SECRET},
+        "sendgrid-signing": {"webhook_public_key": SENDGRID_WEBHOOK_PUBLIC_KEY},
+        "twilio-signing": {"auth_token": TWILIO_AUTH_TOKEN},
         "twilio": {
             "account_sid": TWILIO_ACCOUNT_SID,
             "api_key_sid": TWILIO_API_KEY_SID,

@@ -84,7 +84,7 @@ def aws(monkeypatch, atomic_dynamodb_writes, provider_secret_arns):
         "NOTIFICATIONS_TABLE": _table(dynamodb, "NotificationsTable"),
         "WEBHOOK_EVENTS_TABLE": _table(dynamodb, "WebhookEventsTable"),
         "WEBHOOK_QUEUE_URL": _queue(sqs, "WebhookQueue", dlq_arn),
-        **{f"{name.upper()}_SECRET_ARN": arn for name, arn in provider_secret_arns.items()},
+        **{f"{name.upper().replace('-', '_')}_SECRET_ARN": arn for name, arn in provider_secret_arns.items()},
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -239,7 +239,7 @@ def test_previous_stripe_secret_is_accepted_only_during_a_roll(receiver, aws, co
         "previous_valid_until": int(time.time()) + 3600,
     }
     boto3.client("secretsmanager").put_secret_value(
-        SecretId=aws.env["STRIPE_SECRET_ARN"], SecretString=json.dumps(secret)
+        SecretId=aws.env["STRIPE_SIGNING_SECRET_ARN"], SecretString=json.dumps(secret)
     )
     receiver.api.credentials.clear()
     old = stripe_delivery(stripe_payment_event("evt_old_key", "payment_intent.succeeded", "pi", "n"))
@@ -251,7 +251,7 @@ def test_previous_stripe_secret_is_accepted_only_during_a_roll(receiver, aws, co
     # When the roll has ended
     secret["previous_valid_until"] = int(time.time()) - 1
     boto3.client("secretsmanager").put_secret_value(
-        SecretId=aws.env["STRIPE_SECRET_ARN"], SecretString=json.dumps(secret)
+        SecretId=aws.env["STRIPE_SIGNING_SECRET_ARN"], SecretString=json.dumps(secret)
     )
     receiver.api.credentials.clear()
     # Then the old secret no longer opens the door
@@ -270,3 +270,33 @@ def test_queue_failure_answers_5xx_so_the_provider_delivers_again(receiver, aws,
     event = stripe_delivery(stripe_payment_event("evt_q", "payment_intent.succeeded", "pi", "n"))
     response = receiver.lambda_handler(event, context)
     assert response["statusCode"] == 503
+
+
+def test_the_receiver_verifies_with_the_signing_secrets_alone_and_never_reads_an_api_credential(
+    receiver, aws, context, monkeypatch
+):
+    import boto3
+
+    # Given the providers' API credential secrets out of the receiver's reach (as its IAM policy has it)
+    client = boto3.client("secretsmanager")
+    read: list[str] = []
+    original = client.get_secret_value
+
+    def get_secret_value(**kwargs):
+        read.append(kwargs["SecretId"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(client, "get_secret_value", get_secret_value)
+    from tidings.secrets import CredentialStore
+
+    receiver.api.__dict__["credentials"] = CredentialStore(ttl_seconds=0, client=client)
+
+    # When a signed event of each provider arrives
+    stripe = stripe_delivery(stripe_payment_event("evt_split", "payment_intent.succeeded", "pi", "n"))
+    assert receiver.lambda_handler(stripe, context)["statusCode"] == 200
+
+    # Then only the signing secrets were read
+    api_secrets = {aws.env[f"{name}_SECRET_ARN"] for name in ("STRIPE", "SENDGRID", "TWILIO")}
+    assert read
+    assert not set(read) & api_secrets
+    assert set(read) <= {aws.env[f"{name}_SIGNING_SECRET_ARN"] for name in ("STRIPE", "SENDGRID", "TWILIO")}

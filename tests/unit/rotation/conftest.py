@@ -94,6 +94,7 @@ def environment(sandbox, aws, **overrides: str) -> dict[str, str]:
         "STRIPE_SECRET_ARN": aws["arns"]["stripe"],
         "SENDGRID_SECRET_ARN": aws["arns"]["sendgrid"],
         "TWILIO_SECRET_ARN": aws["arns"]["twilio"],
+        "STRIPE_SIGNING_SECRET_ARN": aws["arns"]["stripe-signing"],
         "TIDINGS_HTTP_TIMEOUT_SECONDS": "5",
         **overrides,
     }

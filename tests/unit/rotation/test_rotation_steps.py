@@ -208,21 +208,24 @@ def test_stripe_rotation_keeps_api_key_and_by_default_the_webhook_secret(rotator
     token = start_rotation("stripe")
     rotate(rotator(), aws, "stripe", token)
     assert "AWSCURRENT" in stages(aws, "stripe")[token]
-    assert value(aws, "stripe") == {
-        "api_key": credentials.STRIPE_API_KEY,
-        "webhook_secret": credentials.STRIPE_WEBHOOK_SECRET,
-    }
+    assert value(aws, "stripe") == {"api_key": credentials.STRIPE_API_KEY}
+    # The signing key lives in its own secret, which a default rotation carries over as it is
+    signing = start_rotation("stripe-signing")
+    rotate(rotator(), aws, "stripe-signing", signing)
+    assert "AWSCURRENT" in stages(aws, "stripe-signing")[signing]
+    assert value(aws, "stripe-signing") == {"webhook_secret": credentials.STRIPE_WEBHOOK_SECRET}
 
 
 def test_stripe_webhook_secret_roll_keeps_the_old_one_valid_for_the_grace_period(
     rotator, aws, clock, start_rotation
 ):
-    token = start_rotation("stripe")
+    token = start_rotation("stripe-signing")
     rotation = rotator(ROTATION_ROLL_STRIPE_WEBHOOK_SECRET="true", ROTATION_WEBHOOK_GRACE_SECONDS="900")
-    rotate(rotation, aws, "stripe", token)
-    current = value(aws, "stripe")
+    rotate(rotation, aws, "stripe-signing", token)
+    current = value(aws, "stripe-signing")
     # Then a new signing secret, the old one kept as previous until now + 900 s
-    assert current["api_key"] == credentials.STRIPE_API_KEY
+    rotate(rotation, aws, "stripe", start_rotation("stripe"))
+    assert value(aws, "stripe")["api_key"] == credentials.STRIPE_API_KEY
     assert current["webhook_secret"].startswith("whsec_")
     assert current["webhook_secret"] != credentials.STRIPE_WEBHOOK_SECRET
     assert current["previous_webhook_secret"] == credentials.STRIPE_WEBHOOK_SECRET
@@ -248,11 +251,21 @@ def test_a_rotation_drops_a_roll_whose_window_has_ended(rotator, aws, sandbox, c
 
 
 def test_a_rotation_keeps_a_roll_still_in_its_window(rotator, aws, clock, start_rotation):
-    secret = value(aws, "stripe")
+    secret = value(aws, "stripe-signing")
     secret |= {"previous_webhook_secret": "whsec_older", "previous_valid_until": int(clock.now) + 60}
-    aws["client"].put_secret_value(SecretId=aws["arns"]["stripe"], SecretString=json.dumps(secret))
-    rotate(rotator(), aws, "stripe", start_rotation("stripe"))
-    assert value(aws, "stripe")["previous_webhook_secret"] == "whsec_older"
+    aws["client"].put_secret_value(SecretId=aws["arns"]["stripe-signing"], SecretString=json.dumps(secret))
+    rotate(rotator(), aws, "stripe-signing", start_rotation("stripe-signing"))
+    assert value(aws, "stripe-signing")["previous_webhook_secret"] == "whsec_older"
+
+
+def test_a_stripe_signing_secret_without_a_whsec_key_fails_its_test_step(rotator, aws, start_rotation):
+    aws["client"].put_secret_value(SecretId=aws["arns"]["stripe-signing"], SecretString=json.dumps({}))
+    token = start_rotation("stripe-signing")
+    rotation = rotator()
+    rotate(rotation, aws, "stripe-signing", token, steps=("createSecret", "setSecret"))
+    with pytest.raises(errors.AuthenticationFailed):
+        rotation.run(aws["arns"]["stripe-signing"], token, "testSecret")
+    assert "AWSCURRENT" not in stages(aws, "stripe-signing")[token]
 
 
 # --- protocol checks ------------------------------------------------------------------------------

@@ -9,16 +9,17 @@ pytestmark = pytest.mark.unit
 
 RECEIVER_ENV = {
     "WEBHOOK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks",
-    "STRIPE_SECRET_ARN": "arn:stripe",
-    "SENDGRID_SECRET_ARN": "arn:sendgrid",
-    "TWILIO_SECRET_ARN": "arn:twilio",
+    "STRIPE_SIGNING_SECRET_ARN": "arn:stripe-signing",
+    "SENDGRID_SIGNING_SECRET_ARN": "arn:sendgrid-signing",
+    "TWILIO_SIGNING_SECRET_ARN": "arn:twilio-signing",
 }
 
 
 def test_receiver_defaults_to_the_providers_replay_window():
     settings = load(ReceiverSettings, RECEIVER_ENV)
     assert settings.tolerance_seconds == 300
-    assert settings.secret_arn("sendgrid") == "arn:sendgrid"
+    # The signing keys' secret, never the API credentials'
+    assert settings.secret_arn("sendgrid") == "arn:sendgrid-signing"
 
 
 @pytest.mark.parametrize(

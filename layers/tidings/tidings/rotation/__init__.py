@@ -31,8 +31,9 @@ def build_rotator(
     clock: Callable[[], float] = time.time,
     audit: AuditLog | None = None,
 ) -> SecretRotator:
-    """A rotator for every provider secret configured in ``settings`` (``<PROVIDER>_SECRET_ARN``), and
-    for the callbacks' signing secret (``CALLBACK_SECRET_ARN``)."""
+    """A rotator for every provider secret configured in ``settings`` (``<PROVIDER>_SECRET_ARN``), for
+    Stripe's webhook signing secret (``STRIPE_SIGNING_SECRET_ARN``) and for the callbacks' signing secret
+    (``CALLBACK_SECRET_ARN``)."""
     import httpx
 
     from tidings.providers.sendgrid import sendgrid_error
@@ -61,8 +62,15 @@ def build_rotator(
             clock=clock,
         )
     if settings.stripe_secret_arn:
+        # The API key's secret holds no signing key: the roll is the signing secret's (below).
         rotations[settings.stripe_secret_arn] = StripeRotation(
-            roll_webhook_secret=rotation_settings.roll_stripe_webhook_secret,
+            roll_webhook_secret=False, grace_seconds=rotation_settings.webhook_grace_seconds, clock=clock
+        )
+    if rotation_settings.stripe_signing_secret_arn:
+        from tidings.rotation.signing import StripeSigningSecretRotation
+
+        rotations[rotation_settings.stripe_signing_secret_arn] = StripeSigningSecretRotation(
+            roll=rotation_settings.roll_stripe_webhook_secret,
             grace_seconds=rotation_settings.webhook_grace_seconds,
             clock=clock,
         )

@@ -18,6 +18,8 @@ from tidings.config import TidingsSettings, load
 class RotationSettings(TidingsSettings):
     #: How long a rolled webhook key's predecessor stays valid (``previous_valid_until = now + this``).
     webhook_grace_seconds: int = Field(3600, ge=0, alias="ROTATION_WEBHOOK_GRACE_SECONDS")
+    #: Stripe's webhook signing secret (``StripeSigningSecret``), apart from its API key's secret.
+    stripe_signing_secret_arn: str | None = Field(None, alias="STRIPE_SIGNING_SECRET_ARN")
     #: Roll Stripe's webhook_secret on each rotation. Off by default: live Stripe issues signing secrets
     #: itself (docs/rotation.md), so only a signer that reads the secret (the local one) can follow.
     roll_stripe_webhook_secret: bool = Field(False, alias="ROTATION_ROLL_STRIPE_WEBHOOK_SECRET")

@@ -15,9 +15,10 @@ from tidings.config import TidingsSettings, load
 
 class ReceiverSettings(TidingsSettings):
     queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
-    stripe_secret_arn: str = Field(alias="STRIPE_SECRET_ARN", min_length=1)
-    sendgrid_secret_arn: str = Field(alias="SENDGRID_SECRET_ARN", min_length=1)
-    twilio_secret_arn: str = Field(alias="TWILIO_SECRET_ARN", min_length=1)
+    #: The webhook signing keys, one secret per provider: never the API credentials' secrets.
+    stripe_signing_secret_arn: str = Field(alias="STRIPE_SIGNING_SECRET_ARN", min_length=1)
+    sendgrid_signing_secret_arn: str = Field(alias="SENDGRID_SIGNING_SECRET_ARN", min_length=1)
+    twilio_signing_secret_arn: str = Field(alias="TWILIO_SIGNING_SECRET_ARN", min_length=1)
     #: Replay window for signed timestamps (Stripe, SendGrid), seconds. Only the local signed samples in
     #: events/ are invoked with a larger one (events/webhook_receiver_env.json).
     tolerance_seconds: int = Field(300, alias="WEBHOOK_TOLERANCE_SECONDS", gt=0)
@@ -27,7 +28,8 @@ class ReceiverSettings(TidingsSettings):
     suppressions_table: str | None = Field(None, alias="SUPPRESSIONS_TABLE", min_length=1)
 
     def secret_arn(self, provider: str) -> str:
-        return str(getattr(self, f"{provider}_secret_arn"))
+        """The secret holding ``provider``'s webhook signing key."""
+        return str(getattr(self, f"{provider}_signing_secret_arn"))
 
 
 class ProcessorSettings(TidingsSettings):
