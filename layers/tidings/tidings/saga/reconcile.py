@@ -10,6 +10,10 @@ queue (the retry queue's redrive policy), and the alarm stays on.
 An uncertain charge's saga does not end: after RecordOutcome recorded ``failed`` /
 ``charge_outcome_unknown`` it waits in AwaitChargeReconciliation, and the ``charge`` case resumes it
 once Stripe has said whether the charge exists (docs/saga.md, "An uncertain charge").
+
+``CompensationConsumer().handle(event, context)`` is all ``functions/reconcile_payment`` calls: a case
+that still fails is reported as a batch item failure, so after the retry queue's maxReceiveCount it
+returns to the dead-letter queue, whose alarm keeps paging until a person or a later redrive settles it.
 """
 
 from __future__ import annotations
@@ -17,18 +21,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import TYPE_CHECKING, Literal, Protocol
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from tidings.notifications.models import Notification, NotificationStatus
+from tidings.observability import logger, metrics
 from tidings.saga.result_paths import CHARGE_OUTCOME_UNKNOWN
 from tidings.saga.results import ChargeReconciled
 from tidings.saga.steps import SagaSteps, payment_intent_of
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
     from tidings.providers.models import PaymentResult
+    from tidings.saga.settings import ReconcileSettings
 
 _UNFINISHED = {"requires_action", "requires_payment_method", "requires_confirmation", "processing"}
 #: How far Stripe's clock may be behind ours when we look for a charge created after the saga started.
@@ -254,17 +266,14 @@ class Reconciler:
         return CaseSettled(notification_id=notification_id, kind=kind, outcome=reason, status=status)
 
 
-@lru_cache(maxsize=1)
-def get_reconciler() -> Reconciler:
-    """ReconcilePayment's composition root: the saga's steps, the task-token resumer (its Step Functions
-    client built on the first resume) and the template's policy, once per container."""
+def reconciler_for(settings: ReconcileSettings) -> Reconciler:
+    """The saga's steps, the task-token resumer (its Step Functions client built on the first resume)
+    and the template's policy in ``settings``."""
     import boto3
 
     from tidings.saga.callbacks import TaskTokenResumer
-    from tidings.saga.settings import reconcile_settings
     from tidings.saga.steps import get_steps
 
-    settings = reconcile_settings()
     stepfunctions = lru_cache(maxsize=1)(lambda: boto3.client("stepfunctions"))
 
     def running(execution_arn: str) -> bool:
@@ -278,3 +287,28 @@ def get_reconciler() -> Reconciler:
         missing_charge_policy=settings.missing_charge_policy,
         execution_running=running,
     )
+
+
+class CompensationConsumer:
+    """ReconcilePayment's composition root: the compensation retry queue's consumer for one container,
+    one case a record (the reconciler built on the first case)."""
+
+    def __init__(self, settings: ReconcileSettings) -> None:
+        self.settings = settings
+        self.batch = BatchProcessor(event_type=EventType.SQS)
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        return process_partial_response(
+            event=event, record_handler=self.settle, processor=self.batch, context=context
+        )
+
+    def settle(self, record: SQSRecord) -> None:
+        case = CompensationCase.model_validate_json(record.body)
+        logger.append_keys(notification_id=case.notification_id, kind=case.kind)
+        settled = self.reconciler.handle(case)
+        logger.info("compensation case settled", outcome=settled.outcome, resumed=settled.resumed)
+        metrics.add_metric(name="CompensationSettled", unit=MetricUnit.Count, value=1)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return reconciler_for(self.settings)

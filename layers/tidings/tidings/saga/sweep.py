@@ -5,22 +5,30 @@ Every few minutes the sweeper lists the state machine's RUNNING executions (one 
 by its id) and publishes how many started longer ago than ``not_final_after_seconds`` and the age of the
 oldest one; the ``SagasNotFinal`` alarm reads the first (docs/operations.md). Only counts and ages leave
 this module: no execution input, no notification content.
+
+``SagaSweeper(settings).run()`` is all ``functions/sweep_sagas`` calls (its Step Functions client is built
+on the first sweep, once per container).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict
 
-from tidings.observability import emit_metric
+from tidings.observability import emit_metric, logger
+
+if TYPE_CHECKING:
+    from tidings.saga.settings import SweepSettings
 
 
-@dataclass(frozen=True)
-class SweepResult:
+class SweepResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     running: int
     not_final: int
     oldest_age_seconds: float
@@ -49,10 +57,52 @@ def sweep(executions: Iterable[dict[str, Any]], now: datetime, not_final_after_s
             not_final += 1
             if len(sample) < SAMPLE:
                 sample.append(str(execution["name"]))
-    return SweepResult(running, not_final, round(oldest, 1), tuple(sample))
+    return SweepResult(
+        running=running, not_final=not_final, oldest_age_seconds=round(oldest, 1), sample=tuple(sample)
+    )
 
 
 def publish(result: SweepResult) -> None:
     emit_metric("SagasRunning", value=result.running)
     emit_metric("SagasNotFinal", value=result.not_final)
     emit_metric("OldestRunningSagaAge", value=result.oldest_age_seconds, unit=MetricUnit.Seconds)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SagaSweeper:
+    """SweepSagas for one container: list the running sagas, count the late ones, publish and log."""
+
+    def __init__(
+        self,
+        settings: SweepSettings,
+        *,
+        stepfunctions: Callable[[], Any] | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.settings = settings
+        self._stepfunctions = stepfunctions
+        self.clock = clock
+
+    @cached_property
+    def stepfunctions(self) -> Any:
+        if self._stepfunctions is not None:
+            return self._stepfunctions()
+        import boto3
+
+        return boto3.client("stepfunctions")
+
+    def run(self) -> SweepResult:
+        executions = running_executions(self.stepfunctions, self.settings.state_machine_arn)
+        result = sweep(executions, self.clock(), self.settings.not_final_after_seconds)
+        publish(result)
+        if result.not_final:
+            logger.warning(
+                "notifications not final in time",
+                not_final=result.not_final,
+                oldest_age_seconds=result.oldest_age_seconds,
+                notification_ids=list(result.sample),
+            )
+        return result
