@@ -10,7 +10,6 @@ from support.lambda_context import NotifyApiContext as Context
 from support.saga import create_table_from_template
 from support.template import ROOT
 
-from tidings.api import service as api_service
 from tidings.notifications import store as notification_store
 from tidings.outbound.urls import CallbackUrlRefused, check_callback_url, host_list
 
@@ -117,7 +116,6 @@ def api(moto_aws, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     notification_store.get_store.cache_clear()
-    api_service.get_service.cache_clear()
 
     def call(event):
         response = module.lambda_handler(event, Context())
@@ -125,7 +123,6 @@ def api(moto_aws, monkeypatch):
 
     yield call
     notification_store.get_store.cache_clear()
-    api_service.get_service.cache_clear()
 
 
 def test_a_request_with_a_callback_url_is_stored_with_it(api):

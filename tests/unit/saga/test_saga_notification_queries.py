@@ -11,7 +11,6 @@ from support.lambda_context import NotifyApiContext as Context
 from support.saga import create_table_from_template
 from support.template import ROOT
 
-from tidings.api import service as api_service
 from tidings.api.queries import encode_cursor
 from tidings.notifications import store as notification_store
 from tidings.notifications.store import NotificationStore
@@ -58,7 +57,6 @@ def api(aws, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     notification_store.get_store.cache_clear()
-    api_service.get_service.cache_clear()
 
     def call(event):
         response = module.lambda_handler(event, Context())

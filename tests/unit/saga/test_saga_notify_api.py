@@ -12,7 +12,6 @@ from support.lambda_context import NotifyApiContext as Context
 from support.saga import create_table_from_template
 from support.template import ROOT
 
-from tidings.api import service as api_service
 from tidings.notifications import store as notification_store
 from tidings.notifications.models import Notification, NotificationRequest
 from tidings.observability import logger as tidings_logger
@@ -97,7 +96,6 @@ def api(aws, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     notification_store.get_store.cache_clear()
-    api_service.get_service.cache_clear()
 
     def call(event):
         response = module.lambda_handler(event, Context())
@@ -109,7 +107,6 @@ def api(aws, monkeypatch):
     call.queue_url = queue_url
     yield call
     notification_store.get_store.cache_clear()
-    api_service.get_service.cache_clear()
 
 
 def executions(machine):

@@ -9,7 +9,6 @@ import pytest
 from support.saga import create_table_from_template, notification_request
 
 from tidings import errors
-from tidings.api import service as api_service
 from tidings.notifications import store as notification_store
 from tidings.notifications.models import Notification
 from tidings.saga.outcome import OutcomeInput
@@ -265,7 +264,6 @@ def api(aws, monkeypatch, suppressions):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     notification_store.get_store.cache_clear()
-    api_service.get_service.cache_clear()
 
     from test_saga_notify_api import Context, http_event
 
@@ -276,8 +274,7 @@ def api(aws, monkeypatch, suppressions):
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     call.machine = machine
-    yield call
-    api_service.get_service.cache_clear()
+    return call
 
 
 BODY = {

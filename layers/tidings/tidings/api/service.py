@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tidings.api.settings import ServiceSettings, service_settings
+from tidings.api.settings import ServiceSettings
 from tidings.config import ConfigurationError
 from tidings.errors import RecipientSuppressed
 from tidings.notifications.models import (
@@ -496,9 +496,3 @@ def _suppression_service(table: str | None) -> SuppressionService | None:
         SuppressionStore(boto3.resource("dynamodb").Table(table)),
         audit=AuditedSuppressionChanges(get_audit_log()),  # its table is touched on the first change
     )
-
-
-@lru_cache(maxsize=1)
-def get_service() -> NotificationService:
-    """The service for this container's configuration (validated on first use, naming a bad variable)."""
-    return service_for(service_settings())
