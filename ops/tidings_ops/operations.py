@@ -85,7 +85,7 @@ class Operations:
     ) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        from tidings.api.queries import InvalidQuery, NotificationFilters, summary
+        from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationPage, summary
 
         try:
             chosen = NotificationFilters(
@@ -97,7 +97,7 @@ class Operations:
         if client or chosen.order_reference or chosen.bulk_id:
             try:
                 with self._call("DynamoDB Query"):
-                    return self.queries.list(client, chosen)
+                    return self.queries.list(client, chosen).model_dump(mode="json", exclude_unset=True)
             except InvalidQuery as exc:
                 raise OperatorError(f"{exc.message}.") from None
         # Every client's recent notifications: the saga's executions are named by notification id.
@@ -117,7 +117,8 @@ class Operations:
             rows.append(summary(item))
             if len(rows) == limit:
                 break
-        return {"items": rows, "count": len(rows), "next_cursor": None}
+        page = NotificationPage(items=rows, count=len(rows), next_cursor=None)
+        return page.model_dump(mode="json", exclude_unset=True)
 
     def notification(self, notification_id: str) -> dict[str, Any]:
         from tidings.api.service import NotificationService
@@ -136,7 +137,8 @@ class Operations:
 
         try:
             with self._call("Step Functions GetExecutionHistory"):
-                return self.queries.timeline(None, notification_id)
+                timeline = self.queries.timeline(None, notification_id)
+                return timeline.model_dump(mode="json", exclude_unset=True)
         except NotificationNotFound:
             raise OperatorError(f"No notification {notification_id} on {self.target.where}.") from None
 

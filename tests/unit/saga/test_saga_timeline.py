@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tidings.api.timeline import build_timeline, queue_name
+from tidings.notifications.models import Notification, TimelineEvent
 
 pytestmark = pytest.mark.unit
 
@@ -46,17 +47,22 @@ PARK = {
     }
 }
 
+PAYMENT = {"amount": 2599, "currency": "gbp", "payment_method": "pm_card_visa"}
+CUSTOMER = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+447700900123"}
+
 NOTIFICATION = {
     "notification_id": "n-1",
+    "client_id": "client-1",
+    "payment": PAYMENT,
     "order_reference": "order-1",
     "status": "partially_delivered",
     "status_reason": "email_dead_lettered",
     "created_at": iso(0),
     "finished_at": iso(9),
-    "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+447700900123"},
+    "customer": CUSTOMER,
     "channels": {
         "email": {"status": "dead_lettered", "policy": "best_effort"},
-        "sms": {"status": "delivered", "provider": "twilio"},
+        "sms": {"status": "delivered", "provider": "twilio", "policy": "best_effort"},
     },
 }
 
@@ -144,7 +150,11 @@ RECORDS = [
 
 
 def timeline():
-    return build_timeline(NOTIFICATION, RECORDS, HISTORY)
+    return build_timeline(
+        Notification.model_validate(NOTIFICATION),
+        [TimelineEvent.model_validate(record) for record in RECORDS],
+        HISTORY,
+    )
 
 
 def test_entries_have_a_monotonic_order_a_source_and_a_lane():
@@ -209,7 +219,13 @@ def test_the_last_entry_is_the_status_and_the_queue_each_waiting_channel_is_in()
 
 
 def test_a_notification_without_history_or_records_still_has_its_status():
-    [only] = build_timeline({"status": "accepted", "created_at": iso(0), "channels": {}}, [], [])
+    accepted = {"status": "accepted", "created_at": iso(0), "channels": {}}
+    bare = Notification.model_validate(
+        {"notification_id": "n-2", "client_id": "client-1", "order_reference": "order-2"}
+        | {"customer": CUSTOMER, "payment": PAYMENT}
+        | accepted
+    )
+    [only] = build_timeline(bare, [], [])
     assert (only["order"], only["kind"], only["status"]) == (1, "current_status", "accepted")
 
 

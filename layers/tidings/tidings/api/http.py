@@ -35,7 +35,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api import openapi as doc
 from tidings.api.audited import call_entry
-from tidings.api.queries import InvalidQuery, NotificationFilters, NotificationQueries, queries_for
+from tidings.api.queries import (
+    InvalidQuery,
+    NotificationFilters,
+    NotificationPage,
+    NotificationQueries,
+    Timeline,
+    queries_for,
+)
 from tidings.api.quota import ClientQuota, QuotaExceeded, QuotaTooSmall, quota_for
 from tidings.api.request_id import InvalidRequestId, request_id, with_request_id
 from tidings.api.service import (
@@ -237,7 +244,7 @@ class NotifyApi:
         @app.get(
             "/notifications",
             summary="The caller's notifications, newest first, with filters",
-            responses=doc.ok(200, "One page", doc.NotificationPage) | doc.errors(400, 401, 403, 422),
+            responses=doc.ok(200, "One page", NotificationPage) | doc.errors(400, 401, 403, 422),
         )
         @tracer.capture_method(capture_response=False)
         def list_notifications(
@@ -262,16 +269,17 @@ class NotifyApi:
                 limit=limit,
                 cursor=cursor,
             )
-            return api.queries.list(api.client_id(), filters)
+            return api.queries.list(api.client_id(), filters).model_dump(mode="json", exclude_unset=True)
 
         @app.get(
             "/notifications/<notification_id>/timeline",
             summary="One notification's joined timeline: states, provider calls, webhooks, queue hops",
-            responses=doc.ok(200, "The timeline", doc.Timeline) | doc.errors(401, 403, 404, 422),
+            responses=doc.ok(200, "The timeline", Timeline) | doc.errors(401, 403, 404, 422),
         )
         @tracer.capture_method(capture_response=False)
         def get_timeline(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-            return api.queries.timeline(api.client_id(), notification_id)
+            timeline = api.queries.timeline(api.client_id(), notification_id)
+            return timeline.model_dump(mode="json", exclude_unset=True)
 
         @app.post(
             "/notifications/bulk",

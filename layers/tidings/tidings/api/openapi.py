@@ -51,52 +51,6 @@ class GatewayRefusal(BaseModel):
     message: str
 
 
-class ListedChannel(BaseModel):
-    policy: str | None = None
-    status: str | None = None
-    provider: str | None = None
-    fallback: bool | None = None
-    reason: str | None = None
-    delivery_status: str | None = None
-
-
-class ListedNotification(BaseModel):
-    notification_id: str
-    order_reference: str | None = None
-    bulk_id: str | None = None
-    status: str | None = None
-    status_reason: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    finished_at: str | None = None
-    channels: dict[str, ListedChannel]
-    status_url: str
-
-
-class NotificationPage(BaseModel):
-    items: list[ListedNotification]
-    count: int
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null at the end")
-
-
-class TimelineEntry(BaseModel):
-    model_config = {"extra": "allow"}
-
-    order: int = Field(description="1, 2, 3, ... in causal order")
-    at: str
-    source: str = Field(description="execution, provider, webhook, queue, saga or outcome")
-    actor: str = Field(description="The lane: saga, stripe, email, sms, webhooks, queues")
-    kind: str
-
-
-class Timeline(BaseModel):
-    notification_id: str
-    order_reference: str
-    status: str
-    execution_arn: str | None = None
-    entries: list[TimelineEntry]
-
-
 class AuditEntryBody(BaseModel):
     model_config = {"extra": "allow"}
 

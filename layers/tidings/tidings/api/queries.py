@@ -102,6 +102,58 @@ class NotificationFilters(BaseModel):
         return value
 
 
+# (The read side's answers; as comments, not docstrings: those would change the OpenAPI document.)
+# A channel as a listing shows it: only the fields it has (the answer is dumped ``exclude_unset``).
+class ListedChannel(BaseModel):
+    policy: str | None = None
+    status: str | None = None
+    provider: str | None = None
+    fallback: bool | None = None
+    reason: str | None = None
+    delivery_status: str | None = None
+
+
+# One listed notification: ids, statuses and times (the index holds nothing else).
+class ListedNotification(BaseModel):
+    notification_id: str
+    order_reference: str | None = None
+    bulk_id: str | None = None
+    status: str | None = None
+    status_reason: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    channels: dict[str, ListedChannel]
+    status_url: str
+
+
+# ``GET /notifications``: one page of the caller's notifications, newest first.
+class NotificationPage(BaseModel):
+    items: list[ListedNotification]
+    count: int
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null at the end")
+
+
+# One entry; what else it carries depends on its ``source`` and ``kind`` (``tidings.api.timeline``).
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    order: int = Field(description="1, 2, 3, ... in causal order")
+    at: str
+    source: str = Field(description="execution, provider, webhook, queue, saga or outcome")
+    actor: str = Field(description="The lane: saga, stripe, email, sms, webhooks, queues")
+    kind: str
+
+
+# ``GET /notifications/{id}/timeline``: the notification's status and its joined timeline.
+class Timeline(BaseModel):
+    notification_id: str
+    order_reference: str
+    status: str
+    execution_arn: str | None = None
+    entries: list[TimelineEntry]
+
+
 @dataclass
 class NotificationQueries:
     """Queries over the notifications table's indexes and the saga's execution history."""
@@ -111,7 +163,7 @@ class NotificationQueries:
     stepfunctions: Callable[[], Any]
 
     # --- GET /notifications --------------------------------------------------------------------
-    def list(self, client_id: str | None, filters: NotificationFilters) -> dict[str, Any]:
+    def list(self, client_id: str | None, filters: NotificationFilters) -> NotificationPage:
         """The caller's notifications (``client_id``; None only for operators, who must then name an
         order reference or a bulk id, since a listing without either is one client's partition)."""
         from boto3.dynamodb.conditions import Attr, Key
@@ -174,14 +226,12 @@ class NotificationQueries:
                 break
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         next_cursor = encode_cursor(index, items[-1]) if more and items else None
-        return {
-            "items": [summary(plain(item)) for item in items],
-            "count": len(items),
-            "next_cursor": next_cursor,
-        }
+        return NotificationPage(
+            items=[summary(plain(item)) for item in items], count=len(items), next_cursor=next_cursor
+        )
 
     # --- GET /notifications/{id}/timeline ------------------------------------------------------
-    def timeline(self, client_id: str | None, notification_id: str) -> dict[str, Any]:
+    def timeline(self, client_id: str | None, notification_id: str) -> Timeline:
         """The joined timeline of the caller's notification (``client_id`` None: an operator's view)."""
         from tidings.api.timeline import build_timeline
 
@@ -189,15 +239,14 @@ class NotificationQueries:
         if client_id is not None and notification.client_id != client_id:
             raise NotificationNotFound(notification_id)
         history = self.execution_history(notification.execution_arn)
-        recorded = [event.model_dump(mode="json") for event in self.store.timeline(notification_id)]
-        entries = build_timeline(notification.model_dump(mode="json", exclude_none=True), recorded, history)
-        return {
-            "notification_id": notification_id,
-            "order_reference": notification.order_reference,
-            "status": notification.status.value,
-            "execution_arn": notification.execution_arn,
-            "entries": entries,
-        }
+        entries = build_timeline(notification, self.store.timeline(notification_id), history)
+        return Timeline(
+            notification_id=notification_id,
+            order_reference=notification.order_reference,
+            status=notification.status.value,
+            execution_arn=notification.execution_arn,
+            entries=[TimelineEntry.model_validate(entry) for entry in entries],
+        )
 
     # (builtins.list: inside this class, `list` is the method above)
     def execution_history(self, execution_arn: str | None) -> builtins.list[dict[str, Any]]:
@@ -219,24 +268,24 @@ class NotificationQueries:
         return events
 
 
-def summary(item: dict[str, Any]) -> dict[str, Any]:
-    """One listed notification: ids, statuses and times (the index holds nothing else)."""
+def summary(item: dict[str, Any]) -> ListedNotification:
+    """One listed notification from its (projected) item: ids, statuses and times."""
     channels = {
         name: {key: channel.get(key) for key in _CHANNEL_FIELDS if channel.get(key) is not None}
         for name, channel in (item.get("channels") or {}).items()
     }
-    return {
-        "notification_id": item["notification_id"],
-        "order_reference": item.get("order_reference"),
-        "bulk_id": item.get("bulk_id"),
-        "status": item.get("status"),
-        "status_reason": item.get("status_reason"),
-        "created_at": item.get("created_at"),
-        "updated_at": item.get("updated_at"),
-        "finished_at": item.get("finished_at"),
-        "channels": redact(channels),
-        "status_url": f"/notifications/{item['notification_id']}",
-    }
+    return ListedNotification(
+        notification_id=item["notification_id"],
+        order_reference=item.get("order_reference"),
+        bulk_id=item.get("bulk_id"),
+        status=item.get("status"),
+        status_reason=item.get("status_reason"),
+        created_at=item.get("created_at"),
+        updated_at=item.get("updated_at"),
+        finished_at=item.get("finished_at"),
+        channels={name: ListedChannel(**fields) for name, fields in redact(channels).items()},
+        status_url=f"/notifications/{item['notification_id']}",
+    )
 
 
 def encode_cursor(index: str, item: dict[str, Any]) -> str:

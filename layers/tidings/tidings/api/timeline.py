@@ -22,10 +22,14 @@ whatever its timestamp says. ``order`` is then 1, 2, 3, ... Everything shown pas
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings.observability import redact
+
+if TYPE_CHECKING:
+    from tidings.notifications.models import Notification, TimelineEvent
 
 #: The provider API each step calls (the shape of the request; the ids in a path are not shown).
 PROVIDER_CALLS: dict[tuple[str, str], tuple[str, str]] = {
@@ -87,14 +91,16 @@ def queue_name(queue_url: str) -> str:
 
 
 def build_timeline(
-    notification: dict[str, Any], events: list[dict[str, Any]], history: list[dict[str, Any]]
+    notification: Notification, events: Sequence[TimelineEvent], history: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
+    """The entries, in order: ``events`` are the table's records of the notification, ``history`` its
+    execution's events as Step Functions returns them."""
     entries = [*_from_history(history), *(_from_record(event) for event in events)]
     for seq, entry in enumerate(entries):
         entry["_seq"] = seq
     entries.sort(key=lambda entry: (entry["at"], _RANK[entry["source"]], entry["_seq"]))
     entries = _causal(entries)
-    entries.append(_final(notification, entries[-1]["at"] if entries else notification.get("created_at")))
+    entries.append(_final(notification, entries[-1]["at"] if entries else notification.created_at))
     for order, entry in enumerate(entries, start=1):
         entry.pop("_seq", None)
         entry["order"] = order
@@ -102,10 +108,10 @@ def build_timeline(
 
 
 # --- the table's records ---------------------------------------------------------------------------
-def _from_record(event: dict[str, Any]) -> dict[str, Any]:
-    step, outcome, provider = event.get("step", ""), event.get("outcome", ""), event.get("provider")
-    details = dict(event.get("details") or {})
-    base = {"at": iso(event.get("at", "")), "step": step, "kind": outcome, "attempt": event.get("attempt")}
+def _from_record(event: TimelineEvent) -> dict[str, Any]:
+    step, outcome, provider = event.step, event.outcome, event.provider
+    details = dict(event.details)
+    base = {"at": iso(event.at), "step": step, "kind": outcome, "attempt": event.attempt}
     if step.startswith("Webhook"):
         return base | {
             "source": "webhook",
@@ -241,26 +247,25 @@ def _causal(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- now -------------------------------------------------------------------------------------------
-def _final(notification: dict[str, Any], at: Any) -> dict[str, Any]:
-    channels = notification.get("channels") or {}
+def _final(notification: Notification, at: str) -> dict[str, Any]:
     waiting = [
-        {
-            "channel": name,
-            "status": channel.get("status"),
-            "queue": WAITING_QUEUES[(name, channel.get("status"))],
-        }
-        for name, channel in channels.items()
-        if (name, channel.get("status")) in WAITING_QUEUES
+        {"channel": name, "status": status, "queue": WAITING_QUEUES[(name, status)]}
+        for name, status in ((name, channel.status.value) for name, channel in notification.channels.items())
+        if (name, status) in WAITING_QUEUES
     ]
+    channels = {
+        name: {"status": channel.status.value, "provider": channel.provider, "reason": channel.reason}
+        for name, channel in notification.channels.items()
+    }
     return {
-        "at": iso(notification.get("finished_at") or notification.get("updated_at") or at or ""),
+        "at": iso(notification.finished_at or notification.updated_at or at or ""),
         "source": "outcome",
         "actor": "saga",
-        "kind": "final_status" if notification.get("finished_at") else "current_status",
-        "status": notification.get("status"),
-        "reason": notification.get("status_reason"),
+        "kind": "final_status" if notification.finished_at else "current_status",
+        "status": notification.status.value,
+        "reason": notification.status_reason,
         "channels": {
-            name: {key: channel.get(key) for key in ("status", "provider", "reason") if channel.get(key)}
+            name: {key: value for key, value in channel.items() if value}
             for name, channel in channels.items()
         },
         "waiting_in": waiting,
