@@ -38,7 +38,7 @@ def build_rotator(
 
     from tidings.providers.sendgrid import sendgrid_error
     from tidings.providers.twilio import twilio_error
-    from tidings.rotation.protocol import SecretRotator
+    from tidings.rotation.protocol import ProviderRotation, SecretRotator
     from tidings.rotation.providers import (
         ProviderApi,
         SendGridKeyRotation,
@@ -47,7 +47,7 @@ def build_rotator(
     )
 
     timeout = httpx.Timeout(settings.http_timeout_seconds, connect=settings.http_connect_timeout_seconds)
-    rotations: dict[str, Any] = {}
+    rotations: dict[str, ProviderRotation] = {}
     if settings.twilio_secret_arn:
         api = ProviderApi("twilio", settings.twilio_api_base_url, http, twilio_error, timeout=timeout)
         rotations[settings.twilio_secret_arn] = TwilioKeyRotation(

@@ -16,6 +16,7 @@ from typing import Any
 from tidings.errors import AuthenticationFailed
 from tidings.observability import logger, register_secret
 from tidings.outbound import signing
+from tidings.rotation.protocol import SecretValue
 from tidings.rotation.providers import PREVIOUS_VALID_UNTIL, drop_expired_roll, roll_webhook_key
 
 FIELD = "signing_secret"
@@ -36,7 +37,7 @@ class CallbackSecretRotation:
         self.grace_seconds = grace_seconds
         self.clock = clock
 
-    def create(self, current: dict[str, Any], token: str) -> dict[str, Any]:
+    def create(self, current: SecretValue, token: str) -> SecretValue:
         now = self.clock()
         new_secret = signing.generate_secret()
         register_secret(new_secret)
@@ -49,10 +50,10 @@ class CallbackSecretRotation:
         logger.info("callback signing secret rolled", previous_valid_until=pending.get(PREVIOUS_VALID_UNTIL))
         return pending
 
-    def set(self, pending: dict[str, Any], current: dict[str, Any]) -> None:
+    def set(self, pending: SecretValue, current: SecretValue) -> None:
         """Nothing to push: the key lives only in this secret."""
 
-    def test(self, pending: dict[str, Any]) -> None:
+    def test(self, pending: SecretValue) -> None:
         if not _valid(pending.get(FIELD)):
             raise AuthenticationFailed(
                 "the pending secret has no valid signing_secret",
@@ -60,5 +61,5 @@ class CallbackSecretRotation:
                 code="secret_malformed",
             )
 
-    def retire(self, previous: dict[str, Any], current: dict[str, Any]) -> None:
+    def retire(self, previous: SecretValue, current: SecretValue) -> None:
         """Nothing to revoke: the previous key expires by ``previous_valid_until``."""

@@ -35,6 +35,13 @@ STEPS: tuple[Step, ...] = ("createSecret", "setSecret", "testSecret", "finishSec
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 
+#: One version of a rotated secret, as Secrets Manager stores it: a flat JSON object of strings (keys,
+#: ids, signing secrets), plus the int ``previous_valid_until`` of a webhook key roll. Not a model: a
+#: rotation carries every field it does not know over unchanged, so it works on the stored object
+#: itself (as the store works on DynamoDB items); what it reads is typed here and checked by each
+#: provider's ``test`` step.
+type SecretValue = dict[str, str | int]
+
 
 class RotationStateError(Exception):
     """The secret is not in a state this step can act on (wrong token, rotation not started, or a
@@ -47,16 +54,16 @@ class ProviderRotation(Protocol):
 
     provider: str
 
-    def create(self, current: dict[str, Any], token: str) -> dict[str, Any]:
+    def create(self, current: SecretValue, token: str) -> SecretValue:
         """The pending secret: a new credential made at the provider, other fields carried over."""
 
-    def set(self, pending: dict[str, Any], current: dict[str, Any]) -> None:
+    def set(self, pending: SecretValue, current: SecretValue) -> None:
         """Make the provider accept the pending credential, if it does not already."""
 
-    def test(self, pending: dict[str, Any]) -> None:
+    def test(self, pending: SecretValue) -> None:
         """Prove the pending credential works; raise a :mod:`tidings.errors` error if it does not."""
 
-    def retire(self, previous: dict[str, Any], current: dict[str, Any]) -> None:
+    def retire(self, previous: SecretValue, current: SecretValue) -> None:
         """Revoke what ``previous`` holds that ``current`` no longer does (idempotent)."""
 
 
@@ -87,7 +94,7 @@ class SecretRotator:
             raise
         self._audit(step, name, "ok", {"skipped": skipped})
 
-    def _audit(self, step: Step, name: str, outcome: str, details: dict[str, Any]) -> None:
+    def _audit(self, step: Step, name: str, outcome: str, details: dict[str, str | bool]) -> None:
         if self.audit is None:
             return
         from tidings.audit import AuditEntry
@@ -176,14 +183,14 @@ class SecretRotator:
                 return self.rotations[key]
         raise RotationStateError(f"{step}: {metadata.get('Name')} is not a secret this function rotates")
 
-    def _value(self, arn: str, *, stage: str | None = None, version_id: str | None = None) -> dict[str, Any]:
+    def _value(self, arn: str, *, stage: str | None = None, version_id: str | None = None) -> SecretValue:
         kwargs: dict[str, str] = {"SecretId": arn}
         if stage:
             kwargs["VersionStage"] = stage
         if version_id:
             kwargs["VersionId"] = version_id
         raw = self.client.get_secret_value(**kwargs)["SecretString"]
-        value: dict[str, Any] = json.loads(raw)
+        value: SecretValue = json.loads(raw)
         for field in value.values():
             if isinstance(field, str):
                 register_secret(field)

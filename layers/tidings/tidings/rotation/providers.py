@@ -33,6 +33,7 @@ from tidings.errors import (
 )
 from tidings.observability import logger, register_secret
 from tidings.providers._attempts import AttemptLog
+from tidings.rotation.protocol import SecretValue
 from tidings.webhooks.keys import WEBHOOK_KEY_FIELDS
 
 PREVIOUS_VALID_UNTIL = "previous_valid_until"
@@ -41,7 +42,7 @@ PREVIOUS_VALID_UNTIL = "previous_valid_until"
 # --- webhook key rolls -------------------------------------------------------------------------------
 
 
-def drop_expired_roll(secret: dict[str, Any], *, now: float) -> dict[str, Any]:
+def drop_expired_roll(secret: SecretValue, *, now: float) -> SecretValue:
     """The secret without ``previous_*`` fields once ``previous_valid_until`` has passed (or is missing)."""
     valid_until = secret.get(PREVIOUS_VALID_UNTIL)
     if valid_until is not None and now < float(valid_until):
@@ -50,8 +51,8 @@ def drop_expired_roll(secret: dict[str, Any], *, now: float) -> dict[str, Any]:
 
 
 def roll_webhook_key(
-    secret: dict[str, Any], field: str, new_value: str, *, now: float, grace_seconds: float
-) -> dict[str, Any]:
+    secret: SecretValue, field: str, new_value: str, *, now: float, grace_seconds: float
+) -> SecretValue:
     """``field`` set to ``new_value``; the old value accepted as ``previous_<field>`` until now + grace."""
     rolled = {k: v for k, v in secret.items() if not k.startswith("previous_")}
     if secret.get(field):
@@ -141,16 +142,16 @@ class TwilioKeyRotation:
         self.key_name_prefix = key_name_prefix
         self.clock = clock
 
-    def _account_auth(self, secret: dict[str, Any]) -> dict[str, str]:
+    def _account_auth(self, secret: SecretValue) -> dict[str, str]:
         if not secret.get("auth_token"):
             raise AuthenticationFailed(
                 "the secret has no auth_token: Twilio manages API keys only with the account's credentials",
                 provider=self.provider,
                 code="auth_token_missing",
             )
-        return _basic(secret["account_sid"], secret["auth_token"])
+        return _basic(str(secret["account_sid"]), str(secret["auth_token"]))
 
-    def create(self, current: dict[str, Any], token: str) -> dict[str, Any]:
+    def create(self, current: SecretValue, token: str) -> SecretValue:
         now = self.clock()
         response = self.api.call(
             "POST",
@@ -166,18 +167,18 @@ class TwilioKeyRotation:
         pending = drop_expired_roll(current, now=now)
         return {**pending, "api_key_sid": key["sid"], "api_key_secret": key["secret"]}
 
-    def set(self, pending: dict[str, Any], current: dict[str, Any]) -> None:
+    def set(self, pending: SecretValue, current: SecretValue) -> None:
         """Twilio made the key in createSecret: it is already live."""
 
-    def test(self, pending: dict[str, Any]) -> None:
+    def test(self, pending: SecretValue) -> None:
         self.api.call(
             "GET",
             f"/2010-04-01/Accounts/{pending['account_sid']}.json",
             endpoint="test_key",
-            headers=_basic(pending["api_key_sid"], pending["api_key_secret"]),
+            headers=_basic(str(pending["api_key_sid"]), str(pending["api_key_secret"])),
         )
 
-    def retire(self, previous: dict[str, Any], current: dict[str, Any]) -> None:
+    def retire(self, previous: SecretValue, current: SecretValue) -> None:
         old_sid = previous.get("api_key_sid")
         if not old_sid or old_sid == current.get("api_key_sid"):
             return
@@ -195,7 +196,7 @@ class TwilioKeyRotation:
         logger.info("old twilio api key deleted", key_sid=old_sid)
 
 
-def sendgrid_key_id(secret: dict[str, Any]) -> str | None:
+def sendgrid_key_id(secret: SecretValue) -> str | None:
     """The key's id: stored as ``api_key_id``, else the middle part of ``SG.<id>.<secret>``."""
     if secret.get("api_key_id"):
         return str(secret["api_key_id"])
@@ -220,14 +221,14 @@ class SendGridKeyRotation:
         self.key_name_prefix = key_name_prefix
         self.clock = clock
 
-    def create(self, current: dict[str, Any], token: str) -> dict[str, Any]:
+    def create(self, current: SecretValue, token: str) -> SecretValue:
         now = self.clock()
         response = self.api.call(
             "POST",
             "/v3/api_keys",
             endpoint="create_key",
             ok=(201,),
-            headers=_bearer(current["api_key"]),
+            headers=_bearer(str(current["api_key"])),
             json={"name": _key_name(self.key_name_prefix, token, now), "scopes": self.scopes},
         )
         key = response.json()
@@ -236,12 +237,12 @@ class SendGridKeyRotation:
         pending = drop_expired_roll(current, now=now)
         return {**pending, "api_key": key["api_key"], "api_key_id": key["api_key_id"]}
 
-    def set(self, pending: dict[str, Any], current: dict[str, Any]) -> None:
+    def set(self, pending: SecretValue, current: SecretValue) -> None:
         """SendGrid made the key in createSecret: it is already live."""
 
-    def test(self, pending: dict[str, Any]) -> None:
+    def test(self, pending: SecretValue) -> None:
         scopes = (
-            self.api.call("GET", "/v3/scopes", endpoint="test_key", headers=_bearer(pending["api_key"]))
+            self.api.call("GET", "/v3/scopes", endpoint="test_key", headers=_bearer(str(pending["api_key"])))
             .json()
             .get("scopes", [])
         )
@@ -252,7 +253,7 @@ class SendGridKeyRotation:
                 code="scope_missing",
             )
 
-    def retire(self, previous: dict[str, Any], current: dict[str, Any]) -> None:
+    def retire(self, previous: SecretValue, current: SecretValue) -> None:
         old_id = sendgrid_key_id(previous)
         if not old_id or old_id == sendgrid_key_id(current):
             return
@@ -262,7 +263,7 @@ class SendGridKeyRotation:
                 f"/v3/api_keys/{old_id}",
                 endpoint="delete_key",
                 ok=(204,),
-                headers=_bearer(current["api_key"]),
+                headers=_bearer(str(current["api_key"])),
             )
         except ResourceNotFound:
             logger.info("old sendgrid api key already deleted", api_key_id=old_id)
@@ -286,7 +287,7 @@ class StripeRotation:
         self.grace_seconds = grace_seconds
         self.clock = clock
 
-    def create(self, current: dict[str, Any], token: str) -> dict[str, Any]:
+    def create(self, current: SecretValue, token: str) -> SecretValue:
         now = self.clock()
         pending = drop_expired_roll(current, now=now)
         field = WEBHOOK_KEY_FIELDS["stripe"]
@@ -297,10 +298,10 @@ class StripeRotation:
             logger.info("stripe webhook secret rolled", previous_valid_until=pending[PREVIOUS_VALID_UNTIL])
         return pending
 
-    def set(self, pending: dict[str, Any], current: dict[str, Any]) -> None:
+    def set(self, pending: SecretValue, current: SecretValue) -> None:
         """Nothing to push: Stripe has no API to set a secret key or a signing secret."""
 
-    def test(self, pending: dict[str, Any]) -> None:
+    def test(self, pending: SecretValue) -> None:
         from pydantic import ValidationError
 
         from tidings.secrets import StripeCredentials
@@ -312,5 +313,5 @@ class StripeRotation:
                 "the pending secret has no api_key", provider=self.provider, code="secret_malformed"
             ) from None
 
-    def retire(self, previous: dict[str, Any], current: dict[str, Any]) -> None:
+    def retire(self, previous: SecretValue, current: SecretValue) -> None:
         """Nothing to revoke: the previous webhook secret expires by ``previous_valid_until``."""
