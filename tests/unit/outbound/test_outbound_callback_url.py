@@ -1,14 +1,12 @@
 """``callback_url``: https only, to a public host, unless configuration allows plain http to a host."""
 
-import importlib.util
 import json
 import uuid
 
 import boto3
 import pytest
 from support.lambda_context import NotifyApiContext as Context
-from support.saga import create_table_from_template
-from support.template import ROOT
+from support.notify_api import start_notify_api
 
 from tidings.notifications import store as notification_store
 from tidings.outbound.urls import CallbackUrlRefused, check_callback_url, host_list
@@ -93,29 +91,10 @@ def http_event(method, path, body):
 
 @pytest.fixture
 def api(moto_aws, monkeypatch):
-    create_table_from_template("NotificationsTable", "notifications")
-    create_table_from_template("IdempotencyTable", "idempotency")
-    create_table_from_template("AuditTable", "audit")
-    machine = boto3.client("stepfunctions").create_state_machine(
-        name="saga",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/saga",
-    )["stateMachineArn"]
-    queue_url = boto3.client("sqs").create_queue(QueueName="bulk")["QueueUrl"]
-    for name, value in {
-        "NOTIFICATIONS_TABLE": "notifications",
-        "IDEMPOTENCY_TABLE": "idempotency",
-        "AUDIT_TABLE": "audit",
-        "STATE_MACHINE_ARN": machine,
-        "BULK_QUEUE_URL": queue_url,
-        "POWERTOOLS_METRICS_NAMESPACE": "Tidings",
-        "CALLBACK_HTTP_ALLOWED_HOSTS": "127.0.0.1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("notify_api_cb", ROOT / "functions/notify_api/app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    notification_store.get_store.cache_clear()
+    handler = start_notify_api(
+        monkeypatch, module_name="notify_api_cb", bulk_queue=True, CALLBACK_HTTP_ALLOWED_HOSTS="127.0.0.1"
+    )
+    module = handler.module
 
     def call(event):
         response = module.lambda_handler(event, Context())

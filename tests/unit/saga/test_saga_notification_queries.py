@@ -1,18 +1,14 @@
 """GET /notifications (filters, paging, the caller's own only) and GET /notifications/{id}/timeline."""
 
-import importlib.util
 import json
 import urllib.parse
 import uuid
 
-import boto3
 import pytest
 from support.lambda_context import NotifyApiContext as Context
-from support.saga import create_table_from_template
-from support.template import ROOT
+from support.notify_api import start_notify_api
 
 from tidings.api.queries import encode_cursor
-from tidings.notifications import store as notification_store
 from tidings.notifications.store import NotificationStore
 
 pytestmark = pytest.mark.unit
@@ -40,27 +36,11 @@ def get(path, params=None, *, sub="client-a"):
 
 @pytest.fixture
 def api(aws, monkeypatch):
-    table = create_table_from_template("NotificationsTable", "notifications")
-    create_table_from_template("IdempotencyTable", "idempotency")
-    create_table_from_template("AuditTable", "audit")
-    machine = boto3.client("stepfunctions").create_state_machine(
-        name="saga",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/saga",
-    )["stateMachineArn"]
-    monkeypatch.setenv("NOTIFICATIONS_TABLE", "notifications")
-    monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
-    monkeypatch.setenv("AUDIT_TABLE", "audit")
-    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings")
-    spec = importlib.util.spec_from_file_location("notify_api_app", ROOT / "functions/notify_api/app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    notification_store.get_store.cache_clear()
+    handler = start_notify_api(monkeypatch)
+    table, module = handler.table, handler.module
 
     def call(event):
-        response = module.lambda_handler(event, Context())
-        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+        return handler.call(event)
 
     call.table = table
     call.module = module

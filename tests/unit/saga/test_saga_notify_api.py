@@ -1,6 +1,5 @@
 """The notify API handler, in-process, with moto behind it: validation, idempotency, status, bulk."""
 
-import importlib.util
 import json
 import re
 import urllib.parse
@@ -8,9 +7,8 @@ import uuid
 
 import boto3
 import pytest
-from support.lambda_context import NotifyApiContext as Context
+from support.notify_api import start_notify_api
 from support.saga import create_table_from_template
-from support.template import ROOT
 
 from tidings.notifications import store as notification_store
 from tidings.notifications.models import Notification, NotificationRequest
@@ -73,35 +71,13 @@ def http_event(method, path, body=None, *, sub="client-a", headers=None, raw_bod
 
 @pytest.fixture
 def api(aws, monkeypatch):
-    create_table_from_template("NotificationsTable", "notifications")
-    create_table_from_template("IdempotencyTable", "idempotency")
-    create_table_from_template("AuditTable", "audit")
-    create_table_from_template("RateLimitTable", "rate-limit")
-    sfn = boto3.client("stepfunctions")
-    machine = sfn.create_state_machine(
-        name="saga",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/saga",
-    )["stateMachineArn"]
-    queue_url = boto3.client("sqs").create_queue(QueueName="bulk")["QueueUrl"]
-    monkeypatch.setenv("NOTIFICATIONS_TABLE", "notifications")
-    monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
-    monkeypatch.setenv("AUDIT_TABLE", "audit")
-    monkeypatch.setenv("RATE_LIMIT_TABLE", "rate-limit")
-    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
-    monkeypatch.setenv("BULK_QUEUE_URL", queue_url)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Tidings")
-    monkeypatch.setenv("MAX_REQUEST_BYTES", "8192")
-    spec = importlib.util.spec_from_file_location("notify_api_app", ROOT / "functions/notify_api/app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    notification_store.get_store.cache_clear()
+    handler = start_notify_api(monkeypatch, rate_limit=True, bulk_queue=True, MAX_REQUEST_BYTES="8192")
+    module, machine, queue_url = handler.module, handler.machine, handler.queue_url
 
     def call(event):
-        response = module.lambda_handler(event, Context())
-        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+        return handler.call(event)
 
-    call.raw = lambda event: module.lambda_handler(event, Context())
+    call.raw = handler.invoke
     call.module = module
     call.machine = machine
     call.queue_url = queue_url

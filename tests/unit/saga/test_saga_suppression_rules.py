@@ -1,15 +1,14 @@
 """Channel choice and the suppression list: the request model, the store, the send steps, the outcome,
 the API's refusal and the opt-out signals, on moto tables and provider fakes."""
 
-import importlib.util
 import json
 
 import boto3
 import pytest
+from support.notify_api import start_notify_api
 from support.saga import create_table_from_template, notification_request
 
 from tidings import errors
-from tidings.notifications import store as notification_store
 from tidings.notifications.models import Notification
 from tidings.saga.outcome import OutcomeInput
 from tidings.saga.outcome import decide as decide_state
@@ -241,37 +240,15 @@ def test_a_suppressed_required_channel_compensates_and_keeps_its_skipped_status(
 # --- the API -----------------------------------------------------------------------------------------
 @pytest.fixture
 def api(aws, monkeypatch, suppressions):
-    from support.template import ROOT
+    handler = start_notify_api(monkeypatch, SUPPRESSIONS_TABLE="suppressions")
+    machine = handler.machine
 
-    create_table_from_template("NotificationsTable", "notifications")
-    create_table_from_template("IdempotencyTable", "idempotency")
-    create_table_from_template("AuditTable", "audit")
-    machine = boto3.client("stepfunctions").create_state_machine(
-        name="saga",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/saga",
-    )["stateMachineArn"]
-    for name, value in {
-        "NOTIFICATIONS_TABLE": "notifications",
-        "IDEMPOTENCY_TABLE": "idempotency",
-        "AUDIT_TABLE": "audit",
-        "SUPPRESSIONS_TABLE": "suppressions",
-        "STATE_MACHINE_ARN": machine,
-        "POWERTOOLS_METRICS_NAMESPACE": "Tidings",
-    }.items():
-        monkeypatch.setenv(name, value)
-    spec = importlib.util.spec_from_file_location("notify_api_app", ROOT / "functions/notify_api/app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    notification_store.get_store.cache_clear()
-
-    from test_saga_notify_api import Context, http_event
+    from test_saga_notify_api import http_event
 
     def call(method, path, body=None, query=""):
         event = http_event(method, path, body)
         event["rawQueryString"] = query
-        response = module.lambda_handler(event, Context())
-        return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
+        return handler.call(event)
 
     call.machine = machine
     return call
