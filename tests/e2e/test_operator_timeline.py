@@ -51,15 +51,13 @@ def test_a_receipt_that_failed_for_good_is_found_explained_and_replayed(
     notification_id = result["notification_id"]
 
     # When the operator looks it up by the order reference the customer quotes
-    listed = saga.http.get(
-        "/notifications", params={"order_reference": reference}, headers=saga.headers()
-    ).json()
-    assert [item["notification_id"] for item in listed["items"]] == [notification_id]
-    assert listed["items"][0]["channels"]["email"]["status"] == "dead_lettered"
+    listed = saga.sdk.list_notifications(order_reference=reference)
+    assert [item.notification_id for item in listed.items] == [notification_id]
+    assert listed.items[0].channels["email"].status == "dead_lettered"
 
     # Then its timeline names the failing provider call, the error code and the queue it waits in
-    timeline = saga.http.get(f"/notifications/{notification_id}/timeline", headers=saga.headers()).json()
-    entries = timeline["entries"]
+    timeline = saga.sdk.get_timeline(notification_id)
+    entries = [entry.model_dump(mode="json", exclude_unset=True) for entry in timeline.entries]
     assert [entry["order"] for entry in entries] == list(range(1, len(entries) + 1))
     sendgrid = [e for e in entries if e["kind"] == "provider_call" and e["provider"] == "sendgrid"]
     assert sendgrid
@@ -75,7 +73,7 @@ def test_a_receipt_that_failed_for_good_is_found_explained_and_replayed(
     assert entries[-1]["waiting_in"] == [
         {"channel": "email", "status": "dead_lettered", "queue": "EmailDeadLetterQueue"}
     ]
-    assert "ada@example.com" not in json.dumps(timeline)
+    assert "ada@example.com" not in json.dumps(timeline.model_dump(mode="json"))
 
     # And the operator CLI sees the same, on the local endpoint as on any stack
     assert (

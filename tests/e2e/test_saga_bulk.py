@@ -52,16 +52,15 @@ def _a_bulk_request_completes_within_the_providers_rate_limits(system, saga, siz
 
     # When they are sent in one bulk request
     started = time.monotonic()
-    answer = saga.http.post("/notifications/bulk", json={"items": items}, headers=saga.headers())
-    assert answer.status_code == 202, answer.text
-    accepted = answer.json()
-    assert (accepted["accepted"], accepted["rejected"]) == (size, 0)
+    # (through the SDK, whose create_bulk raises its typed error on anything but a 202)
+    accepted = saga.sdk.create_bulk(items)
+    assert (accepted.accepted, accepted.rejected) == (size, 0)
+    assert accepted.status_url == f"/notifications/bulk/{accepted.bulk_id}"
 
-    # Then every item reaches a final status, read per item from the bulk status route
+    # Then every item reaches a final status, read per item from the bulk status route (any answer but
+    # a 200 raises)
     while True:
-        answer = saga.http.get(accepted["status_url"], headers=saga.headers())
-        assert answer.status_code == 200, answer.text
-        summary = answer.json()
+        summary = saga.sdk.get_bulk(accepted.bulk_id).model_dump(mode="json", exclude_unset=True)
         if sum(count for status, count in summary["counts"].items() if status in FINAL) == size:
             break
         assert time.monotonic() - started < 3000, summary["counts"]
