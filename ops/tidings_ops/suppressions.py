@@ -1,7 +1,8 @@
 """``tidings suppressions list|add|remove``: the suppression list, on a deployed stack or the local system.
 
 The commands go through the same domain as the ``/suppressions`` routes (``tidings.suppressions``), so a
-change made here is counted and handed to the audit log like one made over the API. Addresses are
+change made here is counted and written to the audit log (as the operator's, ``OperatorAudit``) like
+one made over the API. Addresses are
 shown masked; ``remove`` takes an entry's id or the channel and address.
 """
 
@@ -51,7 +52,33 @@ def _service(args: argparse.Namespace) -> Any:
     with aws_call(target, "DynamoDB"):
         table = target.resource("dynamodb").Table(StackResources(target).physical_id("SuppressionsTable"))
     args._target = target
-    return SuppressionService(SuppressionStore(table))
+    return SuppressionService(SuppressionStore(table), audit=OperatorAudit(target))
+
+
+class OperatorAudit:
+    """A change made here goes into the audit log as the operator's (``iam:<unique id>``, like every
+    ``tidings`` action), by suppression id, never by address; a record that cannot be written is said
+    on stderr and never undoes the change."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def record(self, change: Any) -> None:
+        import sys
+
+        from tidings_ops.operations import Operations
+
+        action = f"suppression.{change.action}"
+        reason = str(getattr(change.reason, "value", change.reason))
+        written = Operations(self.target).record(
+            action,
+            "ok",
+            target_kind="suppression",
+            target_id=change.suppression_id,
+            details={"channel": str(change.channel), "reason": reason, "source": str(change.source)},
+        )
+        if not written:
+            print(f"warning: the audit record of {action} could not be written", file=sys.stderr)
 
 
 def _call(args: argparse.Namespace, what: Any) -> Any:

@@ -4,9 +4,11 @@ notification to that number; a required channel that is suppressed; the operator
 import random
 import time
 
+import boto3
 import pytest
 from support.e2e import WAIT_SECONDS, History, api_post, order_body
 
+from tidings.audit import AuditLog
 from tidings.suppressions.models import suppression_id
 
 pytestmark = pytest.mark.e2e
@@ -60,6 +62,18 @@ def test_stop_from_a_phone_then_a_new_notification_to_it_sends_no_sms_and_the_ti
     entry = wait_until_suppressed(saga, "sms", phone)
     assert (entry["reason"], entry["source"]) == ("opt_out", "twilio")
     assert phone not in str(entry)
+    # And the receiver put the change into the audit log, by suppression id, as Twilio's signal
+    dynamodb = boto3.resource(
+        "dynamodb",
+        endpoint_url=system.moto_url,
+        region_name=system.boto3_client("dynamodb").meta.region_name,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    audit = AuditLog(lambda: dynamodb.Table(system.physical_id("AuditTable")))
+    [record] = audit.by_target("suppression", entry["suppression_id"])
+    assert (record.action, record.actor, record.subject) == ("suppression.added", "system", "system:twilio")
+    assert phone not in record.model_dump_json()
     # When a new notification is sent to that number
     twilio.clear_requests()
     result = saga.run(order_body(customer={"phone": phone}))

@@ -52,6 +52,10 @@ def e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _queue_name(url: str | None) -> str | None:
+    return url.rstrip("/").rsplit("/", 1)[-1] if url else None
+
+
 def badge(value: Any) -> str:
     return f'<span class="{e(value)}">{e(value)}</span>'
 
@@ -267,6 +271,16 @@ class Console:
 
     def redrive(self, queue: str) -> str:
         result = self.ops.dlq.redrive(queue)
+        # One audit record per redrive, as `tidings dlq redrive` writes it (the operator's IAM identity).
+        written = self.ops.record(
+            "dlq.redrive",
+            "ok",
+            target_kind="queue",
+            target_id=_queue_name(result["from"]),
+            details={"moved": result["moved"], "to": _queue_name(result["to"]), "via": "console"},
+        )
+        if not written:
+            log.warning("the audit record of a console redrive could not be written")
         return f"moved {result['moved']} message(s) from {queue}"
 
     def faults(self) -> str:

@@ -72,3 +72,48 @@ def test_an_address_that_is_none_is_refused_in_one_sentence_without_echoing_it(t
     code, _out, err = run(capsys, "add", "sms", "call-me-maybe")
     assert code == 2
     assert "call-me-maybe" not in err
+
+
+@pytest.fixture
+def stack_with_audit(moto_aws, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    resources = {}
+    for logical_id in ("SuppressionsTable", "AuditTable"):
+        properties = resource_properties(logical_id)
+        keep = ("BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
+        resources[logical_id] = {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {key: properties[key] for key in keep if key in properties},
+        }
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(StackName=STACK, TemplateBody=json.dumps({"Resources": resources}))
+    ids = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
+    }
+    return boto3.resource("dynamodb").Table(ids["AuditTable"])
+
+
+def test_a_change_made_from_the_cli_is_audited_as_the_operator_by_suppression_id(stack_with_audit, capsys):
+    from tidings.audit import AuditLog
+
+    # When an operator suppresses an address and lifts it again
+    code, out, err = run(capsys, "add", "email", "Ada@Example.com", "--json")
+    assert code == 0, err
+    added = json.loads(out)
+    assert run(capsys, "remove", added["suppression_id"])[0] == 0
+
+    # Then the audit log has both, by the suppression's id, as the operator's IAM identity
+    records = AuditLog(lambda: stack_with_audit).by_target("suppression", added["suppression_id"])
+    assert [r.action for r in records] == ["suppression.added", "suppression.removed"]
+    assert all(r.actor == "operator" and r.subject.startswith("iam:") for r in records)
+    assert records[0].details == {"channel": "email", "reason": "operator", "source": "operator"}
+    # and never the address
+    assert "example.com" not in json.dumps([r.model_dump() for r in records]).lower()
+
+
+def test_a_cli_change_whose_audit_cannot_be_written_still_takes_effect_and_says_so(table, capsys):
+    code, out, err = run(capsys, "add", "sms", PHONE, "--json")
+    assert code == 0
+    assert json.loads(out)["created"] is True
+    assert "audit record of suppression.added could not be written" in err

@@ -52,3 +52,29 @@ def test_processor_needs_its_queue_and_retries_an_event_in_flight_elsewhere_afte
             ProcessorSettings,
             {**environ, "WEBHOOK_QUEUE_URL": "q", "WEBHOOK_IN_PROGRESS_RETRY_SECONDS": "43201"},
         )
+
+
+def test_the_receivers_opt_outs_and_the_steps_21610_are_audited_where_an_audit_table_is_set(monkeypatch):
+    from tidings.audit.suppressions import AuditedSuppressionChanges
+    from tidings.suppressions.service import NoAudit, audited, get_suppression_service
+    from tidings.suppressions.settings import suppression_settings
+    from tidings.suppressions.store import get_suppression_store
+    from tidings.webhooks.http import WebhookReceiverApi
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    env = {**RECEIVER_ENV, "SUPPRESSIONS_TABLE": "suppressions", "AUDIT_TABLE": "audit"}
+    receiver = WebhookReceiverApi(load(ReceiverSettings, env))
+    assert isinstance(receiver.suppressions.audit, AuditedSuppressionChanges)
+    without = WebhookReceiverApi(load(ReceiverSettings, {**RECEIVER_ENV, "SUPPRESSIONS_TABLE": "s"}))
+    assert isinstance(without.suppressions.audit, NoAudit)
+    assert isinstance(audited(None), NoAudit)
+    # The saga steps' service (Twilio's 21610) reads the same two settings
+    monkeypatch.setenv("SUPPRESSIONS_TABLE", "suppressions")
+    monkeypatch.setenv("AUDIT_TABLE", "audit")
+    suppression_settings.cache_clear()
+    get_suppression_store.cache_clear()
+    try:
+        assert isinstance(get_suppression_service().audit, AuditedSuppressionChanges)
+    finally:
+        suppression_settings.cache_clear()
+        get_suppression_store.cache_clear()

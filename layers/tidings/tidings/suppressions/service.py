@@ -155,8 +155,23 @@ class SuppressionService:
         self.audit.record(change)
 
 
+def audited(audit_table: str | None, retention_days: int = 400) -> SuppressionAudit:
+    """The audit of suppression changes on ``audit_table`` (its table is touched on the first change), or
+    none when there is no audit table configured."""
+    if not audit_table:
+        return NoAudit()
+    from tidings.audit import audit_log_for
+    from tidings.audit.suppressions import AuditedSuppressionChanges
+
+    return AuditedSuppressionChanges(audit_log_for(audit_table, retention_days))
+
+
 def get_suppression_service() -> SuppressionService:
-    """The service on the real table (its store is built once per container)."""
+    """The service on the real table (its store is built once per container), its changes audited."""
+    from tidings.suppressions.settings import suppression_settings
     from tidings.suppressions.store import get_suppression_store
 
-    return SuppressionService(get_suppression_store())
+    settings = suppression_settings()
+    return SuppressionService(
+        get_suppression_store(), audit=audited(settings.audit_table, settings.audit_retention_days)
+    )

@@ -70,11 +70,12 @@ class WebhookReceiverApi:
     def suppressions(self) -> Any:
         import boto3
 
-        from tidings.suppressions.service import SuppressionService
+        from tidings.suppressions.service import SuppressionService, audited
         from tidings.suppressions.store import SuppressionStore
 
         table = boto3.resource("dynamodb").Table(str(self.settings.suppressions_table))
-        return SuppressionService(SuppressionStore(table))
+        audit = audited(self.settings.audit_table, self.settings.audit_retention_days)
+        return SuppressionService(SuppressionStore(table), audit=audit)
 
     def record_opt_outs(self, provider: str, request: WebhookRequest) -> None:
         """Write the delivery's opt-outs to the suppression list here, where the address is: the queued

@@ -26,6 +26,9 @@ class ReceiverSettings(TidingsSettings):
     secret_cache_seconds: int = Field(300, alias="WEBHOOK_SECRET_CACHE_SECONDS", ge=0)
     #: Where opt-outs go (Twilio STOP, SendGrid unsubscribe...); unset, they are not recorded.
     suppressions_table: str | None = Field(None, alias="SUPPRESSIONS_TABLE", min_length=1)
+    #: Where the opt-outs written here are audited (docs/audit.md); unset, they are only counted.
+    audit_table: str | None = Field(None, alias="AUDIT_TABLE", min_length=1)
+    audit_retention_days: int = Field(400, alias="AUDIT_RETENTION_DAYS", gt=0)
 
     def secret_arn(self, provider: str) -> str:
         """The secret holding ``provider``'s webhook signing key."""
