@@ -95,14 +95,6 @@ def recorder() -> Iterator[Recorder]:
     recording.close()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_breaker_counters():
-    from aws_lambda_powertools.utilities.circuit_breaker import base
-
-    for counters in (base._LOCAL_FAILURES, base._LOCAL_SUCCESSES, base._LAST_OBSERVED_STATE):
-        counters.clear()
-
-
 @pytest.fixture
 def aws(provider_secret_arns):
     dynamodb = boto3.client("dynamodb", region_name=REGION)

@@ -10,11 +10,13 @@ from tidings_local.stack.system import LocalSystem
 RECEIPT_FROM_ADDRESS = "receipts@example.com"  # the template's default ReceiptFromAddress
 
 # The provider layer's own settings (docs/resilience.md), scaled for tests: in-call retry sleeps shortened,
-# breaker state read fresh from its table, so one test's outage never leaks into the next.
+# breaker state read fresh from its table, so one test's outage never leaks into the next, and a
+# breaker that may open on the few calls a test makes (5 in its window, not the template's 20).
 LAYER_TEST_SETTINGS = {
     "TIDINGS_RETRY_TIME_SCALE": "0.1",
     "TIDINGS_BREAKER_CACHE_SECONDS": "0",
     "TIDINGS_BREAKER_RECOVERY_SECONDS": "1",
+    "TIDINGS_BREAKER_MINIMUM_CALLS": "5",
 }
 
 

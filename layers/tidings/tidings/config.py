@@ -179,7 +179,6 @@ class Settings(TidingsSettings):
     max_retry_after_seconds: float = Field(30.0, gt=0, alias="TIDINGS_MAX_RETRY_AFTER_SECONDS")
 
     # --- circuit breaker (shared through DynamoDB): the fields of BreakerSettings ------------
-    breaker_failure_threshold: int = Field(5, ge=1, alias="TIDINGS_BREAKER_FAILURE_THRESHOLD")
     breaker_error_threshold_percent: float = Field(
         30.0, gt=0, le=100, alias="TIDINGS_BREAKER_ERROR_THRESHOLD_PERCENT"
     )

@@ -7,7 +7,7 @@ Idempotency-Key each time) to one local Stripe sandbox on 127.0.0.1, over keep-a
 * ``resilient, no shared tables``: ``ProviderFactory().payment_gateway().charge`` with no breaker table
   and an in-memory token bucket (retry policy, budget, typed errors, redacted logs, metrics);
 * ``resilient, tables on moto``: the same with the charge function's settings from template.yaml: the
-  Powertools circuit breaker and the token bucket in DynamoDB tables built from the template's own
+  failure-rate circuit breaker and the token bucket in DynamoDB tables built from the template's own
   table properties, on moto (``mock_aws``, in process), credentials in moto's Secrets Manager.
 
 The account rate is raised so the bucket never runs dry: waiting for a token is the limit doing its

@@ -41,13 +41,15 @@ FINAL = frozenset(
 #: The saga's retry policy for the run: the local systems' short one, with a second charge attempt.
 CHAOS_SAGA = {**SHORT_RETRIES, "ChargeRetryMaxAttempts": "2"}
 #: The provider layer's settings for the run: in-call retry sleeps scaled down, a 2 s HTTP timeout (the
-#: budget a hang must outlast), breaker state read fresh, and a 1 s breaker recovery.
+#: budget a hang must outlast), breaker state read fresh, a 1 s breaker recovery, and a breaker that may
+#: open on a cell's few calls (5 in its window, not the template's 20).
 LAYER_SETTINGS = {
     "TIDINGS_RETRY_TIME_SCALE": "0.1",
     "TIDINGS_HTTP_TIMEOUT_SECONDS": "2",
     "TIDINGS_CALL_BUDGET_SECONDS": "8",
     "TIDINGS_BREAKER_CACHE_SECONDS": "0",
     "TIDINGS_BREAKER_RECOVERY_SECONDS": "1",
+    "TIDINGS_BREAKER_MINIMUM_CALLS": "5",
 }
 RECEIPT_FROM_ADDRESS = "receipts@example.com"
 #: Queues a function consumes: the system is quiet when they are all empty.

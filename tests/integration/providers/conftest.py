@@ -59,14 +59,6 @@ def no_personal_data_in_logs(log_lines, capsys, caplog):
     assert not leaked, f"sensitive values reached the logs: {leaked}"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_breaker_counters():
-    from aws_lambda_powertools.utilities.circuit_breaker import base
-
-    for counters in (base._LOCAL_FAILURES, base._LOCAL_SUCCESSES, base._LAST_OBSERVED_STATE):
-        counters.clear()
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -96,10 +96,14 @@ def test_a_400_is_never_retried(container, sandbox, provider):
 def test_repeated_5xx_open_the_breaker_for_other_containers_until_a_probe_closes_it(
     container, sandbox, clock
 ):
-    # Given Stripe is down and the breaker trips after 3 transient failures
+    # Given Stripe is down and the breaker opens at half of 3 calls or more failing transiently
     stripe = sandbox["stripe"].control
     stripe.inject_fault("outage")
-    settings = {"TIDINGS_BREAKER_FAILURE_THRESHOLD": "3", "TIDINGS_BREAKER_RECOVERY_SECONDS": "30"}
+    settings = {
+        "TIDINGS_BREAKER_MINIMUM_CALLS": "3",
+        "TIDINGS_BREAKER_ERROR_THRESHOLD_PERCENT": "50",
+        "TIDINGS_BREAKER_RECOVERY_SECONDS": "30",
+    }
     first, second = container(**settings), container(**settings)
     # When the first container's call retries through three 503s
     with pytest.raises(errors.ProviderUnavailable) as raised:

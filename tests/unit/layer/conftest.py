@@ -38,15 +38,6 @@ def _aws_env(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_breaker_counters():
-    """Powertools keeps per-container failure counters in module globals; each test is a new container."""
-    from aws_lambda_powertools.utilities.circuit_breaker import base
-
-    for counters in (base._LOCAL_FAILURES, base._LOCAL_SUCCESSES, base._LAST_OBSERVED_STATE):
-        counters.clear()
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -1,5 +1,6 @@
-"""The shared circuit breaker (Powertools, DynamoDB on moto): trips on transient failures only,
-fails fast in every container, and closes after one half-open probe (fake clock, no waiting)."""
+"""The shared circuit breaker (DynamoDB on moto): opens on the transient failure rate of a window with
+enough calls, fails fast in every container, and closes after one half-open probe (fake clock, no waiting).
+The properties over any sequence of outcomes are in test_layer_breaker_properties.py."""
 
 import httpx
 import pytest
@@ -11,7 +12,8 @@ pytestmark = pytest.mark.unit
 
 BREAKER_ENV = {
     "CIRCUIT_BREAKER_TABLE": "breaker-table",
-    "TIDINGS_BREAKER_FAILURE_THRESHOLD": "3",
+    "TIDINGS_BREAKER_MINIMUM_CALLS": "3",
+    "TIDINGS_BREAKER_ERROR_THRESHOLD_PERCENT": "50",
     "TIDINGS_BREAKER_RECOVERY_SECONDS": "30",
     "TIDINGS_BREAKER_CACHE_SECONDS": "0",
     "TIDINGS_TRANSIENT_MAX_ATTEMPTS": "1",
@@ -91,8 +93,9 @@ def test_declines_and_bad_requests_do_not_count_against_the_provider(aws, clock)
     assert len(http.requests) == 5
 
 
-def test_a_success_resets_the_failure_streak(aws, clock):
-    http = Scripted([unavailable(), unavailable(), ok(), unavailable(), unavailable(), ok()])
+def test_a_failure_rate_under_the_threshold_never_opens_the_breaker(aws, clock):
+    # 2 failures in 6 calls (at most 40% at any point with 3 calls or more) under a 50% threshold
+    http = Scripted([ok(), unavailable(), ok(), ok(), unavailable(), ok()])
     gateway = factory(http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
     outcomes = []
     for _ in range(6):
@@ -103,3 +106,61 @@ def test_a_success_resets_the_failure_streak(aws, clock):
             outcomes.append(type(error).__name__)
     assert "CircuitOpen" not in outcomes
     assert len(http.requests) == 6
+
+
+def test_failures_below_the_minimum_volume_or_out_of_the_window_do_not_open_it(aws, clock):
+    http = Scripted([], last=unavailable())
+    gateway = factory(http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+    # Two failures: 100% of too few calls
+    for _ in range(2):
+        with pytest.raises(errors.ProviderUnavailable):
+            gateway.retrieve("pi_1")
+    assert breaker_item(aws) is None
+    # A window later they have slid out: the third failure is one call of one
+    clock.advance(61)
+    with pytest.raises(errors.ProviderUnavailable):
+        gateway.retrieve("pi_1")
+    assert breaker_item(aws) is None
+    # Within the window two more make three of three
+    for _ in range(2):
+        with pytest.raises(errors.ProviderUnavailable):
+            gateway.retrieve("pi_1")
+    assert breaker_item(aws)["state"]["S"] == "OPEN"
+
+
+def test_the_failures_that_opened_the_breaker_do_not_open_it_again_once_a_probe_closed_it(aws, clock):
+    http = Scripted([unavailable(), unavailable(), unavailable(), ok(), unavailable(), ok(), ok()])
+    gateway = factory(http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+    for _ in range(3):
+        with pytest.raises(errors.ProviderUnavailable):
+            gateway.retrieve("pi_1")
+    clock.advance(31)
+    gateway.retrieve("pi_1")  # the probe closes it, within the same window
+    assert breaker_item(aws)["state"]["S"] == "CLOSED"
+    # Then one new failure is one failure of one call in a fresh count, not the fourth of five
+    with pytest.raises(errors.ProviderUnavailable):
+        gateway.retrieve("pi_1")
+    gateway.retrieve("pi_1")
+    gateway.retrieve("pi_1")
+    assert breaker_item(aws)["state"]["S"] == "CLOSED"
+    assert len(http.requests) == 7
+
+
+def test_the_counters_are_bucket_items_that_expire(aws, clock):
+    http = Scripted([], last=ok())
+    gateway = factory(http, clock, env=BREAKER_ENV, aws=aws).payment_gateway()
+    for _ in range(3):
+        gateway.retrieve("pi_1")
+    items = aws["dynamodb"].scan(TableName="breaker-table")["Items"]
+    (bucket,) = items  # one bucket, no state item while nothing changed
+    assert bucket["id"]["S"].startswith("stripe#window#0#")
+    assert (bucket["calls"]["N"], bucket["failures"]["N"]) == ("3", "0")
+    assert int(bucket["expiration"]["N"]) > clock.now + 60  # kept for the whole window, then the TTL's
+
+
+def test_the_breaker_fails_open_when_its_table_is_unreachable(aws, clock, log_lines):
+    env = {**BREAKER_ENV, "CIRCUIT_BREAKER_TABLE": "no-such-table"}
+    http = Scripted([], last=ok())
+    gateway = factory(http, clock, env=env, aws=aws).payment_gateway()
+    assert gateway.retrieve("pi_1").payment_intent_id == "pi_1"
+    assert any("circuit breaker store unavailable" in line for line in log_lines.lines)

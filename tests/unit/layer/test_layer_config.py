@@ -78,9 +78,9 @@ def test_the_process_environment_is_read_by_the_same_models_and_named_when_bad(m
     monkeypatch.setenv("RATE_LIMIT_TABLE", "")
     assert load(Settings).twilio_rate_per_second == 4
     assert load(Settings).rate_limit_table is None
-    monkeypatch.setenv("TIDINGS_BREAKER_FAILURE_THRESHOLD", "0")
+    monkeypatch.setenv("TIDINGS_BREAKER_MINIMUM_CALLS", "0")
     # When the settings load at cold start, then the variable is named and its value is not repeated
-    with pytest.raises(ConfigurationError, match="TIDINGS_BREAKER_FAILURE_THRESHOLD") as raised:
+    with pytest.raises(ConfigurationError, match="TIDINGS_BREAKER_MINIMUM_CALLS") as raised:
         load(Settings)
     assert "'0'" not in str(raised.value)
 

@@ -1,39 +1,43 @@
-"""A circuit breaker per provider, shared by every container through DynamoDB (Powertools utility).
+"""A circuit breaker per provider that opens on a failure rate, shared by every container through DynamoDB.
 
-Powertools keeps the state (CLOSED / OPEN / HALF_OPEN, opened_at, the half-open probe lock) in one
-CIRCUIT_BREAKER_TABLE item per provider, so a container that never saw a failure still fails fast
-once another one tripped the breaker, and exactly one probe runs when the recovery time is over.
+Outcomes are counted in buckets of ``window_seconds / window_buckets`` seconds (opossum's rolling
+buckets): one CIRCUIT_BREAKER_TABLE item per provider and bucket, ``calls`` and ``failures`` added
+atomically (``UpdateItem ADD``, no read first) and expired by the table's TTL. The breaker opens when the
+last ``window_buckets`` buckets hold at least ``minimum_calls`` calls of which at least
+``error_threshold_percent`` failed. Its state (CLOSED / OPEN / HALF_OPEN, ``opened_at``, the half-open
+probe's lease) is one more item per provider (``id`` = provider), changed only by conditional writes on
+its ``version``, so when many containers race exactly one opens it, exactly one takes the half-open probe
+and exactly one closes it. Closing starts a new counting ``epoch`` (part of the buckets' keys), so the
+failures that opened the breaker do not open it again.
 
-Only transient provider failures count (5xx, network, timeouts): a declined card or a 400 is not the
-provider's fault, and a 429 is handled by the rate limiter and Retry-After. An open breaker raises
-:class:`~tidings.errors.CircuitOpen` without any request. Every state change is logged and metered.
+Only transient provider failures count as failures (5xx, network, timeouts). A call the provider answered
+otherwise (a declined card, a 400, a 404) is a healthy call: the provider is up and said no. A 429 is the
+rate limiter's business and counts neither way. An open breaker raises :class:`~tidings.errors.CircuitOpen`
+without any request. Every state change is logged and metered. If DynamoDB fails, the breaker fails open.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from aws_lambda_powertools.utilities.circuit_breaker import (
-    CircuitBreakerConfig,
-    CircuitBreakerOpenError,
-    CircuitTransition,
+from tidings.config import BreakerSettings
+from tidings.errors import (
+    CircuitOpen,
+    NetworkError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
 )
-
-# The orchestrator of the Powertools utility; used directly (instead of the decorator) so the breaker
-# reads time from an injectable clock and tests can move through the recovery window without waiting.
-from aws_lambda_powertools.utilities.circuit_breaker.base import CircuitBreakerHandler
-from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitBreakerDynamoDBPersistence
-
-from tidings.errors import CircuitOpen, NetworkError, ProviderTimeout, ProviderUnavailable
 from tidings.observability import emit_metric, logger
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
-        CircuitBreakerPersistenceLayer,
-    )
-
     from tidings.config import Settings
 
 T = TypeVar("T")
@@ -41,29 +45,218 @@ T = TypeVar("T")
 #: The failures that say "the provider is unhealthy".
 COUNTED_FAILURES = (ProviderUnavailable, NetworkError, ProviderTimeout)
 
+State = Literal["CLOSED", "OPEN", "HALF_OPEN"]
 _STATE_METRIC = {"CLOSED": "CircuitClosed", "OPEN": "CircuitOpened", "HALF_OPEN": "CircuitHalfOpened"}
 
 
-class _ClockedHandler(CircuitBreakerHandler):
-    wall_clock: Callable[[], float] = time.time
+@dataclass(frozen=True)
+class CircuitState:
+    """The shared state of one provider's breaker (no item yet: CLOSED, version 0, epoch 0)."""
 
-    # Powertools reads time through this one (static) method; here it reads the instance's clock.
-    def _now(self) -> int:  # type: ignore[override]
-        return int(self.wall_clock())
+    state: State = "CLOSED"
+    version: int = 0
+    epoch: int = 0
+    opened_at: float = 0.0
+    #: Until when the half-open probe in flight holds the breaker (0: no probe in flight).
+    probe_until: float = 0.0
+    probe_successes: int = 0
+
+
+@dataclass(frozen=True)
+class Counts:
+    calls: int = 0
+    failures: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.calls + other.calls, self.failures + other.failures)
+
+    def failure_percent(self) -> float:
+        return 100.0 * self.failures / self.calls if self.calls else 0.0
+
+
+def trips(counts: Counts, thresholds: BreakerSettings) -> bool:
+    """Whether a window's counts open the breaker: enough calls, and enough of them failed."""
+    return (
+        counts.calls >= thresholds.minimum_calls
+        and counts.failures > 0
+        and (counts.failure_percent() >= thresholds.error_threshold_percent)
+    )
+
+
+class BreakerStoreUnavailable(Exception):
+    """The shared breaker state could not be read or written (not a lost race)."""
+
+
+class BreakerStore(Protocol):
+    def load(self, provider: str) -> CircuitState: ...
+
+    def save(self, provider: str, state: CircuitState, expected_version: int) -> bool:
+        """Write ``state`` if the stored version is still ``expected_version`` (0: no item yet)."""
+        ...
+
+    def add(self, key: str, calls: int, failures: int, expires_at: int) -> Counts:
+        """Add to one bucket's counters atomically; returns the bucket's totals after the addition."""
+        ...
+
+    def counts(self, keys: list[str]) -> dict[str, Counts]:
+        """The counters of the buckets that exist among ``keys``."""
+        ...
+
+
+class InMemoryBreakerStore:
+    """One process's breaker state: for tests, and the reference the DynamoDB store behaves like."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, CircuitState] = {}
+        self.buckets: dict[str, Counts] = {}
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    def load(self, provider: str) -> CircuitState:
+        with self._lock:
+            return self.states.get(provider, CircuitState())
+
+    def save(self, provider: str, state: CircuitState, expected_version: int) -> bool:
+        with self._lock:
+            if self.states.get(provider, CircuitState()).version != expected_version:
+                return False
+            self.states[provider] = state
+            self.writes += 1
+            return True
+
+    def add(self, key: str, calls: int, failures: int, expires_at: int) -> Counts:
+        with self._lock:
+            self.buckets[key] = self.buckets.get(key, Counts()) + Counts(calls, failures)
+            self.writes += 1
+            return self.buckets[key]
+
+    def counts(self, keys: list[str]) -> dict[str, Counts]:
+        with self._lock:
+            return {key: self.buckets[key] for key in keys if key in self.buckets}
+
+
+def _number(item: dict[str, Any], name: str, default: float = 0) -> float:
+    value = item.get(name)
+    return float(value["N"]) if value else default
+
+
+class DynamoDBBreakerStore:
+    """The breaker's items in CIRCUIT_BREAKER_TABLE (partition key ``id``, TTL attribute ``expiration``)."""
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self.table_name = table_name
+        self.client = client
+
+    def load(self, provider: str) -> CircuitState:
+        try:
+            item = self.client.get_item(
+                TableName=self.table_name, Key={"id": {"S": provider}}, ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise BreakerStoreUnavailable(type(exc).__name__) from exc
+        if not item or "state" not in item:
+            return CircuitState()
+        return CircuitState(
+            state=item["state"]["S"],
+            version=int(_number(item, "version")),
+            epoch=int(_number(item, "epoch")),
+            opened_at=_number(item, "opened_at"),
+            probe_until=_number(item, "probe_until"),
+            probe_successes=int(_number(item, "probe_successes")),
+        )
+
+    def save(self, provider: str, state: CircuitState, expected_version: int) -> bool:
+        if expected_version == 0:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(id)"}
+        else:
+            condition = {
+                "ConditionExpression": "#version = :expected",
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
+        item = {
+            "id": {"S": provider},
+            "state": {"S": state.state},
+            "version": {"N": str(state.version)},
+            "epoch": {"N": str(state.epoch)},
+            "opened_at": {"N": str(Decimal(repr(state.opened_at)))},
+            "probe_until": {"N": str(Decimal(repr(state.probe_until)))},
+            "probe_successes": {"N": str(state.probe_successes)},
+        }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item, **condition)
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise BreakerStoreUnavailable(type(exc).__name__) from exc
+        return True
+
+    def add(self, key: str, calls: int, failures: int, expires_at: int) -> Counts:
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": key}},
+                UpdateExpression="ADD calls :calls, failures :failures SET expiration = :expiration",
+                ExpressionAttributeValues={
+                    ":calls": {"N": str(calls)},
+                    ":failures": {"N": str(failures)},
+                    ":expiration": {"N": str(expires_at)},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except Exception as exc:
+            raise BreakerStoreUnavailable(type(exc).__name__) from exc
+        attributes = answer.get("Attributes", {})
+        return Counts(int(_number(attributes, "calls")), int(_number(attributes, "failures")))
+
+    def counts(self, keys: list[str]) -> dict[str, Counts]:
+        if not keys:
+            return {}
+        try:
+            answer = self.client.batch_get_item(
+                RequestItems={
+                    self.table_name: {
+                        "Keys": [{"id": {"S": key}} for key in keys],
+                        "ConsistentRead": True,
+                        "ProjectionExpression": "id, calls, failures",
+                    }
+                }
+            )
+        except Exception as exc:
+            raise BreakerStoreUnavailable(type(exc).__name__) from exc
+        # A window is at most 60 small items: unprocessed keys are rare and read as "no calls there".
+        return {
+            item["id"]["S"]: Counts(int(_number(item, "calls")), int(_number(item, "failures")))
+            for item in answer.get("Responses", {}).get(self.table_name, [])
+        }
+
+
+class _Rejected(Exception):
+    """The breaker does not let this call through (open, or another container's probe in flight)."""
+
+    def __init__(self, state: CircuitState) -> None:
+        self.state = state
 
 
 class ProviderCircuitBreaker:
+    """One provider's breaker. ``thresholds`` is a :class:`BreakerSettings` or a function returning the
+    current one (live configuration): it is read at every call, so a change applies at the next call."""
+
     def __init__(
         self,
         provider: str,
-        persistence: CircuitBreakerPersistenceLayer,
-        config: CircuitBreakerConfig,
+        store: BreakerStore,
+        thresholds: BreakerSettings | Callable[[], BreakerSettings],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.provider = provider
-        self.persistence = persistence
-        self.config = config
+        self.store = store
+        self._thresholds = thresholds
         self.wall_clock = wall_clock
+        self._cached: CircuitState | None = None
+        self._cached_at = -math.inf
+        #: Counters of this epoch's older buckets, as last read (they change only by late writers).
+        self._older: dict[str, Counts] = {}
 
     @classmethod
     def from_settings(
@@ -73,46 +266,180 @@ class ProviderCircuitBreaker:
         *,
         dynamodb_client: Any | None = None,
         wall_clock: Callable[[], float] = time.time,
+        thresholds: Callable[[], BreakerSettings] | None = None,
     ) -> ProviderCircuitBreaker:
-        persistence = CircuitBreakerDynamoDBPersistence(
-            table_name=settings.require("circuit_breaker_table"), boto3_client=dynamodb_client
-        )
-        config = CircuitBreakerConfig(
-            failure_threshold=settings.breaker_failure_threshold,
-            recovery_timeout=settings.breaker_recovery_seconds,
-            success_threshold=settings.breaker_success_threshold,
-            handled_exceptions=COUNTED_FAILURES,
-            local_cache_max_age=settings.breaker_cache_seconds,
-        )
-        return cls(provider, persistence, config, wall_clock)
+        if dynamodb_client is None:
+            import boto3
 
+            dynamodb_client = boto3.client("dynamodb")
+        store = DynamoDBBreakerStore(settings.require("circuit_breaker_table"), dynamodb_client)
+        return cls(provider, store, thresholds or settings.breaker(), wall_clock)
+
+    @property
+    def thresholds(self) -> BreakerSettings:
+        return self._thresholds() if callable(self._thresholds) else self._thresholds
+
+    # --- the call ---------------------------------------------------------------------------
     def call(self, function: Callable[[], T]) -> T:
-        handler = _ClockedHandler(
-            function=function,
-            name=self.provider,
-            config=self.config,
-            persistence_store=self.persistence,
-            on_transition=self._on_transition,
-        )
-        handler.wall_clock = self.wall_clock
+        thresholds = self.thresholds
         try:
-            return cast(T, handler.handle())
-        except CircuitBreakerOpenError as exc:
-            opened_at = exc.circuit.opened_at if exc.circuit else None
-            logger.info("circuit open, call rejected", provider=self.provider, opened_at=opened_at)
+            probe = self._admit(thresholds)
+        except _Rejected as rejected:
+            logger.info(
+                "circuit open, call rejected", provider=self.provider, opened_at=rejected.state.opened_at
+            )
             emit_metric("CircuitRejected", provider=self.provider)
             raise CircuitOpen(
                 "circuit breaker open: failing fast without calling the provider",
                 provider=self.provider,
                 code="circuit_open",
             ) from None
+        except BreakerStoreUnavailable as exc:
+            logger.warning(
+                "circuit breaker store unavailable, admitting call", provider=self.provider, error=str(exc)
+            )
+            return function()
+        try:
+            result = function()
+        except Exception as error:
+            self._record(probe, outcome(error), thresholds)
+            raise
+        self._record(probe, "success", thresholds)
+        return result
 
-    def _on_transition(self, transition: CircuitTransition) -> None:
-        logger.warning(
-            "circuit breaker changed state",
-            provider=self.provider,
-            from_state=str(transition.from_state),
-            to_state=str(transition.to_state),
-            opened_at=transition.opened_at,
+    def _admit(self, thresholds: BreakerSettings) -> CircuitState | None:
+        """None to go through as a normal call, the state written when this call took the probe, or
+        :class:`_Rejected`."""
+        state = self._state(thresholds)
+        now = self.wall_clock()
+        if state.state == "CLOSED":
+            return None
+        if state.state == "OPEN" and now < state.opened_at + thresholds.recovery_seconds:
+            raise _Rejected(state)
+        if state.state == "HALF_OPEN" and now < state.probe_until:
+            raise _Rejected(state)
+        # Recovery time over (or a probe's lease ran out): try to be the one probe, on a fresh read.
+        state = self._state(thresholds, fresh=True)
+        if state.state == "CLOSED":
+            return None
+        ready = (state.state == "OPEN" and now >= state.opened_at + thresholds.recovery_seconds) or (
+            state.state == "HALF_OPEN" and now >= state.probe_until
         )
-        emit_metric(_STATE_METRIC[str(transition.to_state)], provider=self.provider)
+        if not ready:
+            raise _Rejected(state)
+        probing = replace(
+            state,
+            state="HALF_OPEN",
+            version=state.version + 1,
+            probe_until=now + thresholds.recovery_seconds,
+            probe_successes=state.probe_successes if state.state == "HALF_OPEN" else 0,
+        )
+        if not self._write(state, probing):
+            raise _Rejected(self._state(thresholds, fresh=True))
+        return probing
+
+    def _record(self, probe: CircuitState | None, result: str, thresholds: BreakerSettings) -> None:
+        try:
+            if probe is not None:
+                self._probe_finished(probe, result, thresholds)
+            elif result != "neutral":
+                self._count(result == "failure", thresholds)
+        except BreakerStoreUnavailable as exc:
+            logger.warning(
+                "circuit breaker store unavailable, outcome not counted",
+                provider=self.provider,
+                error=str(exc),
+            )
+
+    # --- counting ---------------------------------------------------------------------------
+    def _count(self, failed: bool, thresholds: BreakerSettings) -> None:
+        state = self._state(thresholds)
+        if state.state != "CLOSED":
+            return  # opened meanwhile by another container: the window counts again once it closes
+        now = self.wall_clock()
+        index = math.floor(now / thresholds.bucket_seconds)
+        current_key = self._key(state.epoch, thresholds, index)
+        expires_at = math.ceil((index + thresholds.window_buckets + 1) * thresholds.bucket_seconds)
+        current = self.store.add(current_key, 1, int(failed), expires_at)
+        older_keys = [
+            self._key(state.epoch, thresholds, index - back) for back in range(1, thresholds.window_buckets)
+        ]
+        if failed or any(key not in self._older for key in older_keys):
+            self._older = self.store.counts(older_keys)  # fresh on a failure, else once per bucket
+        window = sum((self._older.get(key, Counts()) for key in older_keys), current)
+        if not trips(window, thresholds):
+            return
+        if not failed:  # seen with older buckets read earlier: confirm on a fresh read before opening
+            self._older = self.store.counts(older_keys)
+            window = sum((self._older.get(key, Counts()) for key in older_keys), current)
+            if not trips(window, thresholds):
+                return
+        opened = replace(state, state="OPEN", version=state.version + 1, opened_at=now, probe_until=0.0)
+        if self._write(state, opened):
+            logger.warning(
+                "circuit breaker opened on the failure rate",
+                provider=self.provider,
+                calls=window.calls,
+                failures=window.failures,
+                failure_percent=round(window.failure_percent(), 1),
+                window_seconds=thresholds.window_seconds,
+            )
+
+    def _key(self, epoch: int, thresholds: BreakerSettings, index: int) -> str:
+        # The bucket length is in the key: a live change of the window never mixes buckets of two lengths.
+        return f"{self.provider}#window#{epoch}#{round(thresholds.bucket_seconds * 1000)}#{index}"
+
+    # --- the half-open probe ----------------------------------------------------------------
+    def _probe_finished(self, probe: CircuitState, result: str, thresholds: BreakerSettings) -> None:
+        now = self.wall_clock()
+        if result == "failure":
+            after = replace(probe, state="OPEN", version=probe.version + 1, opened_at=now, probe_until=0.0)
+        elif result == "neutral":  # a 429 or a bug says nothing about health: free the probe for another
+            after = replace(probe, version=probe.version + 1, probe_until=0.0)
+        elif probe.probe_successes + 1 >= thresholds.probe_successes:
+            after = CircuitState(state="CLOSED", version=probe.version + 1, epoch=probe.version + 1)
+        else:
+            after = replace(
+                probe, version=probe.version + 1, probe_until=0.0, probe_successes=probe.probe_successes + 1
+            )
+        self._write(probe, after)
+
+    # --- shared state -----------------------------------------------------------------------
+    def _state(self, thresholds: BreakerSettings, *, fresh: bool = False) -> CircuitState:
+        now = self.wall_clock()
+        if fresh or self._cached is None or now - self._cached_at >= thresholds.cache_seconds:
+            self._cached = self.store.load(self.provider)
+            self._cached_at = now
+        return self._cached
+
+    def _write(self, before: CircuitState, after: CircuitState) -> bool:
+        """A conditional state change; logs and meters it when this container won the write."""
+        if not self.store.save(self.provider, after, before.version):
+            self._cached = None  # someone else changed it: read afresh next time
+            return False
+        self._cached, self._cached_at = after, self.wall_clock()
+        if after.epoch != before.epoch:
+            self._older = {}
+        if after.state != before.state:
+            logger.warning(
+                "circuit breaker changed state",
+                provider=self.provider,
+                from_state=before.state,
+                to_state=after.state,
+                opened_at=after.opened_at or None,
+            )
+            emit_metric(_STATE_METRIC[after.state], provider=self.provider)
+        return True
+
+
+def outcome(error: BaseException) -> str:
+    """``failure`` (counts against the provider), ``success`` (the provider answered, with a refusal of
+    its own: a decline, a 4xx) or ``neutral`` (a 429, the breaker itself, anything that is not a provider
+    answer)."""
+    if isinstance(error, CircuitOpen | RateLimited):
+        return "neutral"
+    if isinstance(error, COUNTED_FAILURES):
+        return "failure"
+    if isinstance(error, ProviderError):
+        return "success"
+    return "neutral"
