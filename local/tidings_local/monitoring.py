@@ -290,9 +290,10 @@ def alarms() -> dict[str, dict[str, Any]]:
             ComparisonOperator="GreaterThanThreshold",
         )
         out[f"{name}RateLimitHeadroomAlarm"] = _alarm(
-            f"The shared token bucket for {provider} is nearly empty on average: calls wait for tokens and "
-            f"may be refused. Raise {rate_parameter} if the account allows it, or slow bulk starts "
-            "(BulkStartConcurrency). See docs/operations.md#ratelimitheadroomalarm.",
+            f"The shared token bucket for {provider} is nearly empty on average, or {provider} says the "
+            "account is close to its own limit: calls wait for tokens and may be refused. Raise "
+            f"{rate_parameter} if the account allows it, or slow bulk starts (BulkStartConcurrency). "
+            "See docs/operations.md#ratelimitheadroomalarm.",
             Metrics=[
                 _stat("remaining", "RateLimitRemaining", "Average", dims),
                 _expression(

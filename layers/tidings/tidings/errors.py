@@ -38,6 +38,8 @@ class ProviderError(Exception):
         self.status = status
         self.code = code
         self.request_id = request_id
+        #: The provider's own word on retrying this request (Stripe-Should-Retry), if it gave one.
+        self.should_retry: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A log- and DLQ-safe description (no personal data: messages are built without any)."""

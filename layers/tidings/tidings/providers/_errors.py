@@ -25,6 +25,7 @@ from tidings.errors import (
     ResourceNotFound,
 )
 from tidings.observability import redact
+from tidings.resilience.rate_limit import ProviderHeadroom
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -59,6 +60,23 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
             continue
         # An epoch timestamp is far larger than any sensible delta.
         return max(0.0, number - now) if number > 1_000_000_000 else max(0.0, number)
+    return None
+
+
+def rate_limit_headroom(headers: Mapping[str, str], now: float) -> ProviderHeadroom | None:
+    """The provider's own limit as its response states it, on any status: ``X-RateLimit-Limit``,
+    ``-Remaining`` and ``-Reset`` (SendGrid: an epoch second), or the IETF draft's ``RateLimit-Limit``,
+    ``-Remaining`` and ``-Reset`` (a delta). None when a provider does not send all three (Stripe, Twilio)."""
+    for prefix in ("x-ratelimit-", "ratelimit-"):
+        values = [headers.get(prefix + name) for name in ("limit", "remaining", "reset")]
+        if any(value is None for value in values):
+            continue
+        try:
+            limit, remaining, reset = (float(str(value).split(",")[0].split(";")[0]) for value in values)
+        except ValueError:
+            continue
+        reset_at = reset if reset > 1_000_000_000 else now + reset
+        return ProviderHeadroom(limit=limit, remaining=remaining, reset_at=reset_at)
     return None
 
 

@@ -19,6 +19,7 @@ import httpx
 from tidings.errors import AuthenticationFailed, NetworkError, ProviderError, ProviderTimeout
 from tidings.observability import emit_metric, logger, redact
 from tidings.providers._attempts import AttemptLog
+from tidings.providers._errors import rate_limit_headroom
 from tidings.resilience.budget import CallBudget
 from tidings.resilience.caller import Attempt, ResilientCaller
 
@@ -139,6 +140,7 @@ class HttpProvider:
             raise NetworkError(
                 f"connection failed ({type(exc).__name__})", provider=self.provider, code="network"
             ) from None
+        self._observe_headroom(response)
         answer = {
             "status": response.status_code,
             "request_id": response.headers.get(self.request_id_header) if self.request_id_header else None,
@@ -151,6 +153,15 @@ class HttpProvider:
         error = self._map_error(response)
         log.failed(error, **answer, response=error_codes(response))
         raise error
+
+    def _observe_headroom(self, response: httpx.Response) -> None:
+        """Every answer's rate-limit headers (success or error) reach the provider's shared bucket."""
+        limiter = self.caller.limiter
+        if limiter is None:
+            return
+        headroom = rate_limit_headroom(response.headers, self.caller.timing.wall())
+        if headroom is not None:
+            limiter.observe(headroom)
 
 
 #: The fields of a provider's error body that identify the error without repeating what was sent.

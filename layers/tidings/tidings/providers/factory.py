@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tidings.config import ProviderName, RateLimitedService, Settings, get_settings
+from tidings.config import ProviderName, RateLimitedService, RateLimitSettings, Settings, get_settings
 from tidings.observability import logger
 from tidings.resilience.timing import Timing
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the implementations are imported when first built (cold sta
     from tidings.providers._http import HttpProvider
     from tidings.providers.channels import EmailChannel, SmsChannel
     from tidings.providers.dedup import SendDeduplicator
+    from tidings.providers.ses import SesSendQuota
     from tidings.providers.stripe import StripePaymentGateway
     from tidings.providers.twilio import TwilioSmsChannel
     from tidings.resilience.breaker import ProviderCircuitBreaker
@@ -41,6 +42,7 @@ class ProviderFactory:
         secrets_client: Any | None = None,
         credential_store: CredentialStore | None = None,
         http_client: httpx.Client | None = None,
+        ses_client: Any | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.timing = timing or Timing(scale=self.settings.retry_time_scale)
@@ -48,6 +50,7 @@ class ProviderFactory:
         self._secrets_client = secrets_client
         self._credential_store = credential_store
         self._http_client = http_client
+        self._ses_client = ses_client
 
     # --- shared per-container clients --------------------------------------------------------
     @cached_property
@@ -114,8 +117,45 @@ class ProviderFactory:
         else:
             logger.warning("RATE_LIMIT_TABLE not set: rate limit holds per container only", provider=provider)
             store = InMemoryBucketStore()
-        rate, burst = self.settings.rate_limit(provider)
-        return RateLimiter(provider, TokenBucket(rate=rate, capacity=burst), store, self.timing)
+        configured = self.settings.rate_limits(provider)
+        limits = None
+        if provider == "ses" and self.settings.ses_quota_ttl_seconds > 0:
+            quota = self.ses_quota
+
+            def limits() -> RateLimitSettings:
+                return quota.limits(configured)
+
+        return RateLimiter(
+            provider,
+            TokenBucket(rate=configured.rate_per_second, capacity=configured.burst),
+            store,
+            self.timing,
+            slowdown_below_percent=configured.slowdown_below_percent,
+            limits=limits,
+        )
+
+    @cached_property
+    def ses_quota(self) -> SesSendQuota:
+        """SES's sending quota, one cache per container (its client built on the first read)."""
+        from tidings.providers.ses import SesSendQuota
+
+        def client() -> Any:
+            if self._ses_client is None:
+                from tidings.providers._aws import boto_client
+
+                self._ses_client = boto_client(
+                    "ses",
+                    timeout_seconds=self.settings.http_timeout_seconds,
+                    connect_timeout_seconds=self.settings.http_connect_timeout_seconds,
+                )
+            return self._ses_client
+
+        return SesSendQuota(
+            client,
+            ttl_seconds=self.settings.ses_quota_ttl_seconds,
+            burst_seconds=self.settings.rate_limit_burst_seconds,
+            wall=self.timing.wall,
+        )
 
     def caller(self, provider: RateLimitedService) -> ResilientCaller:
         """The resilience path for one service: its retry policy, shared breaker and shared bucket."""

@@ -7,14 +7,20 @@ is ASCII (an internationalised domain goes as IDNA). Nothing a client sends is p
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from email.utils import formataddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings.errors import InvalidRequest
+from tidings.observability import logger
 from tidings.providers._aws import call_aws
 from tidings.providers.models import DeliveryReceipt, EmailMessage
 from tidings.resilience.caller import ResilientCaller
+
+if TYPE_CHECKING:
+    from tidings.config import RateLimitSettings
 
 PROVIDER = "ses"
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -52,6 +58,54 @@ class SesEmailChannel:
         response, attempts = call_aws(self.caller, PROVIDER, "send_email", send)
         return DeliveryReceipt(
             provider=PROVIDER, provider_message_id=response["MessageId"], attempts=attempts
+        )
+
+
+class SesSendQuota:
+    """SES's own sending rate (``GetSendQuota``: ``MaxSendRate`` messages per second) for its shared
+    bucket, read at most once per ``ttl_seconds`` per container. When it cannot be read, the configured
+    rate (SES_RATE_PER_SECOND) holds until the next try."""
+
+    def __init__(
+        self,
+        client: Callable[[], Any],
+        *,
+        ttl_seconds: float,
+        burst_seconds: float,
+        wall: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self.ttl_seconds = ttl_seconds
+        self.burst_seconds = burst_seconds
+        self._wall = wall
+        self._rate: float | None = None
+        self._read_at = -math.inf
+
+    def max_send_rate(self) -> float | None:
+        now = self._wall()
+        if now - self._read_at < self.ttl_seconds:
+            return self._rate
+        self._read_at = now
+        try:
+            quota = self._client().get_send_quota()
+            rate = float(quota["MaxSendRate"])
+        except Exception as exc:  # the configured rate is the fallback, never a failed send
+            logger.warning("ses send quota unreadable, configured rate kept", error=type(exc).__name__)
+            self._rate = None
+            return None
+        if self._rate != rate:
+            logger.info(
+                "ses send quota read", max_send_rate=rate, max_24_hour_send=quota.get("Max24HourSend")
+            )
+        self._rate = rate if rate > 0 else None
+        return self._rate
+
+    def limits(self, configured: RateLimitSettings) -> RateLimitSettings:
+        rate = self.max_send_rate()
+        if rate is None:
+            return configured
+        return configured.model_copy(
+            update={"rate_per_second": rate, "burst": max(1.0, rate * self.burst_seconds)}
         )
 
 

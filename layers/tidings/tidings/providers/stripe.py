@@ -20,6 +20,15 @@ _ID = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def stripe_error(response: httpx.Response) -> ProviderError:
+    """Map Stripe's error body, with its ``Stripe-Should-Retry`` answer on the error (the retry policy
+    follows it: ``false`` is never retried, ``true`` is, a 409 lock or key in use included)."""
+    error = _stripe_error(response)
+    hint = (response.headers.get("Stripe-Should-Retry") or "").strip().lower()
+    error.should_retry = {"true": True, "false": False}.get(hint)
+    return error
+
+
+def _stripe_error(response: httpx.Response) -> ProviderError:
     """Map Stripe's ``{"error": {"type", "code", "decline_code", "param", "message"}}`` body."""
     body = json_body(response)
     error = body.get("error", {}) if isinstance(body, dict) else {}

@@ -8,6 +8,9 @@
   window = min(max_backoff, base * 2^(attempt-1))).
 * :class:`~tidings.errors.CircuitOpen` and every permanent error (declined, invalid request, auth,
   not found, idempotency conflict): never retried here.
+* A provider that says whether to retry (Stripe's ``Stripe-Should-Retry``, on the error's
+  ``should_retry``) is followed: ``false`` is not retried even on a 5xx, ``true`` is retried as a
+  transient failure (a 409 lock timeout or key in use), a declined card never.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 
 import tenacity
 
-from tidings.errors import CircuitOpen, RateLimited, TransientProviderError
+from tidings.errors import CircuitOpen, PaymentDeclined, ProviderError, RateLimited, TransientProviderError
 
 if TYPE_CHECKING:
     from tidings.config import Settings
@@ -51,7 +54,11 @@ class RetryPolicy:
         )
 
     def is_retryable(self, error: BaseException) -> bool:
-        return isinstance(error, TransientProviderError) and not isinstance(error, CircuitOpen)
+        if isinstance(error, CircuitOpen | PaymentDeclined):
+            return False
+        if isinstance(error, ProviderError) and error.should_retry is not None:
+            return error.should_retry
+        return isinstance(error, TransientProviderError)
 
     def max_attempts(self, error: BaseException) -> int:
         """Attempts allowed in total (first one included) for a call whose last failure is ``error``."""

@@ -342,8 +342,11 @@ class StripeProvider(Provider):
         key = request.header("Idempotency-Key")
         if key and request.method == "POST":
             response.set_header("Idempotency-Key", key)
+        # As Stripe: retry a 429, a 5xx or a request whose key is in use (409); never another 4xx.
         if response.status == 429 or response.status >= 500 or response.status == 409:
             response.set_header("Stripe-Should-Retry", "true")
+        elif response.status >= 400:
+            response.set_header("Stripe-Should-Retry", "false")
 
     def error_response(self, status: int, retry_after: int | None = None) -> Response:
         headers: list[tuple[str, str]] = []
