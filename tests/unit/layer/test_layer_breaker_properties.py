@@ -77,7 +77,7 @@ def steps(outcomes: list[str], data: st.DataObject, containers: int) -> list[tup
     return list(zip(who, outcomes, gaps, strict=True))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     data=st.data(),
     fifths=st.integers(2, 16),
@@ -120,7 +120,7 @@ def test_a_40_percent_failure_rate_with_enough_calls_opens_the_breaker(
     assert system.sent == sent
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     data=st.data(),
     minimum=st.integers(2, 60),
@@ -165,7 +165,7 @@ def test_successes_only_never_open_it(calls, threshold, minimum):
     assert system.store.states == {}  # never written: the healthy path changes no state
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     others=st.integers(1, 6),
     probe_result=st.sampled_from(["ok", "declined", "unavailable", "timeout"]),

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the implementations are imported when first built (cold sta
     from tidings.providers._http import HttpProvider
     from tidings.providers.channels import EmailChannel, SmsChannel
     from tidings.providers.dedup import SendDeduplicator
-    from tidings.providers.ses import SesSendQuota
+    from tidings.providers.ses import SendQuotaReader, SesSendQuota
     from tidings.providers.stripe import StripePaymentGateway
     from tidings.providers.twilio import TwilioSmsChannel
     from tidings.resilience.breaker import ProviderCircuitBreaker
@@ -42,7 +42,7 @@ class ProviderFactory:
         secrets_client: Any | None = None,
         credential_store: CredentialStore | None = None,
         http_client: httpx.Client | None = None,
-        ses_client: Any | None = None,
+        ses_client: SendQuotaReader | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.timing = timing or Timing(scale=self.settings.retry_time_scale)
@@ -139,7 +139,7 @@ class ProviderFactory:
         """SES's sending quota, one cache per container (its client built on the first read)."""
         from tidings.providers.ses import SesSendQuota
 
-        def client() -> Any:
+        def client() -> SendQuotaReader:
             if self._ses_client is None:
                 from tidings.providers._aws import boto_client
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from email.utils import formataddr
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.errors import InvalidRequest
 from tidings.observability import logger
@@ -61,6 +61,12 @@ class SesEmailChannel:
         )
 
 
+class SendQuotaReader(Protocol):
+    """The one SES (v1) call the quota needs: ``GetSendQuota``."""
+
+    def get_send_quota(self) -> Mapping[str, Any]: ...
+
+
 class SesSendQuota:
     """SES's own sending rate (``GetSendQuota``: ``MaxSendRate`` messages per second) for its shared
     bucket, read at most once per ``ttl_seconds`` per container. When it cannot be read, the configured
@@ -68,7 +74,7 @@ class SesSendQuota:
 
     def __init__(
         self,
-        client: Callable[[], Any],
+        client: Callable[[], SendQuotaReader],
         *,
         ttl_seconds: float,
         burst_seconds: float,
