@@ -11,11 +11,14 @@ import pytest
 
 from tidings_sdk import (
     Accepted,
+    AlreadyRefunded,
     ApiError,
     BulkRejected,
     Customer,
     Forbidden,
     IdempotencyKeyReused,
+    NotCancellable,
+    NotCharged,
     NotFound,
     NotificationRequest,
     OrderAlreadyCharged,
@@ -23,7 +26,9 @@ from tidings_sdk import (
     QuotaExceeded,
     RateLimited,
     RecipientSuppressed,
+    RefundExceedsRemaining,
     RetryPolicy,
+    SagaInProgress,
     ServerError,
     TidingsClient,
     TransportFailed,
@@ -31,6 +36,7 @@ from tidings_sdk import (
     UnexpectedAnswer,
     ValidationFailed,
 )
+from tidings_sdk.errors import error_for
 from tidings_sdk.retry import retry_after_seconds
 
 pytestmark = pytest.mark.unit
@@ -298,3 +304,27 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("-4") == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (409, "not_charged", NotCharged),
+        (409, "already_refunded", AlreadyRefunded),
+        (409, "saga_in_progress", SagaInProgress),
+        (409, "already_finished", NotCancellable),
+        (409, "not_waiting", NotCancellable),
+        (422, "refund_exceeds_remaining", RefundExceedsRemaining),
+    ],
+)
+def test_a_refused_refund_or_cancel_is_its_typed_error_and_is_not_retried(waits, status, code, error):
+    body = {"message": "no", "code": code, "notification_id": "n-1", "status": "delivered", "remaining": 99}
+    api = Api(answer(status, body))
+    answered = client(api, waits).request("POST", "/notifications/n-1/refund", json={})
+    raised = error_for(answered)
+    assert type(raised) is error
+    assert raised.code == code
+    assert len(api.requests) == 1
+    assert waits == []
+    if isinstance(raised, RefundExceedsRemaining):
+        assert raised.remaining == 99

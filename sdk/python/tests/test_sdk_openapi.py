@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from tidings.notifications.models import FINAL_STATUSES as LAYER_FINAL_STATUSES
 from tidings_sdk import ROUTES, models
 
 pytestmark = pytest.mark.unit
@@ -183,6 +184,8 @@ def test_the_error_body_and_the_request_match_their_components(document, model, 
 
 def test_the_sdk_statuses_and_policies_are_the_documents_enums(document):
     schemas = document["components"]["schemas"]
+    # (which statuses are final the document does not say: the layer's own list does)
+    assert {str(status) for status in LAYER_FINAL_STATUSES} == models.FINAL_STATUSES
     assert tuple(schemas["NotificationStatus"]["enum"]) == models.NOTIFICATION_STATUSES
     assert tuple(schemas["ChannelStatus"]["enum"]) == models.CHANNEL_STATUSES
     policy = models.DeliveryPolicy.model_json_schema()["properties"]["email"]

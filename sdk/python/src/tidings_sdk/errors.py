@@ -110,6 +110,22 @@ class OrderAlreadyCharged(Conflict):
         return self.body.status_url
 
 
+class NotCharged(Conflict):
+    """409 ``not_charged``: a refund of a notification that never took a payment."""
+
+
+class AlreadyRefunded(Conflict):
+    """409 ``already_refunded``: nothing is left to refund."""
+
+
+class SagaInProgress(Conflict):
+    """409 ``saga_in_progress``: a refund before the saga ended (cancel it, or wait for its end)."""
+
+
+class NotCancellable(Conflict):
+    """409 ``already_finished`` or ``not_waiting``: a cancel of a saga that is not waiting."""
+
+
 class PayloadTooLarge(ApiError):
     """413 ``payload_too_large``, or ``bulk_exceeds_quota`` (more items than the quota holds at once)."""
 
@@ -143,6 +159,15 @@ class RecipientSuppressed(ValidationFailed):
         return _extra(self.body, "reason")
 
 
+class RefundExceedsRemaining(ValidationFailed):
+    """422 ``refund_exceeds_remaining``: a partial refund above what is left (``remaining``)."""
+
+    @property
+    def remaining(self) -> int | None:
+        value = getattr(self.body, "remaining", None)
+        return None if value is None else int(value)
+
+
 class BulkRejected(ValidationFailed):
     """422 from ``POST /notifications/bulk`` with every item rejected: the per-item ``result``."""
 
@@ -174,6 +199,12 @@ _BY_CODE: dict[str, type[ApiError]] = {
     "idempotency_key_reused": IdempotencyKeyReused,
     "recipient_suppressed": RecipientSuppressed,
     "quota_exceeded": QuotaExceeded,
+    "not_charged": NotCharged,
+    "already_refunded": AlreadyRefunded,
+    "saga_in_progress": SagaInProgress,
+    "already_finished": NotCancellable,
+    "not_waiting": NotCancellable,
+    "refund_exceeds_remaining": RefundExceedsRemaining,
 }
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: BadRequest,
