@@ -13,10 +13,10 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 from tidings.errors import AuthenticationFailed
 from tidings.observability import logger, register_secret
+from tidings.rotation.protocol import SecretValue
 from tidings.rotation.providers import PREVIOUS_VALID_UNTIL, drop_expired_roll, roll_webhook_key
 from tidings.webhooks.keys import WEBHOOK_KEY_FIELDS
 
@@ -31,7 +31,7 @@ class StripeSigningSecretRotation:
         self.grace_seconds = grace_seconds
         self.clock = clock
 
-    def create(self, current: dict[str, Any], token: str) -> dict[str, Any]:
+    def create(self, current: SecretValue, token: str) -> SecretValue:
         now = self.clock()
         pending = drop_expired_roll(current, now=now)
         if self.roll and current.get(FIELD):
@@ -41,14 +41,14 @@ class StripeSigningSecretRotation:
             logger.info("stripe webhook secret rolled", previous_valid_until=pending[PREVIOUS_VALID_UNTIL])
         return pending
 
-    def set(self, pending: dict[str, Any], current: dict[str, Any]) -> None:
+    def set(self, pending: SecretValue, current: SecretValue) -> None:
         """Nothing to push: Stripe has no API to set a signing secret."""
 
-    def test(self, pending: dict[str, Any]) -> None:
+    def test(self, pending: SecretValue) -> None:
         if not str(pending.get(FIELD) or "").startswith("whsec_"):
             raise AuthenticationFailed(
                 "the pending secret has no webhook_secret", provider=self.provider, code="secret_malformed"
             )
 
-    def retire(self, previous: dict[str, Any], current: dict[str, Any]) -> None:
+    def retire(self, previous: SecretValue, current: SecretValue) -> None:
         """Nothing to revoke: the previous signing secret expires by ``previous_valid_until``."""
