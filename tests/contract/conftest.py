@@ -10,16 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import boto3
 import httpx
 import pytest
+from support.provider_container import provider_aws, provider_env
 
 from tidings.config import load_settings
 from tidings.providers.factory import ProviderFactory
 from tidings.resilience.timing import FakeClock
 from tidings_local.sandboxes import start_sandbox
-
-REGION = "eu-west-1"
 
 
 class Recorder:
@@ -97,37 +95,19 @@ def recorder() -> Iterator[Recorder]:
 
 @pytest.fixture
 def aws(provider_secret_arns):
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    for table in ("breaker", "rate", "idem"):
-        dynamodb.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    secrets = boto3.client("secretsmanager", region_name=REGION)
-    return {"dynamodb": dynamodb, "secretsmanager": secrets, "arns": provider_secret_arns}
+    return provider_aws(provider_secret_arns)
 
 
 @pytest.fixture
 def container(sandbox, aws, recorder):
     """One "container" (a ProviderFactory) over the sandboxes, moto and the recording HTTP client."""
-    env = {
-        "STRIPE_API_BASE_URL": sandbox["stripe"].base_url,
-        "SENDGRID_API_BASE_URL": sandbox["sendgrid"].base_url,
-        "TWILIO_API_BASE_URL": sandbox["twilio"].base_url,
-        "STRIPE_SECRET_ARN": aws["arns"]["stripe"],
-        "SENDGRID_SECRET_ARN": aws["arns"]["sendgrid"],
-        "TWILIO_SECRET_ARN": aws["arns"]["twilio"],
-        "CIRCUIT_BREAKER_TABLE": "breaker",
-        "RATE_LIMIT_TABLE": "rate",
-        "IDEMPOTENCY_TABLE": "idem",
-        "RECEIPT_FROM_ADDRESS": "receipts@shop.example",
-        "RECEIPT_FROM_NAME": "Shop",
-        "STRIPE_RETURN_URL": "https://shop.example/return",
-        "TIDINGS_BREAKER_CACHE_SECONDS": "0",
-        "TIDINGS_HTTP_TIMEOUT_SECONDS": "5",
-    }
+    env = provider_env(
+        sandbox,
+        aws["arns"],
+        RECEIPT_FROM_NAME="Shop",
+        STRIPE_RETURN_URL="https://shop.example/return",
+        TIDINGS_HTTP_TIMEOUT_SECONDS="5",
+    )
     return ProviderFactory(
         load_settings(env),
         timing=FakeClock().timing(),

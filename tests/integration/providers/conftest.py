@@ -8,9 +8,8 @@ tables, the secrets). Every test is checked for secrets and personal data in its
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from support.template import create_table
+from support.provider_container import provider_aws, provider_env
 
 from tidings.config import load_settings
 from tidings.providers.factory import ProviderFactory
@@ -20,7 +19,6 @@ from tidings_local.sandboxes import start_sandbox
 
 pytestmark = pytest.mark.integration
 
-REGION = "eu-west-1"
 SENSITIVE = [
     sandbox_credentials.STRIPE_API_KEY,
     sandbox_credentials.SENDGRID_API_KEY,
@@ -66,15 +64,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def aws(provider_secret_arns):
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    for logical_id, table in (
-        ("CircuitBreakerTable", "breaker"),
-        ("RateLimitTable", "rate"),
-        ("IdempotencyTable", "idem"),
-    ):
-        create_table(dynamodb, logical_id, table)
-    secrets = boto3.client("secretsmanager", region_name=REGION)
-    return {"dynamodb": dynamodb, "secretsmanager": secrets, "arns": provider_secret_arns}
+    return provider_aws(provider_secret_arns)
 
 
 @pytest.fixture
@@ -82,21 +72,7 @@ def container(sandbox, aws, clock):
     """Build one "container" (a ProviderFactory) over the sandboxes and moto; call again for another."""
 
     def build(**overrides: str) -> ProviderFactory:
-        env = {
-            "STRIPE_API_BASE_URL": sandbox["stripe"].base_url,
-            "SENDGRID_API_BASE_URL": sandbox["sendgrid"].base_url,
-            "TWILIO_API_BASE_URL": sandbox["twilio"].base_url,
-            "STRIPE_SECRET_ARN": aws["arns"]["stripe"],
-            "SENDGRID_SECRET_ARN": aws["arns"]["sendgrid"],
-            "TWILIO_SECRET_ARN": aws["arns"]["twilio"],
-            "CIRCUIT_BREAKER_TABLE": "breaker",
-            "RATE_LIMIT_TABLE": "rate",
-            "IDEMPOTENCY_TABLE": "idem",
-            "RECEIPT_FROM_ADDRESS": "receipts@shop.example",
-            "TIDINGS_BREAKER_CACHE_SECONDS": "0",
-            "TIDINGS_HTTP_TIMEOUT_SECONDS": "2",
-            **overrides,
-        }
+        env = provider_env(sandbox, aws["arns"], **({"TIDINGS_HTTP_TIMEOUT_SECONDS": "2"} | overrides))
         return ProviderFactory(
             load_settings(env),
             timing=clock.timing(),
