@@ -4,6 +4,7 @@ import json
 import urllib.parse
 import uuid
 
+import boto3
 import pytest
 from support.lambda_context import NotifyApiContext as Context
 from support.notify_api import start_notify_api
@@ -216,7 +217,7 @@ DOCUMENTED = {
     ("/notifications/{notification_id}/timeline", "get"): {"200", "401", "403", "404", "422"},
     ("/notifications/bulk", "post"): {"202", "400", "401", "403", "413", "415", "422", "429"},
     ("/notifications/bulk/{bulk_id}", "get"): {"200", "401", "403", "404", "422"},
-    ("/audit", "get"): {"200", "400", "401", "403", "422"},
+    ("/audit", "get"): {"200", "400", "401", "403", "422", "503"},
 }
 
 
@@ -269,3 +270,31 @@ def test_swagger_ui_is_served_without_a_token_and_with_its_assets_inlined(api):
     assert "SwaggerUIBundle" in html
     assert "cdn.jsdelivr.net" not in html
     assert "bearerAuth" in html
+
+
+def test_an_audit_log_that_cannot_be_read_is_a_typed_503_the_document_describes(api):
+    import jsonschema
+
+    # Given the audit table gone (or refusing)
+    boto3.client("dynamodb").delete_table(TableName="audit")
+    # When an operator asks for a subject's records
+    status, body = api(get("/audit", {"subject": "client-a"}))
+    # Then a 503 with a machine-readable code, as the OpenAPI document says
+    assert status == 503
+    assert body == {"message": "the audit log could not be read; try again", "code": "audit_unavailable"}
+    document = openapi_document(api)
+    schema = document["paths"]["/audit"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    jsonschema.validate(body, {**schema, "components": document["components"]})
+
+
+def test_the_gateways_own_401_body_is_the_one_the_document_describes(api):
+    import jsonschema
+
+    document = openapi_document(api)
+    for (path, method), _statuses in DOCUMENTED.items():
+        schema = document["paths"][path][method]["responses"]["401"]["content"]["application/json"]["schema"]
+        full = {**schema, "components": document["components"]}
+        # What API Gateway's JWT authorizer (and the local gateway) answers before the function runs
+        jsonschema.validate({"message": "Unauthorized"}, full)
+        # and what the function answers for a token without a subject
+        jsonschema.validate({"message": "Unauthorized", "code": "unauthorized"}, full)

@@ -289,6 +289,21 @@ def test_the_operator_routes_add_list_and_remove_with_masked_addresses(api, supp
     assert api("DELETE", f"/suppressions/{added['suppression_id']}")[0] == 404
 
 
+def test_a_suppression_list_that_cannot_be_read_or_written_is_a_typed_503_on_every_operator_route(api):
+    # Given the suppression table gone (or refusing)
+    boto3.client("dynamodb").delete_table(TableName="suppressions")
+    # Then each operator route answers 503 with a machine-readable code, never a 500
+    for method, path, body, query in (
+        ("GET", "/suppressions", None, ""),
+        ("POST", "/suppressions", {"channel": "email", "address": EMAIL}, ""),
+        ("DELETE", "/suppressions/sup_" + "0" * 40, None, ""),
+    ):
+        status, answer = api(method, path, body, query)
+        assert status == 503, (method, answer)
+        assert answer["code"] == "suppressions_unavailable"
+        assert EMAIL not in json.dumps(answer)
+
+
 # --- the signals -----------------------------------------------------------------------------------------
 def test_twilio_stop_and_start_are_read_from_opt_out_type_or_the_default_keywords():
     inbound = {"SmsStatus": ["received"], "From": [PHONE], "MessageSid": ["SM1"]}

@@ -56,7 +56,7 @@ from tidings.api.service import (
     service_for,
 )
 from tidings.api.settings import ApiSettings
-from tidings.audit import AuditLog, AuditRecord, audit_log_for
+from tidings.audit import AuditLog, AuditRecord, AuditUnavailable, audit_log_for
 from tidings.config import ConfigurationError
 from tidings.errors import RecipientSuppressed
 from tidings.notifications import NotificationNotFound, NotificationRequest
@@ -318,7 +318,7 @@ class NotifyApi:
             summary="Operators: the audit log, by notification, by bulk request, or by subject and time",
             description="Needs the tidings/ops scope. Exactly one of notification_id, bulk_id, subject.",
             responses=doc.ok(200, "Audit records, oldest first", doc.AuditPage)
-            | doc.errors(400, 401, 403, 422),
+            | doc.errors(400, 401, 403, 422, 503),
         )
         @tracer.capture_method(capture_response=False)
         def get_audit(
@@ -433,6 +433,16 @@ class NotifyApi:
                 errors=errors,
                 requested=exc.requested,
                 quota={"per_second": exc.bucket.rate, "burst": int(exc.bucket.capacity)},
+            )
+
+        @app.exception_handler(AuditUnavailable)
+        def audit_unavailable(exc: AuditUnavailable) -> Response:
+            logger.error("audit log unavailable", error_type=str(exc))
+            return _error(
+                503,
+                "the audit log could not be read; try again",
+                "audit_unavailable",
+                headers={"Retry-After": "5"},
             )
 
         @app.exception_handler(NotificationNotFound)

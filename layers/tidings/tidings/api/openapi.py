@@ -108,7 +108,14 @@ _DESCRIPTIONS = {
         "The client's send quota is spent (code quota_exceeded, Retry-After and retry_after_seconds), or "
         'API Gateway throttled the route ({"message": "Too Many Requests"})'
     ),
+    503: (
+        "An operator route's store could not be read or written (code audit_unavailable, "
+        "suppressions_unavailable; Retry-After): nothing changed, ask again later"
+    ),
 }
+
+#: The answers API Gateway gives itself, before the function runs: ``{"message": ...}`` without a code.
+_GATEWAY_ANSWERS = {401, 403}
 
 
 def errors(*statuses: int) -> dict[int, OpenAPIResponse]:
@@ -116,7 +123,14 @@ def errors(*statuses: int) -> dict[int, OpenAPIResponse]:
     return {
         status: {
             "description": _DESCRIPTIONS[status],
-            "content": {"application/json": {"model": GatewayRefusal if status == 403 else ErrorBody}},
+            "content": {
+                "application/json": {
+                    # 401: the authorizer's own {"message": "Unauthorized"}, or the function's coded body.
+                    "model": (GatewayRefusal | ErrorBody if status == 401 else GatewayRefusal)
+                    if status in _GATEWAY_ANSWERS
+                    else ErrorBody
+                }
+            },
         }
         for status in statuses
     }
