@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.template import sam_template
+from support.template import ROOT, sam_template
 
 pytestmark = pytest.mark.unit
 
@@ -87,3 +87,64 @@ def test_each_signing_secret_and_api_secret_is_its_own_secret():
         description = resources[logical_id]["Properties"]["Description"]
         assert "webhook_secret" not in description
         assert "webhook_public_key" not in description
+
+
+def _grants(function: str) -> list[tuple[set[str], set[str], Any]]:
+    """(actions, logical ids named, raw resource) of each Allow statement of the function's policies."""
+    grants = []
+    for statement in _statements(function):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        grants.append((set(actions), _refs(statement["Resource"]), statement["Resource"]))
+    return grants
+
+
+TASK_TOKEN_ACTIONS = {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+
+
+def test_task_token_calls_are_scoped_to_the_saga_state_machine():
+    callers = set()
+    for function in _functions():
+        for actions, _refs, resource in _grants(function):
+            if actions & TASK_TOKEN_ACTIONS:
+                callers.add(function)
+                assert resource == {"Ref": "NotificationSagaStateMachine"}, function
+    assert callers == {"WebhookProcessorFunction", "RetryDeliveryFunction", "ReconcilePaymentFunction"}
+
+
+def test_the_suppression_list_is_scanned_only_by_the_notify_api_and_senders_only_look_up_and_add():
+    expected = {
+        "WebhookReceiverFunction": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+        "SendSmsFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
+        "RetryDeliveryFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    }
+    for function, actions in expected.items():
+        granted = set().union(*(a for a, refs, _r in _grants(function) if "SuppressionsTable" in refs))
+        assert granted == actions, function
+        templated = {name for name, args in _templates(function) if "SuppressionsTable" in _refs(args)}
+        assert templated == set(), function
+    # SendEmail only reads it
+    assert ("DynamoDBReadPolicy", {"TableName": {"Ref": "SuppressionsTable"}}) in _templates(
+        "SendEmailFunction"
+    )
+
+
+def test_the_audit_log_is_append_only_for_every_writer():
+    for function in _functions():
+        for actions, refs, _resource in _grants(function):
+            if "AuditTable" in refs:
+                assert actions <= {"dynamodb:PutItem", "dynamodb:Query"}, function
+        assert not any("AuditTable" in _refs(args) for _name, args in _templates(function)), function
+
+
+def test_sns_publish_to_any_resource_is_only_the_sms_senders_with_the_reason_inline():
+    text = (ROOT / "template.yaml").read_text()
+    publishers = {
+        function
+        for function in _functions()
+        for actions, _refs, resource in _grants(function)
+        if "sns:Publish" in actions and resource == "*"
+    }
+    assert publishers == {"SendSmsFunction", "RetryDeliveryFunction"}
+    assert text.count("has no resource ARN to name") == 2
