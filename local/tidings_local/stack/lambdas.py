@@ -4,7 +4,8 @@ Each worker (``worker.py``) is started with exactly the environment the template
 what the Lambda service adds (AWS_REGION, AWS_LAMBDA_FUNCTION_NAME, fake credentials, AWS_ENDPOINT_URL
 pointing at moto, ...). It imports the handler once (cold start) and then serves invocations one at a
 time (warm), so module-level clients live exactly as long as they would in a Lambda container and two
-functions never share ``os.environ``.
+functions never share ``os.environ``. Workers are forked from ``forkserver.py``, which has imported the
+third-party libraries every handler uses once, so a local cold start costs the project's own imports.
 
 ``patches.install_moto_lambda_patch`` routes moto's Lambda ``Invoke`` (used by the Step Functions
 interpreter and by boto3 clients talking to the moto server) to these pools.
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tidings_local.stack.forkserver import ForkedProcess, ForkServer
 from tidings_local.stack.template import ACCOUNT_ID, REGION
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,7 @@ class InvocationResult:
 
 @dataclass
 class _Worker:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | ForkedProcess
     replies: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
     log_lines: list[str] = field(default_factory=list)
     invocations: int = 0
@@ -119,8 +121,15 @@ class _Worker:
 class FunctionPool:
     """Up to ``max_concurrency`` warm workers for one function; a new one only when all are busy."""
 
-    def __init__(self, spec: FunctionSpec, base_env: Mapping[str, str], log_sink: LogSink) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        base_env: Mapping[str, str],
+        log_sink: LogSink,
+        fork_server: Callable[[], ForkServer] | None = None,
+    ) -> None:
         self.spec = spec
+        self._fork_server = fork_server
         self._base_env = dict(base_env)
         self._log_sink = log_sink
         self._idle: list[_Worker] = []
@@ -150,9 +159,12 @@ class FunctionPool:
         )
         return env
 
-    def _spawn(self) -> _Worker:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "tidings_local.stack.worker", str(self.spec.code_dir), self.spec.handler],
+    def _start_process(self) -> subprocess.Popen[str] | ForkedProcess:
+        args = [str(self.spec.code_dir), self.spec.handler]
+        if self._fork_server is not None:
+            return self._fork_server().spawn(args, self.environment(), str(self.spec.code_dir))
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "tidings_local.stack.worker", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -161,6 +173,9 @@ class FunctionPool:
             text=True,
             bufsize=1,
         )
+
+    def _spawn(self) -> _Worker:
+        process = self._start_process()
         worker = _Worker(process, generation=self._generation)
         threading.Thread(target=self._read_replies, args=(worker,), daemon=True).start()
         threading.Thread(target=self._read_logs, args=(worker,), daemon=True).start()
@@ -338,8 +353,19 @@ def _kill(worker: _Worker) -> None:
 class LambdaRuntime:
     """Every deployed function's pool, addressable by name, ARN or logical id."""
 
-    def __init__(self, moto_url: str, log_sink: LogSink = stderr_sink, max_concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        moto_url: str,
+        log_sink: LogSink = stderr_sink,
+        max_concurrency: int = 4,
+        fork_containers: bool = True,
+    ) -> None:
         self.moto_url = moto_url
+        # Containers forked from one process that imported the libraries once (forkserver.py), unless
+        # TIDINGS_LOCAL_FORK=0 asks for a fresh interpreter per container, as before.
+        self.fork_containers = fork_containers and os.environ.get("TIDINGS_LOCAL_FORK", "1") != "0"
+        self._fork_server: ForkServer | None = None
+        self._fork_server_lock = threading.Lock()
         self.max_concurrency = max_concurrency
         self.log_sink = log_sink
         self._pools: dict[str, FunctionPool] = {}
@@ -369,9 +395,15 @@ class LambdaRuntime:
         spec.max_concurrency = min(spec.max_concurrency, self.max_concurrency)
         if extra_env:
             spec.environment = {**spec.environment, **{k: str(v) for k, v in extra_env.items()}}
-        pool = FunctionPool(spec, base, self.log_sink)
+        pool = FunctionPool(spec, base, self.log_sink, self._forks if self.fork_containers else None)
         self._pools[spec.function_name] = pool
         self._by_logical_id[spec.logical_id] = pool
+
+    def _forks(self) -> ForkServer:
+        with self._fork_server_lock:
+            if self._fork_server is None:
+                self._fork_server = ForkServer(self.base_env)
+            return self._fork_server
 
     def pool(self, name_arn_or_logical_id: str) -> FunctionPool:
         key = name_arn_or_logical_id
@@ -425,6 +457,10 @@ class LambdaRuntime:
         self._stop_watching.set()
         for pool in self._pools.values():
             pool.close()
+        with self._fork_server_lock:
+            if self._fork_server is not None:
+                self._fork_server.close()
+                self._fork_server = None
 
 
 def _newest_mtime(folders: list[Path]) -> float:
