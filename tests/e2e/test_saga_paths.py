@@ -153,7 +153,8 @@ def test_both_email_providers_down_best_effort_dead_letters_the_email_and_still_
     result = saga.run(order_body())
     assert result["status"] == "partially_delivered"
     assert result["channels"]["email"]["status"] == "dead_lettered"
-    assert result["channels"]["sms"]["status"] == "sent"
+    # sent, or already delivered when Twilio's status callback was processed before this read
+    assert result["channels"]["sms"]["status"] in {"sent", "delivered"}
     history = History(system.boto3_client("stepfunctions"), result["execution_arn"])
     assert history.path_contains(
         "SendReceiptEmail",
@@ -247,7 +248,7 @@ def test_a_refund_that_cannot_be_made_goes_to_the_compensation_dead_letter_queue
     assert result["status_reason"] == "refund_failed"
     history = History(system.boto3_client("stepfunctions"), result["execution_arn"])
     assert history.status == "FAILED"  # the ExecutionsFailed alarm sees it
-    assert history.entered[-5:] == [
+    assert history.path[-5:] == [
         "RefundPayment",
         "ParkRefundInDeadLetterQueue",
         "RecordOutcome",

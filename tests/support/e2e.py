@@ -4,6 +4,7 @@ a wait for the local system to go quiet."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -175,6 +176,11 @@ class NotifyClient:
         return self.wait_for(response.json()["notification_id"])
 
 
+#: The states ``definition.shaped_error`` puts in front of a park: Read<Step>Error, Parse<Step>ErrorCause,
+#: Keep<Step>ErrorMessage.
+ERROR_SHAPING_STATE = re.compile(r"Read\w+Error|Parse\w+ErrorCause|Keep\w+ErrorMessage")
+
+
 class History:
     """A Step Functions execution's history: states entered, attempts per task state, final event."""
 
@@ -202,10 +208,16 @@ class History:
     def retries(self, state: str) -> int:
         return self.attempts[state] - 1
 
+    @property
+    def path(self) -> list[str]:
+        """The states entered, without those that only shape a caught error for a dead-letter body
+        (``definition.shaped_error``): the saga's own steps, as a reader follows them in the console."""
+        return [state for state in self.entered if not ERROR_SHAPING_STATE.fullmatch(state)]
+
     def path_contains(self, *states: str) -> bool:
-        """Whether ``states`` were entered one right after the other."""
-        size = len(states)
-        return any(tuple(self.entered[i : i + size]) == states for i in range(len(self.entered) - size + 1))
+        """Whether ``states`` were entered one right after the other (on ``path``)."""
+        size, path = len(states), self.path
+        return any(tuple(path[i : i + size]) == states for i in range(len(path) - size + 1))
 
 
 def queue_messages(sqs: Any, queue_url: str, notification_id: str, wait: float = 10) -> list[dict[str, Any]]:
