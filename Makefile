@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: chromium lint-python lint-types lint-template checks chaos openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
+.PHONY: chromium test-seconds lint-python lint-types lint-template checks chaos openapi screenshots run test load unit integration e2e lint format validate build requirements bench deploy clean setup asl monitoring architecture
 
 CHECKOV := .tools/checkov
 
@@ -51,6 +51,13 @@ test: setup
 
 chromium:
 	scripts/ensure-chromium
+
+# tests/test-seconds.json from the last full run's cache: the order a fresh clone hands out work units in.
+test-seconds: setup
+	$(BIN)/python -c 'import json, pathlib, sys; sys.path.insert(0, "tests"); import conftest; \
+	  measured = json.loads(pathlib.Path(".pytest_cache/v/tidings/test-seconds").read_text()); \
+	  conftest.UNIT_SECONDS_FILE.write_text(json.dumps(conftest.unit_seconds(measured), indent=0) + "\n")'
+
 
 # The opt-in load run: a bulk request of TIDINGS_BULK_ITEMS (default 1,000) under hard provider rate
 # limits, on the whole local system. Not part of `make test`.

@@ -41,9 +41,21 @@ def _module_marks(module) -> set[str]:
 
 #: Where the controller keeps each test's seconds (setup + call + teardown) from the runs before.
 SECONDS_CACHE_KEY = "tidings/test-seconds"
-#: A test's seconds when no earlier run measured it (a fresh clone, CI), by folder: rough, only the order
-#: of the work units depends on them.
+#: A test's seconds when no earlier run measured it and its work unit is not in UNIT_SECONDS, by folder:
+#: rough, only the order of the work units depends on them.
 DEFAULT_SECONDS = {"e2e": 20.0, "integration": 3.0, "contract": 1.0, "unit": 0.3}
+#: Each work unit's seconds from one full run, committed, so a fresh clone (CI) hands out the costly
+#: units first as a warm checkout does: `make test-seconds` rewrites it from the last run's cache.
+UNIT_SECONDS_FILE = TESTS / "test-seconds.json"
+
+
+def unit_seconds(measured: dict[str, float]) -> dict[str, float]:
+    """Per work unit, the sum of its tests' measured seconds (the file ``make test-seconds`` writes)."""
+    units: dict[str, float] = {}
+    for nodeid, seconds in measured.items():
+        unit = work_unit(nodeid)
+        units[unit] = units.get(unit, 0.0) + seconds
+    return {unit: round(seconds, 1) for unit, seconds in sorted(units.items())}
 
 
 #: Folders whose files share a package-scoped fixture (one local stack): each is one work unit.
@@ -79,14 +91,18 @@ class _CostliestFirst(OrderedDict):
     state per process. Taken in this order, no worker runs an e2e file after another kind.
     """
 
-    def __init__(self, seconds: dict[str, float]) -> None:
+    def __init__(self, seconds: dict[str, float], units: dict[str, float] | None = None) -> None:
         super().__init__()
         self.seconds = seconds
+        self.units = units or {}
 
     def cost(self, unit: str) -> tuple[bool, float]:
         folder = _folder(unit)
+        nodeids = self[unit]
+        if unit in self.units and not any(nodeid in self.seconds for nodeid in nodeids):
+            return folder == "e2e", self.units[unit]
         default = DEFAULT_SECONDS.get(folder, 1.0)
-        return folder == "e2e", sum(self.seconds.get(nodeid, default) for nodeid in self[unit])
+        return folder == "e2e", sum(self.seconds.get(nodeid, default) for nodeid in nodeids)
 
     def popitem(self, last: bool = True) -> tuple[str, dict[str, bool]]:
         unit = max(self, key=self.cost)
@@ -105,7 +121,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def __init__(self, config: pytest.Config, log: Any) -> None:
             super().__init__(config, log)
             cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
-            self.workqueue = _CostliestFirst(cache.get(SECONDS_CACHE_KEY, {}) if cache else {})
+            committed = json.loads(UNIT_SECONDS_FILE.read_text()) if UNIT_SECONDS_FILE.exists() else {}
+            self.workqueue = _CostliestFirst(cache.get(SECONDS_CACHE_KEY, {}) if cache else {}, committed)
 
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
