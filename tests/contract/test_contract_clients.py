@@ -34,6 +34,7 @@ CLIENT_OPERATIONS = {
     "stripe payment_intents.list",
     "stripe payment_intents.cancel",
     "stripe refunds.create",
+    "stripe charges.retrieve",
     "stripe events.list",
     "sendgrid SendMail",
     "twilio CreateMessage",
@@ -100,6 +101,9 @@ def test_stripe_client_requests_and_the_answers_match_stripe(container, recorder
     assert found.payment_intent_id == paid.payment_intent_id
     assert gateway.find_by_metadata("notification_id", "n-none", created_from=0, created_to=2**31) is None
     gateway.refund(paid.payment_intent_id, "refund-1", amount=599)
+    # what remains to refund, as Stripe holds it (the intent and its charge)
+    refundable = gateway.refundable(paid.payment_intent_id)
+    assert (refundable.amount, refundable.amount_refunded, refundable.remaining) == (2599, 599, 2000)
     gateway.refund(paid.payment_intent_id, "refund-2")
     # the events no endpoint acknowledged (webhooks are paused: none is delivered)
     undelivered = list(gateway.undelivered_events(0, 2**31))

@@ -188,6 +188,19 @@ class RecipientSuppressed(Exception):
         return {"error_type": type(self).__name__, "channel": self.channel, "reason": self.reason}
 
 
+class NotificationCancelled(Exception):
+    """The shop cancelled the notification while its saga waited (3-D Secure, a required SMS on the
+    outage queue): the notify API fails the waiting task with this name, and the saga cancels the
+    payment, or refunds it when it was taken, and ends ``cancelled``."""
+
+    def __init__(self, notification_id: str) -> None:
+        super().__init__(f"notification {notification_id} was cancelled by the shop")
+        self.notification_id = notification_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error_type": type(self).__name__, "notification_id": self.notification_id}
+
+
 #: Every error type by name, for the state machine contract test and for docs.
 ERROR_TYPES: dict[str, type[ProviderError]] = {
     cls.__name__: cls
@@ -219,4 +232,7 @@ TRANSIENT_ERROR_NAMES: tuple[str, ...] = (
 )
 
 #: The saga's own typed refusals (no provider called): matched by Catch like the provider errors.
-SAGA_ERROR_TYPES: dict[str, type[Exception]] = {RecipientSuppressed.__name__: RecipientSuppressed}
+SAGA_ERROR_TYPES: dict[str, type[Exception]] = {
+    RecipientSuppressed.__name__: RecipientSuppressed,
+    NotificationCancelled.__name__: NotificationCancelled,
+}

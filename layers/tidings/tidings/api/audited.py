@@ -19,6 +19,8 @@ ACTIONS = {
     "GET /notifications": "notifications.list",
     "GET /notifications/{notification_id}": "notifications.get",
     "GET /notifications/{notification_id}/timeline": "notifications.timeline",
+    "POST /notifications/{notification_id}/refund": "notifications.refund",
+    "POST /notifications/{notification_id}/cancel": "notifications.cancel",
     "POST /notifications/bulk": "bulk.create",
     "GET /notifications/bulk/{bulk_id}": "bulk.get",
     "GET /audit": "audit.query",
@@ -59,6 +61,14 @@ def call_entry(event: dict[str, Any], response: dict[str, Any], request_id: str 
     details: dict[str, int | bool | str] = {
         key: body[key] for key in ("accepted", "rejected") if isinstance(body.get(key), int)
     }
+    refund = body.get("refund")
+    if isinstance(refund, dict) and isinstance(refund.get("amount"), int):
+        details["refund_amount"] = refund["amount"]
+    status_now = (
+        _identifier(body.get("status")) if ACTIONS.get(route, "").endswith(("refund", "cancel")) else None
+    )
+    if status_now:
+        details["status"] = status_now
     return AuditEntry(
         subject=subject_key(str(subject)),
         actor="client",

@@ -34,6 +34,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api import openapi as doc
+from tidings.api.actions import (
+    ActionRefused,
+    CancelAnswer,
+    RefundAnswer,
+    RefundRequest,
+    ShopActions,
+    actions_for,
+)
 from tidings.api.audited import call_entry
 from tidings.api.queries import (
     InvalidQuery,
@@ -75,11 +83,15 @@ class NotifyApi:
     """The HTTP side of the notify API for one container (clients and tables are touched on first use)."""
 
     def __init__(
-        self, settings: ApiSettings, service: Callable[[], NotificationService] | None = None
+        self,
+        settings: ApiSettings,
+        service: Callable[[], NotificationService] | None = None,
+        actions: Callable[[], ShopActions] | None = None,
     ) -> None:
         self.settings = settings
         self.current_request_id: str | None = None
         self._service_factory = service or (lambda: service_for(settings))
+        self._actions_factory = actions or (lambda: actions_for(self.service.store))
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="[client_id, idempotency_key]",
             payload_validation_jmespath="request",
@@ -148,6 +160,32 @@ class NotifyApi:
     @cached_property
     def service(self) -> NotificationService:
         return self._service_factory()
+
+    @cached_property
+    def actions(self) -> ShopActions:
+        return self._actions_factory()
+
+    @cached_property
+    def act_once(self) -> Callable[..., dict[str, Any]]:
+        """A refund or a cancel, answered once per key: a repeat gets the first answer from the
+        idempotency table and reaches neither Stripe nor the saga again."""
+        persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
+
+        @idempotent_function(
+            data_keyword_argument="action", persistence_store=persistence, config=self.idempotency
+        )
+        def act(action: dict[str, Any]) -> dict[str, Any]:
+            return self._act(action)
+
+        return cast(Callable[..., dict[str, Any]], act)
+
+    def _act(self, action: dict[str, Any]) -> dict[str, Any]:
+        client_id, notification_id = action["client_id"], action["notification_id"]
+        if action["kind"] == "refund":
+            request = RefundRequest.model_validate(action["request"])
+            refunded = self.actions.refund(client_id, notification_id, request, action["shop_key"])
+            return refunded.model_dump(mode="json")
+        return self.actions.cancel(client_id, notification_id).model_dump(mode="json")
 
     @cached_property
     def suppressions(self) -> "SuppressionService":
@@ -240,6 +278,67 @@ class NotifyApi:
         @tracer.capture_method(capture_response=False)
         def get_notification(notification_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
             return api.service.status(api.client_id(), notification_id).model_dump(mode="json")
+
+        @app.post(
+            "/notifications/<notification_id>/refund",
+            summary="Refund a notification's payment, in full or in part, once its saga has ended",
+            description=(
+                "Idempotent: a repeat with the same Idempotency-Key (or, without one, the same amount) "
+                "gets the first answer and refunds nothing more. 409 not_charged when nothing was "
+                "charged, already_refunded, saga_in_progress; 422 refund_exceeds_remaining."
+            ),
+            responses=doc.ok(200, "Refunded: the new status and the refund", RefundAnswer)
+            | doc.errors(400, 401, 403, 404, 409, 413, 415, 422),
+        )
+        @tracer.capture_method(capture_response=False)
+        def refund_notification(  # type: ignore[no-untyped-def]
+            notification_id: Annotated[str, Path(max_length=64)],
+            request: Annotated[RefundRequest | None, Body(embed=False)] = None,
+            idempotency_key: IdempotencyKey = None,
+        ):
+            refund = request or RefundRequest()
+            shop_key = idempotency_key or f"amount-{refund.amount or 'all'}"
+            answer = api.act_once(
+                action={
+                    "kind": "refund",
+                    "client_id": api.client_id(),
+                    "notification_id": notification_id,
+                    "idempotency_key": f"refund\n{notification_id}\n{shop_key}",
+                    "shop_key": shop_key,
+                    "request": refund.model_dump(mode="json"),
+                }
+            )
+            logger.info("refund answered", notification_id=notification_id, status=answer["status"])
+            metrics.add_metric(name="ShopRefunded", unit=MetricUnit.Count, value=1)
+            return _json(200, answer)
+
+        @app.post(
+            "/notifications/<notification_id>/cancel",
+            summary="Cancel a notification whose saga waits: 3-D Secure, an uncertain charge, a required SMS",
+            description=(
+                "The answer's status is cancelling while the saga cancels or refunds the payment, or "
+                "cancelled; a repeat answers the same. 409 already_finished or not_waiting otherwise."
+            ),
+            responses=doc.ok(202, "Cancelling or cancelled: the new status", CancelAnswer)
+            | doc.errors(400, 401, 403, 404, 409, 415, 422),
+        )
+        @tracer.capture_method(capture_response=False)
+        def cancel_notification(  # type: ignore[no-untyped-def]
+            notification_id: Annotated[str, Path(max_length=64)], idempotency_key: IdempotencyKey = None
+        ):
+            action = {
+                "kind": "cancel",
+                "client_id": api.client_id(),
+                "notification_id": notification_id,
+                "idempotency_key": f"cancel\n{notification_id}\n{idempotency_key}",
+                "request": {},
+            }
+            # Cancelling is idempotent by itself (a repeat answers the status the first led to); a key
+            # makes a repeat get exactly the first answer.
+            answer = api.act_once(action=action) if idempotency_key else api._act(action)
+            logger.info("cancel answered", notification_id=notification_id, status=answer["status"])
+            metrics.add_metric(name="ShopCancelled", unit=MetricUnit.Count, value=1)
+            return _json(202, answer)
 
         @app.get(
             "/notifications",
@@ -444,6 +543,12 @@ class NotifyApi:
                 "audit_unavailable",
                 headers={"Retry-After": "5"},
             )
+
+        @app.exception_handler(ActionRefused)
+        def refused(exc: ActionRefused) -> Response:
+            # The body's ``status`` is the notification's (the HTTP status is the answer's own).
+            body = {"message": exc.message, "code": exc.code, "notification_id": exc.notification_id}
+            return _json(exc.http_status, body | {"status": exc.status} | exc.details)
 
         @app.exception_handler(NotificationNotFound)
         def not_found(_exc: NotificationNotFound) -> Response:

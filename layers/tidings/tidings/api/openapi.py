@@ -31,9 +31,20 @@ class ErrorBody(BaseModel):
     code: str = Field(description="Machine-readable: validation_error, not_found, unauthorized, ...")
     errors: list[ErrorItem] | None = Field(None, description="For 400 and 422: each problem found")
     notification_id: str | None = Field(
-        None, description="For 409 order_already_charged: the order's existing notification"
+        None,
+        description="For 409 order_already_charged: the order's existing notification; for a "
+        "refused refund or cancel, the notification's id",
     )
     status_url: str | None = Field(None, description="For 409 order_already_charged: where to see it")
+    status: str | None = Field(
+        None, description="For a refused refund or cancel (409, 422): the notification's status now"
+    )
+    remaining: int | None = Field(
+        None, description="For 422 refund_exceeds_remaining: what may still be refunded (minor units)"
+    )
+    amount_refunded: int | None = Field(
+        None, description="For 409 already_refunded and 422 refund_exceeds_remaining: refunded so far"
+    )
     retry_after_seconds: int | None = Field(
         None, description="For 429 quota_exceeded: seconds until the request fits (also in Retry-After)"
     )

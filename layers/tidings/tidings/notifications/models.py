@@ -76,6 +76,9 @@ class NotificationStatus(StrEnum):
     ACCEPTED = "accepted"  # stored, saga not started yet (bulk items wait in the bulk queue)
     RUNNING = "running"
     AWAITING_PAYMENT_ACTION = "awaiting_payment_action"
+    #: The shop cancelled a waiting saga: it is cancelling (or refunding) the payment on its way to
+    #: ``cancelled``.
+    CANCELLING = "cancelling"
     # Final statuses: exactly one per execution.
     DELIVERED = "delivered"
     DELIVERED_WITH_FALLBACK = "delivered_with_fallback"
@@ -84,6 +87,11 @@ class NotificationStatus(StrEnum):
     PAYMENT_NOT_TAKEN = "payment_not_taken"  # an uncertain charge that Stripe has no record of
     COMPENSATED = "compensated"
     FAILED = "failed"
+    #: Cancelled by the shop while its saga waited; whatever was taken was given back.
+    CANCELLED = "cancelled"
+    # After the end: the shop refunded the whole payment, or part of it (POST .../refund).
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
 
 
 FINAL_STATUSES = frozenset(
@@ -95,6 +103,9 @@ FINAL_STATUSES = frozenset(
         NotificationStatus.PAYMENT_NOT_TAKEN,
         NotificationStatus.COMPENSATED,
         NotificationStatus.FAILED,
+        NotificationStatus.CANCELLED,
+        NotificationStatus.REFUNDED,
+        NotificationStatus.PARTIALLY_REFUNDED,
     }
 )
 
@@ -356,13 +367,16 @@ class PaymentRecord(BaseModel):
     amount: int
     currency: str
     payment_method: str
-    #: ``pending`` until charged, then Stripe's PaymentIntent status, ``declined`` or ``refunded``
-    #: (none while a charge's outcome is unknown).
+    #: ``pending`` until charged, then Stripe's PaymentIntent status, ``declined``,
+    #: ``partially_refunded`` or ``refunded`` (none while a charge's outcome is unknown).
     status: str | None = None
     payment_intent_id: str | None = None
     next_action_url: str | None = None
+    #: The latest refund (the saga's compensation, or the shop's).
     refund_id: str | None = None
     refund_status: str | None = None
+    #: How much of the charge Stripe has refunded, as of the latest refund (minor units).
+    amount_refunded: int | None = None
 
 
 class Compensation(BaseModel):
@@ -409,6 +423,11 @@ class Notification(BaseModel):
     #: The Step Functions task token while the saga waits for its uncertain charge to be reconciled
     #: (AwaitChargeReconciliation; ReconcilePayment resumes it).
     charge_task_token: str | None = None
+    #: The Step Functions task token while a required SMS waits on the outage queue (RetryDelivery
+    #: stores it on its first try, so the shop's cancel can find it).
+    sms_task_token: str | None = None
+    #: When the shop cancelled the notification (``POST /notifications/{id}/cancel``).
+    cancel_requested_at: str | None = None
     #: Where this notification's status events are POSTed (else the stack's default, if any).
     callback_url: str | None = None
 

@@ -328,6 +328,60 @@ class NotificationStore:
             },
         )
 
+    def record_shop_refund(
+        self,
+        notification_id: str,
+        *,
+        refund_id: str,
+        refund_status: str,
+        amount_refunded: int,
+        status: NotificationStatus,
+    ) -> None:
+        """A refund the shop asked for after the saga ended: the refund, how much Stripe has refunded
+        in all, and the notification ``refunded`` or ``partially_refunded``, in one write."""
+        fully = status == NotificationStatus.REFUNDED
+        self.update(
+            notification_id,
+            **{
+                "payment.refund_id": refund_id,
+                "payment.refund_status": refund_status,
+                "payment.amount_refunded": amount_refunded,
+                "payment.status": "refunded" if fully else "partially_refunded",
+                "status": NotificationStatus(status).value,
+                "status_reason": "refunded_by_shop",
+            },
+        )
+
+    def begin_cancel(self, notification_id: str, token_attribute: str, task_token: str) -> bool:
+        """The shop cancels a waiting saga: take its task token away (so no webhook or later try
+        resumes it) and mark the notification ``cancelling``, only while it still holds ``task_token``.
+        False when the wait ended meanwhile (the token was used or replaced)."""
+        from boto3.dynamodb.conditions import Attr
+        from botocore.exceptions import ClientError
+
+        at = self.now()
+        values = {
+            "status": NotificationStatus.CANCELLING.value,
+            "status_reason": "cancelled_by_shop",
+            "cancel_requested_at": at,
+            "updated_at": at,
+        }
+        condition = Attr("pk").exists() & Attr(token_attribute).eq(task_token)
+        try:
+            self._set(notification_id, values, condition, remove=(token_attribute,))
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            return False
+        return True
+
+    def store_sms_task_token(self, notification_id: str, task_token: str) -> None:
+        """A required SMS waits on the outage queue: where the shop's cancel finds its saga's token."""
+        self.update(notification_id, sms_task_token=task_token)
+
+    def clear_sms_task_token(self, notification_id: str, task_token: str) -> None:
+        self._remove_token(notification_id, "sms_task_token", task_token)
+
     def compensate(self, notification_id: str, compensation: Compensation) -> None:
         """A required channel failed for good after the saga ended and the payment was refunded: record
         the refund as the saga's RefundPayment step does, the channel ``failed`` and the notification
@@ -615,7 +669,8 @@ PAYMENT_STATUS_RANK: dict[str, int] = {
     "declined": 2,
     "failed": 2,
     "canceled": 2,
-    "refunded": 3,
+    "partially_refunded": 3,
+    "refunded": 4,
 }
 
 

@@ -10,6 +10,7 @@ from tidings.providers.models import (
     DeliveryReceipt,
     EmailMessage,
     PaymentResult,
+    RefundableCharge,
     RefundResult,
     SmsMessage,
 )
@@ -23,6 +24,7 @@ class PaymentGateway(Protocol):
 
     def charge(self, request: ChargeRequest) -> PaymentResult: ...
     def retrieve(self, payment_intent_id: str) -> PaymentResult: ...
+    def refundable(self, payment_intent_id: str) -> RefundableCharge: ...
     def cancel(self, payment_intent_id: str, idempotency_key: str) -> PaymentResult: ...
     def refund(
         self, payment_intent_id: str, idempotency_key: str, amount: int | None = None

@@ -32,6 +32,23 @@ class PaymentResult(BaseModel):
     request_id: str | None = None
 
 
+class RefundableCharge(BaseModel):
+    """What Stripe says a PaymentIntent's charge holds: how much was taken and how much given back."""
+
+    payment_intent_id: str
+    #: The PaymentIntent's status (only a ``succeeded`` one has a charge to refund).
+    status: str
+    amount: int
+    currency: str
+    amount_refunded: int = 0
+    charge_id: str | None = None
+
+    @property
+    def remaining(self) -> int:
+        """What may still be refunded (nothing unless the payment succeeded)."""
+        return max(self.amount - self.amount_refunded, 0) if self.status == "succeeded" else 0
+
+
 class RefundResult(BaseModel):
     refund_id: str
     status: str

@@ -13,7 +13,7 @@ from tidings.errors import IdempotencyConflict, InvalidRequest, PaymentDeclined,
 from tidings.observability import redact
 from tidings.providers._errors import error_for_status, json_body, retry_after_seconds
 from tidings.providers._http import HttpProvider, encode_form
-from tidings.providers.models import ChargeRequest, PaymentResult, RefundResult
+from tidings.providers.models import ChargeRequest, PaymentResult, RefundableCharge, RefundResult
 
 PROVIDER = "stripe"
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
@@ -131,6 +131,36 @@ class StripePaymentGateway:
             "GET", f"/v1/payment_intents/{pi}", endpoint="payment_intents.retrieve", headers=self._headers()
         )
         return _payment_result(result.json(), result.response.headers.get("Request-Id"))
+
+    def refundable(self, payment_intent_id: str) -> RefundableCharge:
+        """The PaymentIntent and its latest charge as Stripe holds them now: the amount taken and the
+        amount already refunded (by anyone: the saga, the shop, the Dashboard)."""
+        intent = self.http.request(
+            "GET",
+            f"/v1/payment_intents/{_checked_id(payment_intent_id, 'payment_intent_id')}",
+            endpoint="payment_intents.retrieve",
+            headers=self._headers(),
+        ).json()
+        charge_id = intent.get("latest_charge")
+        if isinstance(charge_id, dict):  # expanded
+            charge_id = charge_id.get("id")
+        refunded = 0
+        if intent["status"] == "succeeded" and charge_id:
+            charge = self.http.request(
+                "GET",
+                f"/v1/charges/{_checked_id(str(charge_id), 'charge')}",
+                endpoint="charges.retrieve",
+                headers=self._headers(),
+            ).json()
+            refunded = int(charge.get("amount_refunded") or 0)
+        return RefundableCharge(
+            payment_intent_id=intent["id"],
+            status=intent["status"],
+            amount=intent.get("amount_received") or intent["amount"],
+            currency=intent["currency"],
+            amount_refunded=refunded,
+            charge_id=charge_id,
+        )
 
     def find_by_metadata(
         self, key: str, value: str, created_from: int, created_to: int | None = None

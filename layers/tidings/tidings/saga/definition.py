@@ -525,13 +525,29 @@ def _payment() -> dict[str, State]:
             retry=payment_retries("Refund"),
             catches=[catch(ANY_ERROR, cancel, read_error_state(cancel))],
         ),
-        CHECK_CANCELLATION: choice(
-            "A payment that succeeded just before the timeout is kept and its receipt sent.",
-            f"{cancel.result_path}.outcome",
-            "already_succeeded",
-            send_receipt,
-            record,
-        ),
+        CHECK_CANCELLATION: {
+            "Type": "Choice",
+            "Comment": "A payment that succeeded just before the timeout is kept and its receipt sent, "
+            "unless the shop cancelled the notification: then it is refunded.",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": f"{cancel.result_path}.outcome", "StringEquals": "already_succeeded"},
+                        {
+                            "Variable": f"{wait.error_path}.Error",
+                            "StringEquals": errors.NotificationCancelled.__name__,
+                        },
+                    ],
+                    "Next": paths.REFUND_PAYMENT.state,
+                },
+                {
+                    "Variable": f"{cancel.result_path}.outcome",
+                    "StringEquals": "already_succeeded",
+                    "Next": send_receipt,
+                },
+            ],
+            "Default": record,
+        },
     }
 
 

@@ -22,6 +22,8 @@ from tidings.saga.result_paths import Channel
 _SENT = {ChannelStatus.SENT, ChannelStatus.DELIVERED}
 #: A send step's ``skipped`` and a channel's reason when its recipient is on the suppression list.
 SUPPRESSED = "suppressed"
+#: A channel's reason when the shop cancelled the saga that waited for it.
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ def _channel(state: OutcomeInput, channel: Channel, parked: ChannelStatus) -> Ch
     for key in (channel.primary.error, channel.fallback.error, waited[1]):
         if key and _error_name(state, key) == errors.RecipientSuppressed.__name__:
             return ChannelOutcome(ChannelStatus.SKIPPED, reason=SUPPRESSED)
+    if waited[1] and _error_name(state, waited[1]) == errors.NotificationCancelled.__name__:
+        return ChannelOutcome(ChannelStatus.SKIPPED, reason=CANCELLED)
     if _wrote(state, channel.primary.result):
         return ChannelOutcome(ChannelStatus.SENT)
     if _wrote(state, channel.fallback.result):
@@ -156,6 +160,12 @@ def decide(state: OutcomeInput, recorded_channels: Mapping[str, ChannelStatus] |
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "payment_action_failed", channels)
     if _wrote(state, paths.PARK_CANCELLATION.result):
         return Outcome(NotificationStatus.FAILED, "cancel_failed", channels)
+    if _cancelled_by_shop(state) and not _wrote(state, paths.PARK_REFUND.result):
+        # The payment was cancelled before it was taken, or refunded (a refund that failed is parked
+        # and ends failed below, as any refund that failed).
+        refunded = _wrote(state, paths.REFUND_PAYMENT.result)
+        reason = "cancelled_refunded" if refunded else "cancelled_before_payment"
+        return Outcome(NotificationStatus.CANCELLED, reason, channels)
     if (state.written(paths.CANCEL_PAYMENT.result) or {}).get("outcome") == "cancelled":
         return Outcome(NotificationStatus.PAYMENT_DECLINED, "payment_action_timeout", channels)
     if _wrote(state, paths.PARK_REFUND.result):
@@ -177,6 +187,14 @@ def decide(state: OutcomeInput, recorded_channels: Mapping[str, ChannelStatus] |
         if channel.status not in _SENT
     )
     return Outcome(NotificationStatus.PARTIALLY_DELIVERED, missing, channels)
+
+
+def _cancelled_by_shop(state: OutcomeInput) -> bool:
+    """The shop cancelled the saga while it waited (the notify API failed the wait's task)."""
+    cancelled = errors.NotificationCancelled.__name__
+    waits = [paths.WAIT_FOR_PAYMENT_ACTION.error]
+    waits += [channel.park_and_wait.error for channel in paths.CHANNELS if channel.park_and_wait]
+    return any(_error_name(state, key) == cancelled for key in waits)
 
 
 def _failed_required(state: OutcomeInput, channels: dict[str, ChannelOutcome]) -> dict[str, ChannelOutcome]:

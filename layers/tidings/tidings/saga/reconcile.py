@@ -159,6 +159,24 @@ class Reconciler:
             # The wait is gone (the execution was stopped or timed out): settle it here after all.
         return self._settle_alone(notification_id, found)
 
+    def cancel_waiting(self, notification: Notification, task_token: str) -> ChargeReconciled:
+        """The shop cancels a saga that waits for its uncertain charge to be reconciled (the notify API
+        took ``task_token`` away first): ask Stripe, never charge to find out; cancel an unfinished
+        PaymentIntent, refund one that succeeded, end ``cancelled`` and let the saga finish."""
+        notification_id = notification.notification_id
+        found = self._find(notification)
+        reason = "cancelled_not_charged"
+        if found is not None:
+            status = self._settled_status(notification_id, found)
+            if status == "succeeded":
+                self._refund_once(notification_id, "cancelled_by_shop")
+                reason = "cancelled_refunded"
+            else:
+                reason = f"cancelled_payment_{status}"
+        decided = self._finished(notification_id, NotificationStatus.CANCELLED, reason)
+        self.saga.resume(task_token, decided.model_dump(mode="json"))  # a spent token: nothing waits
+        return decided
+
     def _find(self, notification: Notification) -> PaymentResult | None:
         notification_id = notification.notification_id
         gateway = self.steps.payment_gateway()

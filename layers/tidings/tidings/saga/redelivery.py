@@ -30,6 +30,9 @@ _NO_LONGER_WANTED = {
     NotificationStatus.COMPENSATED,
     NotificationStatus.FAILED,
     NotificationStatus.PAYMENT_DECLINED,
+    NotificationStatus.CANCELLING,
+    NotificationStatus.CANCELLED,
+    NotificationStatus.REFUNDED,
 }
 
 
@@ -79,11 +82,23 @@ class Redelivery:
         self, message: ParkedMessage, tries: int, delay_next_try: Callable[[int], None]
     ) -> RedeliveryOutcome:
         """One try of ``message`` (its ``tries``-th receive). Returns what happened; raises RetryLater."""
+        outcome = self._try(message, tries, delay_next_try)
+        if message.task_token is not None:
+            # Done with (resumed, failed or dropped): the token is no longer the shop's to cancel.
+            self.steps.store.clear_sms_task_token(message.notification_id, message.task_token)
+        return outcome
+
+    def _try(
+        self, message: ParkedMessage, tries: int, delay_next_try: Callable[[int], None]
+    ) -> RedeliveryOutcome:
         notification_id, channel, token = message.notification_id, message.channel, message.task_token
         store = self.steps.store
         notification = store.get(notification_id)
         if notification.status in _NO_LONGER_WANTED:
             return self._drop(notification_id, channel, reason=notification.status.value)
+        if token is not None and notification.sms_task_token != token:
+            # Where the shop's cancel finds the waiting saga (POST /notifications/{id}/cancel).
+            store.store_sms_task_token(notification_id, token)
         current = notification.channels.get(channel)
         if token is None and current is not None and current.status in _ALREADY_OUT:
             # The provider reported this message (its webhook moved the channel on) although the send

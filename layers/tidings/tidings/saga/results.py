@@ -67,6 +67,8 @@ class RefundResult(StepResult):
 
     refund_id: str
     status: str
+    #: What this refund gave back (minor units); the state machine keeps only the two fields above.
+    amount: int | None = None
 
 
 class SendResult(StepResult):

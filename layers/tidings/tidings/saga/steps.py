@@ -195,26 +195,44 @@ class SagaSteps:
         return CancelResult(outcome=outcome, payment_intent_id=payment_intent_id)
 
     def refund_payment(
-        self, notification_id: str, reason: str | None = None, attempt: int = 0
+        self,
+        notification_id: str,
+        reason: str | None = None,
+        attempt: int = 0,
+        *,
+        amount: int | None = None,
+        idempotency_key: str | None = None,
     ) -> RefundResult:
+        """Refund the payment: the saga's compensation (all of it, under the saga's one refund key), or
+        the shop's refund (``amount``, None for what remains, under a key of the shop's request), which
+        records the refund itself (``tidings.api.actions``)."""
         payment_intent_id = payment_intent_of(self.store.get(notification_id))
         try:
             refund = self.payment_gateway().refund(
-                payment_intent_id, idempotency_key=keys.refund_key(notification_id)
+                payment_intent_id,
+                idempotency_key=idempotency_key or keys.refund_key(notification_id),
+                amount=amount,
             )
         except ProviderError as error:
             self._record(notification_id, "RefundPayment", "failed", "stripe", attempt, _error_details(error))
             raise
-        self.store.record_refund(notification_id, refund_id=refund.refund_id, refund_status=refund.status)
+        shop = idempotency_key is not None
+        if not shop:
+            self.store.record_refund(notification_id, refund_id=refund.refund_id, refund_status=refund.status)
         self._record(
             notification_id,
             "RefundPayment",
             "refunded",
             "stripe",
             attempt,
-            {"refund_id": refund.refund_id, "payment_intent_id": payment_intent_id, "reason": reason},
+            {
+                "refund_id": refund.refund_id,
+                "payment_intent_id": payment_intent_id,
+                "reason": reason,
+                "amount": refund.amount if shop else None,
+            },
         )
-        return RefundResult(refund_id=refund.refund_id, status=refund.status)
+        return RefundResult(refund_id=refund.refund_id, status=refund.status, amount=refund.amount)
 
     # --- channels -------------------------------------------------------------------------------
     def send(

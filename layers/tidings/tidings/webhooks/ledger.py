@@ -27,14 +27,27 @@ from tidings.webhooks.models import WebhookEvent
 from tidings.webhooks.processor import CHANNEL_STATUS_FOR_DELIVERY, SagaStillRunning
 
 #: Payment statuses meaning money was taken (a refunded payment is compensated already).
-_CHARGED = frozenset({"succeeded", "refunded"})
+_CHARGED = frozenset({"succeeded", "partially_refunded", "refunded"})
 #: Statuses of a saga that has not ended yet (it would overwrite a final status set now).
 _RUNNING = frozenset(
-    {NotificationStatus.ACCEPTED, NotificationStatus.RUNNING, NotificationStatus.AWAITING_PAYMENT_ACTION}
+    {
+        NotificationStatus.ACCEPTED,
+        NotificationStatus.RUNNING,
+        NotificationStatus.AWAITING_PAYMENT_ACTION,
+        NotificationStatus.CANCELLING,
+    }
 )
 #: Notification statuses after which nothing is compensated again.
 _NOTHING_TO_COMPENSATE = frozenset(
-    {NotificationStatus.COMPENSATED, NotificationStatus.PAYMENT_DECLINED, NotificationStatus.FAILED}
+    {
+        NotificationStatus.COMPENSATED,
+        NotificationStatus.PAYMENT_DECLINED,
+        NotificationStatus.FAILED,
+        # Given back already: by the shop's cancel, or the shop's refund of the whole payment (a
+        # partial refund still compensates the rest).
+        NotificationStatus.CANCELLED,
+        NotificationStatus.REFUNDED,
+    }
 )
 
 
