@@ -339,3 +339,125 @@ def test_cancelling_a_notification_that_is_not_waiting_is_a_409(api, resumer, st
     assert (answer, body["code"], body["status"]) == (409, code, status.value)
     assert resumer.failed == resumer.resumed == []
     assert stripe.refunds == stripe.cancels == []
+
+
+# --- how the saga ends a cancelled wait ---------------------------------------------------------------
+
+CANCELLED_ERROR = {"Error": "NotificationCancelled", "Cause": "{}"}
+WAITING = {"ChargePaymentResult": {"status": "requires_action", "payment_intent_id": PI}}
+
+
+def _decide(policy=None, **steps):
+    from tidings.saga.outcome import OutcomeInput, decide
+
+    policy = policy or {"email": "best_effort", "sms": "best_effort"}
+    return decide(OutcomeInput.model_validate({"notification_id": "n-1", "delivery_policy": policy, **steps}))
+
+
+def test_a_3ds_wait_cancelled_before_payment_ends_cancelled_with_nothing_sent():
+    outcome = _decide(
+        **WAITING,
+        WaitForPaymentActionError=CANCELLED_ERROR,
+        CancelPaymentResult={"outcome": "cancelled", "payment_intent_id": PI},
+    )
+    assert (outcome.status, outcome.reason) == (NotificationStatus.CANCELLED, "cancelled_before_payment")
+    assert {channel.status.value for channel in outcome.channels.values()} == {"skipped"}
+
+
+def test_a_3ds_wait_cancelled_after_the_customer_paid_is_refunded_and_ends_cancelled():
+    outcome = _decide(
+        **WAITING,
+        WaitForPaymentActionError=CANCELLED_ERROR,
+        CancelPaymentResult={"outcome": "already_succeeded", "payment_intent_id": PI},
+        RefundPaymentResult={"refund_id": "re_1", "status": "succeeded"},
+    )
+    assert (outcome.status, outcome.reason) == (NotificationStatus.CANCELLED, "cancelled_refunded")
+
+
+def test_a_cancelled_sms_wait_refunds_and_a_refund_that_failed_still_ends_failed():
+    sent = {"provider": "sendgrid", "provider_message_id": "m", "deduplicated": False}
+    policy = {"email": "best_effort", "sms": "required"}
+    charged_state = {"ChargePaymentResult": {"status": "succeeded", "payment_intent_id": PI}}
+    refunded = _decide(
+        policy,
+        **charged_state,
+        SendReceiptEmailResult=sent,
+        SendSmsError={"Error": "ProviderUnavailable"},
+        SendSmsViaSnsError={"Error": "ProviderUnavailable"},
+        SmsOutageError=CANCELLED_ERROR,
+        RefundPaymentResult={"refund_id": "re_1", "status": "succeeded"},
+    )
+    assert (refunded.status, refunded.reason) == (NotificationStatus.CANCELLED, "cancelled_refunded")
+    assert (refunded.channels["sms"].status.value, refunded.channels["sms"].reason) == (
+        "skipped",
+        "cancelled",
+    )
+    parked = _decide(
+        policy,
+        **charged_state,
+        SendReceiptEmailResult=sent,
+        SmsOutageError=CANCELLED_ERROR,
+        ParkRefundResult={"message_id": "m-1"},
+    )
+    assert (parked.status, parked.reason) == (NotificationStatus.FAILED, "refund_failed")
+
+
+def test_the_state_machine_refunds_a_cancelled_3ds_payment_that_succeeded_at_the_last_moment():
+    from tidings.saga.definition import build
+
+    check = build()["States"]["CheckCancellation"]
+    [refund_rule, receipt_rule] = check["Choices"]
+    assert refund_rule["Next"] == "RefundPayment"
+    assert {"Variable": "$.WaitForPaymentActionError.Error", "StringEquals": "NotificationCancelled"} in (
+        refund_rule["And"]
+    )
+    assert receipt_rule["Next"] == "SendReceiptEmail"
+    assert check["Default"] == "RecordOutcome"
+
+
+# --- the required SMS's wait, as RetryDelivery keeps it ---------------------------------------------------
+
+
+def test_retry_delivery_keeps_the_sms_waits_token_for_a_cancel_and_drops_the_message_once_cancelled(
+    steps, store, channels
+):
+    from support.saga import unavailable
+
+    from tidings.saga.redelivery import ParkedMessage, Redelivery, RedeliveryPolicy, RetryLater
+
+    class Saga:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def resume(self, task_token, output):
+            self.calls.append("resume")
+            return True
+
+        def fail(self, task_token, error, cause):
+            self.calls.append(error)
+            return True
+
+    saga = Saga()
+    worker = Redelivery(
+        steps=steps,
+        policy=RedeliveryPolicy(max_tries=3, base_delay_seconds=10, max_delay_seconds=25),
+        saga=saga,  # type: ignore[arg-type]
+        sqs=lambda: None,
+        dead_letter_queue_urls={"email": "email-dlq", "sms": "sms-dlq"},
+    )
+    nid = charged(store, NotificationStatus.RUNNING)
+    message = ParkedMessage(notification_id=nid, channel="sms", task_token="token-sms")
+    # Given a first try that fails (both SMS providers still down)
+    channels["twilio"].failures.append(unavailable("twilio"))
+    channels["sns"].failures.append(unavailable("sns"))
+    with pytest.raises(RetryLater):
+        worker.handle(message, 1, lambda _seconds: None)
+    # Then the wait's token is on the notification, where the shop's cancel finds it
+    assert store.get(nid).sms_task_token == "token-sms"
+    # When the shop cancels (the token is taken away, the notification is cancelling)
+    assert store.begin_cancel(nid, "sms_task_token", "token-sms")
+    # Then the next try sends nothing and leaves the saga to the cancel
+    assert worker.handle(message, 2, lambda _seconds: None) == "dropped"
+    assert channels["twilio"].sent == channels["sns"].sent == []
+    assert saga.calls == []
+    assert store.get(nid).sms_task_token is None
