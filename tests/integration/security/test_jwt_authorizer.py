@@ -39,6 +39,8 @@ ROUTE_SCOPES = {
     "GET /notifications/{notification_id}": [READ],
     "GET /notifications/{notification_id}/timeline": [READ],
     "GET /notifications/bulk/{bulk_id}": [READ],
+    "POST /notifications/{notification_id}/refund": [WRITE],
+    "POST /notifications/{notification_id}/cancel": [WRITE],
     "GET /audit": ["tidings/ops"],
     "GET /suppressions": ["tidings/ops"],
     "POST /suppressions": ["tidings/ops"],
@@ -224,6 +226,11 @@ def test_a_read_only_token_cannot_send_and_nothing_is_charged(
     bulk = http.post("/notifications/bulk", json={"notifications": [order_body()]}, headers=headers)
     assert bulk.status_code == 403
     assert bulk.json() == {"message": "Forbidden"}
+    # Nor refund or cancel one
+    for action in ("refund", "cancel"):
+        refused = http.post(f"{READ_PROBE}/{action}", json={}, headers=headers)
+        assert refused.status_code == 403
+        assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
 
 
 @pytest.mark.parametrize("scope", [None, OPS, "notifications/admin", "notifications/write2"])
