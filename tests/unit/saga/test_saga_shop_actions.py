@@ -184,7 +184,7 @@ def test_a_partial_then_a_full_refund_move_the_notification_to_partially_refunde
     assert first["status"] == "partially_refunded"
     assert first["refund"]["amount"] == 599
     assert first["payment"] == {"amount": 2599, "currency": "gbp", "amount_refunded": 599, "remaining": 2000}
-    status, second = api("POST", f"/notifications/{nid}/refund", None, {"Idempotency-Key": "r-2"})
+    status, second = api("POST", f"/notifications/{nid}/refund", {}, {"Idempotency-Key": "r-2"})
     # Then Stripe refunded each part once, and the notification says what happened
     assert status == 200
     assert second["status"] == "refunded"
@@ -259,7 +259,7 @@ def test_a_partial_refund_above_what_remains_is_a_422_naming_the_remaining_amoun
     assert stripe.refunds == []
     # And once all is refunded, another refund is a 409
     stripe.refunded = 2599
-    status, body = api("POST", f"/notifications/{nid}/refund", None, {"Idempotency-Key": "more"})
+    status, body = api("POST", f"/notifications/{nid}/refund", {}, {"Idempotency-Key": "more"})
     assert (status, body["code"]) == (409, "already_refunded")
 
 

@@ -293,10 +293,10 @@ class NotifyApi:
         @tracer.capture_method(capture_response=False)
         def refund_notification(  # type: ignore[no-untyped-def]
             notification_id: Annotated[str, Path(max_length=64)],
-            request: Annotated[RefundRequest | None, Body(embed=False)] = None,
+            request: Annotated[RefundRequest, Body(embed=False)],
             idempotency_key: IdempotencyKey = None,
         ):
-            refund = request or RefundRequest()
+            refund = request
             shop_key = idempotency_key or f"amount-{refund.amount or 'all'}"
             answer = api.act_once(
                 action={

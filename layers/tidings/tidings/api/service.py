@@ -125,6 +125,7 @@ class PaymentView(BaseModel):
     next_action_url: str | None
     refund_id: str | None
     refund_status: str | None
+    amount_refunded: int | None = None
 
 
 class NotificationView(BaseModel):

@@ -28,10 +28,13 @@ from tidings_sdk.models import (
     BulkAccepted,
     BulkRequest,
     BulkStatus,
+    CancelAnswer,
     ListedNotification,
     Notification,
     NotificationPage,
     NotificationRequest,
+    RefundAnswer,
+    RefundRequest,
     Timeline,
 )
 from tidings_sdk.retry import RetryPolicy, retry_after_seconds
@@ -101,6 +104,21 @@ ROUTES: dict[str, Route] = {
     ),
     "get_timeline": Route(
         method="GET", path="/notifications/{notification_id}/timeline", answer=Timeline, status=200
+    ),
+    "refund_notification": Route(
+        method="POST",
+        path="/notifications/{notification_id}/refund",
+        request=RefundRequest,
+        answer=RefundAnswer,
+        status=200,
+        idempotency_key=True,
+    ),
+    "cancel_notification": Route(
+        method="POST",
+        path="/notifications/{notification_id}/cancel",
+        answer=CancelAnswer,
+        status=202,
+        idempotency_key=True,
     ),
 }
 
@@ -228,6 +246,31 @@ class TidingsClient:
         """``GET /notifications/{notification_id}/timeline``: the table's record joined with the execution."""
         response, attempts = self._send("GET", f"/notifications/{_segment(notification_id)}/timeline")
         return self._parse(response, attempts, 200, Timeline)
+
+    def refund_notification(
+        self, notification_id: str, *, amount: int | None = None, idempotency_key: str | None = None
+    ) -> RefundAnswer:
+        """``POST /notifications/{notification_id}/refund``: all that remains (``amount`` None) or part
+        of it, once the saga has ended (200). Every try sends the same key: one refund at most."""
+        key = idempotency_key or self._new_key()
+        response, attempts = self._send(
+            "POST",
+            f"/notifications/{_segment(notification_id)}/refund",
+            json=RefundRequest(amount=amount).model_dump(exclude_none=True),
+            idempotency_key=key,
+        )
+        return self._parse(response, attempts, 200, RefundAnswer)
+
+    def cancel_notification(
+        self, notification_id: str, *, idempotency_key: str | None = None
+    ) -> CancelAnswer:
+        """``POST /notifications/{notification_id}/cancel``: end a saga that waits (202, ``cancelling``
+        or ``cancelled``)."""
+        key = idempotency_key or self._new_key()
+        response, attempts = self._send(
+            "POST", f"/notifications/{_segment(notification_id)}/cancel", idempotency_key=key
+        )
+        return self._parse(response, attempts, 202, CancelAnswer)
 
     # --- the one way a request is sent --------------------------------------------------------------
     def request(

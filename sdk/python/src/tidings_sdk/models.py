@@ -21,6 +21,7 @@ NOTIFICATION_STATUSES = (
     "accepted",
     "running",
     "awaiting_payment_action",
+    "cancelling",
     "delivered",
     "delivered_with_fallback",
     "partially_delivered",
@@ -28,9 +29,13 @@ NOTIFICATION_STATUSES = (
     "payment_not_taken",
     "compensated",
     "failed",
+    "cancelled",
+    "refunded",
+    "partially_refunded",
 )
-#: The statuses a notification ends in (exactly one per notification).
-FINAL_STATUSES = frozenset(NOTIFICATION_STATUSES[3:])
+#: The statuses a notification ends in (exactly one per notification; a refund after the end moves it
+#: to ``refunded`` or ``partially_refunded``).
+FINAL_STATUSES = frozenset(NOTIFICATION_STATUSES[4:])
 #: A channel's status (it only moves forward).
 CHANNEL_STATUSES = (
     "pending",
@@ -161,6 +166,7 @@ class PaymentView(_Answer):
     next_action_url: str | None
     refund_id: str | None
     refund_status: str | None
+    amount_refunded: int | None = None
 
 
 class Channel(_Answer):
@@ -282,3 +288,41 @@ class ErrorBody(_Answer):
     retry_after_seconds: int | None = None
     requested: int | None = None
     quota: ClientQuota | None = None
+    status: str | None = None
+    remaining: int | None = None
+    amount_refunded: int | None = None
+
+
+# --- POST /notifications/{id}/refund and /cancel ------------------------------------------------------
+
+
+class RefundRequest(_Request):
+    amount: int | None = Field(None, description="Minor units; None refunds all that remains")
+
+
+class RefundView(_Answer):
+    refund_id: str
+    amount: int
+    status: str
+
+
+class RefundedPayment(_Answer):
+    amount: int
+    currency: str
+    amount_refunded: int
+    remaining: int
+
+
+class RefundAnswer(_Answer):
+    notification_id: str
+    status: str
+    status_url: str
+    refund: RefundView
+    payment: RefundedPayment
+
+
+class CancelAnswer(_Answer):
+    notification_id: str
+    status: str
+    status_url: str
+    waited_for: Literal["payment_action", "charge_reconciliation", "sms_outage_queue"] | None = None
