@@ -94,7 +94,7 @@ class Scripted:
         return httpx.Client(transport=httpx.MockTransport(self))
 
 
-def factory(transport: Scripted, clock, *, env: dict | None = None, credentials=None, aws=None):
+def factory(transport: Scripted, clock, *, env: dict | None = None, credentials=None, aws=None, **options):
     settings = load_settings({**UNIT_ENV, **(env or {})})
     return ProviderFactory(
         settings,
@@ -102,4 +102,5 @@ def factory(transport: Scripted, clock, *, env: dict | None = None, credentials=
         credential_store=credentials or StaticCredentials(),
         http_client=transport.client(),
         dynamodb_client=aws["dynamodb"] if aws else None,
+        **options,
     )

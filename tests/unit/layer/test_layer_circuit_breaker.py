@@ -164,3 +164,24 @@ def test_the_breaker_fails_open_when_its_table_is_unreachable(aws, clock, log_li
     gateway = factory(http, clock, env=env, aws=aws).payment_gateway()
     assert gateway.retrieve("pi_1").payment_intent_id == "pi_1"
     assert any("circuit breaker store unavailable" in line for line in log_lines.lines)
+
+
+def test_thresholds_from_a_live_source_apply_at_the_next_call(aws, clock):
+    from tidings.config import BreakerSettings
+
+    # Given thresholds read from a live source (as AppConfig would give them), at first a high volume
+    live = {"thresholds": BreakerSettings(minimum_calls=100, cache_seconds=0)}
+    http = Scripted([], last=unavailable())
+    env = {**BREAKER_ENV}
+    gateway = factory(
+        http, clock, env=env, aws=aws, breaker_thresholds=lambda: live["thresholds"]
+    ).payment_gateway()
+    for _ in range(3):
+        with pytest.raises(errors.ProviderUnavailable):
+            gateway.retrieve("pi_1")
+    assert breaker_item(aws) is None  # 3 of 100 calls: not enough volume
+    # When the source lowers the minimum volume, the next failure opens it, with no new container
+    live["thresholds"] = BreakerSettings(minimum_calls=4, cache_seconds=0)
+    with pytest.raises(errors.ProviderUnavailable):
+        gateway.retrieve("pi_1")
+    assert breaker_item(aws)["state"]["S"] == "OPEN"

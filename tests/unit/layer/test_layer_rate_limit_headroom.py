@@ -229,3 +229,14 @@ def test_an_unreadable_ses_quota_keeps_the_configured_rate(aws, clock, log_lines
     provider_factory._ses_client = CountingSes(error=RuntimeError("no access"))
     assert provider_factory.limiter("ses").bucket.rate == 14.0
     assert any("ses send quota unreadable" in line for line in log_lines.lines)
+
+
+def test_rates_from_a_live_source_apply_at_the_next_admission(aws, clock):
+    from tidings.config import RateLimitSettings
+
+    live = {"twilio": RateLimitSettings(service="twilio", rate_per_second=1000, burst=1000)}
+    provider_factory = factory(Scripted([]), clock, aws=aws, rate_limits=lambda service: live[service])
+    limiter = provider_factory.limiter("twilio")
+    assert limiter.bucket.rate == 1000
+    live["twilio"] = RateLimitSettings(service="twilio", rate_per_second=2, burst=2)
+    assert (limiter.bucket.rate, limiter.bucket.capacity) == (2, 2)

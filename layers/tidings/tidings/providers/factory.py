@@ -10,7 +10,14 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tidings.config import ProviderName, RateLimitedService, RateLimitSettings, Settings, get_settings
+from tidings.config import (
+    BreakerSettings,
+    ProviderName,
+    RateLimitedService,
+    RateLimitSettings,
+    Settings,
+    get_settings,
+)
 from tidings.observability import logger
 from tidings.resilience.timing import Timing
 
@@ -43,7 +50,11 @@ class ProviderFactory:
         credential_store: CredentialStore | None = None,
         http_client: httpx.Client | None = None,
         ses_client: SendQuotaReader | None = None,
+        breaker_thresholds: Callable[[], BreakerSettings] | None = None,
+        rate_limits: Callable[[RateLimitedService], RateLimitSettings] | None = None,
     ) -> None:
+        """``breaker_thresholds`` and ``rate_limits`` are where live configuration plugs in: read at every
+        call (default: the settings' own, fixed for the container)."""
         self.settings = settings or get_settings()
         self.timing = timing or Timing(scale=self.settings.retry_time_scale)
         self._dynamodb_client = dynamodb_client
@@ -51,6 +62,8 @@ class ProviderFactory:
         self._credential_store = credential_store
         self._http_client = http_client
         self._ses_client = ses_client
+        self._breaker_thresholds = breaker_thresholds
+        self._rate_limits = rate_limits
 
     # --- shared per-container clients --------------------------------------------------------
     @cached_property
@@ -101,7 +114,11 @@ class ProviderFactory:
         from tidings.resilience.breaker import ProviderCircuitBreaker
 
         return ProviderCircuitBreaker.from_settings(
-            provider, self.settings, dynamodb_client=self.dynamodb, wall_clock=self.timing.wall
+            provider,
+            self.settings,
+            dynamodb_client=self.dynamodb,
+            wall_clock=self.timing.wall,
+            thresholds=self._breaker_thresholds,
         )
 
     def limiter(self, provider: RateLimitedService) -> RateLimiter:
@@ -118,12 +135,18 @@ class ProviderFactory:
             logger.warning("RATE_LIMIT_TABLE not set: rate limit holds per container only", provider=provider)
             store = InMemoryBucketStore()
         configured = self.settings.rate_limits(provider)
-        limits = None
-        if provider == "ses" and self.settings.ses_quota_ttl_seconds > 0:
-            quota = self.ses_quota
+        source = self._rate_limits
+        limits: Callable[[], RateLimitSettings] | None = None
+        if source is not None:
 
             def limits() -> RateLimitSettings:
-                return quota.limits(configured)
+                return source(provider)
+
+        if provider == "ses" and self.settings.ses_quota_ttl_seconds > 0:
+            quota, base = self.ses_quota, limits
+
+            def limits() -> RateLimitSettings:
+                return quota.limits(base() if base is not None else configured)
 
         return RateLimiter(
             provider,
