@@ -73,6 +73,21 @@ def run_through(system, saga, body):
     return result
 
 
+def crashed_run(system, saga, function, proxy, predicate, **arming):
+    """One notification through the saga with a crash armed in ``function``'s workers at ``predicate``
+    (``proxy``: the one its calls pass through; ``arming``: kill, or time out); its body and result."""
+    body = unique_body()
+    with armed(proxy, system.runtime.pool(function), predicate, **arming) as point:
+        result = run_through(system, saga, body)
+    assert point.fired == 1  # the crash happened where it was meant to
+    return body, result
+
+
+def send_recorded(system):
+    """A sending function's write that completes its send's idempotency record."""
+    return dynamodb_write(system.physical_id("IdempotencyTable"), "COMPLETED", ("UpdateItem",))
+
+
 def assert_recorded_as_held(result, held):
     """A channel recorded as sent is one the provider holds, and one recorded as not sent is not."""
     for channel, count in (("email", held["emails"]), ("sms", held["sms"])):
@@ -83,11 +98,8 @@ def assert_recorded_as_held(result, held):
 @pytest.mark.parametrize("provider", ["stripe", "sendgrid", "twilio"])
 def test_killed_after_the_provider_accepted_before_the_result_is_recorded(system, saga, provider):
     logical_id, _variable, method, path = SEND[provider]
-    body = unique_body()
-    proxy, pool = system.crash.providers[provider], system.runtime.pool(logical_id)
-    with armed(proxy, pool, provider_accepted(method, path)) as point:
-        result = run_through(system, saga, body)
-    assert point.fired == 1  # the crash happened where it was meant to
+    proxy = system.crash.providers[provider]
+    body, result = crashed_run(system, saga, logical_id, proxy, provider_accepted(method, path))
     if provider != "stripe":
         # The window (docs/reliability.md): the send never recorded its result and the fallback met the
         # send still in progress; the provider's own delivery report is what records the message.
@@ -119,13 +131,10 @@ def warm_senders(system):
 @pytest.mark.parametrize("provider", ["sendgrid", "twilio"])
 def test_timed_out_by_lambda_while_recording_the_send(system, saga, provider):
     logical_id = SEND[provider][0]
-    body = unique_body()
-    table = system.physical_id("IdempotencyTable")
-    predicate = dynamodb_write(table, "COMPLETED", ("UpdateItem",))
-    proxy, pool = system.crash.dynamodb[logical_id], system.runtime.pool(logical_id)
-    with armed(proxy, pool, predicate, mode="timeout", timeout=SHORT_TIMEOUT_SECONDS) as point:
-        result = run_through(system, saga, body)
-    assert point.fired == 1
+    proxy = system.crash.dynamodb[logical_id]
+    body, result = crashed_run(
+        system, saga, logical_id, proxy, send_recorded(system), mode="timeout", timeout=SHORT_TIMEOUT_SECONDS
+    )
     held = effects(system, body, result)
     assert held["charges"] == 1
     assert held["emails"] == 1
@@ -136,13 +145,11 @@ def test_timed_out_by_lambda_while_recording_the_send(system, saga, provider):
 
 @pytest.mark.usefixtures("warm_senders")
 def test_timed_out_by_lambda_after_the_charge_before_its_status_is_written(system, saga):
-    body = unique_body()
-    table = system.physical_id("NotificationsTable")
-    predicate = dynamodb_write(table, "pi_")
-    proxy, pool = system.crash.dynamodb["ChargePaymentFunction"], system.runtime.pool("ChargePaymentFunction")
-    with armed(proxy, pool, predicate, mode="timeout", timeout=SHORT_TIMEOUT_SECONDS) as point:
-        result = run_through(system, saga, body)
-    assert point.fired == 1
+    predicate = dynamodb_write(system.physical_id("NotificationsTable"), "pi_")
+    proxy = system.crash.dynamodb["ChargePaymentFunction"]
+    body, result = crashed_run(
+        system, saga, "ChargePaymentFunction", proxy, predicate, mode="timeout", timeout=SHORT_TIMEOUT_SECONDS
+    )
     held = effects(system, body, result)
     assert held["charges"] == 1
     assert held["intents"] == 1
@@ -152,13 +159,8 @@ def test_timed_out_by_lambda_after_the_charge_before_its_status_is_written(syste
 @pytest.mark.parametrize("provider", ["sendgrid", "twilio"])
 def test_killed_between_the_send_record_and_the_status_write(system, saga, provider):
     logical_id = SEND[provider][0]
-    body = unique_body()
-    table = system.physical_id("IdempotencyTable")
-    predicate = dynamodb_write(table, "COMPLETED", ("UpdateItem",))
-    proxy, pool = system.crash.dynamodb[logical_id], system.runtime.pool(logical_id)
-    with armed(proxy, pool, predicate) as point:
-        result = run_through(system, saga, body)
-    assert point.fired == 1
+    proxy = system.crash.dynamodb[logical_id]
+    body, result = crashed_run(system, saga, logical_id, proxy, send_recorded(system))
     held = effects(system, body, result)
     assert held["charges"] == 1
     assert held["emails"] == 1
