@@ -328,3 +328,47 @@ def test_a_refused_refund_or_cancel_is_its_typed_error_and_is_not_retried(waits,
     assert waits == []
     if isinstance(raised, RefundExceedsRemaining):
         assert raised.remaining == 99
+
+
+REFUNDED = {
+    "notification_id": "n-1",
+    "status": "partially_refunded",
+    "status_url": "/notifications/n-1",
+    "refund": {"refund_id": "re_1", "amount": 500, "status": "succeeded"},
+    "payment": {"amount": 2599, "currency": "gbp", "amount_refunded": 500, "remaining": 2099},
+}
+
+
+def test_a_refund_sends_its_amount_with_one_key_across_retries(waits):
+    # Given an API down once, then refunding
+    api = Api(answer(503, None), answer(200, REFUNDED))
+
+    # When part of a payment is refunded
+    refunded = client(api, waits).refund_notification("n-1", amount=500)
+
+    # Then both tries carried the amount and the same key, and the answer is typed
+    assert refunded.payment.remaining == 2099
+    assert [json.loads(sent.content) for sent in api.requests] == [{"amount": 500}, {"amount": 500}]
+    assert len({sent.headers["Idempotency-Key"] for sent in api.requests}) == 1
+    assert api.requests[0].url.path == "/notifications/n-1/refund"
+
+    # And a refund of all that remains sends an empty body, with the caller's key when it gives one
+    whole = Api(answer(200, {**REFUNDED, "status": "refunded"}))
+    client(whole, waits).refund_notification("n-1", idempotency_key="refund-all")
+    assert json.loads(whole.requests[0].content) == {}
+    assert whole.requests[0].headers["Idempotency-Key"] == "refund-all"
+
+
+def test_a_cancel_answers_what_it_ended_and_a_refused_one_is_typed(waits):
+    cancelling = {"notification_id": "n-1", "status": "cancelling", "status_url": "/notifications/n-1"}
+    api = Api(answer(202, {**cancelling, "waited_for": "payment_action"}))
+    assert client(api, waits).cancel_notification("n-1").waited_for == "payment_action"
+    assert api.requests[0].url.path == "/notifications/n-1/cancel"
+    assert "Idempotency-Key" in api.requests[0].headers
+    with pytest.raises(NotCancellable) as refused:
+        client(Api(answer(409, {"message": "no", "code": "already_finished"})), waits).cancel_notification(
+            "n-1"
+        )
+    assert refused.value.code == "already_finished"
+    with pytest.raises(NotCharged):
+        client(Api(answer(409, {"message": "no", "code": "not_charged"})), waits).refund_notification("n-1")
