@@ -3,6 +3,7 @@ steps' and the webhook processor's log lines, a dead-letter body and the audit l
 
 import json
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from support.e2e import order_body, queue_messages
@@ -48,6 +49,17 @@ def test_one_request_id_is_carried_from_the_answer_to_the_providers_the_logs_and
     ]
     assert mails
     assert all(r["json"]["personalizations"][0]["custom_args"]["request_id"] == REQUEST_ID for r in mails)
+    # Twilio, which keeps no metadata, got it in the StatusCallback URL's query
+    texts = [
+        r
+        for r in system.sandboxes["twilio"].control.requests()
+        if r["path"].endswith("/Messages.json")
+        and notification_id in (r.get("form") or {}).get("StatusCallback", "")
+    ]
+    assert texts
+    for text in texts:
+        query = parse_qs(urlsplit(text["form"]["StatusCallback"]).query)
+        assert query["request_id"] == [REQUEST_ID]
 
     # The dead-letter body carries it
     sqs = system.boto3_client("sqs")

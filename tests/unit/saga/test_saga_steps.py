@@ -475,3 +475,20 @@ def test_a_step_for_an_unknown_notification_fails_with_a_clear_typed_error(steps
         steps.await_payment_action("missing-id", "pi_1", "token")
     with pytest.raises(NotificationNotFound):
         steps.charge_payment("missing-id")
+
+
+def test_twilios_status_callback_url_carries_the_request_id_beside_the_notification_id():
+    from types import SimpleNamespace
+    from urllib.parse import parse_qs, urlsplit
+
+    from tidings.saga.steps import _with_request_id
+
+    url = "https://api.example.com/webhooks/twilio?notification_id=n-1"
+    carried = _with_request_id(url, SimpleNamespace(request_id="shop-7:trace.e2e-1"))
+    assert parse_qs(urlsplit(carried).query) == {
+        "notification_id": ["n-1"],
+        "request_id": ["shop-7:trace.e2e-1"],
+    }
+    # Without a request id, or without a callback URL, nothing changes
+    assert _with_request_id(url, SimpleNamespace(request_id=None)) == url
+    assert _with_request_id(None, SimpleNamespace(request_id="r-1")) is None

@@ -145,3 +145,12 @@ def test_the_request_id_comes_back_from_stripe_metadata_and_sendgrid_custom_args
     events = parse_sendgrid_events(json.dumps(items).encode(), received_at=NOW)
     assert [event.request_id for event in events] == ["shop:req-9", None]
     assert parse_stripe_event(stripe_event(), received_at=NOW).request_id is None
+
+
+def test_a_twilio_callback_brings_the_api_calls_request_id_back_from_its_url_and_only_a_valid_one():
+    params = {"MessageSid": ["SM7"], "MessageStatus": ["delivered"]}
+    query = {"notification_id": ["n-9"], "request_id": ["shop-7:trace.e2e-1"]}
+    assert parse_twilio_callback(params, query, received_at=NOW).request_id == "shop-7:trace.e2e-1"
+    forged = {"notification_id": ["n-9"], "request_id": ["a b\r\nX-Injected: 1"]}
+    assert parse_twilio_callback(params, forged, received_at=NOW).request_id is None
+    assert parse_twilio_callback(params, {"notification_id": ["n-9"]}, received_at=NOW).request_id is None

@@ -366,7 +366,7 @@ class SagaSteps:
             to=customer.phone,
             body=notification.sms.text,
             idempotency_key=keys.send_key(notification_id, SMS),
-            status_callback_url=self.status_callback_url(notification_id),
+            status_callback_url=_with_request_id(self.status_callback_url(notification_id), notification),
         )
 
     # --- the end --------------------------------------------------------------------------------
@@ -449,6 +449,20 @@ def _carry_request_id(notification: Notification) -> None:
     logger.append_keys(api_request_id=notification.request_id)
 
 
+def _with_request_id(callback_url: str | None, notification: Notification) -> str | None:
+    """Twilio takes no metadata on a message: the request id rides in the StatusCallback URL's query
+    (``&request_id=``, beside ``notification_id``), and its delivery reports bring it back."""
+    if not callback_url or not notification.request_id:
+        return callback_url
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(callback_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "request_id"]
+    query.append(("request_id", notification.request_id))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _request_metadata(notification: Notification) -> dict[str, str]:
-    """The request id as provider metadata (Stripe metadata, SendGrid custom_args), when there is one."""
+    """The request id as provider metadata (Stripe metadata, SendGrid custom_args; Twilio's is in the
+    StatusCallback URL, :func:`_with_request_id`), when there is one."""
     return {"request_id": notification.request_id} if notification.request_id else {}

@@ -219,6 +219,8 @@ def parse_twilio_callback(
         kind=kind,
         channel="sms",
         notification_id=first(query, CORRELATION_KEY),
+        # The StatusCallback URL's query carries the API call's request id (Twilio keeps no metadata).
+        request_id=_request_id(first(query, REQUEST_ID_KEY)),
         provider_object_id=sid,
         status=TWILIO_STATUS[kind],
         received_at=received_at,
