@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from support.sandboxes import sendgrid_mail
 
-from tidings.templates import get_catalog
-from tidings.templates.catalog import example_data
+from tidings.templates.catalog import example_data, get_catalog
 from tidings.templates.handlebars import sendgrid_versions
 
 pytestmark = pytest.mark.integration

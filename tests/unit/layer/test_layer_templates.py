@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError
 
-from tidings.templates import TemplateCatalog, TemplateDataInvalid, TemplateNotFound, get_catalog
-from tidings.templates.catalog import example_data
+from tidings.templates import TemplateDataInvalid, TemplateNotFound
+from tidings.templates.catalog import TemplateCatalog, example_data, get_catalog
 from tidings.templates.handlebars import NotPortable, sendgrid_versions, to_handlebars
 from tidings.templates.plain import html_to_text
 from tidings_local.sandboxes import handlebars as sendgrid_handlebars

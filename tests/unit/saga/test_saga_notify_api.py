@@ -13,6 +13,7 @@ from support.saga import create_table_from_template
 from tidings.notifications import store as notification_store
 from tidings.notifications.models import Notification, NotificationRequest
 from tidings.observability import logger as tidings_logger
+from tidings.saga.keys import notification_id_for
 from tidings.saga.result_paths import outcome_inputs
 
 pytestmark = pytest.mark.unit
@@ -666,3 +667,115 @@ def test_a_bulk_requests_queue_messages_carry_its_request_id(api):
     assert api(http_event("POST", "/notifications/bulk", {"items": items}, headers=headers))[0] == 202
     messages = boto3.client("sqs").receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10)["Messages"]
     assert {json.loads(m["Body"])["request_id"] for m in messages} == {"shop:bulk-7"}
+
+
+# --- templated receipts and SMS ---------------------------------------------------------------------
+
+RECEIPT_DATA = {
+    "customer_name": "Grace",
+    "order_reference": "order-2001",
+    "total": "$42.00",
+    "items": [{"name": "Compiler manual", "quantity": 1, "price": "$42.00"}],
+}
+TEMPLATED = {
+    **VALID,
+    "receipt": {"template_id": "order_receipt", "dynamic_template_data": RECEIPT_DATA, "locale": "fr-CA"},
+    "sms": {"template_id": "order_receipt", "dynamic_template_data": RECEIPT_DATA},
+}
+
+
+def test_a_templated_receipt_and_sms_are_accepted_and_stored_with_their_data(api):
+    # When a notification names a template with data that fits it
+    status, body = api(http_event("POST", "/notifications", TEMPLATED))
+    # Then it is accepted, and the table keeps the template, its data and the locale asked for
+    assert status == 202, body
+    stored = notification_store.get_store().get(body["notification_id"])
+    assert stored.receipt is not None
+    assert (stored.receipt.template_id, stored.receipt.locale) == ("order_receipt", "fr-CA")
+    assert stored.receipt.dynamic_template_data == RECEIPT_DATA
+    assert stored.sms is not None
+    assert stored.sms.template_id == "order_receipt"
+    assert len(executions(api.machine)) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "loc", "error_type"),
+    [
+        (
+            {"receipt": {"template_id": "no_such_receipt"}},
+            "template_not_found",
+            ["receipt", "template_id"],
+            "template_not_found",
+        ),
+        (
+            {
+                "receipt": {
+                    "template_id": "order_receipt",
+                    "dynamic_template_data": {**RECEIPT_DATA, "total": 42},
+                }
+            },
+            "template_data_invalid",
+            ["receipt", "dynamic_template_data", "total"],
+            "string_type",
+        ),
+        (
+            {
+                "sms": {
+                    "template_id": "order_receipt",
+                    "dynamic_template_data": {
+                        k: v for k, v in RECEIPT_DATA.items() if k != "order_reference"
+                    },
+                }
+            },
+            "template_data_invalid",
+            ["sms", "dynamic_template_data", "order_reference"],
+            "missing",
+        ),
+    ],
+)
+def test_a_missing_template_or_data_that_does_not_fit_is_a_422_before_anything_is_stored(
+    api, change, code, loc, error_type
+):
+    # When the template is missing or its data does not fit its declared fields
+    status, body = api(http_event("POST", "/notifications", {**TEMPLATED, **change}))
+    # Then 422 with the code and where, never the data; nothing stored, no saga (so no charge)
+    assert status == 422
+    assert body["code"] == code
+    assert [error["loc"] for error in body["errors"] if error["type"] == error_type] == [["body", *loc]]
+    assert "Grace" not in json.dumps(body)
+    assert "Compiler manual" not in json.dumps(body)
+    assert executions(api.machine) == []
+    with pytest.raises(notification_store.NotificationNotFound):
+        notification_store.get_store().get(notification_id_for("client-a", VALID["order_reference"]))
+
+
+@pytest.mark.parametrize(
+    ("receipt", "error_type"),
+    [
+        ({"subject": "Receipt", "template_id": "order_receipt"}, "content_and_template"),
+        ({"subject": "Receipt"}, "content_missing"),
+        ({"subject": "R", "text": "T", "locale": "fr"}, "template_id_missing"),
+        ({"template_id": "../order_receipt"}, "string_pattern_mismatch"),
+    ],
+)
+def test_a_receipt_gives_its_content_or_a_template_not_both(api, receipt, error_type):
+    status, body = api(http_event("POST", "/notifications", {**VALID, "receipt": receipt}))
+    assert status == 422
+    assert body["code"] == "validation_error"
+    assert error_type in {error["type"] for error in body["errors"]}
+    assert executions(api.machine) == []
+
+
+def test_a_bulk_item_with_a_bad_template_is_rejected_alone(api):
+    good = {**TEMPLATED, "order_reference": "bulk-t-1"}
+    bad = {**TEMPLATED, "order_reference": "bulk-t-2", "receipt": {"template_id": "missing_template"}}
+    status, body = api(http_event("POST", "/notifications/bulk", {"items": [good, bad]}))
+    assert status == 202
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert body["items"][1]["errors"] == [
+        {
+            "loc": ["items", 1, "receipt", "template_id"],
+            "type": "template_not_found",
+            "message": "no such template",
+        }
+    ]

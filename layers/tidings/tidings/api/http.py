@@ -72,6 +72,7 @@ from tidings.notifications.models import ChannelStatus, NotificationStatus
 from tidings.observability import logger, metrics, tracer
 from tidings.outbound.urls import CallbackUrlRefused
 from tidings.suppressions.service import SuppressionService
+from tidings.templates.errors import TemplateProblem
 
 #: ``Idempotency-Key``: 1-255 printable ASCII characters.
 IdempotencyKey = Annotated[
@@ -573,6 +574,11 @@ class NotifyApi:
                 notification_id=exc.notification_id,
                 status_url=exc.status_url,
             )
+
+        @app.exception_handler(TemplateProblem)
+        def template_refused(exc: TemplateProblem) -> Response:
+            # Locations and types only: the data is the shop's customer's (personal) data.
+            return _error(422, f"{exc.message}; nothing was charged", exc.code, errors=exc.errors)
 
         @app.exception_handler(RecipientSuppressed)
         def suppressed(exc: RecipientSuppressed) -> Response:

@@ -28,7 +28,12 @@ class ClientQuotaBody(BaseModel):
 
 class ErrorBody(BaseModel):
     message: str
-    code: str = Field(description="Machine-readable: validation_error, not_found, unauthorized, ...")
+    code: str = Field(
+        description=(
+            "Machine-readable: validation_error, not_found, unauthorized, template_not_found, "
+            "template_data_invalid, ..."
+        )
+    )
     errors: list[ErrorItem] | None = Field(None, description="For 400 and 422: each problem found")
     notification_id: str | None = Field(
         None,
@@ -113,7 +118,10 @@ _DESCRIPTIONS = {
     422: (
         "Invalid request: each problem's location and type (code validation_error, idempotency_key_reused), "
         "or a required channel whose recipient is on the suppression list (code recipient_suppressed, "
-        "with the channel and the suppression's reason; nothing was stored or charged)"
+        "with the channel and the suppression's reason; nothing was stored or charged), or a receipt or "
+        "SMS template that is missing (code template_not_found) or whose dynamic_template_data does not "
+        "fit its declared fields (code template_data_invalid), each problem's location and type in errors; "
+        "nothing was stored or charged"
     ),
     429: (
         "The client's send quota is spent (code quota_exceeded, Retry-After and retry_after_seconds), or "

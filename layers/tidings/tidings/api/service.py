@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +34,11 @@ from tidings.observability import mask_email, mask_name, mask_phone
 from tidings.outbound.urls import CallbackUrlRefused, check_callback_url, host_list
 from tidings.saga.keys import notification_id_for
 from tidings.saga.result_paths import execution_input as saga_input
+from tidings.templates.errors import TemplateProblem
 
 if TYPE_CHECKING:
     from tidings.suppressions.service import SuppressionService
+    from tidings.templates.catalog import TemplateCatalog
 
 BULK_NAMESPACE = uuid.UUID("0b8e3a5c-7f0e-4d55-8c3e-5e9a1f6b2d17")
 #: Notification ids per bulk queue message: one consumer invocation starts this many sagas.
@@ -185,6 +187,16 @@ class NotificationService:
 
     #: The suppression list (None: no list, nothing is refused for it).
     suppressions: Callable[[], SuppressionService | None] = lambda: None
+    #: The receipt and SMS templates a request may name (the layer's catalogue).
+    templates: Callable[[], TemplateCatalog] = field(default_factory=lambda: _catalog)
+
+    def check_templates(self, request: NotificationRequest, loc: tuple[str | int, ...] = ("body",)) -> None:
+        """``TemplateProblem`` (422) for a templated receipt or SMS whose template is missing or whose
+        data does not fit it: refused before anything is stored or charged."""
+        for channel, content in (("email", request.receipt), ("sms", request.sms)):
+            if content is not None and content.template_id is not None:
+                where = (*loc, "receipt" if channel == "email" else "sms")
+                self.templates().check(content.template_id, content.data, content.locale, channel, where)
 
     # --- one notification -----------------------------------------------------------------------
     def submit(
@@ -196,6 +208,7 @@ class NotificationService:
     ) -> Accepted:
         """Store the notification and start its saga; a replay returns the first submission's answer."""
         self.check_callback_url(request)
+        self.check_templates(request)
         self.refuse_suppressed(request)
         notification_id = notification_id_for(client_id, idempotency_key)
         notification = self._new(notification_id, client_id, request, request_id=request_id)
@@ -304,6 +317,12 @@ class NotificationService:
                     loc=["items", index, "callback_url"], type=refused.reason, message=refused.message
                 )
                 results.append(BulkItem(index=index, status="rejected", errors=[refusal]))
+                continue
+            try:
+                self.check_templates(request, ("items", index))
+            except TemplateProblem as refused_template:
+                errors = [FieldError.model_validate(item) for item in refused_template.errors]
+                results.append(BulkItem(index=index, status="rejected", errors=errors[:MAX_ERRORS_PER_ITEM]))
                 continue
             try:
                 self.refuse_suppressed(request)
@@ -460,6 +479,12 @@ class NotificationService:
             status_url=status_path(notification.notification_id),
             execution_arn=notification.execution_arn,
         )
+
+
+def _catalog() -> TemplateCatalog:
+    from tidings.templates.catalog import get_catalog
+
+    return get_catalog()
 
 
 def _items_hash(raw_items: list[Any]) -> str:

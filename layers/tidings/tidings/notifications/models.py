@@ -214,15 +214,77 @@ class Payment(BaseModel):
         return self
 
 
-class Receipt(BaseModel):
-    """The receipt e-mail's content: plain text only. Its HTML part is rendered from the text with every
-    character escaped (``tidings.providers.models.text_as_html``), so a receipt cannot carry markup,
-    links or tracking images a client did not see; an ``html`` field is refused as an unknown one."""
+#: A Tidings template's id: its directory in the layer's catalogue (docs/templates.md).
+TEMPLATE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+#: A BCP 47 language tag as shops send them: ``en``, ``fr-CA``, ``pt-BR``.
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$"
+
+_TEMPLATE_ID_DOC = (
+    "A template of the stack's catalogue (docs/templates.md), instead of the raw content; SendGrid gets "
+    "the locale's dynamic template with dynamic_template_data, SES and SMS Tidings' rendering of the same "
+    "source"
+)
+_DATA_DOC = (
+    "The template's data, as SendGrid's mail/send takes dynamic_template_data; it must fit the "
+    "template's declared fields (else 422 template_data_invalid, before any charge)"
+)
+_LOCALE_DOC = (
+    "The customer's language (BCP 47, e.g. fr or fr-CA): that variant of the template, else its language, "
+    "else the template's default locale"
+)
+
+
+class _Templated(BaseModel):
+    """Either raw content or a template with its data (checked against the catalogue at the API)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    subject: LineText = Field(min_length=1, max_length=200)
-    text: BodyText = Field(min_length=1, max_length=20_000)
+    template_id: str | None = Field(default=None, pattern=TEMPLATE_ID_PATTERN, description=_TEMPLATE_ID_DOC)
+    dynamic_template_data: dict[str, JsonValue] | None = Field(default=None, description=_DATA_DOC)
+    locale: str | None = Field(default=None, pattern=LOCALE_PATTERN, description=_LOCALE_DOC)
+
+    @property
+    def templated(self) -> bool:
+        return self.template_id is not None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.dynamic_template_data or {})
+
+    def _one_form(self, raw: tuple[str, ...]) -> None:
+        given = [name for name in raw if getattr(self, name) is not None]
+        if self.template_id is None:
+            if self.dynamic_template_data is not None or self.locale is not None:
+                raise PydanticCustomError(
+                    "template_id_missing", "dynamic_template_data and locale need a template_id"
+                )
+            if len(given) != len(raw):
+                raise PydanticCustomError(
+                    "content_missing", "give {fields}, or a template_id", {"fields": " and ".join(raw)}
+                )
+        elif given:
+            raise PydanticCustomError(
+                "content_and_template",
+                "give {fields} or a template_id, not both",
+                {"fields": " and ".join(raw)},
+            )
+
+
+class Receipt(_Templated):
+    """The receipt e-mail's content: a subject and plain text, or a template with its data.
+
+    Raw text's HTML part is rendered from the text with every character escaped
+    (``tidings.providers.models.text_as_html``), so a receipt cannot carry markup, links or tracking
+    images a client did not see; an ``html`` field is refused as an unknown one. A template's HTML comes
+    from the stack's own catalogue, with the data autoescaped."""
+
+    subject: LineText | None = Field(default=None, min_length=1, max_length=200)
+    text: BodyText | None = Field(default=None, min_length=1, max_length=20_000)
+
+    @model_validator(mode="after")
+    def _content_or_template(self) -> Receipt:
+        self._one_form(("subject", "text"))
+        return self
 
 
 class StoredReceipt(Receipt):
@@ -232,10 +294,15 @@ class StoredReceipt(Receipt):
     model_config = ConfigDict(extra="ignore")
 
 
-class SmsContent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SmsContent(_Templated):
+    """The SMS: its text, or a template with an SMS part and its data."""
 
-    text: BodyText = Field(min_length=1, max_length=1_600)
+    text: BodyText | None = Field(default=None, min_length=1, max_length=1_600)
+
+    @model_validator(mode="after")
+    def _content_or_template(self) -> SmsContent:
+        self._one_form(("text",))
+        return self
 
 
 class DeliveryPolicy(BaseModel):

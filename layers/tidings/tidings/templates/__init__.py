@@ -1,21 +1,7 @@
-"""Receipt and SMS templates: the catalogue in the layer, its sandboxed rendering, its SendGrid form."""
+"""Receipt and SMS templates: the catalogue in the layer (``tidings.templates.catalog``), its sandboxed
+rendering, and its SendGrid form (``tidings.templates.handlebars``). Importing this package loads no
+template engine: the API names the errors without Jinja2."""
 
-from tidings.templates.catalog import (
-    RenderedEmail,
-    RenderedSms,
-    TemplateCatalog,
-    TemplateDataInvalid,
-    TemplateNotFound,
-    TemplateProblem,
-    get_catalog,
-)
+from tidings.templates.errors import TemplateDataInvalid, TemplateNotFound, TemplateProblem
 
-__all__ = [
-    "RenderedEmail",
-    "RenderedSms",
-    "TemplateCatalog",
-    "TemplateDataInvalid",
-    "TemplateNotFound",
-    "TemplateProblem",
-    "get_catalog",
-]
+__all__ = ["TemplateDataInvalid", "TemplateNotFound", "TemplateProblem"]

@@ -29,36 +29,18 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from tidings.notifications.models import LOCALE_PATTERN, TEMPLATE_ID_PATTERN
+from tidings.templates.errors import TemplateDataInvalid, TemplateNotFound, TemplateProblem
 from tidings.templates.fields import FieldSpec, fields_model
 from tidings.templates.plain import html_to_text
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
-#: A Tidings template id (the catalogue's directory name).
-TEMPLATE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-#: A BCP 47 language tag as shops send them: ``en``, ``fr-CA``, ``pt-BR``.
-LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
+TEMPLATE_ID = re.compile(TEMPLATE_ID_PATTERN)
+LOCALE = re.compile(LOCALE_PATTERN)
 #: A SendGrid dynamic template id.
 SENDGRID_TEMPLATE_ID = re.compile(r"^d-[0-9a-f]{32}$")
 PARTS = ("subject.txt", "body.html", "sms.txt")
-
-
-class TemplateProblem(Exception):
-    """A template cannot be used for this request: ``code`` and ``errors`` say why (no values)."""
-
-    code = "template_invalid"
-
-    def __init__(self, message: str, errors: list[dict[str, Any]]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = errors
-
-
-class TemplateNotFound(TemplateProblem):
-    code = "template_not_found"
-
-
-class TemplateDataInvalid(TemplateProblem):
-    code = "template_data_invalid"
+__all__ = ["TemplateCatalog", "TemplateDataInvalid", "TemplateNotFound", "TemplateProblem", "get_catalog"]
 
 
 class LocaleVariant(BaseModel):
