@@ -151,8 +151,27 @@ def test_sendgrid_client_requests_and_the_answers_match_sendgrid(container, reco
     assert channel.send(receipt).provider_message_id
     plain = EmailMessage(to="bob@example.com", subject="Receipt", text="Thanks", idempotency_key="receipt-2")
     channel.send(plain)
-    # faults: 429 then 500, then success
+    # a templated receipt: SendGrid's dynamic template and its data instead of the content
     control = sandbox["sendgrid"].control
+    template_id = "d-" + "5" * 32
+    control.put_template(
+        template_id, {"versions": [{"name": "v1", "subject": "{{{o}}}", "html_content": "{{o}}"}]}
+    )
+    templated = EmailMessage(
+        to="ann@example.com",
+        subject="Receipt o-1",
+        text="o-1",
+        html="o-1",
+        idempotency_key="receipt-3",
+        sendgrid_template_id=template_id,
+        template_data={"o": "o-1"},
+    )
+    assert channel.send(templated).provider_message_id
+    mail = control.state()["mails"][-1]
+    assert mail["template_id"] == template_id
+    assert mail["rendered"][0]["subject"] == "o-1"
+    assert mail["content"] == {}  # no raw content beside the template
+    # faults: 429 then 500, then success
     control.inject_fault("status", status=429, retry_after=1, count=1, path_prefix="/v3/mail/send")
     control.inject_fault("status", status=500, count=1, path_prefix="/v3/mail/send")
     channel.send(EmailMessage(to="eve@example.com", subject="R", text="T", idempotency_key="receipt-4"))
@@ -161,7 +180,7 @@ def test_sendgrid_client_requests_and_the_answers_match_sendgrid(container, reco
     with pytest.raises(errors.ProviderError):
         channel.send(EmailMessage(to="joe@example.com", subject="R", text="T", idempotency_key="receipt-5"))
 
-    assert statuses(recorder, "sendgrid SendMail")[:2] == [202, 202]
+    assert statuses(recorder, "sendgrid SendMail")[:3] == [202, 202, 202]
     assert {401, 429, 500} <= set(statuses(recorder, "sendgrid SendMail"))
     assert exchange_problems(recorder.exchanges) == {}, pretty(exchange_problems(recorder.exchanges))
 

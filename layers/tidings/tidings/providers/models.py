@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,6 +78,10 @@ class EmailMessage(BaseModel):
     html: str | None = None
     idempotency_key: str = Field(min_length=1, max_length=200)
     custom_args: dict[str, str] = Field(default_factory=dict)
+    #: A templated receipt: the SendGrid dynamic template of its locale and the data SendGrid renders it
+    #: with (subject, text and html above are Tidings' rendering of the same source, for SES).
+    sendgrid_template_id: str | None = None
+    template_data: dict[str, Any] | None = None
 
 
 class SmsMessage(BaseModel):

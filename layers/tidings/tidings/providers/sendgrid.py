@@ -58,17 +58,20 @@ class SendGridEmailChannel:
         sender: dict[str, str] = {"email": self.from_address}
         if self.from_name:
             sender["name"] = self.from_name
-        content = [{"type": "text/plain", "value": message.text}]
-        if message.html:
-            content.append({"type": "text/html", "value": message.html})
-        payload = {
-            "personalizations": [
-                {"to": [to], "custom_args": {**message.custom_args, SEND_KEY_ARG: message.idempotency_key}}
-            ],
-            "from": sender,
-            "subject": message.subject,
-            "content": content,
+        personalization: dict[str, Any] = {
+            "to": [to],
+            "custom_args": {**message.custom_args, SEND_KEY_ARG: message.idempotency_key},
         }
+        payload: dict[str, Any] = {"personalizations": [personalization], "from": sender}
+        if message.sendgrid_template_id:
+            # SendGrid renders its dynamic template (published from the same source) with the data.
+            payload["template_id"] = message.sendgrid_template_id
+            personalization["dynamic_template_data"] = message.template_data or {}
+        else:
+            content = [{"type": "text/plain", "value": message.text}]
+            if message.html:
+                content.append({"type": "text/html", "value": message.html})
+            payload |= {"subject": message.subject, "content": content}
         result = self.http.request(
             "POST", "/v3/mail/send", endpoint="mail.send", json=payload, success=(202,)
         )

@@ -249,10 +249,11 @@ class SagaSteps:
         suppressed = self._suppression(notification, channel)
         if suppressed is not None:
             return self._skip_suppressed(notification, channel, step, attempt, *suppressed)
-        message = self._message(notification, channel)
-        sender = self.email_channel(provider) if channel == EMAIL else self.sms_channel(provider)
         started = time.monotonic()
+        template = _template_details(notification, channel)
         try:
+            message = self._message(notification, channel)
+            sender = self.email_channel(provider) if channel == EMAIL else self.sms_channel(provider)
             receipt = sender.send(message)
         except ProviderError as error:
             details = _error_details(error)
@@ -292,7 +293,9 @@ class SagaSteps:
             provider_message_id=receipt.provider_message_id,
             fallback=provider == FALLBACK[channel],
         )
-        recorded = result.model_dump(mode="json") | _latency(started)
+        recorded = result.model_dump(mode="json") | _latency(started) | template
+        if template and provider == PRIMARY[EMAIL]:
+            recorded["sendgrid_template_id"] = getattr(message, "sendgrid_template_id", None)
         self._record(notification_id, step, "sent", provider, attempt, recorded)
         return result
 
@@ -351,20 +354,42 @@ class SagaSteps:
             receipt = notification.receipt
             assert receipt is not None
             assert customer.email is not None
+            template: dict[str, Any] = {}
+            if receipt.template_id is not None:
+                rendered = _render(
+                    lambda c: c.render_email(str(receipt.template_id), receipt.data, receipt.locale)
+                )
+                subject, text, html = rendered.subject, rendered.text, rendered.html
+                if rendered.sendgrid_template_id:
+                    template = {
+                        "sendgrid_template_id": rendered.sendgrid_template_id,
+                        "template_data": receipt.data,
+                    }
+            else:
+                assert receipt.subject is not None
+                assert receipt.text is not None
+                subject, text, html = receipt.subject, receipt.text, text_as_html(receipt.text)
             return EmailMessage(
                 to=customer.email,
                 to_name=customer.name,
-                subject=receipt.subject,
-                text=receipt.text,
-                html=text_as_html(receipt.text),
+                subject=subject,
+                text=text,
+                html=html,
                 idempotency_key=keys.send_key(notification_id, EMAIL),
                 custom_args={"notification_id": notification_id, **_request_metadata(notification)},
+                **template,
             )
-        assert notification.sms is not None
+        sms = notification.sms
+        assert sms is not None
         assert customer.phone is not None
+        if sms.template_id is not None:
+            body = _render(lambda c: c.render_sms(str(sms.template_id), sms.data, sms.locale)).text
+        else:
+            assert sms.text is not None
+            body = sms.text
         return SmsMessage(
             to=customer.phone,
-            body=notification.sms.text,
+            body=body,
             idempotency_key=keys.send_key(notification_id, SMS),
             status_callback_url=_with_request_id(self.status_callback_url(notification_id), notification),
         )
@@ -441,6 +466,28 @@ def _suppression_service() -> SuppressionService:
     from tidings.suppressions.service import get_suppression_service
 
     return get_suppression_service()
+
+
+def _render(render: Callable[[Any], Any]) -> Any:
+    """A template rendered from the layer's catalogue; one the API accepted that no longer renders (a
+    deployment removed it meanwhile) is a permanent refusal: the other provider could not send it either."""
+    from tidings.templates.catalog import get_catalog
+    from tidings.templates.errors import TemplateProblem
+
+    try:
+        return render(get_catalog())
+    except TemplateProblem as problem:
+        raise InvalidRequest(
+            "the template cannot be rendered", provider="tidings", code=problem.code, field="template_id"
+        ) from None
+
+
+def _template_details(notification: Notification, channel: str) -> dict[str, Any]:
+    """The template and locale asked for, for the timeline (ids only, never the data)."""
+    content = notification.receipt if channel == EMAIL else notification.sms
+    if content is None or content.template_id is None:
+        return {}
+    return {"template_id": content.template_id, "locale": content.locale}
 
 
 def _carry_request_id(notification: Notification) -> None:
