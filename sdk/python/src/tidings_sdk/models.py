@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 #: Whether a channel's failure refunds the payment (``required``) or is only recorded.
 ChannelPolicy = Literal["required", "best_effort"]
@@ -72,13 +72,21 @@ class Payment(_Request):
     payment_method: str = Field(description="A Stripe PaymentMethod id (pm_...)")
 
 
-class Receipt(_Request):
-    subject: str
-    text: str
+class _Templated(_Request):
+    """Raw content, or a template of the stack's catalogue with its data (the API checks which)."""
+
+    template_id: str | None = Field(None, description="A catalogue template, instead of the raw content")
+    dynamic_template_data: dict[str, JsonValue] | None = Field(None, description="The template's data")
+    locale: str | None = Field(None, description="The customer's language (BCP 47), e.g. fr-CA")
 
 
-class SmsContent(_Request):
-    text: str
+class Receipt(_Templated):
+    subject: str | None = None
+    text: str | None = None
+
+
+class SmsContent(_Templated):
+    text: str | None = None
 
 
 class DeliveryPolicy(_Request):
