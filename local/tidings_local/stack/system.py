@@ -85,6 +85,16 @@ def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str | N
     return started
 
 
+def publish_templates(sendgrid: Any) -> None:
+    """The layer's receipt templates in the SendGrid sandbox under the catalogue's ids, as an operator
+    creates them in the account before deploying (docs/templates.md); a sandbox reset forgets them."""
+    from tidings.templates.catalog import get_catalog
+    from tidings.templates.handlebars import sendgrid_versions
+
+    for template_id, published in sendgrid_versions(get_catalog()).items():
+        sendgrid.put_template(template_id, published)
+
+
 def shared_code_dirs() -> list[Path]:
     """Folders every function imports from (the layer's ``tidings`` package), found without importing it."""
     import importlib.util
@@ -186,6 +196,8 @@ class LocalSystem:
         if options["sandboxes"]:
             webhook_target = self.api.url if options["serve_api"] else None
             self.sandboxes = start_sandboxes(host, options["sandbox_ports"], webhook_target)
+            if "sendgrid" in self.sandboxes:
+                publish_templates(self.sandboxes["sendgrid"].control)
 
         declared = parse_yaml(template_path.read_text()).get("Parameters") or {}
         audience = str(
