@@ -22,6 +22,14 @@ API keys as SendGrid manages them for credential rotation: ``POST /v3/api_keys``
 ``GET /v3/api_keys``, ``DELETE /v3/api_keys/{api_key_id}`` (204) and ``GET /v3/scopes`` (the calling
 key's scopes). A key made with scopes may only do what they allow (403 otherwise) and may not grant
 scopes it lacks; a deleted key no longer authenticates. The documented sandbox key has full access.
+
+The account's Event Webhook as SendGrid's description (tests/contract/vendor) documents it:
+``GET``/``PATCH /v3/user/webhooks/event/settings[/{id}]`` (the URL, ``enabled`` and one flag per event
+type; without an id, the oldest webhook, which a fresh account has, disabled and without a URL) and
+``GET``/``PATCH /v3/user/webhooks/event/settings/signed[/{id}]`` (turning signing on makes a new P-256 key
+pair and answers its public key, base64 DER, as SendGrid does; off answers an empty key). Once the webhook
+was set through the API, events go to its URL, only the enabled types, signed with its key when signing
+is on; before that, to the sandbox's configured URL, signed with the documented key pair.
 """
 
 from __future__ import annotations
@@ -71,7 +79,67 @@ ALL_SCOPES = (
     "api_keys.update",
     "mail.send",
     "scopes.read",
+    "user.webhooks.event.settings.read",
+    "user.webhooks.event.settings.update",
 )
+#: The Event Webhook's flags, and the event each one sends (``spam_report`` sends ``spamreport``).
+EVENT_FLAGS = {
+    "processed": "processed",
+    "deferred": "deferred",
+    "delivered": "delivered",
+    "bounce": "bounce",
+    "dropped": "dropped",
+    "open": "open",
+    "click": "click",
+    "spam_report": "spamreport",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "group_unsubscribe",
+    "group_resubscribe": "group_resubscribe",
+}
+_SETTINGS = re.compile(r"/v3/user/webhooks/event/settings(/signed)?(?:/([^/]+))?")
+
+
+def _new_event_webhook() -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "id": str(uuid.uuid4()),
+        "enabled": False,
+        "url": "",
+        "account_status_change": False,
+        **dict.fromkeys(EVENT_FLAGS, False),
+        "friendly_name": "",
+        "oauth_client_id": "",
+        "oauth_token_url": "",
+        "created_date": now,
+        "updated_date": now,
+        # not shown: the key pair while signing is on, and whether the API ever set this webhook
+        "_private_key_pem": None,
+        "_public_key": "",
+        "_configured": False,
+    }
+
+
+def _webhook_view(webhook: dict[str, Any], *, dates: bool) -> dict[str, Any]:
+    shown = {k: v for k, v in webhook.items() if not k.startswith("_")}
+    if not dates:
+        shown.pop("created_date")
+        shown.pop("updated_date")
+    return shown
+
+
+def _p256_key_pair() -> tuple[str, str]:
+    """A new private key (PEM) and its public key as SendGrid shows it (base64 DER SubjectPublicKeyInfo)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, base64.b64encode(public).decode()
 
 
 def _key_part(length: int) -> str:
@@ -112,6 +180,41 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
 
 
+def _signer(private_key_pem: str | None, body: bytes) -> Any:
+    def sign() -> dict[str, str]:
+        if private_key_pem is None:
+            return {}
+        timestamp = int(time.time())
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": sendgrid_signature(private_key_pem, body, timestamp),
+            "X-Twilio-Email-Event-Webhook-Timestamp": str(timestamp),
+        }
+
+    return sign
+
+
+def _settings_problem(body: Any, *, signed: bool) -> dict[str, Any] | None:
+    """The first thing wrong with a PATCH body, as SendGrid's error item; None when it is fine."""
+    if not isinstance(body, dict):
+        return {"field": None, "message": "invalid JSON body"}
+    if signed:
+        if not isinstance(body.get("enabled"), bool):
+            return {"field": "enabled", "message": "enabled is required and must be a boolean"}
+        return None
+    if not isinstance(body.get("url"), str):
+        return {"field": "url", "message": "url is required"}
+    if body["url"] and not re.fullmatch(r"https?://\S+", body["url"]):
+        return {"field": "url", "message": "invalid url"}
+    for name, value in body.items():
+        if name in ("enabled", *EVENT_FLAGS) and not isinstance(value, bool):
+            return {"field": name, "message": f"{name} must be a boolean"}
+        if name in ("friendly_name", "oauth_client_id", "oauth_client_secret", "oauth_token_url") and not (
+            isinstance(value, str) or value is None
+        ):
+            return {"field": name, "message": f"{name} must be a string"}
+    return None
+
+
 def _message_id() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[:22]
 
@@ -131,6 +234,8 @@ class SendGridProvider(Provider):
         self.mails: list[dict[str, Any]] = []
         #: template id -> {"id", "name", "generation", "updated_at", "versions": [...]}
         self.templates: dict[str, dict[str, Any]] = {}
+        #: The account's Event Webhooks, oldest first (a fresh account has one, disabled).
+        self.event_webhooks: list[dict[str, Any]] = [_new_event_webhook()]
 
     def set_credentials(self, values: dict[str, Any]) -> None:
         if "api_key" in values:
@@ -143,7 +248,13 @@ class SendGridProvider(Provider):
 
     def describe(self) -> dict[str, Any]:
         with self.lock:
-            return {"mails": json.loads(json.dumps(self.mails))}
+            return {
+                "mails": json.loads(json.dumps(self.mails)),
+                "event_webhooks": [
+                    {**_webhook_view(w, dates=True), "public_key": w["_public_key"]}
+                    for w in self.event_webhooks
+                ],
+            }
 
     def parse(self, request: Request) -> None:
         if request.body:
@@ -207,6 +318,9 @@ class SendGridProvider(Provider):
         if request.path.startswith("/v3/templates"):
             with self.lock:
                 return self._templates(request)
+        if settings := _SETTINGS.fullmatch(request.path):
+            with self.lock:
+                return self._event_webhook(request, key, signed=bool(settings[1]), webhook_id=settings[2])
         if request.path != "/v3/mail/send":
             return self.error_response(404)
         if not self._allowed(key, "mail.send"):
@@ -393,6 +507,60 @@ class SendGridProvider(Provider):
             },
         )
 
+    # --- the Event Webhook's settings ----------------------------------------------------------------
+
+    def _event_webhook(self, request: Request, key: str, *, signed: bool, webhook_id: str | None) -> Response:
+        if request.method not in ("GET", "PATCH"):
+            return _errors(405, {"field": None, "message": "method not allowed"})
+        scope = "user.webhooks.event.settings." + ("read" if request.method == "GET" else "update")
+        if not self._allowed(key, scope):
+            return self.error_response(403)
+        webhook = (
+            next((w for w in self.event_webhooks if w["id"] == webhook_id), None)
+            if webhook_id
+            else self.event_webhooks[0]
+        )
+        if webhook is None:
+            return _errors(404, {"message": "Invalid id provided."})
+        if request.method == "PATCH":
+            body = request.json_body()
+            problem = _settings_problem(body, signed=signed)
+            if problem is not None:
+                return _errors(400, problem)
+            assert isinstance(body, dict)
+            webhook["updated_date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            if signed:
+                if body["enabled"] and not webhook["_private_key_pem"]:
+                    webhook["_private_key_pem"], webhook["_public_key"] = _p256_key_pair()
+                elif not body["enabled"]:
+                    webhook["_private_key_pem"], webhook["_public_key"] = None, ""
+                return Response.json(200, {"id": webhook["id"], "public_key": webhook["_public_key"]})
+            for name, value in body.items():
+                if name in webhook and name != "id" and not name.startswith("_"):
+                    webhook[name] = value
+            webhook["_configured"] = True
+            return Response.json(200, _webhook_view(webhook, dates=True))
+        if signed:
+            return Response.json(200, {"id": webhook["id"], "public_key": webhook["_public_key"]})
+        shown = _webhook_view(webhook, dates=False)
+        if webhook["_public_key"]:
+            shown["public_key"] = webhook["_public_key"]
+        return Response.json(200, shown)
+
+    def _event_targets(self, events: list[dict[str, Any]]) -> list[tuple[str | None, str | None, bytes]]:
+        """(url, private key PEM or None for unsigned, body) per webhook the events go to; url None means
+        the sandbox's configured URL, signed with the documented key."""
+        configured = [w for w in self.event_webhooks if w["_configured"]]
+        if not configured:
+            return [(None, self.webhook_private_key_pem, json.dumps(events).encode())]
+        targets = []
+        for webhook in configured:
+            wanted = {EVENT_FLAGS[flag] for flag in EVENT_FLAGS if webhook[flag]}
+            chosen = [e for e in events if e["event"] in wanted]
+            if webhook["enabled"] and webhook["url"] and chosen:
+                targets.append((webhook["url"], webhook["_private_key_pem"], json.dumps(chosen).encode()))
+        return targets
+
     # --- events ---------------------------------------------------------------------------------
 
     def _accept(self, message_id: str, body: dict[str, Any], rendered: list[dict[str, str]] | None) -> None:
@@ -449,20 +617,16 @@ class SendGridProvider(Provider):
         self.sandbox.webhooks.submit(deliver_events)
 
     def _post_events(self, events: list[dict[str, Any]], label: str) -> None:
-        body = json.dumps(events).encode()
-
-        def sign() -> dict[str, str]:
-            timestamp = int(time.time())
-            return {
-                "X-Twilio-Email-Event-Webhook-Signature": sendgrid_signature(
-                    self.webhook_private_key_pem, body, timestamp
-                ),
-                "X-Twilio-Email-Event-Webhook-Timestamp": str(timestamp),
-            }
-
-        self.sandbox.webhooks.deliver(
-            url=None, body=body, content_type="application/json", sign=sign, event=label
-        )
+        with self.lock:
+            targets = self._event_targets(events)
+        for url, private_key_pem, body in targets:
+            self.sandbox.webhooks.deliver(
+                url=url,
+                body=body,
+                content_type="application/json",
+                sign=_signer(private_key_pem, body),
+                event=label,
+            )
 
     def control(self, request: Request, subpath: str) -> Response | None:
         if subpath == "bounces" and request.method == "POST":

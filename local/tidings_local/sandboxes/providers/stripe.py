@@ -3,6 +3,13 @@
 Behaviour follows Stripe's documentation: form-encoded requests with bracket notation, Bearer or Basic
 auth with the secret key, ``Request-Id`` on every response, 402 ``card_error`` bodies for declines,
 ``Idempotency-Key`` replay / mismatch / in-flight lock, and signed ``Stripe-Signature`` webhooks.
+
+What an operator's set-up uses: ``GET /v1/balance`` (the read-only call that checks a key; ``livemode``
+tells a test key from a live one) and webhook endpoints (``POST /v1/webhook_endpoints``, list, retrieve,
+update, delete). An endpoint's ``secret`` is answered on creation only, as at Stripe. Once an endpoint is
+registered through the API, events go to every enabled endpoint whose ``enabled_events`` hold their type
+(or ``*``), each signed with that endpoint's secret; before that, to the sandbox's configured webhook URL
+with its configured secret (the local system's ready-made registration).
 """
 
 from __future__ import annotations
@@ -196,6 +203,11 @@ CONFIRM_PARAMS = frozenset(
     }
 )
 CANCEL_PARAMS = frozenset({"cancellation_reason", "expand"})
+WEBHOOK_CREATE_PARAMS = frozenset(
+    {"url", "enabled_events", "description", "metadata", "api_version", "connect", "expand"}
+)
+WEBHOOK_UPDATE_PARAMS = frozenset({"url", "enabled_events", "description", "metadata", "disabled", "expand"})
+_EVENT_TYPE = re.compile(r"^(\*|[a-z_]+(\.[a-z_]+)+)$")
 REFUND_PARAMS = frozenset(
     {
         "payment_intent",
@@ -309,6 +321,8 @@ class StripeProvider(Provider):
         self.events: list[dict[str, Any]] = []
         #: Event ids whose webhook the endpoint acknowledged (2xx): the rest are pending or failed.
         self.delivered_events: set[str] = set()
+        #: id -> endpoint registered through POST /v1/webhook_endpoints (its secret kept here only).
+        self.webhook_endpoints: dict[str, dict[str, Any]] = {}
 
     def set_credentials(self, values: dict[str, Any]) -> None:
         if "api_key" in values:
@@ -323,6 +337,7 @@ class StripeProvider(Provider):
                 "payment_intents": copy.deepcopy(list(self.intents.values())),
                 "refunds": copy.deepcopy(list(self.refunds.values())),
                 "events": [{"id": e["id"], "type": e["type"]} for e in self.events],
+                "webhook_endpoints": [_public_endpoint(e) for e in self.webhook_endpoints.values()],
             }
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -529,6 +544,26 @@ class StripeProvider(Provider):
             if event is None:
                 raise StripeError(404, f"No such event: '{match[1]}'", code="resource_missing", param="id")
             return self._ok(self._event_view(event))
+        if path == "/v1/balance" and method == "GET":
+            _unknown(params, frozenset({"expand"}))
+            return self._ok(self._balance())
+        if path == "/v1/webhook_endpoints" and method == "POST":
+            return self._ok(self._create_endpoint(params))
+        if path == "/v1/webhook_endpoints" and method == "GET":
+            return self._ok(self._list_endpoints(params))
+        if match := re.fullmatch(r"/v1/webhook_endpoints/([^/]+)", path):
+            endpoint = self.webhook_endpoints.get(match[1])
+            if endpoint is None:
+                raise StripeError(
+                    404, f"No such webhook endpoint: '{match[1]}'", code="resource_missing", param="id"
+                )
+            if method == "GET":
+                return self._ok(_public_endpoint(endpoint))
+            if method == "POST":
+                return self._ok(self._update_endpoint(endpoint, params))
+            if method == "DELETE":
+                del self.webhook_endpoints[endpoint["id"]]
+                return self._ok({"id": endpoint["id"], "object": "webhook_endpoint", "deleted": True})
         if (match := re.fullmatch(r"/v1/charges/([^/]+)", path)) and method == "GET":
             charge = self.charges.get(match[1])
             if charge is None:
@@ -1106,6 +1141,104 @@ class StripeProvider(Provider):
         self._emit(request, "charge.refunded", charge)
         return refund
 
+    # --- the account: balance and webhook endpoints ------------------------------------------------
+
+    def _balance(self) -> dict[str, Any]:
+        """The test account's balance: what succeeded, less what was refunded, per currency."""
+        totals: dict[str, int] = {}
+        for charge in self.charges.values():
+            if charge["paid"]:
+                net = charge["amount"] - charge["amount_refunded"]
+                totals[charge["currency"]] = totals.get(charge["currency"], 0) + net
+        currencies = sorted(totals) or ["usd"]
+        return {
+            "object": "balance",
+            "available": [{"amount": 0, "currency": c, "source_types": {"card": 0}} for c in currencies],
+            "livemode": False,
+            "pending": [
+                {"amount": totals.get(c, 0), "currency": c, "source_types": {"card": totals.get(c, 0)}}
+                for c in currencies
+            ],
+        }
+
+    def _endpoint_fields(self, params: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        url = params.get("url")
+        if url is not None or creating:
+            if not url:
+                raise _missing("url")
+            if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+                raise StripeError(400, f"Invalid URL: {url}", code="url_invalid", param="url")
+            fields["url"] = url
+        events = params.get("enabled_events")
+        if events is not None or creating:
+            if not events:
+                raise _missing("enabled_events")
+            listed = events if isinstance(events, list) else [events]
+            for index, name in enumerate(listed):
+                if not isinstance(name, str) or not _EVENT_TYPE.fullmatch(name):
+                    raise StripeError(
+                        400,
+                        f"Invalid enabled_events[{index}]: must be '*' or an event type",
+                        param=f"enabled_events[{index}]",
+                    )
+            fields["enabled_events"] = list(dict.fromkeys(listed))
+        if "description" in params:
+            fields["description"] = params["description"] or None
+        if "metadata" in params:
+            fields["metadata"] = _metadata(params)
+        return fields
+
+    def _create_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        _unknown(params, WEBHOOK_CREATE_PARAMS)
+        fields = self._endpoint_fields(params, creating=True)
+        endpoint = {
+            "id": "we_" + random_alnum(24),
+            "object": "webhook_endpoint",
+            "api_version": params.get("api_version") or None,
+            "application": None,
+            "created": _now(),
+            "description": fields.get("description"),
+            "enabled_events": fields["enabled_events"],
+            "livemode": False,
+            "metadata": fields.get("metadata", {}),
+            "secret": "whsec_" + random_alnum(32),
+            "status": "enabled",
+            "url": fields["url"],
+        }
+        self.webhook_endpoints[endpoint["id"]] = endpoint
+        return copy.deepcopy(endpoint)  # the only answer that carries the secret
+
+    def _update_endpoint(self, endpoint: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        _unknown(params, WEBHOOK_UPDATE_PARAMS)
+        endpoint.update(self._endpoint_fields(params, creating=False))
+        if "disabled" in params:
+            endpoint["status"] = "disabled" if _boolean(params, "disabled") else "enabled"
+        return _public_endpoint(endpoint)
+
+    def _list_endpoints(self, params: dict[str, Any]) -> dict[str, Any]:
+        _unknown(params, frozenset({"ending_before", "expand", "limit", "starting_after"}))
+        limit = _list_limit(params)
+        newest_first = [_public_endpoint(e) for e in reversed(self.webhook_endpoints.values())]
+        page = _after_cursor(newest_first, params, limit, "webhook endpoint")
+        return {
+            "object": "list",
+            "data": page[:limit],
+            "has_more": len(page) > limit,
+            "url": "/v1/webhook_endpoints",
+        }
+
+    def _webhook_targets(self, event_type: str) -> list[tuple[str | None, str]]:
+        """(url, signing secret) for each place an event of ``event_type`` goes; url None means the
+        sandbox's configured URL."""
+        if not self.webhook_endpoints:
+            return [(None, self.webhook_secret)]
+        return [
+            (e["url"], e["secret"])
+            for e in self.webhook_endpoints.values()
+            if e["status"] == "enabled" and ("*" in e["enabled_events"] or event_type in e["enabled_events"])
+        ]
+
     # --- webhooks -------------------------------------------------------------------------------
 
     def _emit(self, request: Request, event_type: str, obj: dict[str, Any]) -> None:
@@ -1123,22 +1256,33 @@ class StripeProvider(Provider):
         self.events.append(event)
         body = json.dumps(event, indent=2).encode()
 
-        def sign() -> dict[str, str]:
-            return {"Stripe-Signature": stripe_signature_header(self.webhook_secret, body, _now())}
+        def sender(url: str | None, secret: str) -> Callable[[], None]:
+            def sign() -> dict[str, str]:
+                return {"Stripe-Signature": stripe_signature_header(secret, body, _now())}
 
-        def send() -> None:
-            record = self.sandbox.webhooks.deliver(
-                url=None,
-                body=body,
-                content_type="application/json; charset=utf-8",
-                sign=sign,
-                event=event_type,
-            )
-            if record is not None and record["delivered"]:
-                with self.lock:
-                    self.delivered_events.add(event["id"])
+            def send() -> None:
+                record = self.sandbox.webhooks.deliver(
+                    url=url,
+                    body=body,
+                    content_type="application/json; charset=utf-8",
+                    sign=sign,
+                    event=event_type,
+                )
+                if record is not None and record["delivered"]:
+                    with self.lock:
+                        self.delivered_events.add(event["id"])
 
-        self.sandbox.webhooks.submit(send)
+            return send
+
+        for url, secret in self._webhook_targets(event_type):
+            self.sandbox.webhooks.submit(sender(url, secret))
+
+
+def _public_endpoint(endpoint: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint as Stripe shows it after creation: ``secret`` is not answered again."""
+    shown = copy.deepcopy(endpoint)
+    shown.pop("secret", None)
+    return shown
 
 
 def _request_id() -> str:

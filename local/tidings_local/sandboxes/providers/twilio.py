@@ -10,6 +10,11 @@ credential), and ``POST /Accounts/{Sid}/Keys.json`` -> ``{"sid": "SK...", "secre
 shown once), ``GET`` / ``DELETE /Accounts/{Sid}/Keys/{KeySid}.json``. Like Twilio, the Keys resource
 takes only the account's own credentials (account SID + auth token): a standard API key is refused.
 A deleted key no longer authenticates.
+
+The account's phone numbers as an operator's set-up reads and points them: ``GET
+/Accounts/{Sid}/IncomingPhoneNumbers.json`` (``PhoneNumber`` filters) and ``GET``/``POST
+/Accounts/{Sid}/IncomingPhoneNumbers/{PNSid}.json`` (``SmsUrl``, ``SmsMethod``). An incoming message to a
+number with an ``SmsUrl`` is posted there; without one, to the sandbox's configured URL.
 """
 
 from __future__ import annotations
@@ -121,6 +126,8 @@ class TwilioProvider(Provider):
         self.undeliverable: dict[str, tuple[str, int]] = {}
         #: Numbers that texted STOP: a send to one is refused with 21610, as Twilio does.
         self.opted_out: set[str] = set()
+        #: from number -> what its IncomingPhoneNumber's SmsUrl / SmsMethod were set to
+        self.number_settings: dict[str, dict[str, str]] = {}
 
     def set_credentials(self, values: dict[str, Any]) -> None:
         if "auth_token" in values:
@@ -196,6 +203,11 @@ class TwilioProvider(Provider):
         keys = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)/Keys(?:/([^/]+))?\.json", request.path)
         if keys is not None:
             return self._keys(request, keys[1], keys[2])
+        numbers = re.fullmatch(
+            rf"/{API_VERSION}/Accounts/([^/]+)/IncomingPhoneNumbers(?:/([^/]+))?\.json", request.path
+        )
+        if numbers is not None:
+            return self._numbers(request, numbers[1], numbers[2])
         match = re.fullmatch(rf"/{API_VERSION}/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json", request.path)
         if match is None:
             return self._not_found(request.path)
@@ -298,6 +310,82 @@ class TwilioProvider(Provider):
                 self.key_details.pop(key_sid, None)
                 return Response(204)
         return twilio_error(405, 20004, "Method not allowed")
+
+    # --- the account's phone numbers ---------------------------------------------------------------
+
+    @staticmethod
+    def _number_sid(number: str) -> str:
+        import hashlib
+
+        return "PN" + hashlib.sha256(number.encode()).hexdigest()[:32]
+
+    def _number_resource(self, number: str) -> dict[str, Any]:
+        sid = self._number_sid(number)
+        settings = self.number_settings.get(number, {})
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "capabilities": {"fax": False, "mms": True, "sms": True, "voice": True},
+            "date_created": _rfc2822(0),
+            "date_updated": settings.get("date_updated") or _rfc2822(0),
+            "friendly_name": number,
+            "phone_number": number,
+            "sid": sid,
+            "sms_fallback_method": "POST",
+            "sms_fallback_url": "",
+            "sms_method": settings.get("sms_method", "POST"),
+            "sms_url": settings.get("sms_url", ""),
+            "status": "in-use",
+            "status_callback": "",
+            "status_callback_method": "POST",
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}.json",
+        }
+
+    def _numbers(self, request: Request, account_sid: str, number_sid: str | None) -> Response:
+        denied = self._authenticate(request, account_sid)
+        if denied is not None:
+            return denied
+        self.sandbox.pause(request)
+        with self.lock:
+            if number_sid is None:
+                if request.method != "GET":
+                    return twilio_error(405, 20004, "Method not allowed")
+                wanted = (request.query_params.get("PhoneNumber") or [None])[0]
+                numbers = [n for n in sorted(self.from_numbers) if wanted in (None, n)]
+                uri = f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers.json"
+                return Response.json(
+                    200,
+                    {
+                        "incoming_phone_numbers": [self._number_resource(n) for n in numbers],
+                        "first_page_uri": uri,
+                        "next_page_uri": None,
+                        "page": 0,
+                        "page_size": 50,
+                        "previous_page_uri": None,
+                        "uri": uri,
+                        "end": max(len(numbers) - 1, 0),
+                        "start": 0,
+                    },
+                )
+            number = next((n for n in self.from_numbers if self._number_sid(n) == number_sid), None)
+            if number is None:
+                return self._not_found(request.path)
+            if request.method == "POST":
+                form = request.form or {}
+                settings = self.number_settings.setdefault(number, {})
+                if "SmsUrl" in form:
+                    url = str(form["SmsUrl"])
+                    if url and urlsplit(url).scheme not in ("http", "https"):
+                        return twilio_error(400, 21502, f"SmsUrl is not valid: {url}")
+                    settings["sms_url"] = url
+                if "SmsMethod" in form:
+                    if form["SmsMethod"] not in ("GET", "POST"):
+                        return twilio_error(400, 21503, "SmsMethod must be GET or POST")
+                    settings["sms_method"] = str(form["SmsMethod"])
+                settings["date_updated"] = _rfc2822()
+            elif request.method != "GET":
+                return twilio_error(405, 20004, "Method not allowed")
+            return Response.json(200, self._number_resource(number))
 
     @staticmethod
     def _not_found(path: str) -> Response:
@@ -452,6 +540,7 @@ class TwilioProvider(Provider):
             elif opt_out_type == "START":
                 self.opted_out.discard(sender)
             to = next(iter(sorted(self.from_numbers)), credentials.TWILIO_FROM_NUMBER)
+            url = url or self.number_settings.get(to, {}).get("sms_url") or None
         sid = "SM" + random_hex(32)
         params = {
             "AccountSid": self.account_sid,
