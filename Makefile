@@ -138,8 +138,10 @@ monitoring: setup
 bench: setup
 	$(BIN)/python -m tidings_local.bench
 
+# A first deployment of ENV (default dev) is guided (sam deploy --guided, the parameters to decide
+# explained first); later ones deploy as samconfig.toml saved them. GUIDED=1 asks again. docs/deploy.md.
 deploy: build
-	$(BIN)/sam deploy --config-env $${ENV:-dev}
+	$(BIN)/python -m tidings_ops.deploy --config-env $${ENV:-dev} --sam $(BIN)/sam $${GUIDED:+--guided}
 
 clean:
 	rm -rf .venv .tools .aws-sam .pytest_cache .ruff_cache .hypothesis

@@ -1,6 +1,7 @@
 """The `tidings` command.
 
-Operator commands (``tidings_ops.commands``: notifications, executions, errors, dlq, replay) work on a
+Operator commands (``tidings_ops.commands``: notifications, executions, errors, dlq, replay;
+``tidings_ops.deployment``: secrets, webhooks, doctor) work on a
 deployed stack and on the local system alike; the local tooling (``tidings sandbox``, ``tidings local``)
 registers itself when ``tidings_local`` is installed beside it. Whatever goes wrong reaches the user as
 one sentence, never as a stack trace (``--debug`` shows where).
@@ -17,6 +18,7 @@ import sys
 COMMAND_MODULES = (
     "tidings_ops.commands",  # tidings notifications|executions|errors|dlq|replay
     "tidings_ops.suppressions",  # tidings suppressions list|add|remove
+    "tidings_ops.deployment",  # tidings secrets set, webhooks register, doctor
     "tidings_local.sandboxes.cli",  # tidings sandbox serve|fault|requests|reset
     "tidings_local.stack.cli",  # tidings local up|invoke|start-api|token
     "tidings_local.console.cli",  # tidings console

@@ -8,6 +8,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 STATUS_STYLE = {
+    "ok": "green",
+    "warn": "yellow",
+    "fail": "red",
     "delivered": "green",
     "delivered_with_fallback": "green",
     "sent": "green",

@@ -67,6 +67,9 @@ class Target:
     local: bool = False
     api_url: str | None = None
     sandboxes: dict[str, str] = field(default_factory=dict)
+    #: The local system's resources, parameters and outputs, as CloudFormation would list them
+    #: (``tidings local up`` writes them; None on AWS, where CloudFormation answers).
+    stack: dict[str, Any] | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -151,6 +154,7 @@ def resolve(
             local=True,
             api_url=endpoints.get("api_url"),
             sandboxes=dict(endpoints.get("sandboxes") or {}),
+            stack=endpoints.get("stack"),
         )
     name = stack_name or env.get("TIDINGS_STACK") or samconfig_stack(config_env or "default")
     if not name:

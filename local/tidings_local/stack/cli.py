@@ -277,6 +277,7 @@ def _write_endpoints(system: Any) -> None:
         "moto_url": system.moto_url,
         "sandboxes": {name: sb.base_url for name, sb in system.sandboxes.items()},
         "callback_receiver": system.callback_receiver.base_url if system.callback_receiver else None,
+        "stack": system.stack.facts(),
     }
     ENDPOINTS_FILE.write_text(json.dumps(endpoints, indent=2) + "\n")
 

@@ -124,6 +124,19 @@ class DeployedStack:
     def of_type(self, resource_type: str) -> dict[str, Deployed]:
         return {k: v for k, v in self.resources.items() if v.type == resource_type and not v.skipped}
 
+    def facts(self) -> dict[str, Any]:
+        """What CloudFormation tells an operator of a deployed stack (ListStackResources, DescribeStacks'
+        parameters and outputs), for the operator commands on the local system (tidings_ops.stack)."""
+        return {
+            "resources": {
+                k: {"type": v.type, "id": v.ref}
+                for k, v in self.resources.items()
+                if not v.skipped and isinstance(v.ref, str)
+            },
+            "parameters": {k: str(v) for k, v in self.template.parameters.items()},
+            "outputs": {k: v for k, v in self.outputs.items() if isinstance(v, str)},
+        }
+
 
 def _throttle(settings: dict[str, Any] | None) -> Throttle | None:
     """API Gateway's throttling of one route setting, when it names both its rate and its burst."""
