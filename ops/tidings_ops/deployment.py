@@ -150,6 +150,9 @@ def _secrets_set(args: argparse.Namespace, stdin: IO[str] | None = None) -> int:
             f"{result.call} says the key is in live mode: pass --live to store it (nothing stored)."
         )
     changed = doctor.secrets.merge(layout.credentials, values)
+    if layout.signing_field in values:
+        # Twilio signs with the auth token just checked: the receiver's copy follows it at once.
+        doctor.secrets.merge(layout.signing, {layout.signing_field: values[layout.signing_field]})
     _audit(
         target,
         "secrets.set",
@@ -211,11 +214,11 @@ def _webhooks_register(args: argparse.Namespace) -> int:
                 f"The {provider} secret has no {', '.join(missing)}: "
                 f"run `tidings secrets set {provider}` first."
             )
-        if args.recreate and provider == "stripe":
-            credentials.pop(layout.signing_field, None)  # an endpoint without its secret is made again
+        # Stripe: an endpoint whose secret the stack does not hold (or --recreate) is made again.
+        signing_key = None if args.recreate and provider == "stripe" else doctor.secrets.signing_key(provider)
         url = webhook_url(base, provider)
         try:
-            registration = doctor.account(provider, credentials).register(url)
+            registration = doctor.account(provider, credentials).register(url, signing_key)
         except ProviderRefused:
             _audit(target, "webhooks.register", "refused", provider, {})
             raise

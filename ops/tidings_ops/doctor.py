@@ -155,9 +155,9 @@ class Doctor:
             signing = account.registered_signing()
         else:
             signing = found.signing
-        stored = values.get(signing_field)
+        stored = self.secrets.signing_key(provider)
         if not stored:
-            problems.append(f"the stack holds no {signing_field} to verify it")
+            problems.append(f"{LAYOUTS[provider].signing} holds no {signing_field} to verify it")
         elif signing.get(signing_field) and signing[signing_field] != stored:
             problems.append(f"the stack's {signing_field} is not the one {provider} signs with")
         if problems:

@@ -201,13 +201,15 @@ class ProviderAccount:
         )
 
     # --- webhooks ---------------------------------------------------------------------------------
-    def register(self, url: str) -> Registration:
-        """Create or update this provider's webhook to ``url``; the signing material comes back."""
-        return {
-            "stripe": self._register_stripe,
-            "sendgrid": self._register_sendgrid,
-            "twilio": self._register_twilio,
-        }[self.provider](url)
+    def register(self, url: str, signing_key: str | None = None) -> Registration:
+        """Create or update this provider's webhook to ``url``; the signing material comes back.
+        ``signing_key`` is the one the stack holds now (Stripe: without it, the endpoint is made again,
+        since Stripe answers an endpoint's secret on creation only)."""
+        if self.provider == "stripe":
+            return self._register_stripe(url, signing_key)
+        if self.provider == "sendgrid":
+            return self._register_sendgrid(url)
+        return self._register_twilio(url)
 
     def registered(self, url: str) -> Registration | None:
         """The webhook pointing at ``url`` as the provider has it now (None: none does)."""
@@ -243,11 +245,11 @@ class ProviderAccount:
             },
         )
 
-    def _register_stripe(self, url: str) -> Registration:
+    def _register_stripe(self, url: str, signing_key: str | None) -> Registration:
         form = {"url": url, **{f"enabled_events[{i}]": e for i, e in enumerate(STRIPE_EVENTS)}}
         with self._stripe() as client:
             existing = [e for e in self._stripe_endpoints(client) if e.get("url") == url]
-            if existing and not self.credentials.get("webhook_secret"):
+            if existing and not signing_key:
                 # Stripe shows an endpoint's secret only when it is created: without it stored, the
                 # endpoint is made again so that its new secret can be kept.
                 for endpoint in existing:

@@ -1,10 +1,12 @@
 """Where a stack keeps each provider's credentials and webhook signing keys, and reading and writing them.
 
-The layout is the template's: one JSON secret per provider (``StripeSecret``, ``SendGridSecret``,
-``TwilioSecret``) holding its API credentials and the key its webhooks are verified with
-(``tidings.webhooks.keys.WEBHOOK_KEY_FIELDS``). ``LAYOUTS`` is the one place that says so: the set-up
-commands read and write through it only. A write merges into the secret's current JSON, so setting the
-credentials keeps the signing key and registering a webhook keeps the credentials.
+The layout is the template's: per provider one JSON secret of API credentials (``StripeSecret``,
+``SendGridSecret``, ``TwilioSecret``) and one of the key its webhooks are verified with
+(``StripeSigningSecret``, ... with the field of ``tidings.webhooks.keys.WEBHOOK_KEY_FIELDS``), the only
+ones the webhook receiver may read. Twilio signs with the account's auth token, so its signing secret
+holds a copy of the credentials' ``auth_token``. ``LAYOUTS`` is the one place that says so: the set-up
+commands read and write through it only. A write merges into the secret's current JSON (a signing key
+roll's ``previous_*`` fields stay).
 """
 
 from __future__ import annotations
@@ -42,14 +44,14 @@ LAYOUTS: dict[str, Layout] = {
         "stripe",
         "StripeSecret",
         (Field("api_key", "Stripe secret key (sk_test_...)"),),
-        "StripeSecret",
+        "StripeSigningSecret",
         "webhook_secret",
     ),
     "sendgrid": Layout(
         "sendgrid",
         "SendGridSecret",
         (Field("api_key", "SendGrid API key (SG....)"),),
-        "SendGridSecret",
+        "SendGridSigningSecret",
         "webhook_public_key",
     ),
     "twilio": Layout(
@@ -62,7 +64,7 @@ LAYOUTS: dict[str, Layout] = {
             Field("auth_token", "Twilio auth token"),
             Field("from_number", "Twilio sender number (E.164)", secret=False),
         ),
-        "TwilioSecret",
+        "TwilioSigningSecret",
         "auth_token",
     ),
 }
@@ -109,8 +111,11 @@ class StackSecrets:
         return changed
 
     def credentials(self, provider: str) -> dict[str, Any]:
+        """The provider's API credentials (an empty dict when none are set)."""
+        return dict(self.read(LAYOUTS[provider].credentials) or {})
+
+    def signing_key(self, provider: str) -> str | None:
+        """The webhook signing key the stack verifies with now (None when none is set)."""
         layout = LAYOUTS[provider]
-        values = dict(self.read(layout.credentials) or {})
-        if layout.signing != layout.credentials:
-            values.update(self.read(layout.signing) or {})
-        return values
+        value = (self.read(layout.signing) or {}).get(layout.signing_field)
+        return str(value) if value else None

@@ -16,11 +16,12 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-from support.e2e import order_body
+from support.e2e import api_post, order_body
 
 from tidings_local.sandboxes import credentials
 from tidings_local.stack import cli as local_cli
@@ -28,7 +29,16 @@ from tidings_ops import cli
 
 pytestmark = pytest.mark.e2e
 
-SECRETS = {"stripe": "StripeSecret", "sendgrid": "SendGridSecret", "twilio": "TwilioSecret"}
+PROVIDERS = ("stripe", "sendgrid", "twilio")
+#: The stack's secrets by the name credentials.provider_secret_values() gives them.
+SECRETS = {
+    "stripe": "StripeSecret",
+    "sendgrid": "SendGridSecret",
+    "twilio": "TwilioSecret",
+    "stripe-signing": "StripeSigningSecret",
+    "sendgrid-signing": "SendGridSigningSecret",
+    "twilio-signing": "TwilioSigningSecret",
+}
 STDIN = {
     "stripe": json.dumps({"api_key": credentials.STRIPE_API_KEY}),
     "sendgrid": credentials.SENDGRID_API_KEY + "\n",
@@ -95,6 +105,10 @@ def operator(system, tmp_path, monkeypatch, capsys) -> Iterator[Operator]:
     receiver = system.runtime.pool("WebhookReceiverFunction").spec.environment
     if receiver.get("WEBHOOK_SECRET_CACHE_SECONDS") != "0":
         system.set_function_env("WebhookReceiverFunction", {"WEBHOOK_SECRET_CACHE_SECONDS": "0"})
+        # Cold-start one container per provider now (each answers a refusal: only warming them), so the
+        # sandboxes' first deliveries are not the ones that wait for a start.
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda p: api_post(f"{system.api_url}/webhooks/{p}", content=b"{}"), PROVIDERS))
     for sandbox in system.sandboxes.values():
         sandbox.control.reset()
     yield Operator(monkeypatch, capsys)
@@ -123,7 +137,7 @@ def test_a_fresh_stack_is_taken_to_one_that_delivers(system, operator, saga):
     }
 
     # When the operator stores each provider's credentials, registers the webhooks, subscribes to the alarms
-    for provider in SECRETS:
+    for provider in PROVIDERS:
         options = TWILIO_OPTIONS if provider == "twilio" else []
         code, out, err = operator.run("secrets", "set", provider, *options, stdin=STDIN[provider])
         assert code == 0, err
@@ -144,10 +158,10 @@ def test_a_fresh_stack_is_taken_to_one_that_delivers(system, operator, saga):
     stripe_state = system.sandboxes["stripe"].control.state()
     (endpoint,) = stripe_state["webhook_endpoints"]
     assert endpoint["url"] == registered["stripe"]["url"] == f"{system.api_url}/webhooks/stripe"
-    assert secret_values(system, "stripe")["webhook_secret"] != credentials.STRIPE_WEBHOOK_SECRET
+    assert secret_values(system, "stripe-signing")["webhook_secret"] != credentials.STRIPE_WEBHOOK_SECRET
     sendgrid_state = system.sandboxes["sendgrid"].control.state()
     assert (
-        secret_values(system, "sendgrid")["webhook_public_key"]
+        secret_values(system, "sendgrid-signing")["webhook_public_key"]
         == (sendgrid_state["event_webhooks"][0]["public_key"])
     )
 
@@ -201,9 +215,11 @@ def _unsign_sendgrid(system: Any) -> Callable[[], None]:
 
 
 def _forget_sendgrid_key(system: Any) -> Callable[[], None]:
-    value = secret_values(system, "sendgrid")
-    put_secret(system, "sendgrid", {**value, "webhook_public_key": credentials.SENDGRID_WEBHOOK_PUBLIC_KEY})
-    return lambda: put_secret(system, "sendgrid", value)
+    value = secret_values(system, "sendgrid-signing")
+    put_secret(
+        system, "sendgrid-signing", {**value, "webhook_public_key": credentials.SENDGRID_WEBHOOK_PUBLIC_KEY}
+    )
+    return lambda: put_secret(system, "sendgrid-signing", value)
 
 
 def _repoint_twilio_number(system: Any) -> Callable[[], None]:
