@@ -110,7 +110,12 @@ def test_task_token_calls_are_scoped_to_the_saga_state_machine():
             if actions & TASK_TOKEN_ACTIONS:
                 callers.add(function)
                 assert resource == {"Ref": "NotificationSagaStateMachine"}, function
-    assert callers == {"WebhookProcessorFunction", "RetryDeliveryFunction", "ReconcilePaymentFunction"}
+    assert callers == {
+        "WebhookProcessorFunction",
+        "RetryDeliveryFunction",
+        "ReconcilePaymentFunction",
+        "NotifyApiFunction",  # a cancel or refund of a waiting saga
+    }
 
 
 def test_the_suppression_list_is_scanned_only_by_the_notify_api_and_senders_only_look_up_and_add():
