@@ -189,6 +189,22 @@ class Settings(TidingsSettings):
     breaker_success_threshold: int = Field(1, ge=1, alias="TIDINGS_BREAKER_SUCCESS_THRESHOLD")
     breaker_cache_seconds: int = Field(5, ge=0, alias="TIDINGS_BREAKER_CACHE_SECONDS")
 
+    # --- fallback switches: "sendgrid_then_ses" sends through SendGrid and falls back to SES; "ses_only"
+    # skips SendGrid (a SendGrid incident), and the same for SMS. Usually changed live (AppConfig).
+    email_providers: Literal["sendgrid_then_ses", "ses_only"] = Field(
+        "sendgrid_then_ses", alias="TIDINGS_EMAIL_PROVIDERS"
+    )
+    sms_providers: Literal["twilio_then_sns", "sns_only"] = Field(
+        "twilio_then_sns", alias="TIDINGS_SMS_PROVIDERS"
+    )
+
+    # --- live configuration (AppConfig; tidings.live_config). Unset: the environment's values only.
+    appconfig_application: str | None = Field(None, alias="TIDINGS_APPCONFIG_APPLICATION")
+    appconfig_environment: str | None = Field(None, alias="TIDINGS_APPCONFIG_ENVIRONMENT")
+    appconfig_profile: str | None = Field(None, alias="TIDINGS_APPCONFIG_PROFILE")
+    # How long a container keeps the configuration before asking again: a change takes effect within it.
+    live_config_ttl_seconds: int = Field(60, ge=0, le=3600, alias="TIDINGS_LIVE_CONFIG_TTL_SECONDS")
+
     # --- credentials and duplicate-send records ----------------------------------------------
     secret_ttl_seconds: int = Field(300, ge=0, alias="TIDINGS_SECRET_TTL_SECONDS")
     send_dedup_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, alias="TIDINGS_SEND_DEDUP_TTL_SECONDS")
@@ -246,6 +262,12 @@ class Settings(TidingsSettings):
             recovery_seconds=self.breaker_recovery_seconds,
             probe_successes=self.breaker_success_threshold,
             cache_seconds=self.breaker_cache_seconds,
+        )
+
+    def switched_off(self, provider: str) -> bool:
+        """Whether the fallback switches send this provider's channel through its fallback only."""
+        return (provider == "sendgrid" and self.email_providers == "ses_only") or (
+            provider == "twilio" and self.sms_providers == "sns_only"
         )
 
     def require(self, field: str) -> str:

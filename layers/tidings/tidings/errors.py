@@ -125,6 +125,14 @@ class IdempotencyConflict(ProviderError):
     category = "idempotency_conflict"
 
 
+class ProviderSwitchedOff(ProviderError):
+    """The live configuration sends this channel through its fallback only (``ses_only``, ``sns_only``,
+    for example during a provider incident): the provider was not called. Not retried; the state
+    machine's catch-all moves on to the fallback, as after an outage."""
+
+    category = "switched_off"
+
+
 # --- transient: the same request may succeed later -------------------------------------------------
 
 
@@ -212,6 +220,7 @@ ERROR_TYPES: dict[str, type[ProviderError]] = {
         InvalidRequest,
         ResourceNotFound,
         IdempotencyConflict,
+        ProviderSwitchedOff,
         TransientProviderError,
         RateLimited,
         ProviderUnavailable,

@@ -492,3 +492,32 @@ def test_twilios_status_callback_url_carries_the_request_id_beside_the_notificat
     # Without a request id, or without a callback URL, nothing changes
     assert _with_request_id(url, SimpleNamespace(request_id=None)) == url
     assert _with_request_id(None, SimpleNamespace(request_id="r-1")) is None
+
+
+def test_a_switched_off_primary_is_skipped_for_the_fallback_without_a_call(
+    steps, store, channels, notification
+):
+    # Given the live configuration says "e-mail through SES only" (a SendGrid incident)
+    steps.switched_off = lambda provider: provider == "sendgrid"
+    # When the SendGrid step runs, SendGrid is not called and the typed error sends the saga on to SES
+    with pytest.raises(errors.ProviderSwitchedOff) as switched:
+        steps.send(notification, "email", "sendgrid")
+    assert switched.value.code == "switched_off"
+    assert channels["sendgrid"].sent == []
+    assert steps_of(store, notification)[-1] == ("SendReceiptEmail", "skipped")
+    assert store.timeline(notification)[-1].details["reason"] == "switched_off"
+    # And the SES step sends it
+    assert steps.send(notification, "email", "ses").provider == "ses"
+    assert store.get(notification).channels["email"].fallback is True
+
+
+def test_redelivery_goes_straight_to_the_fallback_while_the_primary_is_switched_off(
+    redelivery, steps, store, channels, notification
+):
+    worker, _sfn, _sqs = redelivery
+    steps.switched_off = lambda provider: provider == "twilio"
+    store.finish(notification, "partially_delivered", "sms:parked")
+    outcome = worker.handle(ParkedMessage(notification_id=notification, channel="sms"), 1, lambda _s: None)
+    assert outcome == "sent"
+    assert channels["twilio"].sent == []
+    assert len(channels["sns"].sent) == 1

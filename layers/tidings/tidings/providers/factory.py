@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the implementations are imported when first built (cold sta
     from pydantic import BaseModel
 
     from tidings.errors import ProviderError
+    from tidings.live_config import LiveSettings
     from tidings.providers._http import HttpProvider
     from tidings.providers.channels import EmailChannel, SmsChannel
     from tidings.providers.dedup import SendDeduplicator
@@ -64,6 +65,61 @@ class ProviderFactory:
         self._ses_client = ses_client
         self._breaker_thresholds = breaker_thresholds
         self._rate_limits = rate_limits
+        self._live: ProviderFactory | None = None
+        self._channels: dict[str, Any] = {}
+
+    # --- live configuration ------------------------------------------------------------------
+    @cached_property
+    def live_settings(self) -> LiveSettings:
+        """This factory's settings with the live configuration (AppConfig) on top, when it has one."""
+        from tidings.live_config import LiveSettings
+
+        return LiveSettings.from_settings(self.settings)
+
+    def live(self) -> ProviderFactory:
+        """The factory for the settings in force now: this one while the live configuration changes
+        nothing, else one built for the new settings that shares this one's clients, credential cache and
+        clock (breaker and bucket state live in DynamoDB, so nothing else is lost)."""
+        settings = self.live_settings.current()
+        if settings is self.settings:
+            return self
+        if self._live is None or self._live.settings is not settings:
+            self._live = ProviderFactory(
+                settings,
+                timing=self.timing,
+                # whatever this factory built already (cached properties) or was given
+                dynamodb_client=self.__dict__.get("dynamodb", self._dynamodb_client),
+                secrets_client=self._secrets_client,
+                credential_store=self.__dict__.get("credentials", self._credential_store),
+                http_client=self.__dict__.get("http", self._http_client),
+                ses_client=self._ses_client,
+            )
+            if "ses_quota" in self.__dict__:  # the container's one SES quota cache
+                self._live.__dict__["ses_quota"] = self.__dict__["ses_quota"]
+        return self._live
+
+    def cached_payment_gateway(self) -> StripePaymentGateway:
+        """The payment gateway, built once per factory."""
+        if "payment" not in self._channels:
+            self._channels["payment"] = self.payment_gateway()
+        gateway: StripePaymentGateway = self._channels["payment"]
+        return gateway
+
+    def cached_email_channel(self, name: str) -> EmailChannel:
+        """An e-mail channel, built once per factory."""
+        key = f"email:{name}"
+        if key not in self._channels:
+            self._channels[key] = self.email_channel(name)
+        channel: EmailChannel = self._channels[key]
+        return channel
+
+    def cached_sms_channel(self, name: str) -> SmsChannel:
+        """An SMS channel, built once per factory."""
+        key = f"sms:{name}"
+        if key not in self._channels:
+            self._channels[key] = self.sms_channel(name)
+        channel: SmsChannel = self._channels[key]
+        return channel
 
     # --- shared per-container clients --------------------------------------------------------
     @cached_property

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from tidings.errors import InvalidRequest, ProviderError, RecipientSuppressed
+from tidings.errors import InvalidRequest, ProviderError, ProviderSwitchedOff, RecipientSuppressed
 from tidings.notifications.models import (
     NOT_REQUESTED,
     ChannelPolicy,
@@ -57,6 +57,8 @@ FALLBACK = {EMAIL: "ses", SMS: "sns"}
 TWILIO_OPTED_OUT = "21610"
 #: ``SendResult.skipped`` and the channel's reason for a suppressed recipient.
 SUPPRESSED = "suppressed"
+#: The timeline's reason (and the error's code) when the fallback switches skip the primary provider.
+SWITCHED_OFF = "switched_off"
 
 
 class NoPaymentIntent(LookupError):
@@ -93,6 +95,8 @@ class SagaSteps:
     status_callback_url: Callable[[str], str | None] = field(default=lambda _nid: None)
     #: The suppression list, looked up before every send (None: no list, as in tests without one).
     suppressions: Callable[[], SuppressionService | None] = field(default=lambda: None)
+    #: Whether the live fallback switches send a provider's channel through its fallback only.
+    switched_off: Callable[[str], bool] = field(default=lambda _provider: False)
 
     # --- payment --------------------------------------------------------------------------------
     def charge_payment(self, notification_id: str, attempt: int = 0) -> ChargeResult:
@@ -249,6 +253,14 @@ class SagaSteps:
         suppressed = self._suppression(notification, channel)
         if suppressed is not None:
             return self._skip_suppressed(notification, channel, step, attempt, *suppressed)
+        if self.switched_off(provider):
+            # The live configuration sends this channel through its fallback only (a provider incident).
+            self._record(notification_id, step, "skipped", provider, attempt, {"reason": SWITCHED_OFF})
+            raise ProviderSwitchedOff(
+                f"configuration sends {channel} through {FALLBACK[channel]} only",
+                provider=provider,
+                code=SWITCHED_OFF,
+            )
         started = time.monotonic()
         template = _template_details(notification, channel)
         try:
@@ -459,6 +471,7 @@ def get_steps() -> SagaSteps:
         sms_channel=providers.get_sms_channel,
         status_callback_url=step_settings().status_callback_url,
         suppressions=lru_cache(maxsize=1)(_suppression_service),
+        switched_off=providers.switched_off,
     )
 
 
