@@ -107,6 +107,7 @@ PARAMETERS = (
     "WebhookRejectionMinimumRequests",
     "WebhookProcessingFailuresThreshold",
     "SagasNotFinalThreshold",
+    "LiveConfigRejectionsThreshold",
 )
 
 
@@ -341,6 +342,21 @@ def alarms() -> dict[str, dict[str, Any]]:
         Period=300,
         EvaluationPeriods=1,
         Threshold=_ref("WebhookProcessingFailuresThreshold"),
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    out["LiveConfigurationRejectedAlarm"] = _alarm(
+        "A container rejected a live configuration document (AppConfig): not JSON, an unknown setting, or "
+        "a value out of range. The last good configuration stays in force, so the change an operator "
+        "made is not in effect. Look: tidings config show, and the rejection's log line (field names and "
+        "reasons). Fix: tidings config set with a valid value. See "
+        "docs/operations.md#liveconfigurationrejectedalarm.",
+        Namespace=NAMESPACE,
+        MetricName="LiveConfigurationRejected",
+        Dimensions=[{"Name": "service", "Value": SERVICE}],
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=_ref("LiveConfigRejectionsThreshold"),
         ComparisonOperator="GreaterThanThreshold",
     )
     out["SagasNotFinalAlarm"] = _alarm(

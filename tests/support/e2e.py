@@ -28,6 +28,8 @@ FAST_SAGA = {
     **SHORT_RETRIES,
     "CallbackRetryBaseSeconds": "0",
     "CallbackMaxAttempts": "3",
+    # A live configuration change reaches every container within a second (docs/configuration.md).
+    "LiveConfigTtlSeconds": "1",
 }
 
 

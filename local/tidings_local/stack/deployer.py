@@ -607,6 +607,63 @@ class Deployer:
         verify_ses_identity(self.client("ses"), identity)
         return Deployed(logical_id, "AWS::SES::EmailIdentity", identity)
 
+    # --- AppConfig (the parts moto lacks are served by tidings_local.stack.appconfig) ----------------
+
+    def _appconfig_application(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        name = p.get("Name") or self.physical_name(logical_id, 64)
+        app = self.client("appconfig").create_application(Name=name, Description=p.get("Description", ""))
+        return Deployed(logical_id, "AWS::AppConfig::Application", app["Id"], {"ApplicationId": app["Id"]})
+
+    def _appconfig_environment(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        env = self.client("appconfig").create_environment(
+            ApplicationId=p["ApplicationId"], Name=p["Name"], Description=p.get("Description", "")
+        )
+        return Deployed(logical_id, "AWS::AppConfig::Environment", env["Id"], {"EnvironmentId": env["Id"]})
+
+    def _appconfig_profile(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        args = {k: p[k] for k in ("Description", "Validators", "Type") if k in p}
+        profile = self.client("appconfig").create_configuration_profile(
+            ApplicationId=p["ApplicationId"], Name=p["Name"], LocationUri=p["LocationUri"], **args
+        )
+        attrs = {"ConfigurationProfileId": profile["Id"]}
+        return Deployed(logical_id, "AWS::AppConfig::ConfigurationProfile", profile["Id"], attrs)
+
+    def _appconfig_hosted_version(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        content = p["Content"] if isinstance(p["Content"], str) else json.dumps(p["Content"])
+        args = {k: p[k] for k in ("Description", "VersionLabel") if k in p}
+        version = self.client("appconfig").create_hosted_configuration_version(
+            ApplicationId=p["ApplicationId"],
+            ConfigurationProfileId=p["ConfigurationProfileId"],
+            Content=content.encode(),
+            ContentType=p["ContentType"],
+            **args,
+        )["VersionNumber"]
+        return Deployed(logical_id, "AWS::AppConfig::HostedConfigurationVersion", str(version))
+
+    def _appconfig_strategy(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        strategy = self.client("appconfig").create_deployment_strategy(
+            Name=p["Name"],
+            DeploymentDurationInMinutes=int(p["DeploymentDurationInMinutes"]),
+            FinalBakeTimeInMinutes=int(p.get("FinalBakeTimeInMinutes", 0)),
+            GrowthFactor=float(p["GrowthFactor"]),
+            GrowthType=p.get("GrowthType", "LINEAR"),
+            ReplicateTo=p["ReplicateTo"],
+        )
+        return Deployed(
+            logical_id, "AWS::AppConfig::DeploymentStrategy", strategy["Id"], {"Id": strategy["Id"]}
+        )
+
+    def _appconfig_deployment(self, logical_id: str, p: dict[str, Any]) -> Deployed:
+        deployment = self.client("appconfig").start_deployment(
+            ApplicationId=p["ApplicationId"],
+            EnvironmentId=p["EnvironmentId"],
+            DeploymentStrategyId=p["DeploymentStrategyId"],
+            ConfigurationProfileId=p["ConfigurationProfileId"],
+            ConfigurationVersion=str(p["ConfigurationVersion"]),
+            Description=p.get("Description", ""),
+        )
+        return Deployed(logical_id, "AWS::AppConfig::Deployment", str(deployment["DeploymentNumber"]))
+
     # --- observability and the rest ----------------------------------------------------------------
 
     def _alarm(self, logical_id: str, p: dict[str, Any]) -> Deployed:
@@ -660,6 +717,12 @@ class Deployer:
         "AWS::CloudWatch::Dashboard": _dashboard,
         "AWS::Logs::LogGroup": _log_group,
         "AWS::Events::EventBus": _event_bus,
+        "AWS::AppConfig::Application": _appconfig_application,
+        "AWS::AppConfig::Environment": _appconfig_environment,
+        "AWS::AppConfig::ConfigurationProfile": _appconfig_profile,
+        "AWS::AppConfig::HostedConfigurationVersion": _appconfig_hosted_version,
+        "AWS::AppConfig::DeploymentStrategy": _appconfig_strategy,
+        "AWS::AppConfig::Deployment": _appconfig_deployment,
     }
 
 

@@ -8,7 +8,7 @@ import os
 import urllib.request
 from dataclasses import dataclass
 
-from tidings_local.stack.patches import install_moto_speedups
+from tidings_local.stack.patches import install_local_appconfig, install_moto_speedups
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         install_moto_speedups()
+        install_local_appconfig()  # environments, deployments and the data plane moto lacks
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise here
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()

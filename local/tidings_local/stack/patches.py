@@ -19,7 +19,9 @@ The local system replaces four things inside moto (pinned in pyproject.toml):
   service is kept. The task modules import the function by name, so each module's reference is
   replaced as well.
 
-None of them changes what a request does. Nothing of Powertools is patched (the layer runs unchanged).
+None of them changes what a request does. Besides, ``install_local_appconfig`` adds the AppConfig
+routes moto lacks (environments, deployments, the data plane) to its URL table, next to moto's own.
+Nothing of Powertools is patched (the layer runs unchanged).
 
 After a moto upgrade a renamed module, attribute or parameter would make a patch silently do nothing,
 or fail far from its cause; ``check_targets`` runs before anything is installed and raises
@@ -83,7 +85,9 @@ TASK_CLIENTS = tuple(
         "service.state_task_service_sns",
     )
 )
-TARGETS = (LAMBDA_INVOKE, DISPATCH, ASL_PARSE, BOTO_CLIENT_FOR, *TASK_CLIENTS)
+#: Not replaced, read: tidings_local.stack.appconfig serves deployments of moto's hosted versions.
+APPCONFIG_VERSION = Target("moto.appconfig.models", "ConfigurationProfile.get_version", ("self", "version"))
+TARGETS = (LAMBDA_INVOKE, DISPATCH, ASL_PARSE, BOTO_CLIENT_FOR, *TASK_CLIENTS, APPCONFIG_VERSION)
 
 
 class PatchTargetMissing(RuntimeError):
@@ -279,3 +283,24 @@ def _cached_dispatch(original: Any) -> Any:
 
     setattr(get_application, MARK, True)
     return get_application
+
+
+# --- AppConfig: the routes moto lacks, added to its URL table ------------------------------------------
+
+
+def install_local_appconfig() -> None:
+    """Serve environments, deployments and the data plane beside moto's AppConfig routes (added, not
+    replacing any: tidings_local.stack.appconfig); run before the server builds its AppConfig app."""
+    check_targets()
+    from moto.appconfig import urls
+
+    from tidings_local.stack import appconfig
+
+    with _speedups_lock:
+        if getattr(urls, MARK, False):
+            return
+        urls.url_paths.update(appconfig.handlers())
+        urls.url_paths[appconfig.APPLICATIONS] = appconfig.list_applications(
+            urls.url_paths[appconfig.APPLICATIONS]
+        )
+        setattr(urls, MARK, True)
