@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "tidings_ops.commands",  # tidings notifications|executions|errors|dlq|replay
     "tidings_ops.suppressions",  # tidings suppressions list|add|remove
     "tidings_ops.deployment",  # tidings secrets set, webhooks register, doctor
+    "tidings_ops.config",  # tidings config show|set|schema
     "tidings_local.sandboxes.cli",  # tidings sandbox serve|fault|requests|reset
     "tidings_local.stack.cli",  # tidings local up|invoke|start-api|token
     "tidings_local.console.cli",  # tidings console

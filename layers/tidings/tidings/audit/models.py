@@ -24,7 +24,7 @@ RouteKey = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3,7} /[A-Za-z0-9_./
 DetailValue = int | bool | SafeText
 
 Actor = Literal["client", "operator", "system"]
-TargetKind = Literal["notification", "bulk", "queue", "suppression", "secret", "execution"]
+TargetKind = Literal["notification", "bulk", "queue", "suppression", "secret", "execution", "configuration"]
 
 _IDENTIFIER = re.compile(IDENTIFIER)
 
