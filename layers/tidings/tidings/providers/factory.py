@@ -93,6 +93,8 @@ class ProviderFactory:
                 credential_store=self.__dict__.get("credentials", self._credential_store),
                 http_client=self.__dict__.get("http", self._http_client),
                 ses_client=self._ses_client,
+                breaker_thresholds=self._breaker_thresholds,
+                rate_limits=self._rate_limits,
             )
             if "ses_quota" in self.__dict__:  # the container's one SES quota cache
                 self._live.__dict__["ses_quota"] = self.__dict__["ses_quota"]
