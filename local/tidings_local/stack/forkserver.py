@@ -52,8 +52,7 @@ _MESSAGE_BYTES = 1 << 20
 
 def serve(control: socket.socket) -> None:
     for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+        importlib.import_module(name)
     wakeup_r, wakeup_w = os.pipe()
     os.set_blocking(wakeup_w, False)
     signal.set_wakeup_fd(wakeup_w)
