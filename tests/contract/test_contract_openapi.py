@@ -68,7 +68,7 @@ def test_an_added_optional_field_does_not(snapshot):
 
 def test_an_added_path_does_not(snapshot):
     def add_path(doc):
-        doc["paths"]["/notifications/{notification_id}/cancel"] = {
+        doc["paths"]["/notifications/{notification_id}/resend"] = {
             "post": {"responses": {"202": {"description": "Accepted"}}}
         }
 
