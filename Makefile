@@ -14,25 +14,25 @@ export UV_PYTHON_DOWNLOADS := never
 
 CHECKOV := .tools/checkov
 
-# The project's own modules are compiled too: PYTHONDONTWRITEBYTECODE (set on some machines, CI's among
-# them) keeps Python from caching them, so every local Lambda worker would compile the layer again at its
-# cold start, hundreds of times in one `make test`. compileall writes them anyway and skips what is current.
-setup: $(VENV)/.synced-compiled $(CHECKOV)/.synced
-	@$(BIN)/python -m compileall -q -j0 layers functions local ops
+# Python may cache the bytecode of what it imports. Some machines (CI's among them) set
+# PYTHONDONTWRITEBYTECODE, and then every process started here (pytest workers, the local system's fork
+# servers, CLI runs) compiled boto3, moto, pydantic and Powertools from source again: seconds each.
+# Compiling the whole environment ahead (uv's --compile-bytecode) cost close to a minute of every fresh
+# set-up, for thousands of modules nothing imports; with the variable unset, each module is compiled
+# once, by the first process that imports it.
+unexport PYTHONDONTWRITEBYTECODE
+
+setup: $(VENV)/.synced $(CHECKOV)/.synced
 
 $(UV):
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-# --compile-bytecode: every Lambda worker and CLI process imports boto3, moto, pydantic and Powertools;
-# without .pyc files each of them compiles those from source again (PYTHONDONTWRITEBYTECODE keeps
-# Python from caching them), which costs several seconds per process start.
-$(VENV)/.synced-compiled: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --compile-bytecode --python "$$(scripts/find-python313)"
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python "$$(scripts/find-python313)"
 	@touch $@
 
 # checkov in an environment of its own (its pins, urllib3 < 2 among them, stay out of .venv and the layer).
-# Not compiled ahead: one checkov run imports a fraction of what compiling the whole environment costs.
 $(CHECKOV)/.synced: $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(CHECKOV) $(UV) sync --frozen --only-group checkov --no-install-project \
 	  --python "$$(scripts/find-python313)"
@@ -42,12 +42,12 @@ run: setup
 	$(BIN)/tidings local up
 
 # The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff, mypy,
-# sam validate --lint, cfn-lint, checkov), on two pytest-xdist workers (tests/conftest.py hands out one test
+# sam validate --lint, cfn-lint, checkov), on three pytest-xdist workers (the e2e tests wait on the local system much of the time: a third keeps both cores busy) (tests/conftest.py hands out one test
 # file at a time, costliest first, tests/e2e before the rest); the slowest tests are listed so the suite's
 # cost stays visible. The checks and the browser install run side by side: each is one process.
 test: setup
 	$(MAKE) --no-print-directory -j4 --output-sync=target lint checks chromium
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
+	$(BIN)/pytest -n 3 --dist loadgroup --durations=15
 
 chromium:
 	scripts/ensure-chromium
