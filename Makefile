@@ -42,8 +42,9 @@ run: setup
 	$(BIN)/tidings local up
 
 # The whole suite (unit, integration, e2e) after the same static checks a reviewer would run (ruff, mypy,
-# sam validate --lint, cfn-lint, checkov), on three pytest-xdist workers (the e2e tests wait on the local system much of the time: a third keeps both cores busy) (tests/conftest.py hands out one test
-# file at a time, costliest first, tests/e2e before the rest); the slowest tests are listed so the suite's
+# sam validate --lint, cfn-lint, checkov), on three pytest-xdist workers: the e2e tests wait on the local
+# system much of the time, and a third worker keeps both cores busy. tests/conftest.py hands out one test
+# file at a time, costliest first, tests/e2e before the rest; the slowest tests are listed so the suite's
 # cost stays visible. The checks and the browser install run side by side: each is one process.
 test: setup
 	$(MAKE) --no-print-directory -j4 --output-sync=target lint checks chromium
