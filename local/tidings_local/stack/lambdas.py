@@ -61,6 +61,10 @@ def stderr_sink(logical_id: str, line: str) -> None:
 INIT_TIMEOUT_SECONDS = 60
 
 
+# How long an answered invocation waits for its REPORT line on the log pipe.
+REPORT_WAIT_SECONDS = 5
+
+
 class InitFailed(Exception):
     """A container could not start (its process died or hung while importing the handler)."""
 
@@ -116,6 +120,7 @@ class _Worker:
     log_lines: list[str] = field(default_factory=list)
     invocations: int = 0
     generation: int = 0  # the pool's code generation it imported
+    reported: threading.Event = field(default_factory=threading.Event)  # its last REPORT line was read
 
 
 class FunctionPool:
@@ -206,6 +211,8 @@ class FunctionPool:
             line = line.rstrip("\n")
             worker.log_lines.append(line)
             self._log_sink(self.spec.logical_id, line)
+            if line.startswith("REPORT RequestId:"):
+                worker.reported.set()
 
     def _acquire(self) -> tuple[_Worker, bool]:
         with self._cond:
@@ -268,6 +275,7 @@ class FunctionPool:
             },
         }
         worker.log_lines.clear()
+        worker.reported.clear()
         healthy = True
         with self._cond:
             self._busy[worker.process.pid] = worker
@@ -287,6 +295,10 @@ class FunctionPool:
             code = worker.process.poll()
             message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}"
             reply = {"ok": False, "errorType": "Runtime.ExitError", "errorMessage": message}
+        if healthy:
+            # The worker writes its REPORT line before its answer, but on another pipe: the invocation's
+            # logs are complete once that line has been read too.
+            worker.reported.wait(timeout=REPORT_WAIT_SECONDS)
         with self._cond:
             self._busy.pop(worker.process.pid, None)
         self._release(worker, healthy)
