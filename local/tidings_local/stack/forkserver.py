@@ -173,7 +173,7 @@ class ForkServer:
         theirs.close()
         self._lock = threading.Lock()
         self._next_id = 0
-        self._forked: dict[int, Any] = {}  # request id -> pid, once answered
+        self._forked: dict[int, int | None] = {}  # request id -> pid once answered (None: server gone)
         self._answers = threading.Condition(self._lock)
         self._children: dict[int, ForkedProcess] = {}
         self._early_exits: dict[int, int] = {}
