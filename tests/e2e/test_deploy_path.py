@@ -171,6 +171,7 @@ def test_a_fresh_stack_is_taken_to_one_that_delivers(system, operator, saga):
     # And a notification is delivered, its webhooks verified with those keys
     final = saga.run(order_body())
     assert final["status"] == "delivered", final["status"]
+    final = saga.wait_for_channel(final["notification_id"], "email", {"delivered"})
     assert final["channels"]["email"]["status"] == "delivered"
     deliveries = system.sandboxes["stripe"].control.webhook_deliveries()
     assert deliveries

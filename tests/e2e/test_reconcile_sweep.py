@@ -2,11 +2,10 @@
 the sweeper runs (ReconcileSweepFunction invoked as its schedule would, with a threshold of zero)."""
 
 import json
-import time
 
 import boto3
 import pytest
-from support.e2e import WAIT_SECONDS, order_body
+from support.e2e import order_body
 
 from tidings.notifications.models import Notification, NotificationRequest
 from tidings.notifications.store import NotificationStore
@@ -99,13 +98,6 @@ def test_a_stripe_webhook_the_sandbox_never_delivered_is_fetched_and_applied_onc
     assert saga.status(accepted["notification_id"])["payment"]["status"] == "succeeded"
 
 
-def _until(read, done, timeout=WAIT_SECONDS):
-    deadline = time.monotonic() + timeout
-    while not done(current := read()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return current
-
-
 def test_an_sms_stuck_in_sent_is_asked_of_twilio_and_recorded_once(system, saga, sweep):
     # Given Twilio's status callbacks never reach us: the SMS stays sent after the saga ends
     system.sandboxes["twilio"].control.pause_webhooks()
@@ -117,10 +109,7 @@ def test_an_sms_stuck_in_sent_is_asked_of_twilio_and_recorded_once(system, saga,
     # When the sweeper runs twice
     first = sweep()
     saga.wait_for_event(notification_id, "WebhookTwilio", "delivered")
-    # the timeline entry is written before the channel's status moves on: wait for both
-    delivered = _until(
-        lambda: saga.status(notification_id), lambda s: s["channels"]["sms"]["status"] != "sent"
-    )
+    delivered = saga.wait_for_channel(notification_id, "sms", {"delivered"})
     second = sweep()
 
     # Then Twilio's own word (delivered) was recorded once, as its callback would have been

@@ -159,6 +159,21 @@ class NotifyClient:
                 )
             time.sleep(0.2)
 
+    def wait_for_channel(
+        self, notification_id: str, channel: str, statuses: set[str], timeout: float = WAIT_SECONDS
+    ) -> dict[str, Any]:
+        """Wait until ``channel`` is in one of ``statuses``: a delivery webhook may be processed after
+        the saga has ended, and its timeline entry is written before the channel's status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.status(notification_id)
+            status = current["channels"][channel]["status"]
+            if status in statuses:
+                return current
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{channel} still {status} after {timeout}s")
+            time.sleep(0.2)
+
     def wait_for_event(
         self, notification_id: str, step: str, outcome: str, timeout: float = WAIT_SECONDS
     ) -> dict[str, Any]:
