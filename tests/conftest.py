@@ -64,7 +64,13 @@ SHARED_FOLDERS = ("tests/integration/security/",)
 #: here), by the unit of work they form: one worker runs them together and builds the fixture once.
 SHARED_UNITS = {
     f"tests/integration/stack/{name}": "tests/integration/stack (probe_system)"
-    for name in ("test_api.py", "test_invoke.py", "test_sqs_poller.py", "test_state_machine.py")
+    for name in (
+        "test_api.py",
+        "test_invoke.py",
+        "test_local_dynamodb.py",
+        "test_sqs_poller.py",
+        "test_state_machine.py",
+    )
 }
 
 

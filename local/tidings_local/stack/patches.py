@@ -1,6 +1,6 @@
 """Every replacement of a moto internal the local system makes, and the check that each target exists.
 
-The local system replaces four things inside moto (pinned in pyproject.toml):
+The local system replaces five things inside moto (pinned in pyproject.toml):
 
 * ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
   in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
@@ -18,6 +18,12 @@ The local system replaces four things inside moto (pinned in pyproject.toml):
   for every Lambda, SQS, DynamoDB or SNS task; boto3 clients are thread-safe, so one per region and
   service is kept. The task modules import the function by name, so each module's reference is
   replaced as well.
+* ``DynamoHandler.call_action``: DynamoDB applies each conditional write atomically; moto's threaded
+  server checks a ``ConditionExpression`` and then writes, with no lock, so two concurrent writes can
+  both pass the check (a late ``sent`` webhook overwrote ``delivered`` that way), and a transaction
+  iterating a table while another request adds to it fails with "dictionary changed size". One lock
+  around each DynamoDB request gives the atomicity AWS promises; moto's DynamoDB is GIL-bound anyway,
+  so serialising it costs next to nothing.
 
 None of them changes what a request does. Besides, ``install_local_appconfig`` adds the AppConfig
 routes moto lacks (environments, deployments, the data plane) to its URL table, next to moto's own.
@@ -85,9 +91,18 @@ TASK_CLIENTS = tuple(
         "service.state_task_service_sns",
     )
 )
+DYNAMODB_ACTION = Target("moto.dynamodb.responses", "DynamoHandler.call_action", ("self",))
 #: Not replaced, read: tidings_local.stack.appconfig serves deployments of moto's hosted versions.
 APPCONFIG_VERSION = Target("moto.appconfig.models", "ConfigurationProfile.get_version", ("self", "version"))
-TARGETS = (LAMBDA_INVOKE, DISPATCH, ASL_PARSE, BOTO_CLIENT_FOR, *TASK_CLIENTS, APPCONFIG_VERSION)
+TARGETS = (
+    LAMBDA_INVOKE,
+    DISPATCH,
+    ASL_PARSE,
+    BOTO_CLIENT_FOR,
+    *TASK_CLIENTS,
+    DYNAMODB_ACTION,
+    APPCONFIG_VERSION,
+)
 
 
 class PatchTargetMissing(RuntimeError):
@@ -217,8 +232,10 @@ _speedups_lock = threading.Lock()
 
 
 def install_moto_speedups() -> None:
-    """The dispatch cache, the parse cache and the shared interpreter clients (see the module doc)."""
+    """The dispatch cache, the parse cache, the shared interpreter clients and atomic DynamoDB
+    requests (see the module doc)."""
     check_targets()
+    from moto.dynamodb.responses import DynamoHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
@@ -232,6 +249,20 @@ def install_moto_speedups() -> None:
             setattr(cached_parse, MARK, True)
             AmazonStateLanguageParser.parse = staticmethod(cached_parse)  # type: ignore[method-assign,assignment]
         _share_interpreter_clients()
+        if not getattr(DynamoHandler.call_action, MARK, False):
+            DynamoHandler.call_action = _one_at_a_time(DynamoHandler.call_action)  # type: ignore[method-assign]
+
+
+_dynamodb_lock = threading.Lock()
+
+
+def _one_at_a_time(original: Any) -> Any:
+    def call_action(self: Any) -> Any:
+        with _dynamodb_lock:
+            return original(self)
+
+    setattr(call_action, MARK, True)
+    return call_action
 
 
 def _share_interpreter_clients() -> None:
