@@ -8,7 +8,11 @@ import os
 import urllib.request
 from dataclasses import dataclass
 
-from tidings_local.stack.patches import install_local_appconfig, install_moto_speedups
+from tidings_local.stack.patches import (
+    install_atomic_dynamodb,
+    install_local_appconfig,
+    install_moto_speedups,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         install_moto_speedups()
+        install_atomic_dynamodb()  # conditional writes atomic under concurrent callers, as on AWS
         install_local_appconfig()  # environments, deployments and the data plane moto lacks
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise here
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)

@@ -232,10 +232,8 @@ _speedups_lock = threading.Lock()
 
 
 def install_moto_speedups() -> None:
-    """The dispatch cache, the parse cache, the shared interpreter clients and atomic DynamoDB
-    requests (see the module doc)."""
+    """The dispatch cache, the parse cache and the shared interpreter clients (see the module doc)."""
     check_targets()
-    from moto.dynamodb.responses import DynamoHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
@@ -249,20 +247,6 @@ def install_moto_speedups() -> None:
             setattr(cached_parse, MARK, True)
             AmazonStateLanguageParser.parse = staticmethod(cached_parse)  # type: ignore[method-assign,assignment]
         _share_interpreter_clients()
-        if not getattr(DynamoHandler.call_action, MARK, False):
-            DynamoHandler.call_action = _one_at_a_time(DynamoHandler.call_action)  # type: ignore[method-assign]
-
-
-_dynamodb_lock = threading.Lock()
-
-
-def _one_at_a_time(original: Any) -> Any:
-    def call_action(self: Any) -> Any:
-        with _dynamodb_lock:
-            return original(self)
-
-    setattr(call_action, MARK, True)
-    return call_action
 
 
 def _share_interpreter_clients() -> None:
@@ -314,6 +298,28 @@ def _cached_dispatch(original: Any) -> Any:
 
     setattr(get_application, MARK, True)
     return get_application
+
+
+# --- DynamoDB: one request at a time, so a conditional write is atomic as on AWS ---------------------
+
+
+def install_atomic_dynamodb() -> None:
+    """Serve one DynamoDB request at a time (see the module doc: moto checks a condition, then writes)."""
+    check_targets()
+    from moto.dynamodb.responses import DynamoHandler
+
+    with _speedups_lock:
+        original = DynamoHandler.call_action
+        if getattr(original, MARK, False):
+            return
+        lock = threading.Lock()
+
+        def call_action(self: Any) -> Any:
+            with lock:
+                return original(self)
+
+        setattr(call_action, MARK, True)
+        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 # --- AppConfig: the routes moto lacks, added to its URL table ------------------------------------------

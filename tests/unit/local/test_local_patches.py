@@ -44,7 +44,10 @@ def test_every_problem_is_listed_at_once():
     assert all(target.name in str(raised.value) for target in broken)
 
 
-@pytest.mark.parametrize("install", [patches.install_moto_speedups, patches.install_moto_lambda_patch])
+@pytest.mark.parametrize(
+    "install",
+    [patches.install_moto_speedups, patches.install_atomic_dynamodb, patches.install_moto_lambda_patch],
+)
 def test_nothing_is_installed_when_a_target_is_missing(monkeypatch, install):
     # Given a moto whose LambdaFunction lost its invoke method
     from moto.awslambda.models import LambdaFunction
