@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from tidings.config import BreakerSettings
@@ -36,6 +35,7 @@ from tidings.errors import (
     RateLimited,
 )
 from tidings.observability import emit_metric, logger
+from tidings.resilience._items import number, put_if_version
 
 if TYPE_CHECKING:
     from tidings.config import Settings
@@ -166,30 +166,19 @@ class DynamoDBBreakerStore:
         )
 
     def save(self, provider: str, state: CircuitState, expected_version: int) -> bool:
-        if expected_version == 0:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(id)"}
-        else:
-            condition = {
-                "ConditionExpression": "#version = :expected",
-                "ExpressionAttributeNames": {"#version": "version"},
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
         item = {
             "id": {"S": provider},
             "state": {"S": state.state},
             "version": {"N": str(state.version)},
             "epoch": {"N": str(state.epoch)},
-            "opened_at": {"N": str(Decimal(repr(state.opened_at)))},
-            "probe_until": {"N": str(Decimal(repr(state.probe_until)))},
+            "opened_at": number(state.opened_at),
+            "probe_until": number(state.probe_until),
             "probe_successes": {"N": str(state.probe_successes)},
         }
-        try:
-            self.client.put_item(TableName=self.table_name, Item=item, **condition)
-        except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise BreakerStoreUnavailable(type(exc).__name__) from exc
-        return True
+        # version 0: the provider has no state item yet
+        return put_if_version(
+            self.client, self.table_name, item, expected_version or None, BreakerStoreUnavailable
+        )
 
     def add(self, key: str, calls: int, failures: int, expires_at: int) -> Counts:
         try:

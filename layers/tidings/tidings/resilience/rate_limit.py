@@ -25,11 +25,11 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.errors import RateLimited
 from tidings.observability import emit_metric, logger
+from tidings.resilience._items import number, put_if_version
 
 if TYPE_CHECKING:
     from tidings.config import RateLimitSettings
@@ -200,32 +200,17 @@ class DynamoDBBucketStore:
         )
 
     def save(self, key: str, state: BucketState, expected_version: int | None) -> bool:
-        if expected_version is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(id)"}
-        else:
-            condition = {
-                "ConditionExpression": "#version = :expected",
-                "ExpressionAttributeNames": {"#version": "version"},
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
         item = {
             "id": {"S": key},
-            "tokens": {"N": str(Decimal(repr(state.tokens)))},
-            "updated_at": {"N": str(Decimal(repr(state.updated_at)))},
+            "tokens": number(state.tokens),
+            "updated_at": number(state.updated_at),
             "version": {"N": str(state.version)},
         }
         if state.advised_rate is not None:  # carried over until it runs out
-            item["advised_rate"] = {"N": str(Decimal(repr(state.advised_rate)))}
-            item["advised_until"] = {"N": str(Decimal(repr(state.advised_until)))}
-            item["advised_headroom"] = {"N": str(Decimal(repr(state.advised_headroom or 0.0)))}
-        try:
-            self.client.put_item(TableName=self.table_name, Item=item, **condition)
-        except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code == "ConditionalCheckFailedException":
-                return False
-            raise BucketStoreUnavailable(type(exc).__name__) from exc
-        return True
+            item["advised_rate"] = number(state.advised_rate)
+            item["advised_until"] = number(state.advised_until)
+            item["advised_headroom"] = number(state.advised_headroom or 0.0)
+        return put_if_version(self.client, self.table_name, item, expected_version, BucketStoreUnavailable)
 
     def advise(self, key: str, rate: float, until: float, headroom: float) -> None:
         try:
@@ -238,9 +223,9 @@ class DynamoDBBucketStore:
                 ),
                 ExpressionAttributeNames={"#version": "version"},
                 ExpressionAttributeValues={
-                    ":rate": {"N": str(Decimal(repr(rate)))},
-                    ":until": {"N": str(Decimal(repr(until)))},
-                    ":headroom": {"N": str(Decimal(repr(headroom)))},
+                    ":rate": number(rate),
+                    ":until": number(until),
+                    ":headroom": number(headroom),
                     ":one": {"N": "1"},
                 },
             )
