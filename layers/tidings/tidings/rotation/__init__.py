@@ -63,9 +63,7 @@ def build_rotator(
         )
     if settings.stripe_secret_arn:
         # The API key's secret holds no signing key: the roll is the signing secret's (below).
-        rotations[settings.stripe_secret_arn] = StripeRotation(
-            roll_webhook_secret=False, grace_seconds=rotation_settings.webhook_grace_seconds, clock=clock
-        )
+        rotations[settings.stripe_secret_arn] = StripeRotation(clock=clock)
     if rotation_settings.stripe_signing_secret_arn:
         from tidings.rotation.signing import StripeSigningSecretRotation
 

@@ -17,7 +17,6 @@ event signed with the old key is refused during the roll.
 from __future__ import annotations
 
 import base64
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,7 +33,6 @@ from tidings.errors import (
 from tidings.observability import logger, register_secret
 from tidings.providers._attempts import AttemptLog
 from tidings.rotation.protocol import SecretValue
-from tidings.webhooks.keys import WEBHOOK_KEY_FIELDS
 
 PREVIOUS_VALID_UNTIL = "previous_valid_until"
 
@@ -272,31 +270,17 @@ class SendGridKeyRotation:
 
 
 class StripeRotation:
-    """Keeps ``api_key`` (Stripe has no API to make secret keys); optionally rolls ``webhook_secret``."""
+    """Keeps ``api_key``: Stripe has no API to make secret keys. The webhook signing secret lives in a
+    secret of its own and rolls there (rotation/signing.py); an ended roll left in this one from before
+    the two were split is dropped."""
 
     provider = "stripe"
 
-    def __init__(
-        self,
-        *,
-        roll_webhook_secret: bool,
-        grace_seconds: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.roll_webhook_secret = roll_webhook_secret
-        self.grace_seconds = grace_seconds
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
 
     def create(self, current: SecretValue, token: str) -> SecretValue:
-        now = self.clock()
-        pending = drop_expired_roll(current, now=now)
-        field = WEBHOOK_KEY_FIELDS["stripe"]
-        if self.roll_webhook_secret and current.get(field):
-            new_secret = "whsec_" + secrets.token_urlsafe(32)
-            register_secret(new_secret)
-            pending = roll_webhook_key(current, field, new_secret, now=now, grace_seconds=self.grace_seconds)
-            logger.info("stripe webhook secret rolled", previous_valid_until=pending[PREVIOUS_VALID_UNTIL])
-        return pending
+        return drop_expired_roll(current, now=self.clock())
 
     def set(self, pending: SecretValue, current: SecretValue) -> None:
         """Nothing to push: Stripe has no API to set a secret key or a signing secret."""
