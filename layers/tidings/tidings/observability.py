@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import wrapt
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
@@ -184,7 +185,22 @@ class TidingsLogger(Logger):
 
 _names = observability_settings()
 logger = TidingsLogger(service=_names.service_name, logger_formatter=RedactingFormatter())
-tracer = Tracer(service=_names.service_name)
+# Not Powertools' auto-patch, which imports at cold start every library X-Ray can trace (httpx,
+# requests, sqlite3 ...): each library the layer calls is patched when it is first imported, so a
+# function that never calls a provider never loads httpx.
+tracer = Tracer(service=_names.service_name, auto_patch=False)
+#: The module whose import patches a library: botocore once boto3 is whole (patching on
+#: ``botocore.client`` would run inside boto3's own import, before botocore has its attributes).
+TRACED_ON_IMPORT = {"boto3": "botocore", "httpx": "httpx"}
+
+
+def _patch_on_import(module: str, library: str) -> None:
+    wrapt.register_post_import_hook(lambda _module: tracer.patch([library]), module)
+
+
+if not tracer.disabled:
+    for _module, _library in TRACED_ON_IMPORT.items():
+        _patch_on_import(_module, _library)
 metrics = Metrics(namespace=_names.metrics_namespace)
 
 

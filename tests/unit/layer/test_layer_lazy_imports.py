@@ -119,3 +119,38 @@ def test_a_composition_root_builds_no_client_and_imports_no_provider_at_cold_sta
     # Then it succeeded without a client, and no provider client code was imported
     loaded = json.loads(output)
     assert not [module for module in loaded if module.startswith("tidings.providers.")]
+
+
+TRACED_IMPORTS = """
+import json, sys
+import tidings.observability
+from aws_xray_sdk.core.patcher import _PATCHED_MODULES
+traceable = {"httpx", "requests", "sqlite3"}
+seen = {"at_import": sorted(_PATCHED_MODULES), "libraries": sorted(traceable & set(sys.modules))}
+import boto3
+seen["after_boto3"] = sorted(_PATCHED_MODULES)
+import httpx
+seen["after_httpx"] = sorted(_PATCHED_MODULES)
+seen["httpx_client"] = httpx.Client.__module__
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["tracer on", "tracer off"])
+def test_the_tracer_patches_a_library_when_it_is_first_imported_and_imports_none_itself(tracing):
+    # Given a fresh interpreter in a Lambda environment, the tracer on (as deployed) or off
+    env = {"AWS_DEFAULT_REGION": "eu-west-1", "PATH": "", "LAMBDA_TASK_ROOT": str(ROOT)}
+    if not tracing:
+        env["POWERTOOLS_TRACE_DISABLED"] = "true"
+    # When the layer's observability is imported, then boto3, then httpx
+    output = subprocess.run(
+        [sys.executable, "-c", TRACED_IMPORTS], capture_output=True, text=True, check=True, env=env
+    ).stdout.splitlines()[-1]
+    seen = json.loads(output)
+    # Then the tracer imported none of the libraries it can trace
+    assert seen["at_import"] == []
+    assert seen["libraries"] == []
+    # And each is traced from its first import on, when the tracer is on
+    assert seen["after_boto3"] == (["botocore"] if tracing else [])
+    assert seen["after_httpx"] == (["botocore", "httpx"] if tracing else [])
+    assert (seen["httpx_client"] == "aws_xray_sdk.ext.httpx.patch") is tracing
