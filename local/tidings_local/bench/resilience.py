@@ -185,7 +185,7 @@ def measure(template_path: Path, requests: int, warmup: int = 10) -> list[Latenc
             )
 
         def bare_charge() -> None:
-            from tidings.providers._http import encode_form
+            from tidings.providers.stripe import encode_form
 
             request = charge_request()
             form = encode_form(

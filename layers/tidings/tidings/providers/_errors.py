@@ -3,6 +3,10 @@
 Each provider module reads its own error body (Stripe ``error.type/code/decline_code/param``,
 SendGrid ``errors[].field``, Twilio ``code``) and calls :func:`error_for_status` with what it found;
 the HTTP status picks the class, so every provider maps the same way.
+
+Nothing heavy is imported here at module level (httpx for types only; the redaction and the rate-limit
+model where they are used): the provider modules import this one, and importing a provider's client
+stays lighter than importing its official SDK (docs/benchmarks.md, section 2).
 """
 
 from __future__ import annotations
@@ -10,9 +14,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from tidings.errors import (
     AuthenticationFailed,
@@ -24,8 +26,11 @@ from tidings.errors import (
     RateLimited,
     ResourceNotFound,
 )
-from tidings.observability import redact
-from tidings.resilience.rate_limit import ProviderHeadroom
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tidings.resilience.rate_limit import ProviderHeadroom
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -67,6 +72,8 @@ def rate_limit_headroom(headers: Mapping[str, str], now: float) -> ProviderHeadr
     """The provider's own limit as its response states it, on any status: ``X-RateLimit-Limit``,
     ``-Remaining`` and ``-Reset`` (SendGrid: an epoch second), or the IETF draft's ``RateLimit-Limit``,
     ``-Remaining`` and ``-Reset`` (a delta). None when a provider does not send all three (Stripe, Twilio)."""
+    from tidings.resilience.rate_limit import ProviderHeadroom
+
     for prefix in ("x-ratelimit-", "ratelimit-"):
         values = [headers.get(prefix + name) for name in ("limit", "remaining", "reset")]
         if any(value is None for value in values):
@@ -91,6 +98,8 @@ def error_for_status(
     retry_after: float | None = None,
 ) -> ProviderError:
     """The typed error for an HTTP status; ``message`` is redacted before it is stored."""
+    from tidings.observability import redact
+
     common: dict[str, Any] = {"provider": provider, "status": status, "code": code, "request_id": request_id}
     message = redact(message)
     if status == 429:

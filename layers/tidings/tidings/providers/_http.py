@@ -202,22 +202,3 @@ def error_codes(response: httpx.Response) -> dict[str, Any]:
                 elif isinstance(item, dict | list):
                     queue.append(item)
     return found
-
-
-def encode_form(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Stripe's bracket notation: ``{"metadata": {"a": "1"}, "types": ["card"]}`` ->
-    ``{"metadata[a]": "1", "types[0]": "card"}``; booleans as ``true``/``false``; None dropped."""
-    flat: dict[str, str] = {}
-    for key, value in data.items():
-        name = f"{prefix}[{key}]" if prefix else str(key)
-        if value is None:
-            continue
-        if isinstance(value, Mapping):
-            flat.update(encode_form(value, name))
-        elif isinstance(value, list | tuple):
-            flat.update(encode_form({str(i): item for i, item in enumerate(value)}, name))
-        elif isinstance(value, bool):
-            flat[name] = "true" if value else "false"
-        else:
-            flat[name] = str(value)
-    return flat

@@ -2,18 +2,22 @@
 
 SendGrid has no idempotency key, so the send key travels in ``custom_args`` (it comes back on every
 event webhook) and duplicates are stopped before the request by :mod:`tidings.providers.dedup`.
+The models and the HTTP path (httpx) are imported where they are used, so importing the channel costs
+less than importing SendGrid's SDK (docs/benchmarks.md, section 2).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from tidings.errors import InvalidRequest, ProviderError
 from tidings.providers._errors import error_for_status, json_body, retry_after_seconds
-from tidings.providers._http import HttpProvider
-from tidings.providers.models import DeliveryReceipt, EmailMessage
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tidings.providers._http import HttpProvider
+    from tidings.providers.models import DeliveryReceipt, EmailMessage
 
 PROVIDER = "sendgrid"
 SEND_KEY_ARG = "tidings_send_key"
@@ -79,4 +83,6 @@ class SendGridEmailChannel:
         if not message_id:
             # 202 without an id is not SendGrid's documented answer; keep the send key as the handle.
             message_id = f"unknown:{message.idempotency_key}"
+        from tidings.providers.models import DeliveryReceipt
+
         return DeliveryReceipt(provider=PROVIDER, provider_message_id=message_id, attempts=result.attempts)

@@ -1,19 +1,25 @@
-"""Stripe PaymentIntents and Refunds over httpx (form-encoded, bracket notation, Idempotency-Key)."""
+"""Stripe PaymentIntents and Refunds over httpx (form-encoded, bracket notation, Idempotency-Key).
+
+The models, the redaction and the HTTP path (httpx) are imported where they are used, so importing the
+gateway costs less than importing Stripe's SDK (docs/benchmarks.md, section 2); the factory imports the
+HTTP path when it builds the gateway.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
-
 from tidings.errors import IdempotencyConflict, InvalidRequest, PaymentDeclined, ProviderError
-from tidings.observability import redact
 from tidings.providers._errors import error_for_status, json_body, retry_after_seconds
-from tidings.providers._http import HttpProvider, encode_form
-from tidings.providers.models import ChargeRequest, PaymentResult, RefundableCharge, RefundResult
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tidings.providers._http import HttpProvider
+    from tidings.providers.models import ChargeRequest, PaymentResult, RefundableCharge, RefundResult
 
 PROVIDER = "stripe"
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
@@ -30,6 +36,8 @@ def stripe_error(response: httpx.Response) -> ProviderError:
 
 def _stripe_error(response: httpx.Response) -> ProviderError:
     """Map Stripe's ``{"error": {"type", "code", "decline_code", "param", "message"}}`` body."""
+    from tidings.observability import redact
+
     body = json_body(response)
     error = body.get("error", {}) if isinstance(body, dict) else {}
     kind = error.get("type")
@@ -71,6 +79,8 @@ def _checked_id(value: str, field: str) -> str:
 
 
 def _payment_result(body: dict[str, Any], request_id: str | None) -> PaymentResult:
+    from tidings.providers.models import PaymentResult
+
     next_action = body.get("next_action") or {}
     redirect = next_action.get("redirect_to_url") or {}
     return PaymentResult(
@@ -153,6 +163,8 @@ class StripePaymentGateway:
                 headers=self._headers(),
             ).json()
             refunded = int(charge.get("amount_refunded") or 0)
+        from tidings.providers.models import RefundableCharge
+
         return RefundableCharge(
             payment_intent_id=intent["id"],
             status=intent["status"],
@@ -235,6 +247,8 @@ class StripePaymentGateway:
             headers=self._headers(idempotency_key),
         )
         body = result.json()
+        from tidings.providers.models import RefundResult
+
         return RefundResult(
             refund_id=body["id"],
             status=body["status"],
@@ -245,3 +259,22 @@ class StripePaymentGateway:
 
 def stripe_auth(credentials: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {credentials.api_key}"}
+
+
+def encode_form(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Stripe's bracket notation: ``{"metadata": {"a": "1"}, "types": ["card"]}`` ->
+    ``{"metadata[a]": "1", "types[0]": "card"}``; booleans as ``true``/``false``; None dropped."""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            flat.update(encode_form(value, name))
+        elif isinstance(value, list | tuple):
+            flat.update(encode_form({str(i): item for i, item in enumerate(value)}, name))
+        elif isinstance(value, bool):
+            flat[name] = "true" if value else "false"
+        else:
+            flat[name] = str(value)
+    return flat

@@ -2,21 +2,24 @@
 
 Twilio has no idempotency key: the send key rides in the StatusCallback URL's query
 (``tidings_send_key``) so delivery webhooks correlate, and duplicates are stopped before the request
-by :mod:`tidings.providers.dedup`.
+by :mod:`tidings.providers.dedup`. The models and the HTTP path (httpx) are imported where they are
+used, so importing the channel costs less than importing Twilio's SDK (docs/benchmarks.md, section 2).
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import httpx
 
 from tidings.errors import ProviderError
 from tidings.providers._errors import error_for_status, json_body, retry_after_seconds
-from tidings.providers.models import DeliveryReceipt, SmsMessage
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tidings.providers.models import DeliveryReceipt, SmsMessage
 
 PROVIDER = "twilio"
 SEND_KEY_PARAM = "tidings_send_key"
@@ -82,6 +85,8 @@ class TwilioSmsChannel:
             return fields
 
         result = self.http.request("POST", path, endpoint="messages.create", form=form, success=(200, 201))
+        from tidings.providers.models import DeliveryReceipt
+
         return DeliveryReceipt(
             provider=PROVIDER, provider_message_id=result.json()["sid"], attempts=result.attempts
         )
