@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from tidings_local.bench import PROJECT_ROOT, Sizes, run
 from tidings_local.bench.report import render
+
+
+def _absolute(python: str) -> str:
+    """A path the probes can run from any folder, the venv's own (a resolved symlink would leave it)."""
+    return os.path.abspath(python) if os.sep in python else python
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--function", action="append", default=[], help="probe only this logical id (repeatable)"
     )
+    parser.add_argument(
+        "--provider", action="append", default=[], help="compare only this provider's client (repeatable)"
+    )
+    parser.add_argument(
+        "--layer-python",
+        default=sys.executable,
+        help="interpreter for the handlers, floors and Tidings' clients (make bench: the layer's packages)",
+    )
+    parser.add_argument(
+        "--sdk-python",
+        default=sys.executable,
+        help="interpreter for the official SDKs (make bench: the bench group)",
+    )
     args = parser.parse_args(argv)
     for name in ("coldstart_runs", "requests", "verifications", "verification_repeats"):
         if getattr(args, name) < 1:
@@ -41,8 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         verifications=args.verifications,
         verification_repeats=args.verification_repeats,
         functions=tuple(args.function),
+        providers=tuple(args.provider),
     )
-    results = run(sizes, template_path=args.template.resolve())
+    results = run(
+        sizes,
+        template_path=args.template.resolve(),
+        layer_python=_absolute(args.layer_python),
+        sdk_python=_absolute(args.sdk_python),
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render(results))
     if args.json:

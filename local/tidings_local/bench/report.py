@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tidings_local.bench import coldstart, resilience
+from tidings_local.bench import coldstart, providers, resilience
 
 COMMAND = "make bench   # = .venv/bin/python -m tidings_local.bench"
 
@@ -20,48 +20,158 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _coldstart_section(results: list[dict[str, Any]]) -> list[str]:
-    by_name = {r["name"]: r for r in results}
-    bare, boto3 = by_name[coldstart.BARE], by_name[coldstart.BOTO3]
+#: The issue's bar for a handler's cold import, as a multiple of its floor (reported, never asserted).
+HANDLER_BAR = 1.3
+
+
+def _floor_rows(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in results["coldstart"] if r["name"].startswith("floor: ")}
+
+
+def _handlers(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in results["coldstart"] if r.get("floor")]
+
+
+def _coldstart_section(results: dict[str, Any]) -> list[str]:
+    cold = results["coldstart"]
+    by_name = {r["name"]: r for r in cold}
+    bare = by_name[coldstart.BARE]
+    floors = _floor_rows(results)
     rows = []
-    for r in results:
+    for r in _handlers(results):
+        floor = floors[r["floor"]]
         rows.append(
             [
                 r["name"],
-                _ratio(r["process_ms"], bare["process_ms"]),
-                _ratio(r["process_ms"], boto3["process_ms"]),
-                _ratio(r["max_rss_mb"], bare["max_rss_mb"]),
-                _ratio(r["max_rss_mb"], boto3["max_rss_mb"]),
-                f"{r['process_ms']:.0f}",
+                r["floor"].removeprefix("floor: "),
+                _ratio(r["import_ms"], floor["import_ms"]),
+                _ratio(r["process_ms"], floor["process_ms"]),
+                _ratio(r["max_rss_mb"], floor["max_rss_mb"]),
                 f"{r['import_ms']:.0f}",
+                f"{floor['import_ms']:.0f}",
+                f"{r['process_ms']:.0f}",
                 f"{r['max_rss_mb']:.1f}",
+                "loaded" if r.get("xray_loaded") else "-",
                 str(r["network_attempts"]) + (f" ({r['error']})" if r["error"] else ""),
             ]
         )
+    used_by: dict[str, list[str]] = {}
+    for function, floor_name in sorted(results.get("floors", {}).items()):
+        used_by.setdefault(floor_name, []).append(function.removesuffix("Function"))
+    statements = {floor.name: floor.statement for floor in coldstart.FLOORS.values()}
+    floor_rows = [
+        [
+            name.removeprefix("floor: "),
+            "`" + "; ".join(statements.get(name, "").splitlines()) + "`",
+            f"{r['import_ms']:.0f}",
+            f"{r['process_ms']:.0f}",
+            f"{r['max_rss_mb']:.1f}",
+            ", ".join(used_by.get(name, [])),
+        ]
+        for name, r in floors.items()
+    ]
     runs = bare["runs"]
     return [
-        "## 1. Cold start per Lambda handler",
+        "## 1. Cold start per Lambda handler, against its floor",
         "",
         f"Each row is the median of {runs} fresh processes (after one discarded run that writes the",
-        "bytecode caches). A process gets the function's environment from template.yaml, fake AWS",
-        "credentials and an endpoint on the discard port, and imports `app` from the function's folder,",
-        "as the runtime's init phase does. *Process* is wall time from spawn to exit (interpreter start",
-        "included), *import* the part spent importing, *peak RSS* the process's high-water mark (VmHWM).",
-        "*Network* counts socket connects and name lookups attempted during the import (the probe",
+        "bytecode caches), every target probed in turn in the same rounds. A process gets the function's",
+        "environment from template.yaml as deployed: its variables, and for `Tracing: Active` the X-Ray",
+        "variables Lambda sets, so the Powertools Tracer is on as in production (no `AWS_SAM_LOCAL`). It",
+        "imports `app` from the function's folder, as the runtime's init phase does, in an environment",
+        "holding the layer's packages only. *Import* is the time spent importing (the ratio's subject),",
+        "*process* the wall time from spawn to exit (interpreter start included), *peak RSS* the",
+        "process's high-water mark (VmHWM). *X-Ray SDK* says whether the import loaded it. *Network*",
+        "counts socket connects, datagrams and name lookups attempted during the import (the probe",
         "refuses them): it must be 0.",
+        "",
+        "A handler's *floor* is what any Lambda doing its job imports: a bare interpreter importing",
+        "boto3, building one client of the handler's main AWS service and importing Powertools' Logger,",
+        "plus httpx when it calls a provider (the table `FLOORS` in local/tidings_local/bench/coldstart.py",
+        f"says which, and why). The bar is {HANDLER_BAR:.1f}x the floor with the tracer on.",
         "",
         *_table(
             [
-                "target",
-                "time / bare",
-                "time / boto3",
-                "RSS / bare",
-                "RSS / boto3",
-                "process ms",
+                "handler",
+                "floor",
+                "import / floor",
+                "process / floor",
+                "RSS / floor",
                 "import ms",
+                "floor import ms",
+                "process ms",
                 "peak RSS MB",
+                "X-Ray SDK",
                 "network",
             ],
+            rows,
+        ),
+        "",
+        f"The floors (the bare interpreter: {bare['process_ms']:.0f} ms from spawn to exit,"
+        f" {bare['max_rss_mb']:.1f} MB):",
+        "",
+        *_table(["floor", "imports", "import ms", "process ms", "peak RSS MB", "floor of"], floor_rows),
+        "",
+    ]
+
+
+def _import_costs_section(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Where each handler's import goes",
+        "",
+        f"The {coldstart.TOP_IMPORTS} largest cumulative costs under each handler's import from one",
+        "`python -X importtime` run of the same probe (not one of the timed runs; importtime's own",
+        "overhead inflates it). Cumulative means with what the module imports, so entries nest; a module",
+        "that is 90% or more of an entry above it is left out. Percentages are of that run's import.",
+        "",
+    ]
+    for entry in results.get("import_costs", []):
+        total = entry["total_ms"]
+        costs = ", ".join(
+            f"`{item['module']}` {item['cumulative_ms']:.0f} ms"
+            + (f" ({item['cumulative_ms'] / total:.0%})" if total > 0 else "")
+            for item in entry["top"]
+        )
+        lines.append(f"- **{entry['name']}** ({total:.0f} ms): {costs}")
+    return [*lines, ""]
+
+
+def _providers_section(results: dict[str, Any]) -> list[str]:
+    rows_by_name = {r["name"]: r for r in results.get("providers", [])}
+    versions = results.get("sdk_versions", {})
+    rows = []
+    for client in providers.PROVIDERS:
+        ours, sdk = rows_by_name.get(client.tidings_name), rows_by_name.get(client.sdk_name)
+        if ours is None or sdk is None:
+            continue
+        failed = [f"{side['name']}: {side['error']}" for side in (ours, sdk) if side["error"]]
+        version = versions.get(client.sdk_package) or "missing"
+        rows.append(
+            [
+                client.provider,
+                f"`import {client.module}`",
+                f"`{client.sdk_import}` ({client.sdk_package} {version})",
+                "n/a" if failed else _ratio(ours["import_ms"], sdk["import_ms"]),
+                _ratio(ours["max_rss_mb"], sdk["max_rss_mb"]),
+                f"{ours['import_ms']:.0f}",
+                f"{sdk['import_ms']:.0f}",
+                str(ours["network_attempts"] + sdk["network_attempts"])
+                + (f" ({'; '.join(failed)})" if failed else ""),
+            ]
+        )
+    return [
+        "## 2. Provider clients against the official SDKs",
+        "",
+        "Importing Tidings' httpx client for one provider against importing that provider's official",
+        "SDK the way its users do to send, both in fresh processes of the same base interpreter, probed in",
+        "the rounds of section 1 (median of the same number of runs). Tidings' side runs in the layer's",
+        "environment with the environment of the function that sends through it (tracer on); the SDK's",
+        "side in an environment holding the SDKs only (the `bench` dependency group, never the layer).",
+        "What the clients need only once they send (httpx, the logger, the retry policy) is imported then,",
+        "and is in every handler's row and floor above.",
+        "",
+        *_table(
+            ["provider", "Tidings", "SDK", "import / SDK", "RSS / SDK", "Tidings ms", "SDK ms", "network"],
             rows,
         ),
         "",
@@ -83,7 +193,7 @@ def _resilience_section(results: list[dict[str, Any]]) -> list[str]:
         for r in results
     ]
     return [
-        "## 2. Resilience overhead (Stripe charge against the local sandbox)",
+        "## 3. Resilience overhead (Stripe charge against the local sandbox)",
         "",
         "The same `POST /v1/payment_intents` to one Stripe sandbox on 127.0.0.1, keep-alive connections,",
         "variants interleaved request by request. *Resilient* is `ProviderFactory().payment_gateway()",
@@ -113,7 +223,7 @@ def _webhook_section(results: list[dict[str, Any]]) -> list[str]:
         for r in results
     ]
     return [
-        "## 3. Webhook signature verification per provider",
+        "## 4. Webhook signature verification per provider",
         "",
         "`tidings.webhooks` verifying one delivery signed by the sandboxes' own signers, in batches of",
         f"{stripe['verifications']}, median of {stripe['repeats']} batches. Verification only: parsing and",
@@ -125,34 +235,40 @@ def _webhook_section(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _summary(results: dict[str, Any]) -> list[str]:
-    cold = {r["name"]: r for r in results["coldstart"]}
-    bare, boto3 = cold[coldstart.BARE], cold[coldstart.BOTO3]
-    handlers = [r for r in results["coldstart"] if r["name"] not in (coldstart.BARE, coldstart.BOTO3)]
+    floors = _floor_rows(results)
+    handlers = _handlers(results)
     rows: list[list[str]] = []
     if handlers:
-        heaviest = max(handlers, key=lambda r: r["process_ms"])
-        lightest = min(handlers, key=lambda r: r["process_ms"])
+
+        def against_floor(r: dict[str, Any]) -> float:
+            floor = floors[r["floor"]]["import_ms"]
+            return r["import_ms"] / floor if floor > 0 else float("inf")
+
+        heaviest = max(handlers, key=against_floor)
+        lightest = min(handlers, key=against_floor)
+        above = [r["name"] for r in handlers if against_floor(r) > HANDLER_BAR]
+        traced = [r for r in handlers if r.get("xray_loaded")]
         leaky = [r["name"] for r in handlers if r["network_attempts"]]
         failed = [f"{r['name']} ({r['error']})" for r in handlers if r["error"]]
         rows += [
             [
-                "cold start, lightest handler vs `import boto3`",
-                f"{lightest['name']}",
-                _ratio(lightest["process_ms"], boto3["process_ms"]),
+                "cold import, heaviest handler vs its floor",
+                f"{heaviest['name']} ({heaviest['floor'].removeprefix('floor: ')})",
+                _ratio(heaviest["import_ms"], floors[heaviest["floor"]]["import_ms"]),
             ],
             [
-                "cold start, heaviest handler vs `import boto3`",
-                f"{heaviest['name']}",
-                _ratio(heaviest["process_ms"], boto3["process_ms"]),
+                "cold import, lightest handler vs its floor",
+                f"{lightest['name']} ({lightest['floor'].removeprefix('floor: ')})",
+                _ratio(lightest["import_ms"], floors[lightest["floor"]]["import_ms"]),
             ],
             [
-                "cold start, heaviest handler vs bare interpreter",
-                f"{heaviest['name']}",
-                _ratio(heaviest["process_ms"], bare["process_ms"]),
+                f"handlers above {HANDLER_BAR:.1f}x their floor",
+                ", ".join(above) or "none",
+                f"{len(above)} of {len(handlers)}",
             ],
             [
-                "handlers whose cold start is below `import boto3` alone",
-                f"{sum(r['process_ms'] < boto3['process_ms'] for r in handlers)} of {len(handlers)}",
+                "handlers measured with the tracer on (X-Ray SDK loaded)",
+                f"{len(traced)} of {len(handlers)}",
                 "-",
             ],
             [
@@ -166,6 +282,18 @@ def _summary(results: dict[str, Any]) -> list[str]:
                 f"{len(failed)} of {len(handlers)}",
             ],
         ]
+    clients = {r["name"]: r for r in results.get("providers", [])}
+    for client in providers.PROVIDERS:
+        ours, sdk = clients.get(client.tidings_name), clients.get(client.sdk_name)
+        if ours is None or sdk is None:
+            continue
+        rows.append(
+            [
+                f"provider client import, Tidings vs official SDK: {client.provider}",
+                f"`{client.module}` vs `{client.sdk_import}`",
+                "n/a" if ours["error"] or sdk["error"] else _ratio(ours["import_ms"], sdk["import_ms"]),
+            ]
+        )
     lat = {r["name"]: r for r in results["resilience"]}
     for name in (resilience.NO_TABLES, resilience.WITH_TABLES):
         rows.append(
@@ -192,6 +320,16 @@ def _summary(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _interpreters(results: dict[str, Any]) -> list[str]:
+    found = results.get("interpreters") or {}
+    if not found:
+        return []
+    bases = {info["base_interpreter"] for info in found.values()}
+    same = "the same base interpreter" if len(bases) == 1 else "DIFFERENT base interpreters"
+    described = "; ".join(f"{role}: `{info['environment']}`" for role, info in found.items())
+    return [f"Probes ran in {same} ({', '.join(sorted(bases))}), environments {described}."]
+
+
 def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     lines = [
@@ -210,10 +348,14 @@ def render(results: dict[str, Any]) -> str:
         f"Run at {results['started_at']} in {results['duration_seconds']:.0f} s, commit"
         f" `{machine['commit']}`. Machine: {machine['platform']}, {machine['cpus']} CPUs"
         f" ({machine['processor'] or 'processor unknown'}), Python {machine['python']}"
-        f" ({machine['implementation']}), load average at start {machine.get('load_average')}.",
+        f" ({machine['implementation']}), load average at start {machine.get('load_average')}"
+        f" and at the end {results.get('load_average_end')}.",
+        *_interpreters(results),
         "",
         *_summary(results),
-        *_coldstart_section(results["coldstart"]),
+        *_coldstart_section(results),
+        *_import_costs_section(results),
+        *_providers_section(results),
         *_resilience_section(results["resilience"]),
         *_webhook_section(results["webhooks"]),
         "## Reading these numbers",
@@ -222,6 +364,12 @@ def render(results: dict[str, Any]) -> str:
         "  them less, and the same run measures every side of a ratio, interleaved.",
         "- Cold start here is the import part of Lambda's init phase on this CPU; on Lambda (arm64, the",
         "  function's memory size) absolute times differ, and the runtime's own start is not included.",
+        "- The handlers, floors and Tidings' clients run in an environment of the layer's packages only",
+        "  (`make bench` builds it from uv.lock): the development environment has packages the layer does",
+        "  not (rich behind httpx, awscrt behind botocore, requests for the tracer to patch), which",
+        "  would be imported and counted.",
+        "- A floor has no tracer: what the Powertools Tracer costs at import (the X-Ray SDK, its",
+        "  patching) is in the handler's row, as it is in the function's init phase on Lambda.",
         "- moto's DynamoDB runs in process, so the *tables on moto* row costs Python work, not network",
         "  round trips; against real DynamoDB the breaker read is mostly cached and the bucket's read and",
         "  conditional write add a few milliseconds of network per request instead.",

@@ -5,12 +5,15 @@ Nothing here judges a measured time: only that every number is there, positive, 
 
 import json
 import re
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
-from tidings_local.bench import PROJECT_ROOT, coldstart, resilience, webhooks
+from tidings_local.bench import PROJECT_ROOT, coldstart, providers, resilience, webhooks
 from tidings_local.bench.__main__ import main
+from tidings_local.stack.template import load_template
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +42,7 @@ def _raw(markdown: str) -> dict:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    # Given the tiniest sizes and one handler
+    # Given the tiniest sizes, one handler and one provider (this environment has Twilio's SDK)
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
     # When the benchmark runs as `make bench` runs it
     code = main(
@@ -58,6 +61,8 @@ def report(tmp_path_factory):
             "1",
             "--function",
             "SendSmsFunction",
+            "--provider",
+            "twilio",
         ]
     )
     assert code == 0
@@ -73,20 +78,31 @@ def test_report_has_the_reproduce_command_and_the_machine(report):
     assert raw["sizes"]["requests"] == 3
 
 
+def test_report_has_the_load_average_at_start_and_end(report):
+    raw = _raw(report)
+    assert len(raw["machine"]["load_average"]) == 3
+    assert len(raw["load_average_end"]) == 3
+    assert f"at the end {raw['load_average_end']}" in report
+
+
 def test_every_section_has_one_row_per_subject_with_ratios(report):
-    summary, cold, latency, hooks = _tables(report)
-    assert [row[0] for row in cold[1:]] == [coldstart.BARE, coldstart.BOTO3, "SendSmsFunction"]
+    summary, cold, floors, clients, latency, hooks = _tables(report)
+    assert [row[0] for row in cold[1:]] == ["SendSmsFunction"]
+    assert cold[1][1] == "dynamodb + httpx"
+    assert [row[0] for row in floors[1:]] == ["dynamodb + httpx"]
+    assert "SendSms" in floors[1][-1]
+    assert [row[0] for row in clients[1:]] == ["twilio"]
     assert [row[0] for row in latency[1:]] == list(resilience.VARIANTS)
     assert [row[0] for row in hooks[1:]] == list(webhooks.PROVIDERS)
     # the ratio columns hold ratios, and each baseline is 1.00x against itself
-    for row in cold[1:]:
-        assert all(RATIO.match(cell) for cell in row[1:5])
-    assert cold[1][1] == "1.00x"
-    assert cold[2][2] == "1.00x"
+    assert all(RATIO.match(cell) for cell in cold[1][2:5])
+    assert all(RATIO.match(cell) for cell in clients[1][3:5])
     assert latency[1][1] == "1.00x"
     assert hooks[1][2] == "1.00x"
     assert all(
-        RATIO.match(row[-1]) for row in summary[1:] if row[0].startswith(("cold", "Stripe", "webhook"))
+        RATIO.match(row[-1])
+        for row in summary[1:]
+        if row[0].startswith(("cold", "provider", "Stripe", "webhook"))
     )
     failures = next(row for row in summary if row[0].startswith("handlers whose import failed"))
     assert failures[1:] == ["none", "0 of 1"]
@@ -94,20 +110,76 @@ def test_every_section_has_one_row_per_subject_with_ratios(report):
 
 def test_raw_numbers_are_positive_and_match_the_tables(report):
     raw = _raw(report)
-    for row in raw["coldstart"]:
+    for row in raw["coldstart"] + raw["providers"]:
         assert row["process_ms"] > 0
         assert row["max_rss_mb"] > 0
         assert row["error"] is None
+        assert row["network_attempts"] == 0
     handler = next(row for row in raw["coldstart"] if row["name"] == "SendSmsFunction")
     assert handler["import_ms"] > 0
-    assert handler["network_attempts"] == 0
     assert all(row["requests"] == 3 and row["median_ms"] > 0 for row in raw["resilience"])
     assert all(row["verifications"] == 5 and row["ms_per_1000"] > 0 for row in raw["webhooks"])
-    # the ratio printed for SendSmsFunction vs boto3 is computed from the raw numbers
-    boto3 = next(row for row in raw["coldstart"] if row["name"] == coldstart.BOTO3)
-    cold = _tables(report)[1]
-    printed = next(row for row in cold if row[0] == "SendSmsFunction")[2]
-    assert printed == f"{handler['process_ms'] / boto3['process_ms']:.2f}x"
+    # the ratios printed for SendSmsFunction vs its floor and Tidings' Twilio client vs the SDK are
+    # computed from the raw numbers
+    floor = next(row for row in raw["coldstart"] if row["name"] == handler["floor"])
+    printed = next(row for row in _tables(report)[1] if row[0] == "SendSmsFunction")[2]
+    assert printed == f"{handler['import_ms'] / floor['import_ms']:.2f}x"
+    ours, sdk = raw["providers"]
+    assert (ours["name"], sdk["name"]) == ("tidings: twilio", "sdk: twilio")
+    assert _tables(report)[3][1][3] == f"{ours['import_ms'] / sdk['import_ms']:.2f}x"
+    assert raw["sdk_versions"]["twilio"]
+
+
+def test_handlers_are_probed_with_the_tracer_on_as_deployed():
+    # Given the probe's environment for a function with Tracing: Active
+    (target,) = coldstart.handler_targets(TEMPLATE, only=["SendSmsFunction"])
+    _command, env = coldstart._probe_command(target)
+    # When Powertools decides there whether its Tracer runs
+    code = "from aws_lambda_powertools import Tracer; print(bool(Tracer._is_tracer_disabled()))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # Then it runs, as on Lambda
+    assert out.stdout.strip() == "False"
+
+
+def test_floors_carry_no_tracer(report):
+    raw = _raw(report)
+    handler = next(row for row in raw["coldstart"] if row["name"] == "SendSmsFunction")
+    assert next(row for row in raw["coldstart"] if row["name"] == handler["floor"])["xray_loaded"] is False
+
+
+def test_report_lists_the_top_import_costs_per_handler(report):
+    (costs,) = _raw(report)["import_costs"]
+    assert costs["name"] == "SendSmsFunction"
+    assert 0 < len(costs["top"]) <= coldstart.TOP_IMPORTS
+    assert all(item["cumulative_ms"] > 0 for item in costs["top"])
+    assert "app" not in [item["module"] for item in costs["top"]]
+    assert f"**SendSmsFunction** ({costs['total_ms']:.0f} ms): `{costs['top'][0]['module']}`" in report
+
+
+def test_top_import_costs_keep_the_target_s_own_imports_and_collapse_chains():
+    # Given -X importtime output: start-up, the probe's own modules, then the handler's import, in
+    # which `b` is nearly all of `a` and `c` is a real part of it
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       900 |        900 | encodings",
+            "import time:       100 |        100 | resource",
+            "import time:       100 |      50000 |       c",
+            "import time:       100 |      95000 |     b",
+            "import time:       100 |     100000 |   a",
+            "import time:       100 |      20000 |   d",
+            "import time:       100 |     130000 | app",
+        ]
+    )
+    # When the top costs are read
+    costs = coldstart.top_import_costs(stderr, "app", top=3)
+    # Then the start-up is not counted, `app` and `b` are left out, and the rest come by cost
+    assert costs["total_ms"] == 130.0
+    assert [(item["module"], item["cumulative_ms"]) for item in costs["top"]] == [
+        ("a", 100.0),
+        ("c", 50.0),
+        ("d", 20.0),
+    ]
 
 
 def test_the_probe_counts_and_refuses_network_io_at_import(tmp_path):
@@ -142,9 +214,9 @@ def test_the_probe_counts_and_refuses_network_io_at_import(tmp_path):
     assert results["clean"].error is None
 
 
-def test_handler_targets_carry_the_template_environment():
+def test_handler_targets_carry_the_template_environment_as_deployed():
     (target,) = coldstart.handler_targets(TEMPLATE, only=["SendSmsFunction"])
-    env = target.environment
+    env = {**coldstart.FAKE_AWS_ENV, **target.environment}
     assert target.module == "app"
     assert (PROJECT_ROOT / "functions" / "send_sms" / "app.py").samefile(f"{target.code_dir}/app.py")
     # Globals and the function's own variables, intrinsics resolved to strings
@@ -152,8 +224,30 @@ def test_handler_targets_carry_the_template_environment():
     assert env["RATE_LIMIT_TABLE"]
     assert float(env["TWILIO_RATE_PER_SECOND"]) > 0
     assert all(isinstance(value, str) for value in env.values())
+    # Tracing: Active, and nothing that turns the Powertools Tracer off
+    assert env["AWS_XRAY_DAEMON_ADDRESS"]
+    assert env["LAMBDA_TASK_ROOT"] == target.code_dir
+    assert "AWS_SAM_LOCAL" not in env
+    assert "POWERTOOLS_TRACE_DISABLED" not in env
+    assert target.floor == "floor: dynamodb + httpx"
 
 
-def test_an_unknown_function_is_refused_by_name():
+def test_every_function_in_the_template_has_a_floor():
+    functions = set(load_template(TEMPLATE, stack_name="tidings-bench").functions())
+    assert set(coldstart.FLOORS) == functions
+
+
+def test_a_floor_imports_boto3_one_client_the_logger_and_httpx_only_when_asked():
+    assert coldstart.Floor("sqs", httpx=False).statement.splitlines() == [
+        "import boto3",
+        "boto3.client('sqs')",
+        "from aws_lambda_powertools import Logger",
+    ]
+    assert coldstart.Floor("dynamodb", httpx=True).statement.splitlines()[-1] == "import httpx"
+
+
+def test_an_unknown_function_or_provider_is_refused_by_name():
     with pytest.raises(ValueError, match="NoSuchFunction"):
         coldstart.handler_targets(TEMPLATE, only=["NoSuchFunction"])
+    with pytest.raises(ValueError, match="paypal"):
+        providers.targets(TEMPLATE, ["paypal"])
