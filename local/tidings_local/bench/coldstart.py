@@ -391,14 +391,16 @@ def top_import_costs(stderr: str, module: str, top: int = TOP_IMPORTS) -> dict[s
         open_children.append(index)
     picked: list[int] = []
     shown: set[int] = set()  # picked, or standing in for its parent
+    names: set[str] = {module}  # a module printed twice (a failed import retried) is listed once
     for index in sorted(range(len(own)), key=lambda i: own[i][2], reverse=True):
         if len(picked) == top:
             break
         up = parent.get(index)
         shown.add(index)
-        if own[index][1] == module or (up in shown and own[index][2] >= 0.9 * own[up][2]):
+        if own[index][1] in names or (up in shown and own[index][2] >= 0.9 * own[up][2]):
             continue
         picked.append(index)
+        names.add(own[index][1])
     return {
         "total_ms": round(total, 1),
         "top": [{"module": own[i][1], "cumulative_ms": round(own[i][2], 1)} for i in picked],

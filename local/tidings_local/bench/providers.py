@@ -3,8 +3,10 @@
 Both sides are cold-start probes (:mod:`tidings_local.bench.coldstart`), fresh processes of the same
 base interpreter measured in the same interleaved rounds as the handlers. Tidings' side imports the
 provider's module in the layer's environment, with the environment of the function that sends through
-it (the tracer on, as deployed). The SDK's side imports what a user of the SDK imports to send, in an
-environment holding the SDKs (the ``bench`` dependency group) and nothing of the layer.
+it (the tracer on, as deployed), twice: the client's module alone, and with the HTTP path it sends
+through (:mod:`tidings.providers._http`: httpx, the logger, the retry policy), which the module leaves
+to the factory that builds the client. The SDK's side imports what a user of the SDK imports to send,
+in an environment holding the SDKs (the ``bench`` dependency group) and nothing of the layer.
 
 The SDK versions are the lock's (``uv.lock``, group ``bench``); they are recorded with the results.
 """
@@ -32,6 +34,10 @@ class ProviderClient:
         return f"tidings: {self.provider}"
 
     @property
+    def sending_name(self) -> str:
+        return f"tidings: {self.provider} + HTTP path"
+
+    @property
     def sdk_name(self) -> str:
         return f"sdk: {self.provider}"
 
@@ -49,6 +55,8 @@ PROVIDERS = (
     ),
 )
 NAMES = tuple(client.provider for client in PROVIDERS)
+# The HTTP path every Tidings client sends through, imported by the factory when it builds one.
+HTTP_PATH = "import tidings.providers._http"
 
 
 def selected(only: Sequence[str] = ()) -> list[ProviderClient]:
@@ -65,12 +73,17 @@ def targets(
     layer_python: str = sys.executable,
     sdk_python: str = sys.executable,
 ) -> list[Target]:
-    """Two targets per provider, Tidings' client and the SDK, next to each other."""
+    """Three targets per provider, next to each other: Tidings' client, the same with its HTTP path, and
+    the SDK."""
     found = []
     for client in selected(only):
         (carrier,) = handler_targets(template_path, [client.function], python=layer_python)
+        env = carrier.environment
+        found.append(Target(client.tidings_name, client.module, environment=env, python=layer_python))
         found.append(
-            Target(client.tidings_name, client.module, environment=carrier.environment, python=layer_python)
+            Target(
+                client.sending_name, client.module, environment=env, statement=HTTP_PATH, python=layer_python
+            )
         )
         found.append(Target(client.sdk_name, "", statement=client.sdk_import, python=sdk_python))
     return found
