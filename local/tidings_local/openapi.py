@@ -48,7 +48,7 @@ def current_document() -> dict[str, Any]:
     from tidings.api.settings import ApiSettings, load
 
     api = NotifyApi(load(ApiSettings, SETTINGS))
-    return json.loads(api.app.get_openapi_json_schema())
+    return json.loads(api.openapi_json())
 
 
 def render(document: dict[str, Any]) -> str:

@@ -16,21 +16,12 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from pydantic import BaseModel, Field, ValidationError
 
 from tidings.api import openapi as doc
@@ -74,10 +65,21 @@ from tidings.outbound.urls import CallbackUrlRefused
 from tidings.suppressions.service import SuppressionService
 from tidings.templates.errors import TemplateProblem
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
 #: ``Idempotency-Key``: 1-255 printable ASCII characters.
 IdempotencyKey = Annotated[
     str | None, Header(alias="idempotency-key", max_length=255, pattern=r"^[\x21-\x7e]+$")
 ]
+
+
+class _InProgress(Exception):
+    """Powertools' in-progress record: a request with this idempotency key is being answered."""
+
+
+class _KeyReused(Exception):
+    """Powertools' payload check: this idempotency key came with another request."""
 
 
 class NotifyApi:
@@ -93,24 +95,9 @@ class NotifyApi:
         self.current_request_id: str | None = None
         self._service_factory = service or (lambda: service_for(settings))
         self._actions_factory = actions or (lambda: actions_for(self.service.store))
-        self.idempotency = IdempotencyConfig(
-            event_key_jmespath="[client_id, idempotency_key]",
-            payload_validation_jmespath="request",
-            expires_after_seconds=settings.idempotency_ttl_seconds,
-            raise_on_no_idempotency_key=True,
-        )
+        self._context: Any = None
+        self._described = False
         self.app = APIGatewayHttpResolver(enable_validation=True)
-        schemes, security = doc.security()
-        about: dict[str, Any] = {
-            "title": "Tidings notify API",
-            "version": "2.0.0",
-            "summary": "Charge a customer, e-mail the receipt and text them, carried to a definite end.",
-            "security_schemes": schemes,
-            "security": security,
-        }
-        self.app.configure_openapi(**about)
-        # Swagger UI with its assets inlined by Powertools (no CDN: it works offline as well).
-        self.app.enable_swagger(path="/swagger", persist_authorization=True, **about)
         self._routes()
         self._errors()
         from tidings.api import suppressions
@@ -154,8 +141,33 @@ class NotifyApi:
         if _nested_deeper_than(_body_text(event), MAX_JSON_DEPTH):
             # Refused before parsing: a deep enough body makes json.loads raise RecursionError (a 500).
             return _answer_dict(400, f"the request body nests deeper than {MAX_JSON_DEPTH}", "body_too_deep")
-        self.idempotency.register_lambda_context(context)
+        self._context = context
+        if str(event.get("rawPath", "")).endswith(DOCUMENT_PATHS):
+            self.describe()
         return self.app.resolve(event, context)
+
+    def openapi_json(self) -> str:
+        """The OpenAPI document ``/openapi.json`` serves."""
+        self.describe()
+        return self.app.get_openapi_json_schema()
+
+    def describe(self) -> None:
+        """Give the resolver its OpenAPI description and the Swagger UI route, once: the OpenAPI models
+        (Powertools' and the security scheme) load here, for the document's routes only."""
+        if self._described:
+            return
+        self._described = True
+        schemes, security = doc.security()
+        about: dict[str, Any] = {
+            "title": "Tidings notify API",
+            "version": "2.0.0",
+            "summary": "Charge a customer, e-mail the receipt and text them, carried to a definite end.",
+            "security_schemes": schemes,
+            "security": security,
+        }
+        self.app.configure_openapi(**about)
+        # Swagger UI with its assets inlined by Powertools (no CDN: it works offline as well).
+        self.app.enable_swagger(path="/swagger", persist_authorization=True, **about)
 
     # --- collaborators, built on first use -------------------------------------------------------
     @cached_property
@@ -167,18 +179,54 @@ class NotifyApi:
         return self._actions_factory()
 
     @cached_property
+    def idempotency(self) -> "IdempotencyConfig":
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        return IdempotencyConfig(
+            event_key_jmespath="[client_id, idempotency_key]",
+            payload_validation_jmespath="request",
+            expires_after_seconds=self.settings.idempotency_ttl_seconds,
+            raise_on_no_idempotency_key=True,
+        )
+
+    def _once(
+        self, data_keyword_argument: str, function: Callable[..., dict[str, Any]]
+    ) -> Callable[..., dict[str, Any]]:
+        """``function`` answered once per key by Powertools idempotency (imported here with its DynamoDB
+        layer and boto3; its table is first touched on a request), its refusals as our own errors."""
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
+        persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
+        once = idempotent_function(
+            data_keyword_argument=data_keyword_argument,
+            persistence_store=persistence,
+            config=self.idempotency,
+        )(function)
+
+        def call(**data: Any) -> dict[str, Any]:
+            self.idempotency.register_lambda_context(self._context)
+            try:
+                return cast(dict[str, Any], once(**data))
+            except IdempotencyAlreadyInProgressError as exc:
+                raise _InProgress() from exc
+            except IdempotencyValidationError as exc:
+                raise _KeyReused() from exc
+
+        return call
+
+    @cached_property
     def act_once(self) -> Callable[..., dict[str, Any]]:
         """A refund or a cancel, answered once per key: a repeat gets the first answer from the
         idempotency table and reaches neither Stripe nor the saga again."""
-        persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
 
-        @idempotent_function(
-            data_keyword_argument="action", persistence_store=persistence, config=self.idempotency
-        )
         def act(action: dict[str, Any]) -> dict[str, Any]:
             return self._act(action)
 
-        return cast(Callable[..., dict[str, Any]], act)
+        return self._once("action", act)
 
     def _act(self, action: dict[str, Any]) -> dict[str, Any]:
         client_id, notification_id = action["client_id"], action["notification_id"]
@@ -215,11 +263,7 @@ class NotifyApi:
     @cached_property
     def submit_once(self) -> Callable[..., dict[str, Any]]:
         """Powertools idempotency around the submission (its table is first touched on a request)."""
-        persistence = DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table)
 
-        @idempotent_function(
-            data_keyword_argument="submission", persistence_store=persistence, config=self.idempotency
-        )
         def submit(submission: dict[str, Any]) -> dict[str, Any]:
             # Inside the idempotent part: a retry answered from the first request's record costs nothing.
             self.quota.take(submission["client_id"])
@@ -232,7 +276,7 @@ class NotifyApi:
             )
             return accepted.model_dump(mode="json")
 
-        return cast(Callable[..., dict[str, Any]], submit)
+        return self._once("submission", submit)
 
     def client_id(self) -> str:
         """The caller: the JWT's subject, checked by the HTTP API's JWT authorizer before we run."""
@@ -436,9 +480,7 @@ class NotifyApi:
         @app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
         def openapi():  # type: ignore[no-untyped-def]  # answered as built, not validated
             return Response(
-                status_code=200,
-                content_type=content_types.APPLICATION_JSON,
-                body=app.get_openapi_json_schema(),
+                status_code=200, content_type=content_types.APPLICATION_JSON, body=api.openapi_json()
             )
 
     def audit_records(
@@ -559,8 +601,8 @@ class NotifyApi:
         def unauthorised(_exc: PermissionError) -> Response:
             return _error(401, "Unauthorized", "unauthorized")
 
-        @app.exception_handler(IdempotencyAlreadyInProgressError)
-        def in_progress(_exc: IdempotencyAlreadyInProgressError) -> Response:
+        @app.exception_handler(_InProgress)
+        def in_progress(_exc: _InProgress) -> Response:
             message = "a request with this idempotency key is in progress"
             return _error(409, message, "idempotency_in_progress", headers={"Retry-After": "1"})
 
@@ -591,7 +633,7 @@ class NotifyApi:
                 reason=exc.reason,
             )
 
-        @app.exception_handler([IdempotencyValidationError, IdempotencyKeyReused])
+        @app.exception_handler([_KeyReused, IdempotencyKeyReused])
         def key_reused(_exc: Exception) -> Response:
             reused = {
                 "loc": ["header", "idempotency-key"],
@@ -612,6 +654,9 @@ class NotifyApi:
         bulk = event.get("rawPath", "").endswith("/bulk")
         return size > (self.settings.max_bulk_request_bytes if bulk else self.settings.max_request_bytes)
 
+
+#: The routes that serve the OpenAPI document (also under a stage's path prefix).
+DOCUMENT_PATHS = ("/openapi.json", "/swagger")
 
 #: A location element the answer may repeat: a list index or a name that could be one of our fields.
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")

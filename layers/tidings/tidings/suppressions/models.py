@@ -6,9 +6,9 @@ import hashlib
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
-from tidings.notifications.models import E164
+from tidings.notifications.models import E164, EmailAddress
 
 SuppressionChannel = Literal["email", "sms"]
 SuppressionSource = Literal["twilio", "sendgrid", "operator"]
@@ -30,7 +30,7 @@ class SuppressionReason(StrEnum):
     OPERATOR = "operator"
 
 
-_EMAIL = TypeAdapter(EmailStr)
+_EMAIL: TypeAdapter[str] = TypeAdapter(EmailAddress)
 
 
 def normalise(channel: SuppressionChannel, address: str) -> str:
