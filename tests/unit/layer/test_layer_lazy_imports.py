@@ -1,11 +1,15 @@
-"""Cold start: the factories import only what the channel asked for, and never touch the network."""
+"""Cold start: the factories import only what the channel asked for, and no handler imports what its first
+call could."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.template import sam_template
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -63,62 +67,78 @@ def test_importing_the_package_imports_no_provider_code():
     assert "tidings.resilience" not in output
 
 
-HANDLER_ENV = {
-    "NOTIFICATIONS_TABLE": "notifications",
-    "IDEMPOTENCY_TABLE": "idempotency",
-    "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:saga",
-    "AUDIT_TABLE": "audit",
-    "WEBHOOK_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks",
-    "WEBHOOK_EVENTS_TABLE": "webhook-events",
-    "STRIPE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s",
-    "SENDGRID_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:g",
-    "TWILIO_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:t",
-    "STRIPE_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:ss",
-    "SENDGRID_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:gs",
-    "TWILIO_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:ts",
-    "REDELIVERY_MAX_TRIES": "6",
-    "REDELIVERY_BASE_DELAY_SECONDS": "60",
-    "REDELIVERY_MAX_DELAY_SECONDS": "3600",
-    "EMAIL_DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/email-dlq",
-    "SMS_DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/sms-dlq",
-    "NOT_FINAL_AFTER_MINUTES": "30",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "POWERTOOLS_TRACE_DISABLED": "true",
+#: What no handler may import at cold start, and why: each comes with the first call that needs it.
+#: A key is a module or a package (its submodules included).
+NOT_AT_COLD_START: dict[str, str] = {
+    "boto3": "AWS clients are built on first use, and boto3 is imported with the first",
+    "httpx": "a provider's (or the shop's) HTTP client is built by the first call to it",
+    "tidings.providers": "a provider's client is built when a call needs it",
+    "aws_xray_sdk.ext": "the tracer patches a library when the library is first imported",
+    "requests": "nothing here calls it: the tracer patches only what the layer uses",
+    "sqlite3": "nothing here uses it: the tracer patches only what the layer uses",
+    "aws_lambda_powertools.utilities.idempotency": "its package imports boto3 for its DynamoDB layer",
+    "aws_lambda_powertools.event_handler.openapi.models": "only /openapi.json and /swagger describe the API",
+    "email_validator": "an e-mail address is checked when one is parsed",
+    "jinja2": "a template is rendered when a message is sent",
+    "cryptography": "SendGrid's ECDSA signature is checked when a SendGrid webhook arrives",
 }
+#: What a function may import of the above at cold start, each with its reason (none today).
+MAY_IMPORT_AT_COLD_START: dict[str, dict[str, str]] = {}
 
-COLD_START = """
-import importlib.util, json, sys
-import botocore.session
-import tidings.observability  # Powertools' Tracer: the X-Ray SDK builds its own client when imported
-
-def no_client(*args, **kwargs):
-    raise RuntimeError("an AWS client was built at import time")
-
-botocore.session.Session.create_client = no_client
-name = sys.argv[1]
-spec = importlib.util.spec_from_file_location(name + "_app", f"functions/{name}/app.py")
-spec.loader.exec_module(importlib.util.module_from_spec(spec))
-print(json.dumps(sorted(m for m in sys.modules if m.startswith("tidings"))))
+HANDLER_IMPORT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import app  # as the runtime's init phase does
+from tidings.observability import tracer
+print(json.dumps({"tracing": not tracer.disabled, "modules": sorted(sys.modules)}))
 """
 
 
-@pytest.mark.parametrize(
-    "function", ["webhook_receiver", "webhook_processor", "retry_delivery", "notify_api"]
+FUNCTIONS = sorted(
+    logical_id
+    for logical_id, resource in sam_template()["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
 )
-def test_a_composition_root_builds_no_client_and_imports_no_provider_at_cold_start(function):
-    # Given a fresh interpreter with the function's settings, where building any AWS client fails
-    # When the handler module is imported (a Lambda cold start)
+
+
+@pytest.fixture(scope="module")
+def handlers() -> dict[str, Any]:
+    """Each function's folder and its environment as deployed (the tracer on), the bench's own."""
+    from tidings_local.bench.coldstart import handler_targets
+
+    return {target.name: target for target in handler_targets(ROOT / "template.yaml")}
+
+
+def _within(module: str, key: str) -> bool:
+    return module == key or module.startswith(key + ".")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_handler_imports_at_cold_start_nothing_its_first_call_could(function, handlers):
+    # Given a fresh interpreter with the function's environment as deployed, the tracer on
+    from tidings_local.bench.coldstart import FAKE_AWS_ENV
+
+    target = handlers[function]
+    env = {"PATH": os.environ.get("PATH", ""), **FAKE_AWS_ENV, **target.environment}
+    # When the runtime imports its handler module
     output = subprocess.run(
-        [sys.executable, "-c", COLD_START, function],
+        [sys.executable, "-c", HANDLER_IMPORT, target.code_dir],
         capture_output=True,
         text=True,
         check=True,
-        cwd=ROOT,
-        env={**HANDLER_ENV, "PATH": ""},
+        cwd=target.code_dir,
+        env=env,
     ).stdout.splitlines()[-1]
-    # Then it succeeded without a client, and no provider client code was imported
     loaded = json.loads(output)
-    assert not [module for module in loaded if module.startswith("tidings.providers.")]
+    assert loaded["tracing"], "the import ran with the tracer off: it would not test what is deployed"
+    # Then none of what only a call needs was imported
+    allowed = MAY_IMPORT_AT_COLD_START.get(function, {})
+    imported = {
+        key: reason
+        for key, reason in NOT_AT_COLD_START.items()
+        if key not in allowed and any(_within(module, key) for module in loaded["modules"])
+    }
+    assert imported == {}, f"{function} imports at cold start what its first call should: {sorted(imported)}"
 
 
 TRACED_IMPORTS = """
