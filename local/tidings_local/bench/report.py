@@ -7,7 +7,10 @@ from typing import Any
 
 from tidings_local.bench import coldstart, providers, resilience
 
-COMMAND = "make bench   # = .venv/bin/python -m tidings_local.bench"
+COMMAND = (
+    "make bench   # builds .tools/bench-layer and .tools/bench-sdks from uv.lock, then runs\n"
+    "             # .venv/bin/python -m tidings_local.bench --layer-python ... --sdk-python ..."
+)
 
 
 def _ratio(value: float, base: float) -> str:
