@@ -136,6 +136,30 @@ def test_the_same_key_for_a_different_request_is_refused(api):
     assert len(executions(api.machine)) == 1
 
 
+def test_the_same_key_while_the_first_request_is_being_answered_is_told_to_retry(api, monkeypatch):
+    # Given a submission that, while it is being stored, sees the same request come again
+    service = api.module.api.service
+    submit = service.submit
+    repeated = []
+
+    def submit_while_repeated(*args, **kwargs):
+        repeated.append(
+            api.raw(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "k-2"}))
+        )
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(service, "submit", submit_while_repeated)
+    # When the first request is sent
+    status, _ = api(http_event("POST", "/notifications", VALID, headers={"idempotency-key": "k-2"}))
+    # Then it is accepted, and the repeat was told to retry in a second without a second saga
+    assert status == 202
+    [answer] = repeated
+    assert answer["statusCode"] == 409
+    assert json.loads(answer["body"])["code"] == "idempotency_in_progress"
+    assert answer["headers"]["Retry-After"] == "1"
+    assert len(executions(api.machine)) == 1
+
+
 def test_the_same_key_from_another_client_is_another_notification(api):
     first = api(http_event("POST", "/notifications", VALID, sub="client-a"))
     second = api(http_event("POST", "/notifications", VALID, sub="client-b"))
