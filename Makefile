@@ -136,18 +136,23 @@ architecture: setup
 monitoring: setup
 	$(BIN)/python -m tidings_local.monitoring
 
-# The probes run in two environments of their own, from the same lock and base interpreter: the layer's
-# packages only (what the deployed layer holds, nothing of the development tools), and the official
-# provider SDKs (the `bench` group) that Tidings' clients are compared with. docs/benchmarks.md.
+# The probes run in three environments of their own, from the same lock and base interpreter: the
+# layer's packages only (what the deployed layer holds, nothing of the development tools), the official
+# provider SDKs (the `bench` group) that Tidings' clients are compared with, and both together, where
+# sending through Tidings' client and through the SDK are each measured on the same handler base.
+# docs/benchmarks.md.
 BENCH_LAYER := .tools/bench-layer
 BENCH_SDKS := .tools/bench-sdks
+BENCH_LAYER_SDKS := .tools/bench-layer-sdks
 bench: setup
 	UV_PROJECT_ENVIRONMENT=$(BENCH_LAYER) $(UV) sync --frozen --no-default-groups --quiet \
 	  --python "$$(scripts/find-python313)"
 	UV_PROJECT_ENVIRONMENT=$(BENCH_SDKS) $(UV) sync --frozen --no-default-groups --only-group bench \
 	  --no-install-project --quiet --python "$$(scripts/find-python313)"
+	UV_PROJECT_ENVIRONMENT=$(BENCH_LAYER_SDKS) $(UV) sync --frozen --no-default-groups --group bench \
+	  --quiet --python "$$(scripts/find-python313)"
 	$(BIN)/python -m tidings_local.bench --layer-python $(BENCH_LAYER)/bin/python \
-	  --sdk-python $(BENCH_SDKS)/bin/python
+	  --sdk-python $(BENCH_SDKS)/bin/python --layer-sdk-python $(BENCH_LAYER_SDKS)/bin/python
 
 # A first deployment of ENV (default dev) is guided (sam deploy --guided, the parameters to decide
 # explained first); later ones deploy as samconfig.toml saved them. GUIDED=1 asks again. docs/deploy.md.

@@ -6,10 +6,10 @@
     markdown = render(results)
 
 Four measurements: cold start per Lambda handler against its floor (coldstart), importing Tidings'
-provider clients against the official SDKs (providers), the resilient provider path against a bare
-httpx call to a local sandbox (resilience), and webhook signature verification per provider
-(webhooks). Everything runs on this machine and on loopback only. No assertion here is about time:
-the numbers are reported, never judged.
+provider clients against the official SDKs, in a handler and on their own (providers), the resilient
+provider path against a bare httpx call to a local sandbox (resilience), and webhook signature
+verification per provider (webhooks). Everything runs on this machine and on loopback only. No
+assertion here is about time: the numbers are reported, never judged.
 """
 
 from __future__ import annotations
@@ -114,12 +114,15 @@ def run(
     template_path: Path | None = None,
     layer_python: str = sys.executable,
     sdk_python: str = sys.executable,
+    layer_sdk_python: str = sys.executable,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure everything once and return plain data (JSON-serialisable) for the report.
 
     ``layer_python`` runs the handlers, their floors and Tidings' provider clients (``make bench``: an
-    environment of the layer's packages only); ``sdk_python`` the official SDKs (the ``bench`` group).
+    environment of the layer's packages only); ``sdk_python`` the official SDKs (the ``bench`` group);
+    ``layer_sdk_python`` both sides of the in-handler provider comparison (the layer's packages and the
+    ``bench`` group).
     """
     from tidings_local.bench import coldstart, providers, resilience, webhooks
 
@@ -135,12 +138,15 @@ def run(
     clients = providers.targets(
         template_path, sizes.providers, layer_python=layer_python, sdk_python=sdk_python
     )
+    marginals = providers.marginal_targets(template_path, sizes.providers, python=layer_sdk_python)
     # One interleaved set of rounds for every side of every ratio.
     measured = coldstart.measure(
-        coldstart.baseline_targets(handlers, python=layer_python) + handlers + clients, sizes.coldstart_runs
+        coldstart.baseline_targets(handlers, python=layer_python) + handlers + clients + marginals,
+        sizes.coldstart_runs,
     )
     client_names = {target.name for target in clients}
-    cold = [r for r in measured if r.name not in client_names]
+    marginal_names = {target.name for target in marginals}
+    cold = [r for r in measured if r.name not in client_names | marginal_names]
     for result in measured:
         if result.error or result.network_attempts:
             say(f"  {result.name}: import error {result.error}, {result.network_attempts} network attempts")
@@ -158,13 +164,19 @@ def run(
         "duration_seconds": round(time.perf_counter() - started, 1),
         "machine": machine,
         "load_average_end": load_average(),
-        "interpreters": {"layer": interpreter_info(layer_python), "sdks": interpreter_info(sdk_python)},
+        "interpreters": {
+            "layer": interpreter_info(layer_python),
+            "sdks": interpreter_info(sdk_python),
+            "layer + sdks": interpreter_info(layer_sdk_python),
+        },
         "sdk_versions": providers.sdk_versions(sdk_python),
+        "sdk_versions_with_layer": providers.sdk_versions(layer_sdk_python),
         "sizes": asdict(sizes),
         "floors": {name: floor.name for name, floor in coldstart.FLOORS.items()},
         "coldstart": [r.as_dict() for r in cold],
         "import_costs": import_costs,
         "providers": [r.as_dict() for r in measured if r.name in client_names],
+        "provider_marginals": [r.as_dict() for r in measured if r.name in marginal_names],
         "resilience": [r.as_dict() for r in latency],
         "webhooks": [r.as_dict() for r in hooks],
     }

@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         default=sys.executable,
         help="interpreter for the official SDKs (make bench: the bench group)",
     )
+    parser.add_argument(
+        "--layer-sdk-python",
+        default=sys.executable,
+        help="interpreter for the provider imports in a handler, both sides (make bench: the layer's"
+        " packages and the bench group)",
+    )
     args = parser.parse_args(argv)
     for name in ("coldstart_runs", "requests", "verifications", "verification_repeats"):
         if getattr(args, name) < 1:
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         template_path=args.template.resolve(),
         layer_python=_absolute(args.layer_python),
         sdk_python=_absolute(args.sdk_python),
+        layer_sdk_python=_absolute(args.layer_sdk_python),
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render(results))

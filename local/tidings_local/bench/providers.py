@@ -1,12 +1,19 @@
 """Provider clients: importing Tidings' httpx client for one provider vs importing its official SDK.
 
-Both sides are cold-start probes (:mod:`tidings_local.bench.coldstart`), fresh processes of the same
-base interpreter measured in the same interleaved rounds as the handlers. Tidings' side imports the
-provider's module in the layer's environment, with the environment of the function that sends through
-it (the tracer on, as deployed), twice: the client's module alone, and with the HTTP path it sends
-through (:mod:`tidings.providers._http`: httpx, the logger, the retry policy), which the module leaves
-to the factory that builds the client. The SDK's side imports what a user of the SDK imports to send,
-in an environment holding the SDKs (the ``bench`` dependency group) and nothing of the layer.
+Every side is a cold-start probe (:mod:`tidings_local.bench.coldstart`), fresh processes of the same
+base interpreter measured in the same interleaved rounds as the handlers. Two comparisons:
+
+* In a handler (:func:`marginal_targets`, issue 13's acceptance): what sending through the provider
+  adds to a handler that sends through it. The *base* is that function's floor
+  (:data:`~tidings_local.bench.coldstart.FLOORS`) and ``tidings.observability`` (the logger, tracer and
+  settings every handler imports), in the function's environment (tracer on). Tidings' side is the base
+  and then the client's module with its HTTP path (what the factory builds); the SDK's side is the base
+  and then what a user of the SDK imports to send. Both run in one environment holding the layer's
+  packages and the SDKs (the layer and the ``bench`` group), and each process times its last import on
+  its own: that is the marginal cost, side minus base, without the run-to-run noise of two processes.
+* On their own (:func:`targets`): the client's module alone and with its HTTP path
+  (:mod:`tidings.providers._http`: httpx, the logger, the retry policy) in the layer's environment,
+  against the SDK in an environment holding the SDKs and nothing of the layer.
 
 The SDK versions are the lock's (``uv.lock``, group ``bench``); they are recorded with the results.
 """
@@ -18,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tidings_local.bench.coldstart import Target, handler_targets
+from tidings_local.bench.coldstart import FLOORS, Target, handler_targets
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,18 @@ class ProviderClient:
     def sdk_name(self) -> str:
         return f"sdk: {self.provider}"
 
+    @property
+    def base_name(self) -> str:
+        return f"in handler: {self.provider} base"
+
+    @property
+    def marginal_tidings_name(self) -> str:
+        return f"in handler: base + tidings {self.provider}"
+
+    @property
+    def marginal_sdk_name(self) -> str:
+        return f"in handler: base + sdk {self.provider}"
+
 
 PROVIDERS = (
     # stripe.StripeClient and every resource (stripe.PaymentIntent.create ...) come with the package
@@ -57,6 +76,8 @@ PROVIDERS = (
 NAMES = tuple(client.provider for client in PROVIDERS)
 # The HTTP path every Tidings client sends through, imported by the factory when it builds one.
 HTTP_PATH = "import tidings.providers._http"
+# What every handler imports besides its floor: the layer's logger, tracer and settings.
+OBSERVABILITY = "import tidings.observability"
 
 
 def selected(only: Sequence[str] = ()) -> list[ProviderClient]:
@@ -86,6 +107,46 @@ def targets(
             )
         )
         found.append(Target(client.sdk_name, "", statement=client.sdk_import, python=sdk_python))
+    return found
+
+
+def base_statement(client: ProviderClient) -> str:
+    """The base a handler sending through ``client`` stands on: its function's floor and the layer's
+    observability."""
+    return "\n".join([FLOORS[client.function].statement, OBSERVABILITY])
+
+
+def marginal_targets(
+    template_path: Path, only: Sequence[str] = (), *, python: str = sys.executable
+) -> list[Target]:
+    """Three targets per provider, next to each other: the base, the base then Tidings' client with its
+    HTTP path, the base then the SDK; all in ``python`` (the layer's packages and the SDKs), all with
+    the environment of the function that sends through the provider."""
+    found = []
+    for client in selected(only):
+        (carrier,) = handler_targets(template_path, [client.function], python=python)
+        env = carrier.environment
+        base = base_statement(client)
+        ours = "\n".join([f"import {client.module}", HTTP_PATH])
+        found += [
+            Target(client.base_name, "", environment=env, statement=base, python=python),
+            Target(
+                client.marginal_tidings_name,
+                "",
+                environment=env,
+                statement=base,
+                marginal=ours,
+                python=python,
+            ),
+            Target(
+                client.marginal_sdk_name,
+                "",
+                environment=env,
+                statement=base,
+                marginal=client.sdk_import,
+                python=python,
+            ),
+        ]
     return found
 
 

@@ -86,31 +86,37 @@ def test_report_has_the_load_average_at_start_and_end(report):
 
 
 def test_every_section_has_one_row_per_subject_with_ratios(report):
-    summary, cold, floors, clients, latency, hooks = _tables(report)
+    summary, cold, floors, marginals, clients, latency, hooks = _tables(report)
     assert [row[0] for row in cold[1:]] == ["SendSmsFunction"]
     assert cold[1][1] == "dynamodb + httpx"
     assert [row[0] for row in floors[1:]] == ["dynamodb + httpx"]
     assert "SendSms" in floors[1][-1]
+    assert [row[0] for row in marginals[1:]] == ["twilio"]
+    assert marginals[1][1] == "SendSmsFunction"
     assert [row[0] for row in clients[1:]] == ["twilio"]
     assert [row[0] for row in latency[1:]] == list(resilience.VARIANTS)
     assert [row[0] for row in hooks[1:]] == list(webhooks.PROVIDERS)
     # the ratio columns hold ratios, and each baseline is 1.00x against itself
     assert all(RATIO.match(cell) for cell in cold[1][2:5])
+    assert RATIO.match(marginals[1][4])
     assert all(RATIO.match(cell) for cell in clients[1][3:6])
     assert latency[1][1] == "1.00x"
     assert hooks[1][2] == "1.00x"
     assert all(
         RATIO.match(row[-1])
         for row in summary[1:]
-        if row[0].startswith(("cold", "provider", "Stripe", "webhook"))
+        if row[0].startswith(("cold", "issue 13", "Stripe", "webhook"))
     )
+    (acceptance,) = [row for row in summary if row[0].startswith("issue 13")]
+    assert "twilio" in acceptance[0]
+    assert "SendSmsFunction's floor + `tidings.observability`" in acceptance[1]
     failures = next(row for row in summary if row[0].startswith("handlers whose import failed"))
     assert failures[1:] == ["none", "0 of 1"]
 
 
 def test_raw_numbers_are_positive_and_match_the_tables(report):
     raw = _raw(report)
-    for row in raw["coldstart"] + raw["providers"]:
+    for row in raw["coldstart"] + raw["providers"] + raw["provider_marginals"]:
         assert row["process_ms"] > 0
         assert row["max_rss_mb"] > 0
         assert row["error"] is None
@@ -130,10 +136,64 @@ def test_raw_numbers_are_positive_and_match_the_tables(report):
         "tidings: twilio + HTTP path",
         "sdk: twilio",
     ]
-    clients = _tables(report)[3][1]
+    clients = _tables(report)[4][1]
     assert clients[3] == f"{ours['import_ms'] / sdk['import_ms']:.2f}x"
     assert clients[4] == f"{sending['import_ms'] / sdk['import_ms']:.2f}x"
     assert raw["sdk_versions"]["twilio"]
+    assert raw["sdk_versions_with_layer"]["twilio"]
+
+
+def test_the_in_handler_ratio_is_what_each_side_adds_to_the_same_base(report):
+    raw = _raw(report)
+    base, ours, sdk = raw["provider_marginals"]
+    assert [row["name"] for row in raw["provider_marginals"]] == [
+        "in handler: twilio base",
+        "in handler: base + tidings twilio",
+        "in handler: base + sdk twilio",
+    ]
+    # the base has nothing added; each side's addition is part of its whole import
+    assert "marginal_ms" not in base
+    for side in (ours, sdk):
+        assert 0 < side["marginal_ms"] <= side["import_ms"]
+    marginals = _tables(report)[3][1]
+    assert marginals[4] == f"{ours['marginal_ms'] / sdk['marginal_ms']:.2f}x"
+    assert marginals[5:7] == [f"{ours['marginal_ms']:.1f}", f"{sdk['marginal_ms']:.1f}"]
+    assert marginals[7] == f"{base['import_ms']:.0f}"
+    summary = _tables(report)[0]
+    (acceptance,) = [row for row in summary if row[0].startswith("issue 13")]
+    assert acceptance[2] == marginals[4]
+
+
+def test_in_handler_targets_share_the_function_s_base_and_environment():
+    # Given the in-handler targets for Twilio
+    base, ours, sdk = providers.marginal_targets(TEMPLATE, ["twilio"])
+    (function,) = coldstart.handler_targets(TEMPLATE, only=["SendSmsFunction"])
+    # Then all three import SendSmsFunction's floor and the layer's observability first, with its
+    # environment, and only the sides import something after it
+    floor = coldstart.FLOORS["SendSmsFunction"].statement
+    assert base.statement == ours.statement == sdk.statement == f"{floor}\nimport tidings.observability"
+    assert base.environment == ours.environment == sdk.environment == function.environment
+    assert base.marginal == ""
+    assert ours.marginal.splitlines() == ["import tidings.providers.twilio", "import tidings.providers._http"]
+    assert sdk.marginal == "from twilio.rest import Client"
+
+
+def test_the_probe_times_the_marginal_import_on_its_own(tmp_path):
+    # Given a target whose base imports one module and whose marginal imports another
+    (tmp_path / "heavy.py").write_text("import json\n")
+    (tmp_path / "extra.py").write_text("VALUE = 1\n")
+    target = coldstart.Target("t", "heavy", str(tmp_path), marginal="import extra")
+    # When it is probed
+    (result,) = coldstart.measure([target], runs=1)
+    # Then the marginal import has a time of its own, inside the whole import's
+    assert result.error is None
+    assert result.marginal_seconds is not None
+    assert 0 < result.marginal_seconds <= result.import_seconds
+    assert "marginal_ms" in result.as_dict()
+    # and a target without one has none
+    (plain,) = coldstart.measure([coldstart.Target("p", "heavy", str(tmp_path))], runs=1)
+    assert plain.marginal_seconds is None
+    assert "marginal_ms" not in plain.as_dict()
 
 
 def test_handlers_are_probed_with_the_tracer_on_as_deployed():
