@@ -60,10 +60,12 @@ test-seconds: setup
 	  conftest.UNIT_SECONDS_FILE.write_text(json.dumps(conftest.unit_seconds(measured), indent=0) + "\n")'
 
 
-# The opt-in load run: a bulk request of TIDINGS_BULK_ITEMS (default 1,000) under hard provider rate
-# limits, on the whole local system. Not part of `make test`.
+# The opt-in load run: a smoke batch of 50, then a bulk request of TIDINGS_BULK_ITEMS (default 1,000;
+# 10000 for the long run) under hard provider rate limits, on the whole local system; prints items/s,
+# efficiency, 429 share and peak memory per size and records them in docs/load.json. Not in `make test`.
 load: setup
-	TIDINGS_BULK_ITEMS=$${TIDINGS_BULK_ITEMS:-1000} $(BIN)/pytest -m load --durations=15 tests/e2e
+	TIDINGS_BULK_ITEMS=$${TIDINGS_BULK_ITEMS:-1000} $(BIN)/pytest -m load -s -p no:randomly --durations=15 \
+	  tests/e2e/test_saga_bulk.py
 
 # The chaos matrix (docs/reliability.md): every provider x fault on a local system of its own, CHAOS_SIZE
 # notifications per cell (default 5); rewrites docs/reliability.md. `make test` runs a reduced matrix.

@@ -48,6 +48,12 @@ class SandboxClient:
         """Every provider request received (oldest first), optionally only paths under ``path_prefix``."""
         return self._call("GET", "requests", params={"path_prefix": path_prefix} if path_prefix else None)
 
+    def request_counts(self, path_prefix: str | None = None) -> dict[str, int]:
+        """How many provider requests got each status (``{"200": 12, "429": 1}``), a cheap poll for a
+        long run: the records themselves stay in the sandbox."""
+        params = {"path_prefix": path_prefix} if path_prefix else None
+        return self._call("GET", "requests/counts", params=params)
+
     def clear_requests(self) -> None:
         self._call("DELETE", "requests")
 

@@ -97,6 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
         return kept_bytes, length
 
     def _dispatch(self) -> None:
+        received_at = time.time()  # as soon as the request line and headers are read, before the body
         sandbox = self.server.sandbox
         split = urlsplit(self.path)
         path = split.path
@@ -112,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k: v for k, v in self.headers.items()},
             body=body,
             body_size=size,
-            received_at=time.time(),
+            received_at=received_at,
         )
         if path.startswith(CONTROL_PREFIX) or path == CONTROL_PREFIX.rstrip("/"):
             self._send(sandbox.control_api(request))
@@ -273,7 +274,7 @@ class Sandbox:
                 response = provider.too_large()
                 handler.close_connection = True
             else:
-                decision = self.limiter.acquire()
+                decision = self.limiter.acquire(at=request.received_at)
                 if not decision.allowed:
                     response = provider.rate_limited(decision)
                 else:
@@ -329,6 +330,9 @@ class Sandbox:
                 return Response.json(200, self.recorder.list(prefix))
             if method == "DELETE":
                 return Response.json(200, {"cleared": self.recorder.clear()})
+        if route == "requests/counts" and method == "GET":
+            prefix = (request.query_params.get("path_prefix") or [None])[0]
+            return Response.json(200, self.recorder.counts(prefix))
         if route == "faults":
             if method == "GET":
                 return Response.json(200, self.faults.list())

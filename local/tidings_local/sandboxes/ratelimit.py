@@ -8,6 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+#: Float slack, as in the clients' bucket: epoch timestamps (~1.8e9) resolve to ~2e-7 s, so a request
+#: exactly one interval after the last finds 0.9999999 tokens, which is one.
+EPSILON = 1e-6
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -23,10 +27,13 @@ class Decision:
 class TokenBucket:
     """``burst`` tokens, refilled at ``per_second``; each request takes one.
 
-    Off (admits everything) until configured. The clock is injectable for tests of the bucket itself.
+    Off (admits everything) until configured. A request is judged at the moment it arrived (``at``, read
+    by the server before it reads the body), not when a busy server gets round to it, on the wall clock
+    the clients' shared bucket paces with (``tidings.resilience.rate_limit``). Two requests judged out of
+    their arrival order refill nothing for the earlier one. The clock is injectable for tests.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.per_second: float | None = None
@@ -50,14 +57,15 @@ class TokenBucket:
             self._tokens = float(self.burst)
             self._updated = self._clock()
 
-    def acquire(self) -> Decision:
+    def acquire(self, at: float | None = None) -> Decision:
         with self._lock:
             if self.per_second is None:
                 return Decision(True, 0, 0, 0, int(time.time()))
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.per_second)
-            self._updated = now
-            allowed = self._tokens >= 1.0
+            now = self._clock() if at is None else at
+            elapsed = max(0.0, now - self._updated)
+            self._tokens = min(self.burst, self._tokens + elapsed * self.per_second)
+            self._updated = max(self._updated, now)
+            allowed = self._tokens >= 1.0 - EPSILON
             if allowed:
                 self._tokens -= 1.0
             missing_for_one = max(0.0, 1.0 - self._tokens)
@@ -75,9 +83,10 @@ class TokenBucket:
         with self._lock:
             if self.per_second is None:
                 return Decision(True, 0, 0, 0, int(time.time()))
-            tokens = min(self.burst, self._tokens + (self._clock() - self._updated) * self.per_second)
+            elapsed = max(0.0, self._clock() - self._updated)
+            tokens = min(self.burst, self._tokens + elapsed * self.per_second)
             return Decision(
-                allowed=tokens >= 1.0,
+                allowed=tokens >= 1.0 - EPSILON,
                 limit=self.burst,
                 remaining=int(tokens),
                 retry_after=0,

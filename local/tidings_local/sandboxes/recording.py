@@ -45,6 +45,16 @@ class Recorder:
             records = [r for r in records if r["path"].startswith(path_prefix)]
         return records
 
+    def counts(self, path_prefix: str | None = None) -> dict[str, int]:
+        """How many requests got each status ("none" while unanswered), without copying the records."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for record in self._records:
+                if not path_prefix or record["path"].startswith(path_prefix):
+                    key = str(record["status"]).lower()
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def clear(self) -> int:
         with self._lock:
             cleared = len(self._records)

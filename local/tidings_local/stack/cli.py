@@ -252,6 +252,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         sandbox_ports=DEFAULT_SANDBOX_PORTS,
         callback_receiver_port=CALLBACK_RECEIVER_PORT,
         default_callback=True,
+        own_processes=True,  # moto and the sandboxes beside this process: the second core is used
     ) as system:
         from tidings_local.console.server import for_local_system
 

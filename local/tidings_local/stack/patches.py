@@ -4,7 +4,8 @@ The local system replaces five things inside moto (pinned in pyproject.toml):
 
 * ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
   in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
-  reach the real code.
+  reach the real code. When moto has a process of its own (moto_process.py), its ``invoke`` relays the
+  call over HTTP to the process that holds the workers.
 * ``DomainDispatcherApplication.get_application``: moto picks the backend of every request under one
   global lock, listing its own package directory and trying hundreds of URL patterns before it reads
   the signing name from the Authorization header. For a signed request to one of the services below,
@@ -171,13 +172,19 @@ def install_moto_lambda_patch(runtime: LambdaRuntime | None) -> None:
 
 
 def _moto_invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+    return invoke_locally(self.function_name, body, request_headers, response_headers)
+
+
+def invoke_locally(function_name: str, body: str, request_headers: Any, response_headers: Any) -> bytes:
+    """What moto's Lambda Invoke answers, from the active runtime's pool: the payload, with the function
+    error and log tail in ``response_headers`` (also called by moto_process's relay)."""
     runtime = _active_runtime
     event = json.loads(body) if body else {}
-    if runtime is None or not runtime.has(self.function_name):
+    if runtime is None or not runtime.has(function_name):
         response_headers["x-amz-function-error"] = "Unhandled"
-        message = f"function {self.function_name} has no local code (it was not deployed from the template)"
+        message = f"function {function_name} has no local code (it was not deployed from the template)"
         return json.dumps({"errorType": "Runtime.InvalidEntrypoint", "errorMessage": message}).encode()
-    pool = runtime.pool(self.function_name)
+    pool = runtime.pool(function_name)
     if request_headers.get("x-amz-invocation-type") == "Event":
         # Asynchronous invoke: accepted at once, run in the background (errors only reach the logs).
         threading.Thread(target=_invoke_quietly, args=(pool, event), daemon=True).start()
@@ -195,6 +202,41 @@ def _moto_invoke(self: Any, body: str, request_headers: Any, response_headers: A
     response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
     response_headers["x-amz-executed-version"] = "$LATEST"
     return result.payload
+
+
+#: What a relayed Invoke carries: the headers moto's Lambda Invoke reads, and those it answers with.
+RELAYED_REQUEST_HEADERS = ("x-amz-invocation-type",)
+RELAYED_RESPONSE_HEADERS = ("x-amz-function-error", "x-amz-log-result", "x-amz-executed-version")
+
+
+def install_relayed_lambda(relay_url: str) -> None:
+    """In moto's own process (moto_process.py): Lambda Invoke answered by the parent's pools, which
+    serve ``invoke_locally`` at ``relay_url``/<function name>."""
+    check_targets()
+    import httpx
+    from moto.awslambda.models import LambdaFunction
+
+    # No timeout: an invocation lasts as long as its function's own timeout, which the pool enforces.
+    client = httpx.Client(timeout=None, trust_env=False, limits=httpx.Limits(max_connections=None))  # noqa: S113
+
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+        headers = {
+            name: request_headers[name] for name in RELAYED_REQUEST_HEADERS if request_headers.get(name)
+        }
+        try:
+            answer = client.post(f"{relay_url}/{self.function_name}", content=body or "", headers=headers)
+        except httpx.HTTPError:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            stopped = {"errorType": "Runtime.Unavailable", "errorMessage": "the local system stopped"}
+            return json.dumps(stopped).encode()
+        for name in RELAYED_RESPONSE_HEADERS:
+            if name in answer.headers:
+                response_headers[name] = answer.headers[name]
+        return answer.content
+
+    setattr(invoke, MARK, True)
+    with _lambda_lock:
+        LambdaFunction.invoke = invoke  # type: ignore[method-assign]
 
 
 def _invoke_quietly(pool: FunctionPool, event: Any) -> None:
@@ -263,7 +305,7 @@ def _share_interpreter_clients() -> None:
         key = (region, service, os.environ.get("MOTO_PORT", ""))
         with lock:
             if key not in clients:
-                clients[key] = original(region, service)
+                clients[key] = _with_pool(original(region, service), service)
             return clients[key]
 
     setattr(boto_client_for, MARK, True)
@@ -274,6 +316,27 @@ def _share_interpreter_clients() -> None:
         uses_original = getattr(module, "boto_client_for", None) is original
         if module_name.startswith("moto.stepfunctions.") and uses_original:
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+#: Connections each shared interpreter client keeps: one per execution waiting on a task at once (a bulk
+#: run has hundreds), where botocore's default of 10 would open and drop a connection per task.
+INTERPRETER_POOL_CONNECTIONS = 1024
+
+
+def _with_pool(client: Any, service: str) -> Any:
+    """The same client as moto's (endpoint, keys, timeouts, no retries), with a larger connection pool."""
+    import boto3
+    from botocore.config import Config
+
+    credentials = client._request_signer._credentials
+    return boto3.client(
+        service,
+        region_name=client.meta.region_name,
+        endpoint_url=client.meta.endpoint_url,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        config=client.meta.config.merge(Config(max_pool_connections=INTERPRETER_POOL_CONNECTIONS)),
+    )
 
 
 def _cached_dispatch(original: Any) -> Any:

@@ -64,13 +64,24 @@ def default_secret_values() -> dict[str, dict[str, str]]:
     return {**provider_secret_values(), "callbacks": {"signing_secret": generate_secret()}}
 
 
-def start_sandboxes(host: str, ports: Mapping[str, int] | None, api_url: str | None) -> dict[str, Any]:
-    """The provider sandboxes by name (those that start), posting their webhooks to the local API (if any)."""
+def start_sandboxes(
+    host: str, ports: Mapping[str, int] | None, api_url: str | None, own_process: bool = False
+) -> dict[str, Any]:
+    """The provider sandboxes by name (those that start), posting their webhooks to the local API (if any);
+    in a process of their own with ``own_process`` (sandbox_process.py)."""
     try:
         from tidings_local.sandboxes import PROVIDERS, start_sandbox
     except ImportError as exc:
         log.warning("provider sandboxes not available, providers keep their template URLs: %s", exc)
         return {}
+    if own_process:
+        from tidings_local.stack.sandbox_process import SandboxProcess
+
+        wanted = {
+            name: ((ports or {}).get(name, 0), f"{api_url}/webhooks/{name}" if api_url else None)
+            for name in PROVIDERS
+        }
+        return dict(SandboxProcess(host, wanted).start())
     started: dict[str, Any] = {}
     for name in PROVIDERS:
         try:
@@ -147,6 +158,7 @@ class LocalSystem:
         seed: str | Path | None = None,
         callback_receiver_port: int | None = 0,
         default_callback: bool = False,
+        own_processes: bool = False,
     ) -> LocalSystem:
         system = cls()
         try:
@@ -172,6 +184,7 @@ class LocalSystem:
                 seed=seed,
                 callback_receiver_port=callback_receiver_port,
                 default_callback=default_callback,
+                own_processes=own_processes,
             )
         except BaseException:
             system.stop()
@@ -187,7 +200,10 @@ class LocalSystem:
             _active.stop()
         _active = self
         host = options["host"]
-        self.moto = MotoServer(host, options["moto_port"]).start()
+        # moto and the sandboxes in processes of their own use the second core and time each request as
+        # it arrives (moto_process.py, sandbox_process.py); in this one, tests can read moto's backends
+        # directly (the SES and SNS messages it kept, say).
+        self.moto = MotoServer(host, options["moto_port"], own_process=options["own_processes"]).start()
         self.runtime = LambdaRuntime(
             self.moto.url, log_sink=options["log_sink"], max_concurrency=options["containers_per_function"]
         )
@@ -195,7 +211,9 @@ class LocalSystem:
         self.api = LocalHttpApi(self.runtime, host, options["api_port"])
         if options["sandboxes"]:
             webhook_target = self.api.url if options["serve_api"] else None
-            self.sandboxes = start_sandboxes(host, options["sandbox_ports"], webhook_target)
+            self.sandboxes = start_sandboxes(
+                host, options["sandbox_ports"], webhook_target, own_process=options["own_processes"]
+            )
             if "sendgrid" in self.sandboxes:
                 publish_templates(self.sandboxes["sendgrid"].control)
 

@@ -244,6 +244,18 @@ def test_request_log_filters_by_prefix_counts_and_clears(twilio):
     assert twilio.control.requests() == []
 
 
+def test_request_counts_tell_each_status_without_the_records(twilio):
+    # Given three sends, the third refused by the rate limit, and one other request
+    twilio.control.set_rate_limit(per_second=0.01, burst=2)
+    for _ in range(3):
+        call(twilio, "twilio")
+    with httpx.Client(base_url=twilio.base_url, trust_env=False) as client:
+        client.get("/2010-04-01/Accounts/x/Calls.json")
+    # Then the counts say how many got each status, under a prefix or in all
+    assert twilio.control.request_counts(TWILIO_MESSAGES) == {"201": 2, "429": 1}
+    assert sum(twilio.control.request_counts().values()) == 4
+
+
 def test_control_calls_are_never_recorded_faulted_or_limited(sendgrid):
     sendgrid.control.inject_fault("outage")
     sendgrid.control.set_rate_limit(per_second=0.01, burst=1)

@@ -81,3 +81,29 @@ def test_token_bucket_retry_after_grows_with_a_slow_rate():
 def test_token_bucket_refuses_a_non_positive_rate():
     with pytest.raises(ValueError, match="per_second"):
         TokenBucket().configure(per_second=0, burst=1)
+
+
+def test_token_bucket_judges_each_request_at_its_arrival():
+    # Given one request per 200 ms, burst 1
+    clock = FakeClock()
+    bucket = TokenBucket(clock)
+    bucket.configure(per_second=5, burst=1)
+    # When two requests arrive 200 ms apart but the server judges the first one late (100 ms after it
+    # arrived, just before the second)
+    clock.now = 1000.3
+    assert bucket.acquire(at=1000.2).allowed
+    clock.now = 1000.45
+    # Then the second is judged at its own arrival: admitted, its gap was the provider's 200 ms
+    assert bucket.acquire(at=1000.4).allowed
+    # and one arriving 100 ms after that is refused
+    assert not bucket.acquire(at=1000.5).allowed
+
+
+def test_token_bucket_judged_out_of_arrival_order_refills_nothing_backwards():
+    clock = FakeClock()
+    bucket = TokenBucket(clock)
+    bucket.configure(per_second=5, burst=1)
+    assert bucket.acquire(at=1000.4).allowed
+    # an earlier arrival judged after a later one finds the bucket as the later one left it
+    assert not bucket.acquire(at=1000.2).allowed
+    assert bucket.acquire(at=1000.6).allowed

@@ -1,0 +1,158 @@
+"""moto in a process of its own, so the local system uses a second core.
+
+One Python process holds one GIL: with moto (DynamoDB, SQS, the Step Functions interpreter's threads)
+in the same process as the HTTP API, the pollers, the sandboxes and the Lambda pools, every DynamoDB call
+a function makes waits for that one interpreter, and a bulk run spends most of each invocation waiting.
+Here moto runs in a child interpreter with the same patches (patches.py: the dispatch and parse caches,
+the shared interpreter clients, the atomic DynamoDB, the AppConfig routes), and moto's Lambda ``Invoke``
+(the state machine's tasks, a boto3 ``invoke``) is relayed over HTTP back to this process, where the
+Lambda pools are (``patches.invoke_locally``): tests and the CLI keep driving the pools directly.
+
+The child ends when its stdin closes: when ``stop()`` closes it, and when this process dies however it
+dies (the kernel closes the pipe), so a crash leaves no moto server behind. It ignores Ctrl-C (the
+terminal sends SIGINT to the whole process group), so executions still running while the system stops
+fail their task cleanly rather than with a vanished server.
+
+    python -m tidings_local.stack.moto_process <host> <port> <invoke relay URL>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+log = logging.getLogger(__name__)
+
+#: How long the child may take to import moto and bind its port on a busy machine (a deadline only).
+START_TIMEOUT_SECONDS = 120
+
+
+# --- this process: the invoke relay ------------------------------------------------------------------
+
+
+class _RelayServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+
+class _RelayHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # one kept-alive connection per interpreter thread, not one per task
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        from tidings_local.stack.patches import RELAYED_REQUEST_HEADERS, invoke_locally
+
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        function_name = unquote(self.path.rsplit("/", 1)[-1])
+        request_headers = {
+            name: self.headers[name] for name in RELAYED_REQUEST_HEADERS if self.headers.get(name)
+        }
+        response_headers: dict[str, str] = {}
+        payload = invoke_locally(function_name, body, request_headers, response_headers)
+        self.send_response(200)
+        for name, value in response_headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class MotoProcess:
+    """The child moto server and this process's invoke relay; ``start`` returns once moto listens."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._relay: _RelayServer | None = None
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> int:
+        self._relay = _RelayServer((self.host, 0), _RelayHandler)
+        threading.Thread(target=self._relay.serve_forever, name="moto-invoke-relay", daemon=True).start()
+        relay_url = f"http://{self.host}:{self._relay.server_address[1]}/invoke"
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "tidings_local.stack.moto_process", self.host, str(self.port), relay_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        ready: list[str] = []
+        reader = threading.Thread(target=lambda: ready.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(START_TIMEOUT_SECONDS)
+        if not ready or not ready[0]:
+            self.stop()
+            raise RuntimeError("the moto server process did not start (its errors are on stderr above)")
+        self.port = int(json.loads(ready[0])["port"])
+        return self.port
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            process, self._process = self._process, None
+            with contextlib.suppress(OSError):
+                assert process.stdin is not None
+                process.stdin.close()  # the child's signal to stop
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        if self._relay is not None:
+            self._relay.shutdown()
+            self._relay.server_close()
+            self._relay = None
+
+
+# --- the child: moto, with the same patches, relaying Invoke -----------------------------------------
+
+
+def serve(host: str, port: int, relay_url: str) -> None:
+    from moto.server import ThreadedMotoServer
+
+    from tidings_local.stack.patches import (
+        install_atomic_dynamodb,
+        install_local_appconfig,
+        install_moto_speedups,
+        install_relayed_lambda,
+    )
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing stdin
+    install_moto_speedups()
+    install_atomic_dynamodb()
+    install_local_appconfig()
+    install_relayed_lambda(relay_url)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound = server.get_host_and_port()[1]
+    # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(bound)
+    sys.stdout.write(json.dumps({"port": bound}) + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # until the parent closes it, or dies
+    with contextlib.suppress(Exception):
+        server.stop()
+    os._exit(0)  # the interpreter's execution threads must not hold the exit
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]), sys.argv[3])

@@ -1,0 +1,125 @@
+"""The provider sandboxes in a process of their own.
+
+In the local system's main process a sandbox's request waits for the interpreter behind the API, the
+pollers and the Lambda pools' threads; a rate-limited sandbox then judges a request's arrival some
+milliseconds after it arrived, and a request the shared bucket paced exactly looks early. In a process
+of their own they answer, and time, each request as it comes. Tests keep the same handle:
+``system.sandboxes[name].base_url`` and ``.control`` (the control API is HTTP either way).
+
+The child ends when its stdin closes (``stop()``, or this process dying however it dies), and ignores
+Ctrl-C, as the moto process does.
+
+    python -m tidings_local.stack.sandbox_process <host> <json: {name: [port, webhook URL or null]}>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+#: How long the child may take to import the sandboxes and bind their ports (a deadline only).
+START_TIMEOUT_SECONDS = 120
+
+
+class RemoteSandbox:
+    """What the local system and tests use of a sandbox that runs in the sandbox process."""
+
+    def __init__(self, name: str, base_url: str, group: SandboxProcess) -> None:
+        self.name = name
+        self.base_url = base_url
+        self._group = group
+        self._control: Any = None
+
+    @property
+    def control(self) -> Any:
+        if self._control is None:
+            from tidings_local.sandboxes.control import SandboxClient
+
+            self._control = SandboxClient(self.base_url)
+        return self._control
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.close()
+        self._group.stop()
+
+
+class SandboxProcess:
+    """The child serving every sandbox; ``start`` returns their handles once they listen."""
+
+    def __init__(self, host: str, sandboxes: Mapping[str, tuple[int, str | None]]) -> None:
+        self.host = host
+        self.sandboxes = dict(sandboxes)
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> dict[str, RemoteSandbox]:
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "tidings_local.stack.sandbox_process",
+                self.host,
+                json.dumps(self.sandboxes),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        ready: list[str] = []
+        stdout = self._process.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: ready.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT_SECONDS)
+        if not ready or not ready[0]:
+            self.stop()
+            raise RuntimeError("the sandbox process did not start (its errors are on stderr above)")
+        urls: dict[str, str] = json.loads(ready[0])
+        return {name: RemoteSandbox(name, url, self) for name, url in urls.items()}
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        process, self._process = self._process, None
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()  # the child's signal to stop
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def serve(host: str, sandboxes: dict[str, list[Any]]) -> None:
+    from tidings_local.sandboxes import start_sandbox
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing stdin
+    started = {
+        name: start_sandbox(name, host=host, port=int(port), webhook_url=webhook_url)
+        for name, (port, webhook_url) in sandboxes.items()
+    }
+    sys.stdout.write(json.dumps({name: sandbox.base_url for name, sandbox in started.items()}) + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # until the parent closes it, or dies
+    for sandbox in started.values():
+        with contextlib.suppress(Exception):
+            sandbox.stop()
+    os._exit(0)  # webhook deliveries still queued must not hold the exit
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], json.loads(sys.argv[2]))
