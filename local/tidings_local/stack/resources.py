@@ -29,6 +29,11 @@ class TreeUsage:
     pss_bytes: int
     #: CPU seconds (user + system) by process id, reaped children included.
     cpu_seconds: dict[int, float] = field(default_factory=dict, compare=False)
+    #: PSS bytes by process id.
+    pss_by_pid: dict[int, int] = field(default_factory=dict, compare=False)
+
+    def pss_of(self, pids: set[int]) -> int:
+        return sum(pss for pid, pss in self.pss_by_pid.items() if pid in pids)
 
     @property
     def cpu_total(self) -> float:
@@ -84,6 +89,7 @@ def tree_usage(pid: int | None = None) -> TreeUsage:
         sum(r[0] for r in readings.values()),
         sum(r[1] for r in readings.values()),
         {p: r[2] for p, r in readings.items()},
+        {p: r[1] for p, r in readings.items()},
     )
 
 

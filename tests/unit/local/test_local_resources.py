@@ -56,3 +56,10 @@ def test_a_sampler_reads_at_start_and_stop():
     sampler.stop()
     assert len(sampler.samples) == 2
     assert all(sample.pss_bytes > 0 for sample in sampler.samples)
+
+
+def test_memory_is_read_back_by_the_processes_asked_for(child):
+    usage = tree_usage()
+    assert usage.pss_of({child.pid}) == usage.pss_by_pid[child.pid] > 0
+    assert usage.pss_of(set(usage.pss_by_pid)) == usage.pss_bytes
+    assert usage.pss_of(set()) == 0
