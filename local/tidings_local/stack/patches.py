@@ -1,6 +1,6 @@
 """Every replacement of a moto internal the local system makes, and the check that each target exists.
 
-The local system replaces five things inside moto (pinned in pyproject.toml):
+The local system replaces six things inside moto (pinned in pyproject.toml):
 
 * ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
   in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
@@ -19,6 +19,11 @@ The local system replaces five things inside moto (pinned in pyproject.toml):
   for every Lambda, SQS, DynamoDB or SNS task; boto3 clients are thread-safe, so one per region and
   service is kept. The task modules import the function by name, so each module's reference is
   replaced as well.
+* ``SQSBackend.is_message_valid_based_on_retention_period``: for every message a ReceiveMessage returns,
+  moto reads the queue's MessageRetentionPeriod through GetQueueAttributes, which computes every
+  attribute three times, the message counts among them, each a pass over all the queue's messages: a
+  queue holding a bulk run's thousands of webhooks spent half of moto's time there. The same attribute is
+  read from the queue itself.
 * ``DynamoHandler.call_action``: DynamoDB applies each conditional write atomically; moto's threaded
   server checks a ``ConditionExpression`` and then writes, with no lock, so two concurrent writes can
   both pass the check (a late ``sent`` webhook overwrote ``delivered`` that way), and a transaction
@@ -93,6 +98,11 @@ TASK_CLIENTS = tuple(
     )
 )
 DYNAMODB_ACTION = Target("moto.dynamodb.responses", "DynamoHandler.call_action", ("self",))
+SQS_RETENTION = Target(
+    "moto.sqs.models",
+    "SQSBackend.is_message_valid_based_on_retention_period",
+    ("self", "queue_name", "message"),
+)
 #: Not replaced, read: tidings_local.stack.appconfig serves deployments of moto's hosted versions.
 APPCONFIG_VERSION = Target("moto.appconfig.models", "ConfigurationProfile.get_version", ("self", "version"))
 TARGETS = (
@@ -102,6 +112,7 @@ TARGETS = (
     BOTO_CLIENT_FOR,
     *TASK_CLIENTS,
     DYNAMODB_ACTION,
+    SQS_RETENTION,
     APPCONFIG_VERSION,
 )
 
@@ -274,7 +285,8 @@ _speedups_lock = threading.Lock()
 
 
 def install_moto_speedups() -> None:
-    """The dispatch cache, the parse cache and the shared interpreter clients (see the module doc)."""
+    """The dispatch cache, the parse cache, the shared interpreter clients and SQS's retention read
+    (see the module doc)."""
     check_targets()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
@@ -289,6 +301,23 @@ def install_moto_speedups() -> None:
             setattr(cached_parse, MARK, True)
             AmazonStateLanguageParser.parse = staticmethod(cached_parse)  # type: ignore[method-assign,assignment]
         _share_interpreter_clients()
+        _read_retention_directly()
+
+
+def _read_retention_directly() -> None:
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend.is_message_valid_based_on_retention_period, MARK, False):
+        return
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        # the value GetQueueAttributes would report (an int, set by Queue._set_attributes)
+        retention_period = self.get_queue(queue_name).message_retention_period
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    setattr(is_message_valid_based_on_retention_period, MARK, True)
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
 def _share_interpreter_clients() -> None:

@@ -101,3 +101,26 @@ def test_no_other_local_module_patches_moto_or_powertools():
                 offenders.append(f"{path.relative_to(LOCAL)}:{node.lineno} (suppressed ImportError)")
 
     assert offenders == []
+
+
+def test_sqs_still_drops_a_message_older_than_its_queue_retention_once_sped_up():
+    import boto3
+    from moto import mock_aws
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    # Given the speed-ups, and two queues keeping messages for 60 s, one holding a message sent 61 s ago
+    patches.install_moto_speedups()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        fresh, stale = (
+            sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+            for name in ("fresh", "stale")
+        )
+        for url in (fresh, stale):
+            sqs.send_message(QueueUrl=url, MessageBody="body")
+        sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues["stale"]._messages[0].sent_timestamp -= 61_000
+
+        # When each is received from, then only the message within the retention period comes back
+        assert len(sqs.receive_message(QueueUrl=fresh).get("Messages", [])) == 1
+        assert sqs.receive_message(QueueUrl=stale).get("Messages", []) == []
