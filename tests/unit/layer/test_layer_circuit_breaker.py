@@ -185,3 +185,45 @@ def test_thresholds_from_a_live_source_apply_at_the_next_call(aws, clock):
     with pytest.raises(errors.ProviderUnavailable):
         gateway.retrieve("pi_1")
     assert breaker_item(aws)["state"]["S"] == "OPEN"
+
+
+class CountingStore:
+    """An in-memory breaker store that counts the requests a DynamoDB store would make."""
+
+    def __init__(self):
+        from tidings.resilience.breaker import InMemoryBreakerStore
+
+        self.inner = InMemoryBreakerStore()
+        self.requests: list[str] = []
+
+    def __getattr__(self, name):
+        self.requests.append(name)
+        return getattr(self.inner, name)
+
+
+def test_a_quiet_window_is_read_once_per_bucket_not_after_every_success(clock):
+    from tidings.config import BreakerSettings
+    from tidings.resilience.breaker import ProviderCircuitBreaker
+
+    # Given a breaker whose window's older buckets hold no calls (nothing to read there)
+    store = CountingStore()
+    thresholds = BreakerSettings(minimum_calls=3, error_threshold_percent=50, cache_seconds=60)
+    breaker = ProviderCircuitBreaker("stripe", store, thresholds, wall_clock=clock)
+    # When five calls succeed within one bucket
+    for _ in range(5):
+        breaker.call(lambda: "ok")
+    # Then each adds to its bucket, and the empty older buckets were read once, not five times
+    assert store.requests.count("add") == 5
+    assert store.requests.count("counts") == 1
+
+    # And a failure still reads them afresh before deciding
+    def down():
+        raise errors.ProviderUnavailable("down", provider="stripe")
+
+    with pytest.raises(errors.ProviderUnavailable):
+        breaker.call(down)
+    assert store.requests.count("counts") == 2
+    # And the next bucket's first call reads the window again (the bucket before it is now an older one)
+    clock.now += thresholds.bucket_seconds
+    breaker.call(lambda: "ok")
+    assert store.requests.count("counts") == 3

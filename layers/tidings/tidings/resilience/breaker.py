@@ -354,12 +354,12 @@ class ProviderCircuitBreaker:
             self._key(state.epoch, thresholds, index - back) for back in range(1, thresholds.window_buckets)
         ]
         if failed or any(key not in self._older for key in older_keys):
-            self._older = self.store.counts(older_keys)  # fresh on a failure, else once per bucket
+            self._read_older(older_keys)  # fresh on a failure, else once per bucket
         window = sum((self._older.get(key, Counts()) for key in older_keys), current)
         if not trips(window, thresholds):
             return
         if not failed:  # seen with older buckets read earlier: confirm on a fresh read before opening
-            self._older = self.store.counts(older_keys)
+            self._read_older(older_keys)
             window = sum((self._older.get(key, Counts()) for key in older_keys), current)
             if not trips(window, thresholds):
                 return
@@ -373,6 +373,12 @@ class ProviderCircuitBreaker:
                 failure_percent=round(window.failure_percent(), 1),
                 window_seconds=thresholds.window_seconds,
             )
+
+    def _read_older(self, keys: list[str]) -> None:
+        found = self.store.counts(keys)
+        # A bucket with no item is remembered as empty too: else a quiet window (no calls in its older
+        # buckets) would be read again after every call instead of once per bucket.
+        self._older = {key: found.get(key, Counts()) for key in keys}
 
     def _key(self, epoch: int, thresholds: BreakerSettings, index: int) -> str:
         # The bucket length is in the key: a live change of the window never mixes buckets of two lengths.
