@@ -115,3 +115,73 @@ def test_store_outage_fails_open(clock):
             raise AssertionError("not reached")
 
     assert _limiter(Broken(), clock).acquire(CallBudget(1, clock)) == -1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rate=st.floats(min_value=0.5, max_value=20),
+    capacity=st.integers(min_value=1, max_value=10),
+    requests=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=3), st.floats(min_value=0, max_value=1)),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_containers_writing_on_what_they_wrote_last_still_hold_the_rate(rate, capacity, requests):
+    # Given up to four containers sharing one bucket, each writing on the state it wrote last
+    from tidings.resilience.timing import FakeClock
+
+    clock = FakeClock(start=0.0)  # as above: no epoch-sized floats, whose rounding is not the point here
+    store = InMemoryBucketStore()
+    containers = [_limiter(store, clock, rate=rate, capacity=float(capacity)) for _ in range(4)]
+    admitted: list[float] = []
+    # When requests arrive at arbitrary moments on arbitrary containers (each may wait for a token)
+    for container, gap in requests:
+        clock.now += gap
+        containers[container].acquire(CallBudget(600, clock))
+        admitted.append(clock.now)
+    # Then every window [t_i, t_j] holds at most capacity + rate * (t_j - t_i) admissions
+    for i, start in enumerate(admitted):
+        for j in range(i, len(admitted)):
+            count = j - i + 1
+            assert count <= capacity + rate * (admitted[j] - start) + count * TokenBucket.EPSILON
+
+
+def test_a_container_takes_its_next_token_with_one_write_and_a_lost_race_with_two(aws, clock):
+    # Given two containers sharing the bucket in DynamoDB, every request they make counted
+    calls: list[str] = []
+    aws["dynamodb"].meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name), unique_id="count"
+    )
+    first = _limiter(DynamoDBBucketStore("rate-table", aws["dynamodb"]), clock, rate=10.0, capacity=10.0)
+    second = _limiter(DynamoDBBucketStore("rate-table", aws["dynamodb"]), clock, rate=10.0, capacity=10.0)
+    budget = CallBudget(5, clock)
+    # When the first container takes a token, and then another
+    first.acquire(budget)
+    assert calls == ["GetItem", "PutItem"]  # nothing written by this container yet: it reads first
+    calls.clear()
+    first.acquire(budget)
+    # Then the second costs one conditional write, no read
+    assert calls == ["PutItem"]
+    calls.clear()
+    # When the other container took one in between
+    second.acquire(budget)
+    calls.clear()
+    tokens_left = first.acquire(budget)
+    # Then the first's write loses, answers with the bucket as it is, and the retry on it wins
+    assert calls == ["PutItem", "PutItem"]
+    assert tokens_left == pytest.approx(6.0)
+    item = aws["dynamodb"].get_item(TableName="rate-table", Key={"id": {"S": "rate-limit#twilio"}})["Item"]
+    assert int(item["version"]["N"]) == 4
+
+
+def test_a_wait_is_decided_on_a_fresh_read_not_on_what_the_container_wrote_last(clock):
+    # Given a container that drained its bucket, and the bucket's item then removed (full again)
+    store = InMemoryBucketStore()
+    limiter = _limiter(store, clock, rate=0.1, capacity=1.0)
+    limiter.acquire(CallBudget(5, clock))
+    store._items.clear()
+    # When it asks for the next token, with no time to wait
+    limiter.acquire(CallBudget(0, clock))
+    # Then it is admitted on what the bucket holds now, without waiting
+    assert clock.slept == []
