@@ -217,11 +217,12 @@ class NotificationService:
         else:
             created = self._create_once_per_order(notification)
         if not created:
-            existing = self.store.get(notification_id)
-            if existing.execution_arn:
-                return self._accepted(existing)
-        arn = self.start(notification_id)
-        return self._accepted(self.store.get(notification_id).model_copy(update={"execution_arn": arn}))
+            notification = self.store.get(notification_id)
+            if notification.execution_arn:
+                return self._accepted(notification)
+        # The notification as stored (or as found, for a replay not started yet): no read back.
+        arn = self.start(notification)
+        return self._accepted(notification.model_copy(update={"execution_arn": arn}))
 
     def refuse_suppressed(self, request: NotificationRequest) -> None:
         """Raise ``RecipientSuppressed`` for a required channel whose recipient is on the suppression
@@ -238,9 +239,9 @@ class NotificationService:
             if entry is not None:
                 raise RecipientSuppressed(channel, entry.reason.value)
 
-    def start(self, notification_id: str) -> str:
+    def start(self, notification: Notification) -> str:
         """Start (or find) the one execution of this notification: its name is the notification id."""
-        notification = self.store.get(notification_id)
+        notification_id = notification.notification_id
         execution_input = saga_input(
             notification_id, notification.delivery_policy, request_id=notification.request_id
         )
@@ -375,7 +376,7 @@ class NotificationService:
 
     def start_queued(self, notification_id: str) -> str:
         """Bulk consumer: start one queued notification's saga (idempotent: the name is the id)."""
-        return self.start(notification_id)
+        return self.start(self.store.get(notification_id))
 
     def bulk_status(self, client_id: str, bulk_id: str) -> BulkView:
         bulk = self.store.get_bulk(bulk_id)
