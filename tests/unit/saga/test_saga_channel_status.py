@@ -196,3 +196,39 @@ def test_payment_status_moves_forward_only(store):
     assert store.get("n-pay").payment.status == "succeeded"
     assert store.set_payment_status("n-pay", "refunded") is True
     assert store.get("n-pay").payment.status == "refunded"
+
+
+def test_a_charge_is_recorded_in_one_write_and_its_ids_even_when_a_webhook_moved_the_status_on(store):
+    from tidings.notifications.models import Notification, NotificationRequest
+
+    request = NotificationRequest.model_validate(
+        {
+            "order_reference": "order-10",
+            "customer": {"name": "Ada", "email": "ada@example.com", "phone": "+447700900123"},
+            "payment": {"amount": 100, "currency": "gbp", "payment_method": "pm_card_visa"},
+            "receipt": {"subject": "Receipt", "text": "Thanks"},
+            "sms": {"text": "Paid"},
+        }
+    )
+    store.create(Notification.accepted("n-charge", "client", request, at=store.now()))
+    writes: list[str] = []
+    store._table.meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: writes.append(model.name), unique_id="count-writes"
+    )
+    # When the charge's answer is recorded
+    store.record_charge("n-charge", payment_intent_id="pi_1", status="requires_action", next_action_url="u")
+    # Then it is one UpdateItem: the intent, the 3-D Secure link and the status together
+    assert writes == ["UpdateItem"]
+    stored = store.get("n-charge").payment
+    assert (stored.payment_intent_id, stored.next_action_url) == ("pi_1", "u")
+    assert stored.status == "requires_action"
+    # And a retried charge answering after the webhook's succeeded keeps the status, still writing its ids
+    store.set_payment_status("n-charge", "succeeded")
+    store.record_charge("n-charge", payment_intent_id="pi_1", status="requires_action", next_action_url="v")
+    stored = store.get("n-charge").payment
+    assert (stored.status, stored.next_action_url) == ("succeeded", "v")
+    # And a charge for a notification that is not there says so
+    from tidings.notifications.store import NotificationNotFound
+
+    with pytest.raises(NotificationNotFound):
+        store.record_charge("n-missing", payment_intent_id="pi_2", status="succeeded", next_action_url=None)

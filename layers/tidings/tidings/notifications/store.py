@@ -287,12 +287,18 @@ class NotificationStore:
         self, notification_id: str, *, payment_intent_id: str, status: str, next_action_url: str | None
     ) -> None:
         """The PaymentIntent a charge created or found, and where the customer finishes 3-D Secure; its
-        status forward only (a retried charge's answer never undoes a webhook's outcome)."""
-        self.update(
-            notification_id,
-            **{"payment.payment_intent_id": payment_intent_id, "payment.next_action_url": next_action_url},
-        )
-        self.set_payment_status(notification_id, status)
+        status forward only (a retried charge's answer never undoes a webhook's outcome). One write; a
+        second, of the ids only, when the status was kept."""
+        from botocore.exceptions import ClientError
+
+        ids = {"payment.payment_intent_id": payment_intent_id, "payment.next_action_url": next_action_url}
+        values = {**ids, "payment.status": status, "updated_at": self.now()}
+        try:
+            self._set(notification_id, values, _payment_forward(status))
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            self.update(notification_id, **ids)  # NotificationNotFound when missing
 
     def record_payment_intent(self, notification_id: str, payment_intent_id: str) -> None:
         """The PaymentIntent found for a charge whose answer was lost (see ``link_payment_intent`` too)."""
@@ -302,15 +308,14 @@ class NotificationStore:
         """Move ``payment.status`` forward only (``PAYMENT_STATUS_RANK``): the saga's own results and
         every Stripe webhook write through here, so a late or replayed answer never moves it back (a
         ``requires_action`` after the 3-D Secure webhook's ``succeeded``). False when it was kept."""
-        from boto3.dynamodb.conditions import Attr
         from botocore.exceptions import ClientError
 
-        current = Attr("payment.status")
-        condition = Attr("pk").exists() & (
-            current.not_exists() | current.is_in(payment_statuses_replaceable_by(status))
-        )
         try:
-            self._set(notification_id, {"payment.status": status, "updated_at": self.now()}, condition)
+            self._set(
+                notification_id,
+                {"payment.status": status, "updated_at": self.now()},
+                _payment_forward(status),
+            )
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
@@ -677,6 +682,16 @@ PAYMENT_STATUS_RANK: dict[str, int] = {
 def payment_statuses_replaceable_by(status: str) -> list[str]:
     rank = PAYMENT_STATUS_RANK.get(status, 2)
     return [name for name, other in PAYMENT_STATUS_RANK.items() if other < rank or name == status]
+
+
+def _payment_forward(status: str) -> Any:
+    """The condition of a ``payment.status`` write: the notification exists and its status may move on."""
+    from boto3.dynamodb.conditions import Attr
+
+    current = Attr("payment.status")
+    return Attr("pk").exists() & (
+        current.not_exists() | current.is_in(payment_statuses_replaceable_by(status))
+    )
 
 
 def is_final(status: str) -> bool:
