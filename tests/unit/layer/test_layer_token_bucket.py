@@ -185,3 +185,35 @@ def test_a_wait_is_decided_on_a_fresh_read_not_on_what_the_container_wrote_last(
     limiter.acquire(CallBudget(0, clock))
     # Then it is admitted on what the bucket holds now, without waiting
     assert clock.slept == []
+
+
+def test_the_client_quota_writes_on_what_it_wrote_last_and_refuses_on_a_fresh_read(aws, clock):
+    from tidings.api.quota import ClientQuota, QuotaExceeded
+
+    # Given two notify API containers sharing one client's quota of 2 (refilled every 10 s)
+    calls: list[str] = []
+    aws["dynamodb"].meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name), unique_id="count"
+    )
+    first, second = (
+        ClientQuota(
+            TokenBucket(rate=0.1, capacity=2), DynamoDBBucketStore("rate-table", aws["dynamodb"]), clock
+        )
+        for _ in range(2)
+    )
+    first.take("client-a")
+    calls.clear()
+    # When the second container takes the other token, and the first asks for one more
+    second.take("client-a")
+    calls.clear()
+    # Then the first's write on what it wrote last loses, answered with the bucket as it is now (one
+    # request), and the refusal is decided on that
+    with pytest.raises(QuotaExceeded) as refused:
+        first.take("client-a")
+    assert calls == ["PutItem"]
+    assert refused.value.retry_after == pytest.approx(10.0)
+    # And once the bucket has refilled, the next token costs one write
+    clock.now += 10
+    calls.clear()
+    first.take("client-a")
+    assert calls == ["PutItem"]

@@ -120,6 +120,21 @@ class TokenBucket:
         return Decision(admitted=False, tokens_left=tokens, wait_seconds=wait)
 
 
+def save_or_current(
+    store: BucketStore, key: str, state: BucketState, expected_version: int | None
+) -> tuple[bool, BucketState | None]:
+    """The conditional write of ``state``; when it lost, the state stored now (None: no item)."""
+    swap = getattr(store, "save_or_current", None)
+    if swap is not None:
+        won, current = swap(key, state, expected_version)
+        if won or current is not None or expected_version is not None:
+            return bool(won), current
+        # Lost to an item the store did not return (one that cannot say): read it.
+    elif store.save(key, state, expected_version):
+        return True, None
+    return False, store.load(key)
+
+
 class BucketStoreUnavailable(Exception):
     """The shared bucket could not be read or written (not a lost race)."""
 
@@ -399,6 +414,7 @@ class RateLimiter:
                     error=str(exc),
                 )
                 return -1.0
+            self._last = state  # as read just now: the next write (after the wait, or the next call) is on it
             wait = decision.wait_seconds
             if budget is not None and wait > budget.remaining():
                 emit_metric("RateLimitRejected", provider=self.provider)
@@ -416,16 +432,7 @@ class RateLimiter:
         return -1.0
 
     def _save(self, state: BucketState, expected_version: int | None) -> tuple[bool, BucketState | None]:
-        """The conditional write; when it lost, the state stored now."""
-        swap = getattr(self.store, "save_or_current", None)
-        if swap is not None:
-            won, current = swap(self.key, state, expected_version)
-            if won or current is not None or expected_version is not None:
-                return won, current
-            # Lost to an item it did not return (a store that cannot say): read it.
-        elif self.store.save(self.key, state, expected_version):
-            return True, None
-        return False, self.store.load(self.key)
+        return save_or_current(self.store, self.key, state, expected_version)
 
     def _admitted(self, tokens_left: float, waited: float) -> None:
         # In tokens of the configured bucket, so the headroom alarm's 100 * remaining / rate holds when
