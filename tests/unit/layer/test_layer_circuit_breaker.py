@@ -227,3 +227,25 @@ def test_a_quiet_window_is_read_once_per_bucket_not_after_every_success(clock):
     clock.now += thresholds.bucket_seconds
     breaker.call(lambda: "ok")
     assert store.requests.count("counts") == 3
+
+
+def test_a_success_is_counted_on_the_state_it_was_admitted_on_and_a_failure_on_a_fresh_one(clock):
+    from tidings.config import BreakerSettings
+    from tidings.resilience.breaker import ProviderCircuitBreaker
+
+    # Given a breaker that trusts no cached state (every admission reads it)
+    store = CountingStore()
+    thresholds = BreakerSettings(minimum_calls=3, error_threshold_percent=50, cache_seconds=0)
+    breaker = ProviderCircuitBreaker("stripe", store, thresholds, wall_clock=clock)
+    # When a call succeeds
+    breaker.call(lambda: "ok")
+    # Then the state was read once, to admit it, and not again to count it
+    assert store.requests.count("load") == 1
+
+    def down():
+        raise errors.ProviderUnavailable("down", provider="stripe")
+
+    # And a failure is counted on the state as it is then (another container may have opened it)
+    with pytest.raises(errors.ProviderUnavailable):
+        breaker.call(down)
+    assert store.requests.count("load") == 3

@@ -272,7 +272,7 @@ class ProviderCircuitBreaker:
     def call(self, function: Callable[[], T]) -> T:
         thresholds = self.thresholds
         try:
-            probe = self._admit(thresholds)
+            admitted = self._admit(thresholds)
         except _Rejected as rejected:
             logger.info(
                 "circuit open, call rejected", provider=self.provider, opened_at=rejected.state.opened_at
@@ -291,18 +291,18 @@ class ProviderCircuitBreaker:
         try:
             result = function()
         except Exception as error:
-            self._record(probe, outcome(error), thresholds)
+            self._record(admitted, outcome(error), thresholds)
             raise
-        self._record(probe, "success", thresholds)
+        self._record(admitted, "success", thresholds)
         return result
 
-    def _admit(self, thresholds: BreakerSettings) -> CircuitState | None:
-        """None to go through as a normal call, the state written when this call took the probe, or
-        :class:`_Rejected`."""
+    def _admit(self, thresholds: BreakerSettings) -> CircuitState:
+        """The CLOSED state a normal call goes through on, the HALF_OPEN state written when this call
+        took the probe, or :class:`_Rejected`."""
         state = self._state(thresholds)
         now = self.wall_clock()
         if state.state == "CLOSED":
-            return None
+            return state
         if state.state == "OPEN" and now < state.opened_at + thresholds.recovery_seconds:
             raise _Rejected(state)
         if state.state == "HALF_OPEN" and now < state.probe_until:
@@ -310,7 +310,7 @@ class ProviderCircuitBreaker:
         # Recovery time over (or a probe's lease ran out): try to be the one probe, on a fresh read.
         state = self._state(thresholds, fresh=True)
         if state.state == "CLOSED":
-            return None
+            return state
         ready = (state.state == "OPEN" and now >= state.opened_at + thresholds.recovery_seconds) or (
             state.state == "HALF_OPEN" and now >= state.probe_until
         )
@@ -327,12 +327,17 @@ class ProviderCircuitBreaker:
             raise _Rejected(self._state(thresholds, fresh=True))
         return probing
 
-    def _record(self, probe: CircuitState | None, result: str, thresholds: BreakerSettings) -> None:
+    def _record(self, admitted: CircuitState, result: str, thresholds: BreakerSettings) -> None:
         try:
-            if probe is not None:
-                self._probe_finished(probe, result, thresholds)
-            elif result != "neutral":
-                self._count(result == "failure", thresholds)
+            if admitted.state == "HALF_OPEN":
+                self._probe_finished(admitted, result, thresholds)
+            elif result == "success":
+                # Counted on the state the call was admitted on, not read again: had another container
+                # opened the breaker meanwhile, this success lands in a window no one reads after it
+                # closes (closing starts a new epoch), and a success never opens anything.
+                self._count(False, thresholds, admitted)
+            elif result == "failure":
+                self._count(True, thresholds, self._state(thresholds))
         except BreakerStoreUnavailable as exc:
             logger.warning(
                 "circuit breaker store unavailable, outcome not counted",
@@ -341,8 +346,7 @@ class ProviderCircuitBreaker:
             )
 
     # --- counting ---------------------------------------------------------------------------
-    def _count(self, failed: bool, thresholds: BreakerSettings) -> None:
-        state = self._state(thresholds)
+    def _count(self, failed: bool, thresholds: BreakerSettings, state: CircuitState) -> None:
         if state.state != "CLOSED":
             return  # opened meanwhile by another container: the window counts again once it closes
         now = self.wall_clock()
