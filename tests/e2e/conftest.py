@@ -46,6 +46,9 @@ def system():
         switches = {"ses": AwsOutageSwitch(local.moto_url), "sns": AwsOutageSwitch(local.moto_url)}
         for spec in local.runtime.specs.values():
             spec.environment.update(LAYER_TEST_SETTINGS)
+            # Each function's AWS requests name it in their User-Agent (app/<logical id>), so a test can
+            # tell from moto's recording who made which (test_aws_requests.py).
+            spec.environment["AWS_SDK_UA_APP_ID"] = spec.logical_id
             spec.timeout = max(spec.timeout, FUNCTION_TIMEOUT_SECONDS)
         # Point only the SES v2 and SNS clients of the sending functions at the switches, before their
         # first (cold) start; everything else still talks to moto directly.
