@@ -37,10 +37,10 @@ BOUNDS: dict[tuple[str, str, str], int] = {
     ("NotifyApiFunction", "dynamodb", "Query"): 1,
     ("NotifyApiFunction", "dynamodb", "TransactWriteItems"): 1,
     ("NotifyApiFunction", "states", "StartExecution"): 1,
-    # the notification and the breaker's state; running, the charge (one write), the breaker's count;
-    # the bucket's write, the intent's link, the timeline entry
+    # the breaker's state; running (answering with the notification), the charge (one write), the
+    # breaker's count; the bucket's write, the intent's link, the timeline entry
     **{("ChargePaymentFunction", *key): count for key, count in _PROVIDER_STEP.items()},
-    ("ChargePaymentFunction", "dynamodb", "GetItem"): 2,
+    ("ChargePaymentFunction", "dynamodb", "GetItem"): 1,
     ("ChargePaymentFunction", "dynamodb", "UpdateItem"): 3,
     ("ChargePaymentFunction", "dynamodb", "PutItem"): 3,
     # the notification, the suppression list, the breaker's state; the send record (put, complete),

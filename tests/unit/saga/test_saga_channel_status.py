@@ -232,3 +232,25 @@ def test_a_charge_is_recorded_in_one_write_and_its_ids_even_when_a_webhook_moved
 
     with pytest.raises(NotificationNotFound):
         store.record_charge("n-missing", payment_intent_id="pi_2", status="succeeded", next_action_url=None)
+
+
+def test_a_charge_starts_by_moving_the_notification_to_running_in_the_write_that_reads_it(
+    store, notification
+):
+    from tidings.notifications.store import NotificationNotFound
+
+    requests: list[str] = []
+    store._table.meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: requests.append(model.name), unique_id="count-start"
+    )
+    # When the charge step starts on a notification
+    started = store.start_running(notification)
+    # Then one UpdateItem moved it to running and answered with the whole notification
+    assert requests == ["UpdateItem"]
+    assert started.status == "running"
+    assert started == store.get(notification)
+    # And a notification that is not there is not created by it
+    with pytest.raises(NotificationNotFound):
+        store.start_running("n-missing")
+    with pytest.raises(NotificationNotFound):
+        store.get("n-missing")

@@ -205,6 +205,24 @@ class NotificationStore:
             fields["status_reason"] = reason
         self.update(notification_id, **fields)
 
+    def start_running(self, notification_id: str) -> Notification:
+        """Move the notification to ``running`` and return it as it is then: one UpdateItem that answers
+        with the item (``ALL_NEW``), instead of a read and a write."""
+        at = self.now()
+        names, assigns, values = _assignments({"status": NotificationStatus.RUNNING.value, "updated_at": at})
+        try:
+            answer = self._table.update_item(
+                Key=notification_key(notification_id),
+                UpdateExpression="SET " + ", ".join(assigns),
+                ExpressionAttributeNames={**names, "#pk": "pk"},
+                ExpressionAttributeValues=values,
+                ConditionExpression="attribute_exists(#pk)",
+                ReturnValues="ALL_NEW",
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            raise NotificationNotFound(f"no notification {notification_id}") from None
+        return Notification.model_validate(plain(answer["Attributes"]))
+
     def mark_started(self, notification_id: str, execution_arn: str) -> None:
         self.update(notification_id, execution_arn=execution_arn, started_at=self.now())
 

@@ -20,7 +20,6 @@ from tidings.notifications.models import (
     ChannelPolicy,
     ChannelStatus,
     Notification,
-    NotificationStatus,
     TimelineEvent,
 )
 from tidings.notifications.store import NotificationStore, get_store
@@ -102,10 +101,9 @@ class SagaSteps:
     def charge_payment(self, notification_id: str, attempt: int = 0) -> ChargeResult:
         from tidings.providers.models import ChargeRequest
 
-        notification = self.store.get(notification_id)
+        notification = self.store.start_running(notification_id)
         _carry_request_id(notification)
         payment = notification.payment
-        self.store.set_status(notification_id, NotificationStatus.RUNNING)
         request = ChargeRequest(
             amount=payment.amount,
             currency=payment.currency,
