@@ -29,31 +29,31 @@ _PROVIDER_STEP = {
 
 #: (function, service, operation) -> the most requests one delivered notification may make.
 BOUNDS: dict[tuple[str, str, str], int] = {
-    # idempotency record (put, complete), quota write, order claim read and index query, the
+    # idempotency record (put, complete), the quota (read, write), order claim read and index query, the
     # notification and its claim in one transaction, started_at, the audit record, the execution
     ("NotifyApiFunction", "dynamodb", "PutItem"): 3,
     ("NotifyApiFunction", "dynamodb", "UpdateItem"): 2,
-    ("NotifyApiFunction", "dynamodb", "GetItem"): 1,
+    ("NotifyApiFunction", "dynamodb", "GetItem"): 2,
     ("NotifyApiFunction", "dynamodb", "Query"): 1,
     ("NotifyApiFunction", "dynamodb", "TransactWriteItems"): 1,
     ("NotifyApiFunction", "states", "StartExecution"): 1,
-    # the breaker's state; running (answering with the notification), the charge (one write), the
-    # breaker's count; the bucket's write, the intent's link, the timeline entry
+    # the breaker's state, the bucket; running (answering with the notification), the charge (one write),
+    # the breaker's count; the bucket's write, the intent's link, the timeline entry
     **{("ChargePaymentFunction", *key): count for key, count in _PROVIDER_STEP.items()},
-    ("ChargePaymentFunction", "dynamodb", "GetItem"): 1,
+    ("ChargePaymentFunction", "dynamodb", "GetItem"): 2,
     ("ChargePaymentFunction", "dynamodb", "UpdateItem"): 3,
     ("ChargePaymentFunction", "dynamodb", "PutItem"): 3,
-    # the notification, the suppression list, the breaker's state; the send record (put, complete),
-    # the bucket's write, the breaker's count, the channel, the timeline entry
+    # the notification, the suppression list, the breaker's state, the bucket; the send record (put,
+    # complete), the bucket's write, the breaker's count, the channel, the timeline entry
     **{
         (function, *key): count
         for function in ("SendEmailFunction", "SendSmsFunction")
         for key, count in _PROVIDER_STEP.items()
     },
-    ("SendEmailFunction", "dynamodb", "GetItem"): 3,
+    ("SendEmailFunction", "dynamodb", "GetItem"): 4,
     ("SendEmailFunction", "dynamodb", "PutItem"): 3,
     ("SendEmailFunction", "dynamodb", "UpdateItem"): 3,
-    ("SendSmsFunction", "dynamodb", "GetItem"): 3,
+    ("SendSmsFunction", "dynamodb", "GetItem"): 4,
     ("SendSmsFunction", "dynamodb", "PutItem"): 3,
     ("SendSmsFunction", "dynamodb", "UpdateItem"): 3,
     ("RecordOutcomeFunction", "dynamodb", "GetItem"): 1,

@@ -23,7 +23,6 @@ from tidings.resilience.rate_limit import (
     BucketStore,
     BucketStoreUnavailable,
     TokenBucket,
-    save_or_current,
 )
 
 
@@ -60,43 +59,25 @@ class ClientQuota:
     #: Lost races before the quota gives up for this request and admits it.
     MAX_LOST_RACES = 20
 
-    #: Each subject's bucket as this container last wrote or saw it: the next request writes on it unread.
-    _last: dict[str, BucketState] = field(default_factory=dict, repr=False)
-
     def take(self, subject: str, count: int = 1) -> None:
-        """Take ``count`` tokens from the subject's bucket, or raise QuotaExceeded / QuotaTooSmall.
-
-        As the provider limiter does: the write is conditional on the version the decision was made on,
-        a lost race answers with the bucket as it is now, and a refusal is decided on a fresh read only."""
+        """Take ``count`` tokens from the subject's bucket, or raise QuotaExceeded / QuotaTooSmall."""
         if count > self.bucket.capacity:
             emit_metric("QuotaExceeded")
             raise QuotaTooSmall(count, self.bucket)
         key = f"quota#{subject_key(subject)}"
-        state = self._last.get(key)
-        fresh = False
         try:
             for _attempt in range(self.MAX_LOST_RACES):
-                if state is None and not fresh:
-                    state, fresh = self.store.load(key), True
+                state = self.store.load(key)
                 now = self.clock()
                 decision = self.bucket.take(state, now, cost=count)
                 if not decision.admitted:
-                    if not fresh:
-                        state, fresh = self.store.load(key), True
-                        continue
-                    if state is not None:
-                        self._last[key] = state  # as it is now: the next request writes on it
                     emit_metric("QuotaExceeded")
                     raise QuotaExceeded(count, decision.wait_seconds, self.bucket)
                 version = state.version if state else None
                 new_state = BucketState(decision.tokens_left, now, (version or 0) + 1)
-                won, current = save_or_current(self.store, key, new_state, version)
-                if won:
-                    self._last[key] = new_state
+                if self.store.save(key, new_state, version):
                     return
-                state, fresh = current, True
         except BucketStoreUnavailable as exc:
-            self._last.pop(key, None)
             logger.warning("quota store unavailable, admitting request", error=str(exc))
             return
         logger.warning("quota bucket contended, admitting request")

@@ -23,19 +23,6 @@ def put_if_version(
 
     False when another container wrote first; any other failure raises ``unavailable`` (the caller's own
     typed error, which decides how it fails: the breaker open, the bucket without its shared state)."""
-    won, _ = put_if_version_or_current(client, table_name, item, expected_version, unavailable)
-    return won
-
-
-def put_if_version_or_current(
-    client: Any,
-    table_name: str,
-    item: dict[str, Any],
-    expected_version: int | None,
-    unavailable: type[Exception],
-) -> tuple[bool, dict[str, Any] | None]:
-    """:func:`put_if_version`, and when another container wrote first, the item it wrote (None: there is
-    none), from the failed write itself (``ReturnValuesOnConditionCheckFailure``): no read to retry on."""
     if expected_version is None:
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(id)"}
     else:
@@ -45,12 +32,9 @@ def put_if_version_or_current(
             "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
         }
     try:
-        client.put_item(
-            TableName=table_name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition
-        )
+        client.put_item(TableName=table_name, Item=item, **condition)
     except Exception as exc:
-        response = getattr(exc, "response", {})
-        if response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False, response.get("Item")
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
         raise unavailable(type(exc).__name__) from exc
-    return True, None
+    return True

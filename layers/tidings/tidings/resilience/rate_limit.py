@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.errors import RateLimited
 from tidings.observability import emit_metric, logger
-from tidings.resilience._items import number, put_if_version_or_current
+from tidings.resilience._items import number, put_if_version
 
 if TYPE_CHECKING:
     from tidings.config import RateLimitSettings
@@ -120,21 +120,6 @@ class TokenBucket:
         return Decision(admitted=False, tokens_left=tokens, wait_seconds=wait)
 
 
-def save_or_current(
-    store: BucketStore, key: str, state: BucketState, expected_version: int | None
-) -> tuple[bool, BucketState | None]:
-    """The conditional write of ``state``; when it lost, the state stored now (None: no item)."""
-    swap = getattr(store, "save_or_current", None)
-    if swap is not None:
-        won, current = swap(key, state, expected_version)
-        if won or current is not None or expected_version is not None:
-            return bool(won), current
-        # Lost to an item the store did not return (one that cannot say): read it.
-    elif store.save(key, state, expected_version):
-        return True, None
-    return False, store.load(key)
-
-
 class BucketStoreUnavailable(Exception):
     """The shared bucket could not be read or written (not a lost race)."""
 
@@ -144,14 +129,6 @@ class BucketStore(Protocol):
 
     def save(self, key: str, state: BucketState, expected_version: int | None) -> bool:
         """Write ``state`` if the stored version is still ``expected_version`` (None: no item yet)."""
-        ...
-
-
-class SwappingBucketStore(BucketStore, Protocol):
-    def save_or_current(
-        self, key: str, state: BucketState, expected_version: int | None
-    ) -> tuple[bool, BucketState | None]:
-        """:meth:`save`, and when it lost, the state stored now (None: no item), in the same request."""
         ...
 
 
@@ -173,17 +150,12 @@ class InMemoryBucketStore:
             return self._items.get(key)
 
     def save(self, key: str, state: BucketState, expected_version: int | None) -> bool:
-        return self.save_or_current(key, state, expected_version)[0]
-
-    def save_or_current(
-        self, key: str, state: BucketState, expected_version: int | None
-    ) -> tuple[bool, BucketState | None]:
         with self._lock:
             current = self._items.get(key)
             if (current.version if current else None) != expected_version:
-                return False, current
+                return False
             self._items[key] = state
-            return True, None
+            return True
 
     def advise(self, key: str, rate: float, until: float, headroom: float) -> None:
         with self._lock:
@@ -213,14 +185,21 @@ class DynamoDBBucketStore:
             ).get("Item")
         except Exception as exc:
             raise BucketStoreUnavailable(type(exc).__name__) from exc
-        return _bucket_state(item)
+        if item is None:
+            return None
+        advised = item.get("advised_rate")
+        headroom = item.get("advised_headroom")
+        return BucketState(
+            # an item the advice created has no tokens yet: a full bucket, refilled for no time
+            tokens=float(item["tokens"]["N"]) if "tokens" in item else math.inf,
+            updated_at=float(item["updated_at"]["N"]) if "updated_at" in item else 0.0,
+            version=int(item["version"]["N"]),
+            advised_rate=float(advised["N"]) if advised else None,
+            advised_until=float(item["advised_until"]["N"]) if "advised_until" in item else 0.0,
+            advised_headroom=float(headroom["N"]) if headroom else None,
+        )
 
     def save(self, key: str, state: BucketState, expected_version: int | None) -> bool:
-        return self.save_or_current(key, state, expected_version)[0]
-
-    def save_or_current(
-        self, key: str, state: BucketState, expected_version: int | None
-    ) -> tuple[bool, BucketState | None]:
         item = {
             "id": {"S": key},
             "tokens": number(state.tokens),
@@ -231,10 +210,7 @@ class DynamoDBBucketStore:
             item["advised_rate"] = number(state.advised_rate)
             item["advised_until"] = number(state.advised_until)
             item["advised_headroom"] = number(state.advised_headroom or 0.0)
-        won, current = put_if_version_or_current(
-            self.client, self.table_name, item, expected_version, BucketStoreUnavailable
-        )
-        return won, None if won else _bucket_state(current)
+        return put_if_version(self.client, self.table_name, item, expected_version, BucketStoreUnavailable)
 
     def advise(self, key: str, rate: float, until: float, headroom: float) -> None:
         try:
@@ -255,23 +231,6 @@ class DynamoDBBucketStore:
             )
         except Exception as exc:
             raise BucketStoreUnavailable(type(exc).__name__) from exc
-
-
-def _bucket_state(item: dict[str, Any] | None) -> BucketState | None:
-    """A bucket's item as a state (None: no item)."""
-    if item is None:
-        return None
-    advised = item.get("advised_rate")
-    headroom = item.get("advised_headroom")
-    return BucketState(
-        # an item the advice created has no tokens yet: a full bucket, refilled for no time
-        tokens=float(item["tokens"]["N"]) if "tokens" in item else math.inf,
-        updated_at=float(item["updated_at"]["N"]) if "updated_at" in item else 0.0,
-        version=int(item["version"]["N"]),
-        advised_rate=float(advised["N"]) if advised else None,
-        advised_until=float(item["advised_until"]["N"]) if "advised_until" in item else 0.0,
-        advised_headroom=float(headroom["N"]) if headroom else None,
-    )
 
 
 class RateLimiter:
@@ -308,8 +267,6 @@ class RateLimiter:
         #: The provider's last word on its headroom, as this container heard it.
         self._heard: ProviderHeadroom | None = None
         self._advised: tuple[float, float] | None = None
-        #: The bucket as this container last wrote it: the next admission writes on it without a read.
-        self._last: BucketState | None = None
 
     @property
     def bucket(self) -> TokenBucket:
@@ -369,24 +326,14 @@ class RateLimiter:
         return min(tokens_left, min(shares) * self.bucket.capacity)
 
     def acquire(self, budget: CallBudget | None = None) -> float:
-        """Take one token, waiting for it if needed. Returns the tokens left in the bucket.
-
-        The write is conditional on the version the decision was made on, so the bucket this container
-        wrote last can be written again without reading it first: when another container wrote in
-        between, the failed write answers with the item as it is now, and the decision is made again on
-        that. A wait or a rejection is only ever decided on a fresh read."""
+        """Take one token, waiting for it if needed. Returns the tokens left in the bucket."""
         waited = 0.0
         lost_races = waits = 0
-        state, fresh = self._last, False
         while lost_races < self.MAX_LOST_RACES and waits < self.MAX_WAITS:
             try:
-                if state is None and not fresh:
-                    state, fresh = self.store.load(self.key), True  # nothing written here yet: read it
+                state = self.store.load(self.key)
                 now = self.timing.wall()
                 decision = self.bucket.take(state, now)
-                if not decision.admitted and not fresh:
-                    state, fresh = self.store.load(self.key), True  # others may have changed it since
-                    continue
                 if decision.admitted:
                     if state is None:
                         new_state = BucketState(tokens=decision.tokens_left, updated_at=now, version=1)
@@ -398,23 +345,18 @@ class RateLimiter:
                             new_state = replace(
                                 new_state, advised_rate=None, advised_until=0.0, advised_headroom=None
                             )
-                    won, current = self._save(new_state, state.version if state else None)
-                    if won:
-                        self._last = new_state
+                    if self.store.save(self.key, new_state, state.version if state else None):
                         self._admitted(self.headroom_tokens(decision.tokens_left, state, now), waited)
                         return decision.tokens_left
                     lost_races += 1
-                    state, fresh = current, True  # another container took a token in between
-                    continue
+                    continue  # another container took a token in between: re-read
             except BucketStoreUnavailable as exc:
-                self._last = None
                 logger.warning(
                     "rate limit store unavailable, admitting request",
                     provider=self.provider,
                     error=str(exc),
                 )
                 return -1.0
-            self._last = state  # as read just now: the next write (after the wait, or the next call) is on it
             wait = decision.wait_seconds
             if budget is not None and wait > budget.remaining():
                 emit_metric("RateLimitRejected", provider=self.provider)
@@ -427,12 +369,8 @@ class RateLimiter:
             waited += wait
             waits += 1
             self.timing.sleep(wait)
-            fresh = False  # the wait was for this state: the write after it says if it still holds
         logger.warning("rate limit bucket contended, admitting request", provider=self.provider)
         return -1.0
-
-    def _save(self, state: BucketState, expected_version: int | None) -> tuple[bool, BucketState | None]:
-        return save_or_current(self.store, self.key, state, expected_version)
 
     def _admitted(self, tokens_left: float, waited: float) -> None:
         # In tokens of the configured bucket, so the headroom alarm's 100 * remaining / rate holds when
