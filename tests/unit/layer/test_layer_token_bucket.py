@@ -115,3 +115,34 @@ def test_store_outage_fails_open(clock):
             raise AssertionError("not reached")
 
     assert _limiter(Broken(), clock).acquire(CallBudget(1, clock)) == -1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rate=st.floats(min_value=0.5, max_value=20),
+    capacity=st.integers(min_value=1, max_value=10),
+    requests=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=3), st.floats(min_value=0, max_value=1)),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_containers_sharing_one_bucket_hold_the_rate_together(rate, capacity, requests):
+    # Given up to four containers sharing one bucket
+    from tidings.resilience.timing import FakeClock
+
+    # from 0, not the epoch: a 1e-7 s wait does not move an epoch-sized float, and that is not the point here
+    clock = FakeClock(start=0.0)
+    store = InMemoryBucketStore()
+    containers = [_limiter(store, clock, rate=rate, capacity=float(capacity)) for _ in range(4)]
+    admitted: list[float] = []
+    # When requests arrive at arbitrary moments on arbitrary containers (each may wait for a token)
+    for container, gap in requests:
+        clock.now += gap
+        containers[container].acquire(CallBudget(600, clock))
+        admitted.append(clock.now)
+    # Then every window [t_i, t_j] holds at most capacity + rate * (t_j - t_i) admissions
+    for i, start in enumerate(admitted):
+        for j in range(i, len(admitted)):
+            count = j - i + 1
+            assert count <= capacity + rate * (admitted[j] - start) + count * TokenBucket.EPSILON
