@@ -1,5 +1,6 @@
-"""What the breaker's and the bucket's DynamoDB stores share: numbers as DynamoDB wants them, and a put
-that lands only on the version it read (optimistic concurrency, so racing containers never both win)."""
+"""What the breaker's and the bucket's DynamoDB stores share: numbers as DynamoDB wants them, the
+strongly consistent read of a state item, and a put that lands only on the version it read (optimistic
+concurrency, so racing containers never both win)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,15 @@ def put_if_version(
             return False
         raise unavailable(type(exc).__name__) from exc
     return True
+
+
+def read_item(client: Any, table_name: str, key: str, unavailable: type[Exception]) -> dict[str, Any] | None:
+    """The state item under ``id = key``, strongly consistent (a decision on a stale copy would let two
+    containers both win), or None; a failure raises the caller's ``unavailable``."""
+    try:
+        item: dict[str, Any] | None = client.get_item(
+            TableName=table_name, Key={"id": {"S": key}}, ConsistentRead=True
+        ).get("Item")
+    except Exception as exc:
+        raise unavailable(type(exc).__name__) from exc
+    return item

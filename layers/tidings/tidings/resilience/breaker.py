@@ -35,7 +35,7 @@ from tidings.errors import (
     RateLimited,
 )
 from tidings.observability import emit_metric, logger
-from tidings.resilience._items import number, put_if_version
+from tidings.resilience._items import number, put_if_version, read_item
 
 if TYPE_CHECKING:
     from tidings.config import Settings
@@ -148,12 +148,7 @@ class DynamoDBBreakerStore:
         self.client = client
 
     def load(self, provider: str) -> CircuitState:
-        try:
-            item = self.client.get_item(
-                TableName=self.table_name, Key={"id": {"S": provider}}, ConsistentRead=True
-            ).get("Item")
-        except Exception as exc:
-            raise BreakerStoreUnavailable(type(exc).__name__) from exc
+        item = read_item(self.client, self.table_name, provider, BreakerStoreUnavailable)
         if not item or "state" not in item:
             return CircuitState()
         return CircuitState(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.errors import RateLimited
 from tidings.observability import emit_metric, logger
-from tidings.resilience._items import number, put_if_version
+from tidings.resilience._items import number, put_if_version, read_item
 
 if TYPE_CHECKING:
     from tidings.config import RateLimitSettings
@@ -179,12 +179,7 @@ class DynamoDBBucketStore:
         self.client = client
 
     def load(self, key: str) -> BucketState | None:
-        try:
-            item = self.client.get_item(
-                TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True
-            ).get("Item")
-        except Exception as exc:
-            raise BucketStoreUnavailable(type(exc).__name__) from exc
+        item = read_item(self.client, self.table_name, key, BucketStoreUnavailable)
         if item is None:
             return None
         advised = item.get("advised_rate")
