@@ -8,10 +8,9 @@ the shared interpreter clients, the atomic DynamoDB, the AppConfig routes), and 
 (the state machine's tasks, a boto3 ``invoke``) is relayed over HTTP back to this process, where the
 Lambda pools are (``patches.invoke_locally``): tests and the CLI keep driving the pools directly.
 
-The child ends when its stdin closes: when ``stop()`` closes it, and when this process dies however it
-dies (the kernel closes the pipe), so a crash leaves no moto server behind. It ignores Ctrl-C (the
-terminal sends SIGINT to the whole process group), so executions still running while the system stops
-fail their task cleanly rather than with a vanished server.
+The child ends when its stdin closes, so a crash leaves no moto server behind, and ignores Ctrl-C
+(stack/child.py), so executions still running while the system stops fail their task cleanly rather
+than with a vanished server.
 
     python -m tidings_local.stack.moto_process <host> <port> <invoke relay URL>
 """
@@ -23,17 +22,15 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-log = logging.getLogger(__name__)
+from tidings_local.stack.child import ChildProcess
 
-#: How long the child may take to import moto and bind its port on a busy machine (a deadline only).
-START_TIMEOUT_SECONDS = 120
+log = logging.getLogger(__name__)
 
 
 # --- this process: the invoke relay ------------------------------------------------------------------
@@ -76,46 +73,25 @@ class MotoProcess:
         self.host = host
         self.port = port
         self._relay: _RelayServer | None = None
-        self._process: subprocess.Popen[str] | None = None
+        self._child = ChildProcess("tidings_local.stack.moto_process", "the moto server process")
 
     def start(self) -> int:
         self._relay = _RelayServer((self.host, 0), _RelayHandler)
         threading.Thread(target=self._relay.serve_forever, name="moto-invoke-relay", daemon=True).start()
         relay_url = f"http://{self.host}:{self._relay.server_address[1]}/invoke"
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "tidings_local.stack.moto_process", self.host, str(self.port), relay_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        ready: list[str] = []
-        reader = threading.Thread(target=lambda: ready.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(START_TIMEOUT_SECONDS)
-        if not ready or not ready[0]:
+        try:
+            self.port = int(self._child.start(self.host, str(self.port), relay_url)["port"])
+        except RuntimeError:
             self.stop()
-            raise RuntimeError("the moto server process did not start (its errors are on stderr above)")
-        self.port = int(json.loads(ready[0])["port"])
+            raise
         return self.port
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid
 
     def stop(self) -> None:
-        if self._process is not None:
-            process, self._process = self._process, None
-            with contextlib.suppress(OSError):
-                assert process.stdin is not None
-                process.stdin.close()  # the child's signal to stop
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+        self._child.stop()
         if self._relay is not None:
             self._relay.shutdown()
             self._relay.server_close()

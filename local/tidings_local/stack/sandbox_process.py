@@ -7,7 +7,7 @@ of their own they answer, and time, each request as it comes. Tests keep the sam
 ``system.sandboxes[name].base_url`` and ``.control`` (the control API is HTTP either way).
 
 The child ends when its stdin closes (``stop()``, or this process dying however it dies), and ignores
-Ctrl-C, as the moto process does.
+Ctrl-C, as the moto process does (stack/child.py).
 
     python -m tidings_local.stack.sandbox_process <host> <json: {name: [port, webhook URL or null]}>
 """
@@ -18,14 +18,11 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-#: How long the child may take to import the sandboxes and bind their ports (a deadline only).
-START_TIMEOUT_SECONDS = 120
+from tidings_local.stack.child import ChildProcess
 
 
 class RemoteSandbox:
@@ -57,51 +54,18 @@ class SandboxProcess:
     def __init__(self, host: str, sandboxes: Mapping[str, tuple[int, str | None]]) -> None:
         self.host = host
         self.sandboxes = dict(sandboxes)
-        self._process: subprocess.Popen[str] | None = None
+        self._child = ChildProcess("tidings_local.stack.sandbox_process", "the sandbox process")
 
     def start(self) -> dict[str, RemoteSandbox]:
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "tidings_local.stack.sandbox_process",
-                self.host,
-                json.dumps(self.sandboxes),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        ready: list[str] = []
-        stdout = self._process.stdout
-        assert stdout is not None
-        reader = threading.Thread(target=lambda: ready.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(START_TIMEOUT_SECONDS)
-        if not ready or not ready[0]:
-            self.stop()
-            raise RuntimeError("the sandbox process did not start (its errors are on stderr above)")
-        urls: dict[str, str] = json.loads(ready[0])
+        urls: dict[str, str] = self._child.start(self.host, json.dumps(self.sandboxes))
         return {name: RemoteSandbox(name, url, self) for name, url in urls.items()}
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        process, self._process = self._process, None
-        with contextlib.suppress(OSError):
-            assert process.stdin is not None
-            process.stdin.close()  # the child's signal to stop
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        self._child.stop()
 
 
 def serve(host: str, sandboxes: dict[str, list[Any]]) -> None:
