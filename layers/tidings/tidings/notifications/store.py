@@ -208,20 +208,8 @@ class NotificationStore:
     def start_running(self, notification_id: str) -> Notification:
         """Move the notification to ``running`` and return it as it is then: one UpdateItem that answers
         with the item (``ALL_NEW``), instead of a read and a write."""
-        at = self.now()
-        names, assigns, values = _assignments({"status": NotificationStatus.RUNNING.value, "updated_at": at})
-        try:
-            answer = self._table.update_item(
-                Key=notification_key(notification_id),
-                UpdateExpression="SET " + ", ".join(assigns),
-                ExpressionAttributeNames={**names, "#pk": "pk"},
-                ExpressionAttributeValues=values,
-                ConditionExpression="attribute_exists(#pk)",
-                ReturnValues="ALL_NEW",
-            )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
-            raise NotificationNotFound(f"no notification {notification_id}") from None
-        return Notification.model_validate(plain(answer["Attributes"]))
+        running = {"status": NotificationStatus.RUNNING.value, "updated_at": self.now()}
+        return Notification.model_validate(self._set(notification_id, running, answer=True))
 
     def mark_started(self, notification_id: str, execution_arn: str) -> None:
         self.update(notification_id, execution_arn=execution_arn, started_at=self.now())
@@ -659,9 +647,11 @@ class NotificationStore:
         condition: Any = None,
         *,
         remove: tuple[str, ...] = (),
-    ) -> None:
+        answer: bool = False,
+    ) -> dict[str, Any]:
         """SET ``values`` (and REMOVE ``remove``) on an existing notification; with ``condition``, a
-        failed check is raised as is."""
+        failed check is raised as is. With ``answer``, the item as written comes back in the same
+        request (``ALL_NEW``); otherwise an empty dict."""
         from boto3.dynamodb.conditions import Attr
 
         names, assigns, attr_values = _assignments(values)
@@ -669,17 +659,19 @@ class NotificationStore:
         if remove:
             expression += " REMOVE " + ", ".join(remove)
         try:
-            self._table.update_item(
+            written = self._table.update_item(
                 Key=notification_key(notification_id),
                 UpdateExpression=expression,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=attr_values,
                 ConditionExpression=condition if condition is not None else Attr("pk").exists(),
+                ReturnValues="ALL_NEW" if answer else "NONE",
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             if condition is not None:
                 raise  # the caller tells a kept status from a missing notification
             raise NotificationNotFound(f"no notification {notification_id}") from None
+        return plain(written["Attributes"]) if answer else {}
 
 
 #: The order ``payment.status`` moves in: pending, then waiting on the customer, then an outcome, then
