@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tidings.errors import InvalidRequest, ProviderError, ProviderSwitchedOff, RecipientSuppressed
 from tidings.notifications.models import (
+    CHANNEL_STATUS_RANK,
     NOT_REQUESTED,
     ChannelPolicy,
     ChannelStatus,
@@ -413,10 +414,14 @@ class SagaSteps:
         outcome = decide(state, {name: channel.status for name, channel in recorded.items()})
         for name, channel in outcome.channels.items():
             current = recorded.get(name)
-            if current is not None and current.status == channel.status:
-                continue  # the step that set it wrote the richer record (provider, reason code)
-            # Forward only: a status a step or webhook moved further (sent, delivered, an early bounce's
-            # rejected) is kept.
+            rank = CHANNEL_STATUS_RANK[channel.status]
+            if current is not None and CHANNEL_STATUS_RANK[current.status] >= rank:
+                # The same status: the step that set it wrote the richer record (provider, reason code).
+                # Further on (a delivery webhook's delivered over the step's sent): the forward-only write
+                # would be kept anyway, after a wasted write and a read to tell kept from missing.
+                continue
+            # Forward only: a status a step or webhook moves further meanwhile (sent, delivered, an early
+            # bounce's rejected) is kept by the write's own condition.
             reason = {"reason": channel.reason} if channel.reason else {}
             self.store.update_channel(notification_id, name, channel.status, with_status=reason)
         self.store.finish(notification_id, outcome.status, outcome.reason)
