@@ -1,6 +1,6 @@
 """Every replacement of a moto internal the local system makes, and the check that each target exists.
 
-The local system replaces six things inside moto (pinned in pyproject.toml):
+The local system replaces eight things inside moto (pinned in pyproject.toml):
 
 * ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
   in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
@@ -19,6 +19,16 @@ The local system replaces six things inside moto (pinned in pyproject.toml):
   for every Lambda, SQS, DynamoDB or SNS task; boto3 clients are thread-safe, so one per region and
   service is kept. The task modules import the function by name, so each module's reference is
   replaced as well.
+* ``parse`` of jsonpath_ng, as the interpreter's JSONPath and ResultPath evaluation import it: every
+  call builds a new LALR parser (its yacc tables) and then parses a path the definition fixed, for each
+  path of each state of each execution. A parsed path is immutable (``find`` and ``update_or_create``
+  change the data, not the path), so each distinct path is parsed once.
+* ``DynamoHandler.serialized``: moto writes each DynamoDB result by walking botocore's output shape
+  member by member (picking each value under several spellings of its name), though moto's DynamoDB
+  results already have the wire's form (attributes as ``{"S": ...}``): in a bulk run that walk was a
+  third of the moto process's CPU. A data-plane result (``_DIRECT_DYNAMODB_ACTIONS``) is written with
+  ``json.dumps``, keeping what the walk keeps (the output shape's members that are not None); errors
+  and every other action keep moto's serializer. A unit test holds the two to the same answers.
 * ``SQSBackend.is_message_valid_based_on_retention_period``: for every message a ReceiveMessage returns,
   moto reads the queue's MessageRetentionPeriod through GetQueueAttributes, which computes every
   attribute three times, the message counts among them, each a pass over all the queue's messages: a
@@ -52,7 +62,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from tidings_local.stack.lambdas import FunctionPool, LambdaRuntime, PoolClosed
@@ -98,6 +108,12 @@ TASK_CLIENTS = tuple(
     )
 )
 DYNAMODB_ACTION = Target("moto.dynamodb.responses", "DynamoHandler.call_action", ("self",))
+DYNAMODB_SERIALIZED = Target("moto.dynamodb.responses", "DynamoHandler.serialized", ("self", "action_result"))
+#: The two JSONPath parsers the interpreter calls for every path it evaluates.
+JSON_PATH_PARSE = Target("moto.stepfunctions.parser.asl.utils.json_path", "parse", ("path", "debug"))
+RESULT_PATH_PARSE = Target(
+    "moto.stepfunctions.parser.asl.component.common.path.result_path", "parse", ("string",)
+)
 SQS_RETENTION = Target(
     "moto.sqs.models",
     "SQSBackend.is_message_valid_based_on_retention_period",
@@ -112,6 +128,9 @@ TARGETS = (
     BOTO_CLIENT_FOR,
     *TASK_CLIENTS,
     DYNAMODB_ACTION,
+    DYNAMODB_SERIALIZED,
+    JSON_PATH_PARSE,
+    RESULT_PATH_PARSE,
     SQS_RETENTION,
     APPCONFIG_VERSION,
 )
@@ -302,6 +321,85 @@ def install_moto_speedups() -> None:
             AmazonStateLanguageParser.parse = staticmethod(cached_parse)  # type: ignore[method-assign,assignment]
         _share_interpreter_clients()
         _read_retention_directly()
+        _parse_each_json_path_once()
+        _serialize_dynamodb_results_directly()
+
+
+def _parse_each_json_path_once() -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (json_path, result_path):
+        if not getattr(module.parse, MARK, False):
+            cached = lru_cache(maxsize=4096)(module.parse)
+            setattr(cached, MARK, True)
+            module.parse = cached  # type: ignore[attr-defined]
+
+
+#: DynamoDB actions whose results moto builds in the wire's form already: items, keys, counts and the
+#: consumed capacity, no timestamps or table descriptions.
+_DIRECT_DYNAMODB_ACTIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+_DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+@cache
+def _dynamodb_output_members(action: str) -> frozenset[str]:
+    from moto.core.responses import get_service_model
+
+    output = get_service_model("dynamodb").operation_model(action).output_shape
+    return frozenset(output.members) if output is not None else frozenset()
+
+
+def _wire_value(value: Any) -> str:
+    """json.dumps' fallback: a binary attribute (moto hands it over as bytes) goes out in base64."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} has no direct DynamoDB wire form")
+
+
+def direct_dynamodb_body(action: str, result: Any) -> str | None:
+    """The body moto's serializer would write for a data-plane ``result``, or None where it must."""
+    if action not in _DIRECT_DYNAMODB_ACTIONS or not isinstance(result, dict):
+        return None
+    members = _dynamodb_output_members(action)
+    try:
+        return json.dumps(
+            {key: value for key, value in result.items() if key in members and value is not None},
+            default=_wire_value,
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def _serialize_dynamodb_results_directly() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.serialized
+    if getattr(original, MARK, False):
+        return
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        body = direct_dynamodb_body(self._get_action(), action_result.result)
+        if body is None:
+            return original(self, action_result)
+        headers = {"Content-Type": _DYNAMODB_CONTENT_TYPE, **self.response_headers}
+        return 200, headers, body
+
+    setattr(serialized, MARK, True)
+    DynamoHandler.serialized = serialized  # type: ignore[method-assign]
 
 
 def _read_retention_directly() -> None:

@@ -124,3 +124,16 @@ def test_sqs_still_drops_a_message_older_than_its_queue_retention_once_sped_up()
         # When each is received from, then only the message within the retention period comes back
         assert len(sqs.receive_message(QueueUrl=fresh).get("Messages", [])) == 1
         assert sqs.receive_message(QueueUrl=stale).get("Messages", []) == []
+
+
+def test_a_json_path_parsed_once_still_reads_each_execution_s_own_input():
+    patches.install_moto_speedups()
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    # Given one path the definition fixes, evaluated for two executions' inputs
+    first = json_path.extract_json("$.order.amount", {"order": {"amount": 1200}})
+    second = json_path.extract_json("$.order.amount", {"order": {"amount": 900}})
+
+    # Then each reads its own input, from the one parsed path
+    assert (first, second) == (1200, 900)
+    assert json_path.parse.cache_info().hits >= 1

@@ -1,0 +1,160 @@
+"""The local system writes DynamoDB's data-plane answers without moto's shape walk (patches.py); what a
+client reads must not change: every answer of a session that uses each attribute type and each action
+is written both ways and compared."""
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core.responses import BaseResponse
+from moto.dynamodb.responses import DynamoHandler
+
+from tidings_local.stack import patches
+
+pytestmark = pytest.mark.unit
+
+EVERY_TYPE = {
+    "pk": {"S": "NOTIFICATION#1"},
+    "sk": {"S": "META"},
+    "gsi": {"S": "ORDER#1"},
+    "tally": {"N": "3"},
+    "ratio": {"N": "0.25"},
+    "blob": {"B": b"\x00\x01binary\xff"},
+    "tags": {"SS": ["a", "b"]},
+    "numbers": {"NS": ["1", "2.5"]},
+    "blobs": {"BS": [b"x", b"y"]},
+    "channels": {"M": {"email": {"M": {"status": {"S": "pending"}, "attempts": {"N": "0"}}}}},
+    "steps": {"L": [{"S": "charged"}, {"M": {"at": {"N": "1"}}}, {"NULL": True}]},
+    "gone": {"NULL": True},
+    "flag": {"BOOL": False},
+}
+
+
+def _session(client) -> None:
+    table = "notifications"
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi")],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-order",
+                "KeySchema": [{"AttributeName": "gsi", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    key = {"pk": EVERY_TYPE["pk"], "sk": EVERY_TYPE["sk"]}
+    client.put_item(TableName=table, Item=EVERY_TYPE, ConditionExpression="attribute_not_exists(pk)")
+    client.put_item(TableName=table, Item=EVERY_TYPE, ReturnValues="ALL_OLD", ReturnConsumedCapacity="TOTAL")
+    with pytest.raises(client.exceptions.ConditionalCheckFailedException):
+        client.put_item(
+            TableName=table,
+            Item=EVERY_TYPE,
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    client.get_item(TableName=table, Key=key, ConsistentRead=True)
+    client.get_item(TableName=table, Key={"pk": {"S": "NOTIFICATION#2"}, "sk": {"S": "META"}})
+    client.get_item(
+        TableName=table,
+        Key=key,
+        ProjectionExpression="#c.email, #b",
+        ExpressionAttributeNames={"#c": "channels", "#b": "blob"},
+    )
+    for returned in ("NONE", "ALL_NEW", "ALL_OLD", "UPDATED_NEW", "UPDATED_OLD"):
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET #c.email.#s = :s ADD #n :one",
+            ExpressionAttributeNames={"#c": "channels", "#s": "status", "#n": "tally"},
+            ExpressionAttributeValues={":s": {"S": returned}, ":one": {"N": "1"}},
+            ReturnValues=returned,
+            ReturnConsumedCapacity="TOTAL",
+        )
+    for index in range(3):
+        client.put_item(TableName=table, Item={**EVERY_TYPE, "sk": {"S": f"STEP#{index}"}})
+    client.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": EVERY_TYPE["pk"]},
+        Limit=2,
+    )
+    client.query(
+        TableName=table,
+        IndexName="by-order",
+        KeyConditionExpression="gsi = :g",
+        ExpressionAttributeValues={":g": EVERY_TYPE["gsi"]},
+        Select="COUNT",
+    )
+    client.scan(TableName=table, Limit=3, ReturnConsumedCapacity="TOTAL")
+    client.batch_get_item(RequestItems={table: {"Keys": [key, {**key, "sk": {"S": "STEP#0"}}]}})
+    client.batch_write_item(
+        RequestItems={
+            table: [
+                {"PutRequest": {"Item": {**EVERY_TYPE, "sk": {"S": "STEP#9"}}}},
+                {"DeleteRequest": {"Key": {**key, "sk": {"S": "STEP#1"}}}},
+            ]
+        }
+    )
+    client.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": {**EVERY_TYPE, "sk": {"S": "CLAIM"}}}},
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": key,
+                    "UpdateExpression": "SET flag = :t",
+                    "ExpressionAttributeValues": {":t": {"BOOL": True}},
+                }
+            },
+        ]
+    )
+    client.transact_get_items(TransactItems=[{"Get": {"TableName": table, "Key": key}}])
+    client.delete_item(TableName=table, Key=key, ReturnValues="ALL_OLD")
+    client.delete_item(TableName=table, Key=key)
+
+
+@mock_aws
+def test_every_data_plane_answer_reads_the_same_as_motos_own(monkeypatch):
+    # Given both writers of each answer: moto's shape walk and the direct one
+    compared: list[str] = []
+    differences = []
+
+    def serialized(self, action_result):
+        status, headers, body = BaseResponse.serialized(self, action_result)
+        action = self._get_action()
+        direct = patches.direct_dynamodb_body(action, action_result.result)
+        if direct is not None:
+            compared.append(action)
+            if status != 200 or json.loads(direct) != json.loads(body):
+                differences.append((action, status, body, direct))
+        return status, headers, body
+
+    monkeypatch.setattr(DynamoHandler, "serialized", serialized)
+
+    # When a session uses every attribute type, every ReturnValues and every data-plane action
+    _session(boto3.client("dynamodb", region_name="us-east-1"))
+
+    # Then each direct answer is moto's, and errors and the control plane were left to moto
+    assert not differences
+    assert set(compared) == patches._DIRECT_DYNAMODB_ACTIONS
+    assert "CreateTable" not in compared
+
+
+@mock_aws
+def test_a_client_reads_the_same_items_through_the_direct_writer(monkeypatch):
+    # Given moto with the direct writer installed
+    monkeypatch.setattr(DynamoHandler, "serialized", DynamoHandler.serialized)
+    patches._serialize_dynamodb_results_directly()
+    assert getattr(DynamoHandler.serialized, patches.MARK, False)
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    # When a session runs, then boto3 parses every answer (CRC32 and all) and reads back what was written
+    _session(client)
+    item = client.get_item(TableName="notifications", Key={"pk": EVERY_TYPE["pk"], "sk": {"S": "STEP#0"}})[
+        "Item"
+    ]
+    assert item == EVERY_TYPE | {"sk": {"S": "STEP#0"}}
