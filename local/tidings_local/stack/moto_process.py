@@ -102,8 +102,7 @@ class MotoProcess:
 
 
 def serve(host: str, port: int, relay_url: str) -> None:
-    from moto.server import ThreadedMotoServer
-
+    from tidings_local.stack.moto_http import MotoHTTPServer
     from tidings_local.stack.patches import (
         install_atomic_dynamodb,
         install_local_appconfig,
@@ -117,9 +116,8 @@ def serve(host: str, port: int, relay_url: str) -> None:
     install_local_appconfig()
     install_relayed_lambda(relay_url)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    bound = server.get_host_and_port()[1]
+    server = MotoHTTPServer(host, port).start()
+    bound = server.port
     # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(bound)
     sys.stdout.write(json.dumps({"port": bound}) + "\n")

@@ -61,15 +61,14 @@ class MotoServer:
         return self
 
     def _start_in_process(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from tidings_local.stack.moto_http import MotoHTTPServer
 
         install_moto_speedups()
         install_atomic_dynamodb()  # conditional writes atomic under concurrent callers, as on AWS
         install_local_appconfig()  # environments, deployments and the data plane moto lacks
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise here
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
-        self.port = self._server.get_host_and_port()[1]
+        self._server = MotoHTTPServer(self.host, self.port).start()
+        self.port = self._server.port
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
         self._previous_moto_port = os.environ.get("MOTO_PORT")
         os.environ["MOTO_PORT"] = str(self.port)
