@@ -148,6 +148,10 @@ class Settings(TidingsSettings):
     sns_rate_per_second: float = Field(20.0, gt=0, alias="SNS_RATE_PER_SECOND")
     # Bucket capacity in seconds of rate: 1.0 lets a burst of one second's worth of requests through.
     rate_limit_burst_seconds: float = Field(1.0, gt=0, alias="TIDINGS_RATE_LIMIT_BURST_SECONDS")
+    # How far ahead of now a request's slot in the shared bucket is set, so that the bucket's write is
+    # done before the request leaves: against a provider whose limiter allows no burst, a write slower
+    # than this sends a request late and lets the next one arrive too close (0: the slot is now).
+    rate_limit_lead_seconds: float = Field(0.0, ge=0, le=5, alias="TIDINGS_RATE_LIMIT_LEAD_SECONDS")
     # Below this share of the provider's own limit left, the shared bucket slows down (0: never).
     rate_limit_slowdown_below_percent: float = Field(
         20.0, ge=0, le=100, alias="TIDINGS_RATE_LIMIT_SLOWDOWN_BELOW_PERCENT"

@@ -65,6 +65,68 @@ def test_a_burst_waits_for_tokens_at_the_configured_rate(clock):
     assert clock.slept == [0.5] * 8
 
 
+def test_a_waiting_request_reserves_its_token_and_does_not_race_again_when_it_wakes(clock):
+    # Given a bucket whose one token was just taken, and a store that counts what it is asked
+    class Counting(InMemoryBucketStore):
+        loads = saves = 0
+
+        def load(self, key):
+            self.loads += 1
+            return super().load(key)
+
+        def save(self, key, state, expected_version):
+            self.saves += 1
+            return super().save(key, state, expected_version)
+
+    store = Counting()
+    first, second = (_limiter(store, clock, rate=2.0, capacity=1.0) for _ in range(2))
+    first.acquire(CallBudget(5, clock))
+    store.loads = store.saves = 0
+
+    # When another container's request arrives at once
+    second.acquire(CallBudget(5, clock))
+
+    # Then it read and wrote the bucket once, promising itself the next token, and slept until it was due
+    assert (store.loads, store.saves) == (1, 1)
+    assert clock.slept == [0.5]
+    # and the request after it is due one interval later still
+    assert first.bucket.take(store.load("rate-limit#twilio"), clock.now).wait_seconds == pytest.approx(0.5)
+
+
+def test_a_waiting_request_leaves_at_its_slot_however_long_the_bucket_s_write_took(clock):
+    # Given a bucket whose one token was just taken, in a store whose write takes 0.3 s (fake time)
+    class SlowWrites(InMemoryBucketStore):
+        def save(self, key, state, expected_version):
+            clock.now += 0.3
+            return super().save(key, state, expected_version)
+
+    limiter = _limiter(SlowWrites(), clock, rate=1.0, capacity=1.0)
+    limiter.acquire(CallBudget(5, clock))
+    slot = clock.now + 1.0 - 0.3  # the next token is due one second after the first request's slot
+
+    # When the next request arrives at once, then it sleeps what is left to its slot, not a whole second
+    limiter.acquire(CallBudget(5, clock))
+    assert clock.now == pytest.approx(slot, abs=1e-6)
+    assert clock.slept == [pytest.approx(0.4)]
+
+
+def test_a_lead_sets_each_slot_ahead_so_the_write_is_done_before_the_request_leaves(clock):
+    # Given a limiter that sets slots 0.1 s ahead, over a full bucket
+    store = InMemoryBucketStore()
+    bucket = TokenBucket(rate=2.0, capacity=1.0)
+    limiter = RateLimiter("twilio", bucket, store, clock.timing(), lead_seconds=0.1)
+    start = clock.now
+
+    # When two requests arrive at once
+    limiter.acquire(CallBudget(5, clock))
+    limiter.acquire(CallBudget(5, clock))
+
+    # Then the first leaves 0.1 s from now and the second one interval after it, its token spent then
+    assert clock.slept == [pytest.approx(0.1), pytest.approx(0.5)]
+    assert clock.now - start == pytest.approx(0.6)
+    assert bucket.level(store.load("rate-limit#twilio"), clock.now) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_no_token_within_the_budget_raises_rate_limited_without_waiting(clock):
     limiter = _limiter(InMemoryBucketStore(), clock, rate=0.1, capacity=1.0)
     limiter.acquire(CallBudget(5, clock))

@@ -213,6 +213,7 @@ class ProviderFactory:
             self.timing,
             slowdown_below_percent=configured.slowdown_below_percent,
             limits=limits,
+            lead_seconds=self.settings.rate_limit_lead_seconds,
         )
 
     @cached_property

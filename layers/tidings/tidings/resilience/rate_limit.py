@@ -4,10 +4,14 @@ Each Lambda container is blind to the others; a bucket in memory would let N con
 the account rate. The bucket is one item per provider in RATE_LIMIT_TABLE (``tokens``,
 ``updated_at``, ``version``): a container reads it (strongly consistent), refills it for the time
 passed (``rate`` tokens per second up to ``capacity``), takes one token and writes it back under the
-condition that ``version`` did not move. A lost race re-reads and tries again. With no token, it waits
-exactly until the next token is due, within the call's budget; otherwise it raises RateLimited so the
-caller (or the state machine) comes back later. If DynamoDB itself fails, the limiter fails open and
-logs: the provider's own 429 (handled by the retry policy) is the second line of defence.
+condition that ``version`` did not move. A lost race re-reads and tries again. With no token, it
+reserves the next one due (the bucket goes below zero by the tokens promised) and sleeps until then,
+within the call's budget; otherwise it raises RateLimited so the caller (or the state machine) comes back
+later. A reservation keeps a container's place in line: waiting containers do not all wake on the next
+refill to race for one token (each race a read and a refused write), and the request leaves at its slot
+rather than whenever the bucket's write returns, so the provider sees the bucket's pace. If DynamoDB
+itself fails, the limiter fails open and logs: the provider's own 429 (handled by the retry policy) is
+the second line of defence.
 
 The provider's own headroom (its rate-limit headers on every response, SES's sending quota) comes in
 through :meth:`RateLimiter.observe`. When the provider says less than ``slowdown_below_percent`` of its
@@ -233,8 +237,6 @@ class RateLimiter:
 
     #: Lost races before giving up on the shared bucket for this request (fail open).
     MAX_LOST_RACES = 20
-    #: Waits for a token before giving up (a backstop; the call budget normally decides first).
-    MAX_WAITS = 1000
 
     #: A reset closer than this says nothing about a rate (the headers count in whole seconds).
     MIN_ADVICE_WINDOW_SECONDS = 2.0
@@ -248,8 +250,12 @@ class RateLimiter:
         *,
         slowdown_below_percent: float = 20.0,
         limits: Callable[[], RateLimitSettings] | None = None,
+        lead_seconds: float = 0.0,
     ) -> None:
         self.provider = provider
+        #: How far ahead a request's slot is set: the bucket is judged at the moment the request leaves,
+        #: after its write, so a slow write does not send it late and the next one on time (too close).
+        self.lead_seconds = lead_seconds
         self._bucket = bucket
         #: The capacity the metric is counted in (the configured one, when a quota changes the bucket's).
         self._metric_capacity = bucket.capacity
@@ -321,30 +327,34 @@ class RateLimiter:
         return min(tokens_left, min(shares) * self.bucket.capacity)
 
     def acquire(self, budget: CallBudget | None = None) -> float:
-        """Take one token, waiting for it if needed. Returns the tokens left in the bucket."""
-        waited = 0.0
-        lost_races = waits = 0
-        while lost_races < self.MAX_LOST_RACES and waits < self.MAX_WAITS:
+        """Take one token, or reserve the next one due and wait for it. Returns the tokens left."""
+        for _ in range(self.MAX_LOST_RACES):
             try:
                 state = self.store.load(self.key)
-                now = self.timing.wall()
+                started = self.timing.wall()
+                now = started + self.lead_seconds  # when the request leaves at the earliest
                 decision = self.bucket.take(state, now)
-                if decision.admitted:
-                    if state is None:
-                        new_state = BucketState(tokens=decision.tokens_left, updated_at=now, version=1)
-                    else:
-                        new_state = replace(
-                            state, tokens=decision.tokens_left, updated_at=now, version=state.version + 1
-                        )
-                        if state.advice_at(now) is None:  # the advice ran out: drop it
-                            new_state = replace(
-                                new_state, advised_rate=None, advised_until=0.0, advised_headroom=None
-                            )
-                    if self.store.save(self.key, new_state, state.version if state else None):
-                        self._admitted(self.headroom_tokens(decision.tokens_left, state, now), waited)
-                        return decision.tokens_left
-                    lost_races += 1
-                    continue  # another container took a token in between: re-read
+                wait = 0.0 if decision.admitted else decision.wait_seconds
+                if wait > 0 and budget is not None and now + wait - started > budget.remaining():
+                    emit_metric("RateLimitRejected", provider=self.provider)
+                    raise RateLimited(
+                        "account rate limit reached and the call budget cannot wait for a token",
+                        provider=self.provider,
+                        code="local_rate_limit",
+                        retry_after=wait,
+                    )
+                # Admitted: what is left. Reserved: below zero by the token promised to this request.
+                tokens = decision.tokens_left if decision.admitted else decision.tokens_left - 1.0
+                expected = state.version if state else None
+                if self.store.save(self.key, self._taken(state, tokens, now), expected):
+                    # until the slot, not for the wait: the write took time of its own
+                    until_slot = now + wait - self.timing.wall()
+                    if until_slot > 0:
+                        self.timing.sleep(until_slot)
+                    left = max(0.0, tokens)
+                    self._admitted(self.headroom_tokens(left, state, now), wait)
+                    return left
+                # another container took a token in between: re-read
             except BucketStoreUnavailable as exc:
                 logger.warning(
                     "rate limit store unavailable, admitting request",
@@ -352,20 +362,17 @@ class RateLimiter:
                     error=str(exc),
                 )
                 return -1.0
-            wait = decision.wait_seconds
-            if budget is not None and wait > budget.remaining():
-                emit_metric("RateLimitRejected", provider=self.provider)
-                raise RateLimited(
-                    "account rate limit reached and the call budget cannot wait for a token",
-                    provider=self.provider,
-                    code="local_rate_limit",
-                    retry_after=wait,
-                )
-            waited += wait
-            waits += 1
-            self.timing.sleep(wait)
         logger.warning("rate limit bucket contended, admitting request", provider=self.provider)
         return -1.0
+
+    @staticmethod
+    def _taken(state: BucketState | None, tokens: float, now: float) -> BucketState:
+        if state is None:
+            return BucketState(tokens=tokens, updated_at=now, version=1)
+        taken = replace(state, tokens=tokens, updated_at=now, version=state.version + 1)
+        if state.advice_at(now) is None:  # the advice ran out: drop it
+            taken = replace(taken, advised_rate=None, advised_until=0.0, advised_headroom=None)
+        return taken
 
     def _admitted(self, tokens_left: float, waited: float) -> None:
         # In tokens of the configured bucket, so the headroom alarm's 100 * remaining / rate holds when
