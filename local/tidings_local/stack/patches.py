@@ -1,6 +1,6 @@
 """Every replacement of a moto internal the local system makes, and the check that each target exists.
 
-The local system replaces eight things inside moto (pinned in pyproject.toml):
+The local system replaces nine things inside moto (pinned in pyproject.toml):
 
 * ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
   in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
@@ -23,10 +23,11 @@ The local system replaces eight things inside moto (pinned in pyproject.toml):
   call builds a new LALR parser (its yacc tables) and then parses a path the definition fixed, for each
   path of each state of each execution. A parsed path is immutable (``find`` and ``update_or_create``
   change the data, not the path), so each distinct path is parsed once.
-* ``DynamoHandler.serialized``: moto writes each DynamoDB result by walking botocore's output shape
-  member by member (picking each value under several spellings of its name), though moto's DynamoDB
-  results already have the wire's form (attributes as ``{"S": ...}``): in a bulk run that walk was a
-  third of the moto process's CPU. A data-plane result (``_DIRECT_DYNAMODB_ACTIONS``) is written with
+* ``DynamoHandler.serialized`` and ``DynamoDBStreamsHandler.serialized``: moto writes each result by
+  walking botocore's output shape member by member (picking each value under several spellings of its
+  name), though moto's DynamoDB results already have the wire's form (attributes as ``{"S": ...}``):
+  in a bulk run that walk was most of the moto process's CPU, the table stream's GetRecords (each
+  record with both images) the largest part. A data-plane result (``DIRECT_ACTIONS``) is written with
   ``json.dumps``, keeping what the walk keeps (the output shape's members that are not None); errors
   and every other action keep moto's serializer. A unit test holds the two to the same answers.
 * ``SQSBackend.is_message_valid_based_on_retention_period``: for every message a ReceiveMessage returns,
@@ -109,6 +110,9 @@ TASK_CLIENTS = tuple(
 )
 DYNAMODB_ACTION = Target("moto.dynamodb.responses", "DynamoHandler.call_action", ("self",))
 DYNAMODB_SERIALIZED = Target("moto.dynamodb.responses", "DynamoHandler.serialized", ("self", "action_result"))
+STREAMS_SERIALIZED = Target(
+    "moto.dynamodbstreams.responses", "DynamoDBStreamsHandler.serialized", ("self", "action_result")
+)
 #: The two JSONPath parsers the interpreter calls for every path it evaluates.
 JSON_PATH_PARSE = Target("moto.stepfunctions.parser.asl.utils.json_path", "parse", ("path", "debug"))
 RESULT_PATH_PARSE = Target(
@@ -129,6 +133,7 @@ TARGETS = (
     *TASK_CLIENTS,
     DYNAMODB_ACTION,
     DYNAMODB_SERIALIZED,
+    STREAMS_SERIALIZED,
     JSON_PATH_PARSE,
     RESULT_PATH_PARSE,
     SQS_RETENTION,
@@ -336,45 +341,55 @@ def _parse_each_json_path_once() -> None:
             module.parse = cached  # type: ignore[attr-defined]
 
 
-#: DynamoDB actions whose results moto builds in the wire's form already: items, keys, counts and the
-#: consumed capacity, no timestamps or table descriptions.
-_DIRECT_DYNAMODB_ACTIONS = frozenset(
-    {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactGetItems",
-        "TransactWriteItems",
-    }
-)
-_DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
+#: Per service, the actions whose results moto builds in the wire's form already: items, keys, counts,
+#: the consumed capacity and, for the table's stream, its records; no table descriptions.
+DIRECT_ACTIONS = {
+    "dynamodb": frozenset(
+        {
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "Query",
+            "Scan",
+            "BatchGetItem",
+            "BatchWriteItem",
+            "TransactGetItems",
+            "TransactWriteItems",
+        }
+    ),
+    "dynamodbstreams": frozenset({"GetRecords"}),
+}
+_DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"  # both services speak JSON 1.0
 
 
 @cache
-def _dynamodb_output_members(action: str) -> frozenset[str]:
+def _output_members(service: str, action: str) -> frozenset[str]:
     from moto.core.responses import get_service_model
 
-    output = get_service_model("dynamodb").operation_model(action).output_shape
+    output = get_service_model(service).operation_model(action).output_shape
     return frozenset(output.members) if output is not None else frozenset()
 
 
-def _wire_value(value: Any) -> str:
-    """json.dumps' fallback: a binary attribute (moto hands it over as bytes) goes out in base64."""
+def _wire_value(value: Any) -> Any:
+    """json.dumps' fallback: a binary attribute (moto hands it over as bytes) goes out in base64, a
+    stream record's time in epoch seconds, as moto's serializer writes them."""
+    from datetime import datetime
+
+    from moto.core.serialize import TimestampSerializer
+
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
+    if isinstance(value, datetime):
+        return TimestampSerializer._timestamp_unixtimestamp(value)
     raise TypeError(f"{type(value).__name__} has no direct DynamoDB wire form")
 
 
-def direct_dynamodb_body(action: str, result: Any) -> str | None:
+def direct_dynamodb_body(service: str, action: str, result: Any) -> str | None:
     """The body moto's serializer would write for a data-plane ``result``, or None where it must."""
-    if action not in _DIRECT_DYNAMODB_ACTIONS or not isinstance(result, dict):
+    if action not in DIRECT_ACTIONS.get(service, ()) or not isinstance(result, dict):
         return None
-    members = _dynamodb_output_members(action)
+    members = _output_members(service, action)
     try:
         return json.dumps(
             {key: value for key, value in result.items() if key in members and value is not None},
@@ -386,20 +401,25 @@ def direct_dynamodb_body(action: str, result: Any) -> str | None:
 
 def _serialize_dynamodb_results_directly() -> None:
     from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
-    original = DynamoHandler.serialized
-    if getattr(original, MARK, False):
-        return
+    for handler, service in ((DynamoHandler, "dynamodb"), (DynamoDBStreamsHandler, "dynamodbstreams")):
+        original = handler.serialized
+        if getattr(original, MARK, False):
+            continue
+        handler.serialized = _direct_serializer(original, service)  # type: ignore[method-assign]
 
+
+def _direct_serializer(original: Any, service: str) -> Any:
     def serialized(self: Any, action_result: Any) -> Any:
-        body = direct_dynamodb_body(self._get_action(), action_result.result)
+        body = direct_dynamodb_body(service, self._get_action(), action_result.result)
         if body is None:
             return original(self, action_result)
         headers = {"Content-Type": _DYNAMODB_CONTENT_TYPE, **self.response_headers}
         return 200, headers, body
 
     setattr(serialized, MARK, True)
-    DynamoHandler.serialized = serialized  # type: ignore[method-assign]
+    return serialized
 
 
 def _read_retention_directly() -> None:
