@@ -38,11 +38,12 @@ LOAD_ITEMS = int(os.environ.get("TIDINGS_BULK_ITEMS", "1000"))
 SANDBOX_RATE = 5
 SANDBOX_BURST = 1
 PROVIDERS = ("stripe", "sendgrid", "twilio")
-#: The shared bucket runs 3 % under the provider's rate, at its burst, as an operator sets it from the
+#: The shared bucket runs 5 % under the provider's rate, at its burst, as an operator sets it from the
 #: provider's documented limit (template parameters and TIDINGS_RATE_LIMIT_BURST_SECONDS): a request
-#: leaves a few milliseconds after its slot, and a limiter with a burst of one refuses any request that
-#: arrives even a millisecond early, so slots exactly one interval apart would be refused one in two.
-BUCKET_RATE = round(SANDBOX_RATE * 0.97, 3)
+#: leaves a few milliseconds after its slot (tens on a loaded machine), and a limiter with a burst of one
+#: refuses any request that arrives even a millisecond early: slots exactly one interval apart were
+#: refused one in three, 3 % under the rate still one in forty.
+BUCKET_RATE = round(SANDBOX_RATE * 0.95, 3)
 LOAD_OVERRIDES = {
     **FAST_SAGA,
     "StripeRequestsPerSecond": str(BUCKET_RATE),
