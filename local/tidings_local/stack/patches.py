@@ -1,6 +1,6 @@
 """Every replacement of a moto internal the local system makes, and the check that each target exists.
 
-The local system replaces nine things inside moto (pinned in pyproject.toml):
+The local system replaces ten things inside moto (pinned in pyproject.toml):
 
 * ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
   in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
@@ -30,6 +30,10 @@ The local system replaces nine things inside moto (pinned in pyproject.toml):
   record with both images) the largest part. A data-plane result (``DIRECT_ACTIONS``) is written with
   ``json.dumps``, keeping what the walk keeps (the output shape's members that are not None); errors
   and every other action keep moto's serializer. A unit test holds the two to the same answers.
+* ``method_names_from_class``, as moto's responses call it: every request lists its handler class's
+  methods with ``inspect.getmembers`` to see whether the action is one of them. A handler class's
+  methods are fixed once the server runs (every patch here is installed before it starts), so each
+  class is listed once.
 * ``SQSBackend.is_message_valid_based_on_retention_period``: for every message a ReceiveMessage returns,
   moto reads the queue's MessageRetentionPeriod through GetQueueAttributes, which computes every
   attribute three times, the message counts among them, each a pass over all the queue's messages: a
@@ -123,6 +127,7 @@ SQS_RETENTION = Target(
     "SQSBackend.is_message_valid_based_on_retention_period",
     ("self", "queue_name", "message"),
 )
+METHOD_NAMES = Target("moto.core.responses", "method_names_from_class", ("clazz",))
 #: Not replaced, read: tidings_local.stack.appconfig serves deployments of moto's hosted versions.
 APPCONFIG_VERSION = Target("moto.appconfig.models", "ConfigurationProfile.get_version", ("self", "version"))
 TARGETS = (
@@ -136,6 +141,7 @@ TARGETS = (
     STREAMS_SERIALIZED,
     JSON_PATH_PARSE,
     RESULT_PATH_PARSE,
+    METHOD_NAMES,
     SQS_RETENTION,
     APPCONFIG_VERSION,
 )
@@ -327,7 +333,18 @@ def install_moto_speedups() -> None:
         _share_interpreter_clients()
         _read_retention_directly()
         _parse_each_json_path_once()
+        _list_handler_methods_once()
         _serialize_dynamodb_results_directly()
+
+
+def _list_handler_methods_once() -> None:
+    from moto.core import responses
+
+    if getattr(responses.method_names_from_class, MARK, False):
+        return
+    cached = cache(responses.method_names_from_class)
+    setattr(cached, MARK, True)
+    responses.method_names_from_class = cached
 
 
 def _parse_each_json_path_once() -> None:

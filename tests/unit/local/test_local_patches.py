@@ -137,3 +137,14 @@ def test_a_json_path_parsed_once_still_reads_each_execution_s_own_input():
     # Then each reads its own input, from the one parsed path
     assert (first, second) == (1200, 900)
     assert json_path.parse.cache_info().hits >= 1
+
+
+def test_a_handler_class_s_methods_are_listed_once_and_still_name_its_actions():
+    patches.install_moto_speedups()
+    from moto.core import responses
+    from moto.dynamodb.responses import DynamoHandler
+
+    first = responses.method_names_from_class(DynamoHandler)
+
+    assert {"get_item", "update_item", "transact_write_items"} <= set(first)
+    assert responses.method_names_from_class(DynamoHandler) is first
