@@ -31,9 +31,6 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 class KeepAliveRequestHandler(MotoRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # one line per AWS call is noise here
-
     def run_wsgi(self) -> None:
         length = self.headers.get("Content-Length")
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or (
@@ -104,3 +101,18 @@ class MotoHTTPServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def start_moto(host: str, port: int) -> MotoHTTPServer:
+    """moto with the local system's patches (patches.py), serving on ``host``:``port`` (0: any)."""
+    from tidings_local.stack.patches import (
+        install_atomic_dynamodb,
+        install_local_appconfig,
+        install_moto_speedups,
+    )
+
+    install_moto_speedups()
+    install_atomic_dynamodb()  # conditional writes atomic under concurrent callers, as on AWS
+    install_local_appconfig()  # environments, deployments and the data plane moto lacks
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise here
+    return MotoHTTPServer(host, port).start()

@@ -102,21 +102,12 @@ class MotoProcess:
 
 
 def serve(host: str, port: int, relay_url: str) -> None:
-    from tidings_local.stack.moto_http import MotoHTTPServer
-    from tidings_local.stack.patches import (
-        install_atomic_dynamodb,
-        install_local_appconfig,
-        install_moto_speedups,
-        install_relayed_lambda,
-    )
+    from tidings_local.stack.moto_http import start_moto
+    from tidings_local.stack.patches import install_relayed_lambda
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing stdin
-    install_moto_speedups()
-    install_atomic_dynamodb()
-    install_local_appconfig()
     install_relayed_lambda(relay_url)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = MotoHTTPServer(host, port).start()
+    server = start_moto(host, port)
     bound = server.port
     # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(bound)

@@ -10,12 +10,6 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from tidings_local.stack.patches import (
-    install_atomic_dynamodb,
-    install_local_appconfig,
-    install_moto_speedups,
-)
-
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4566  # LocalStack's port, so tools configured for it find this one too
@@ -61,13 +55,9 @@ class MotoServer:
         return self
 
     def _start_in_process(self) -> None:
-        from tidings_local.stack.moto_http import MotoHTTPServer
+        from tidings_local.stack.moto_http import start_moto
 
-        install_moto_speedups()
-        install_atomic_dynamodb()  # conditional writes atomic under concurrent callers, as on AWS
-        install_local_appconfig()  # environments, deployments and the data plane moto lacks
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise here
-        self._server = MotoHTTPServer(self.host, self.port).start()
+        self._server = start_moto(self.host, self.port)
         self.port = self._server.port
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
         self._previous_moto_port = os.environ.get("MOTO_PORT")

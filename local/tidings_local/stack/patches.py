@@ -326,10 +326,7 @@ def install_moto_speedups() -> None:
             DomainDispatcherApplication.get_application = _cached_dispatch(  # type: ignore[method-assign]
                 DomainDispatcherApplication.get_application
             )
-        if not getattr(AmazonStateLanguageParser.parse, MARK, False):
-            cached_parse = lru_cache(maxsize=32)(AmazonStateLanguageParser.parse)
-            setattr(cached_parse, MARK, True)
-            AmazonStateLanguageParser.parse = staticmethod(cached_parse)  # type: ignore[method-assign,assignment]
+        _remember_answers(AmazonStateLanguageParser, "parse", maxsize=32, wrap=staticmethod)
         _share_interpreter_clients()
         _read_retention_directly()
         _parse_each_json_path_once()
@@ -337,14 +334,20 @@ def install_moto_speedups() -> None:
         _serialize_dynamodb_results_directly()
 
 
+def _remember_answers(owner: Any, name: str, *, maxsize: int | None, wrap: Any = None) -> None:
+    """Replace ``owner.name`` (a pure function of hashable arguments) by a cache in front of it."""
+    original = getattr(owner, name)
+    if getattr(original, MARK, False):
+        return
+    cached = lru_cache(maxsize=maxsize)(original)
+    setattr(cached, MARK, True)
+    setattr(owner, name, wrap(cached) if wrap is not None else cached)
+
+
 def _list_handler_methods_once() -> None:
     from moto.core import responses
 
-    if getattr(responses.method_names_from_class, MARK, False):
-        return
-    cached = cache(responses.method_names_from_class)
-    setattr(cached, MARK, True)
-    responses.method_names_from_class = cached
+    _remember_answers(responses, "method_names_from_class", maxsize=None)
 
 
 def _parse_each_json_path_once() -> None:
@@ -352,10 +355,7 @@ def _parse_each_json_path_once() -> None:
     from moto.stepfunctions.parser.asl.utils import json_path
 
     for module in (json_path, result_path):
-        if not getattr(module.parse, MARK, False):
-            cached = lru_cache(maxsize=4096)(module.parse)
-            setattr(cached, MARK, True)
-            module.parse = cached  # type: ignore[attr-defined]
+        _remember_answers(module, "parse", maxsize=4096)
 
 
 #: Per service, the actions whose results moto builds in the wire's form already: items, keys, counts,
