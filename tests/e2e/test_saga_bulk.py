@@ -59,9 +59,6 @@ BUCKET_ENV = {
 FUNCTION_TIMEOUT_SECONDS = 120.0
 FIGURES = PROJECT_ROOT / "docs" / "load.json"
 LOGS = PROJECT_ROOT / ".pytest_cache" / "load-functions.log"
-#: Below this size a run is a smoke batch: the 2 % bar, plus COLD_SLACK refusals for its cold start.
-LOAD_BAR_FROM = 1000
-COLD_SLACK = 3
 #: Every provider request's arrival time, status and path, for a look at the pacing after a run.
 REQUESTS = PROJECT_ROOT / ".pytest_cache" / "load-requests.json"
 _REPORT = re.compile(r"^REPORT RequestId: \S+\tDuration: ([0-9.]+) ms")
@@ -196,11 +193,7 @@ def _a_bulk_request_completes_at_the_providers_rate(system, saga, logs, size: in
     )
     assert len(charged) == size
     # (the pacing last: a run refused too often still says whether each order was charged once)
-    # The smoke batch's first requests leave from containers that have not yet reached the sandboxes
-    # (a new connection each): of its 150 requests, one or two more refused than 2 % would allow says
-    # nothing of the pacing, so it gets the bar with that slack; the acceptance run gets 2 % flat.
-    allowed = 0.02 * len(provider_requests) + (COLD_SLACK if size < LOAD_BAR_FROM else 0)
-    assert rejected <= allowed, (rejected, len(provider_requests))
+    assert rejected <= 0.02 * len(provider_requests), (rejected, len(provider_requests))
 
 
 def _wait_for_final_statuses(system, saga, bulk_id: str, size: int, started: float) -> dict:
