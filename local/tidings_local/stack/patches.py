@@ -1,6 +1,6 @@
 """Every replacement of a moto internal the local system makes, and the check that each target exists.
 
-The local system replaces ten things inside moto (pinned in pyproject.toml):
+The local system replaces these internals of moto (pinned in pyproject.toml):
 
 * ``LambdaFunction.invoke``: moto would run a function in Docker; here it runs the template's handler
   in a local worker (``lambdas.LambdaRuntime``), so the state machine, boto3 clients and the API all
@@ -30,6 +30,15 @@ The local system replaces ten things inside moto (pinned in pyproject.toml):
   record with both images) the largest part. A data-plane result (``DIRECT_ACTIONS``) is written with
   ``json.dumps``, keeping what the walk keeps (the output shape's members that are not None); errors
   and every other action keep moto's serializer. A unit test holds the two to the same answers.
+* ``dynamo_to_dict``, as moto's DynamoDB results call it on every answer: at every node of the result
+  it imports DynamoType and tries four type checks, though nearly every node is a string, a dict or an
+  attribute; those three are walked directly (a bulk status read of 1,000 items was a quarter of the
+  moto process's time), everything else is left to moto's function.
+* ``unix_time_millis`` and the queue's four passes over its messages (``Queue.messages`` and the three
+  approximate counts): moto's SQS asks the clock through datetime arithmetic twice per message per pass,
+  and every SendMessage computes all the queue's attributes, so a queue holding a bulk run's webhooks
+  (5,000 messages: 35 ms per message sent) slowed moto the more the backlog grew. "Now" is read with
+  ``time.time()`` once per pass, the same comparisons made (0.4 ms at 5,000).
 * ``method_names_from_class``, as moto's responses call it: every request lists its handler class's
   methods with ``inspect.getmembers`` to see whether the action is one of them. A handler class's
   methods are fixed once the server runs (every patch here is installed before it starts), so each
@@ -66,6 +75,7 @@ import os
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -128,6 +138,18 @@ SQS_RETENTION = Target(
     ("self", "queue_name", "message"),
 )
 METHOD_NAMES = Target("moto.core.responses", "method_names_from_class", ("clazz",))
+SQS_CLOCK = Target("moto.sqs.models", "unix_time_millis", ("dt",))
+#: The queue's passes over all its messages, each replaced by one that reads the clock once.
+SQS_PASSES = tuple(
+    Target("moto.sqs.models", f"Queue.{name}.fget", ("self",))
+    for name in (
+        "messages",
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_not_visible",
+        "approximate_number_of_messages_delayed",
+    )
+)
+DYNAMO_TO_DICT = Target("moto.dynamodb.responses", "dynamo_to_dict", ("obj",))
 #: Not replaced, read: tidings_local.stack.appconfig serves deployments of moto's hosted versions.
 APPCONFIG_VERSION = Target("moto.appconfig.models", "ConfigurationProfile.get_version", ("self", "version"))
 TARGETS = (
@@ -143,6 +165,9 @@ TARGETS = (
     RESULT_PATH_PARSE,
     METHOD_NAMES,
     SQS_RETENTION,
+    SQS_CLOCK,
+    *SQS_PASSES,
+    DYNAMO_TO_DICT,
     APPCONFIG_VERSION,
 )
 
@@ -332,6 +357,8 @@ def install_moto_speedups() -> None:
         _parse_each_json_path_once()
         _list_handler_methods_once()
         _serialize_dynamodb_results_directly()
+        _convert_dynamodb_results_directly()
+        _count_sqs_messages_cheaply()
 
 
 def _remember_answers(owner: Any, name: str, *, maxsize: int | None, wrap: Any = None) -> None:
@@ -437,6 +464,76 @@ def _direct_serializer(original: Any, service: str) -> Any:
 
     setattr(serialized, MARK, True)
     return serialized
+
+
+def _convert_dynamodb_results_directly() -> None:
+    from moto.dynamodb import responses
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    original = responses.dynamo_to_dict
+    if getattr(original, MARK, False):
+        return
+    plain = (str, int, float, bool, type(None))
+
+    def dynamo_to_dict(obj: Any) -> Any:
+        # Exactly the types that have no to_json and are no datetime or DynamoType: what moto's own
+        # function would return unchanged or walk into, without its import and checks at every node.
+        kind = type(obj)
+        if kind in plain:
+            return obj
+        if kind is DynamoType and obj.type not in ("B", "BS"):
+            return {obj.type: dynamo_to_dict(obj.value)}
+        if isinstance(obj, dict) and not hasattr(obj, "to_json"):  # items are LimitedSizeDicts
+            return {key: dynamo_to_dict(value) for key, value in obj.items()}
+        if kind is list:
+            return [dynamo_to_dict(value) for value in obj]
+        return original(obj)
+
+    setattr(dynamo_to_dict, MARK, True)
+    responses.dynamo_to_dict = dynamo_to_dict
+
+
+def _now_millis(dt: Any = None) -> float:
+    """moto's ``unix_time_millis`` (from ``utcnow`` through datetime arithmetic), for "now" in one call."""
+    from moto.core.utils import unix_time_millis
+
+    return time.time() * 1000.0 if dt is None else unix_time_millis(dt)
+
+
+def _count_sqs_messages_cheaply() -> None:
+    from moto.sqs import models
+    from moto.sqs.models import Queue
+
+    if getattr(models.unix_time_millis, MARK, False):
+        return
+    setattr(_now_millis, MARK, True)
+    models.unix_time_millis = _now_millis  # type: ignore[assignment]
+
+    # Each pass as moto's (visible: now past visible_at; delayed: now before delayed_until), reading the
+    # clock once per pass rather than twice per message.
+    def messages(self: Any) -> list[Any]:
+        now = time.time() * 1000.0
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def approximate_number_of_messages(self: Any) -> int:
+        return len(messages(self))
+
+    def approximate_number_of_messages_not_visible(self: Any) -> int:
+        now = time.time() * 1000.0
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    def approximate_number_of_messages_delayed(self: Any) -> int:
+        now = time.time() * 1000.0
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    for getter in (
+        messages,
+        approximate_number_of_messages,
+        approximate_number_of_messages_not_visible,
+        approximate_number_of_messages_delayed,
+    ):
+        setattr(getter, MARK, True)
+        setattr(Queue, getter.__name__, property(getter))
 
 
 def _read_retention_directly() -> None:

@@ -195,3 +195,34 @@ def test_a_client_reads_the_same_items_through_the_direct_writer(monkeypatch):
         "Item"
     ]
     assert item == EVERY_TYPE | {"sk": {"S": "STEP#0"}}
+
+
+@mock_aws
+def test_every_result_is_converted_as_by_motos_own_function(monkeypatch):
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import utilities
+
+    # Given moto's conversion and the sped-up one, each result converted by both
+    monkeypatch.setattr(responses, "dynamo_to_dict", utilities.dynamo_to_dict)
+    patches._convert_dynamodb_results_directly()
+    sped_up = responses.dynamo_to_dict
+    assert getattr(sped_up, patches.MARK, False)
+    differences, converted = [], []
+
+    def comparing(obj):
+        ours, theirs = sped_up(obj), utilities.dynamo_to_dict(obj)
+        converted.append(obj)
+        if ours != theirs:
+            differences.append((ours, theirs))
+        return theirs
+
+    monkeypatch.setattr(responses, "dynamo_to_dict", comparing)
+
+    # When a session uses every attribute type and every data-plane action, and a stream
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    _session(client)
+    _stream_session(client, boto3.client("dynamodbstreams", region_name="us-east-1"))
+
+    # Then both converted every result alike (binary values and table descriptions among them)
+    assert converted
+    assert not differences

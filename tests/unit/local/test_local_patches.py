@@ -148,3 +148,36 @@ def test_a_handler_class_s_methods_are_listed_once_and_still_name_its_actions():
 
     assert {"get_item", "update_item", "transact_write_items"} <= set(first)
     assert responses.method_names_from_class(DynamoHandler) is first
+
+
+def test_sqs_sped_up_still_counts_and_returns_only_the_visible_undelayed_messages():
+    import boto3
+    from moto import mock_aws
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    # Given the speed-ups, and a queue with two visible messages, one delayed and one received (in flight)
+    patches.install_moto_speedups()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="in flight")
+        in_flight = sqs.receive_message(QueueUrl=url)["Messages"]
+        sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=60)
+        for body in ("one", "two"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        counts = {"ApproximateNumberOf" + name: "1" for name in ("MessagesNotVisible", "MessagesDelayed")}
+
+        # Then the counts say so, and a receive returns the visible ones only
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attributes | counts == attributes
+        assert attributes["ApproximateNumberOfMessages"] == "2"
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert sorted(m["Body"] for m in received) == ["one", "two"]
+
+        # And once the first one's visibility timeout has passed, it is visible again
+        queue = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues["q"]
+        first = next(m for m in queue._messages if m.receipt_handle == in_flight[0]["ReceiptHandle"])
+        first.visible_at -= 31_000
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in again] == ["in flight"]
