@@ -276,6 +276,19 @@ def test_bulk_accepts_valid_items_rejects_invalid_ones_and_queues_each_once(api)
     assert summary["counts"] == {"accepted": 3, "rejected": 1, "duplicate": 1}
     assert api(http_event("GET", f"/notifications/bulk/{body['bulk_id']}", sub="client-b"))[0] == 404
 
+    # Once one of them is delivered, the bulk's page counts and shows each item's own status
+    first = body["items"][0]["notification_id"]
+    boto3.resource("dynamodb").Table("notifications").update_item(
+        Key={"pk": f"NOTIFICATION#{first}", "sk": "META"},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": "delivered"},
+    )
+    summary = api(http_event("GET", f"/notifications/bulk/{body['bulk_id']}"))[1]
+    assert summary["counts"] == {"delivered": 1, "accepted": 2, "rejected": 1, "duplicate": 1}
+    assert summary["items"][0] | {"notification_status": "delivered"} == summary["items"][0]
+    assert summary["items"][0]["status_url"] == f"/notifications/{first}"
+
 
 def test_the_openapi_document_describes_the_routes(api):
     status, document = api(http_event("GET", "/openapi.json"))

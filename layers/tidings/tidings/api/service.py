@@ -383,15 +383,15 @@ class NotificationService:
         if bulk.client_id != client_id:
             raise NotificationNotFound(bulk_id)
         ids = {item.notification_id for item in bulk.items if item.notification_id}
-        current = self.store.get_many(sorted(ids))
+        current = self.store.statuses(sorted(ids))
         counts: dict[str, int] = {}
         items: list[BulkItemView] = []
         for stored in bulk.items:
             item = BulkItemView.model_validate(stored.model_dump())
-            notification = current.get(stored.notification_id or "")
-            if notification:
-                item.notification_status = notification.status
-                item.status_url = status_path(notification.notification_id)
+            status = current.get(stored.notification_id or "")
+            if status and stored.notification_id:
+                item.notification_status = status
+                item.status_url = status_path(stored.notification_id)
             # Rejected and duplicate entries count as such; the others by their notification's status.
             key = item.status if item.status != "accepted" else (item.notification_status or "accepted")
             counts[key] = counts.get(key, 0) + 1
