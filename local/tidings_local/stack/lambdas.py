@@ -331,13 +331,18 @@ class FunctionPool:
         for worker in idle:
             _kill(worker)
 
-    def warm(self) -> None:
-        """Start one container ahead of the first request (sam's --warm-containers EAGER)."""
+    def warm(self, containers: int = 1) -> None:
+        """Start ``containers`` (at most the pool's limit) ahead of the first request (sam's
+        --warm-containers EAGER): each is held until all are up, so none is handed out twice."""
+        held: list[_Worker] = []
         try:
-            worker, _ = self._acquire()
+            for _ in range(max(1, min(containers, self.spec.max_concurrency))):
+                held.append(self._acquire()[0])
         except (InitFailed, PoolClosed):
-            return  # reported on the first real invocation, as Lambda would
-        self._release(worker, healthy=True)
+            pass  # reported on the first real invocation, as Lambda would
+        finally:
+            for worker in held:
+                self._release(worker, healthy=True)
 
     def close(self) -> None:
         with self._cond:
@@ -441,12 +446,13 @@ class LambdaRuntime:
     def invoke(self, name: str, event: Any) -> InvocationResult:
         return self.pool(name).invoke(event)
 
-    def warm_all(self, parallel: int = 2) -> None:
-        """One warm container per function, a few at a time (cold imports are CPU-bound)."""
+    def warm_all(self, parallel: int = 2, containers: int = 1) -> None:
+        """``containers`` warm containers per function (at most its limit), a few functions at a time
+        (cold imports are CPU-bound)."""
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="warm") as executor:
-            list(executor.map(lambda pool: pool.warm(), list(self._pools.values())))
+            list(executor.map(lambda pool: pool.warm(containers), list(self._pools.values())))
 
     def watch_code(self, extra_dirs: list[Path] | None = None, interval: float = 1.0) -> None:
         """Recycle a function's containers when a .py file under its code (or ``extra_dirs``) changes."""

@@ -55,6 +55,27 @@ def test_a_warm_container_is_reused(probe_system: LocalSystem) -> None:
     assert probe_system.runtime.pool("ProbeFunction").cold_starts == 1
 
 
+def test_warming_starts_containers_up_to_the_limit_and_each_serves_at_once(probe_system: LocalSystem) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Given a function warmed with more containers than its limit
+    pool = probe_system.runtime.pool("ProbeFunction")
+    limit = pool.spec.max_concurrency
+    pool.warm(containers=limit + 3)
+    warmed = pool.cold_starts
+
+    # When as many invocations as its limit arrive at once
+    def container(_: int) -> str:
+        return str(probe_system.invoke("ProbeFunction", {"sleep": 0.2}).json()["container_id"])
+
+    with ThreadPoolExecutor(max_workers=limit) as executor:
+        served_by = set(executor.map(container, range(limit)))
+
+    # Then none of them waited for a cold start: the limit's worth were up already
+    assert pool.cold_starts == warmed
+    assert 1 <= len(served_by) <= limit
+
+
 def test_an_exception_is_reported_with_its_class_name(probe_system: LocalSystem) -> None:
     result = probe_system.invoke("ProbeFunction", {"raise": "PaymentDeclined"})
     assert result.error_type == "PaymentDeclined"
