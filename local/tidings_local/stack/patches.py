@@ -39,6 +39,11 @@ The local system replaces these internals of moto (pinned in pyproject.toml):
   and every SendMessage computes all the queue's attributes, so a queue holding a bulk run's webhooks
   (5,000 messages: 35 ms per message sent) slowed moto the more the backlog grew. "Now" is read with
   ``time.time()`` once per pass, the same comparisons made (0.4 ms at 5,000).
+* ``SQSBackend.receive_message``, ``delete_message`` and ``change_message_visibility``: moto picks a
+  receive's messages with no lock, so two concurrent receives of one queue both return the same
+  message (half of 3,000 messages came back twice to eight receivers) or fail iterating the in-flight
+  set a delete is changing; SQS hides a received message from every other receiver. One lock around
+  picking, deleting and re-timing messages; a long poll waits outside it, as moto's does.
 * ``method_names_from_class``, as moto's responses call it: every request lists its handler class's
   methods with ``inspect.getmembers`` to see whether the action is one of them. A handler class's
   methods are fixed once the server runs (every patch here is installed before it starts), so each
@@ -150,6 +155,17 @@ SQS_PASSES = tuple(
     )
 )
 DYNAMO_TO_DICT = Target("moto.dynamodb.responses", "dynamo_to_dict", ("obj",))
+SQS_RECEIVE = Target(
+    "moto.sqs.models",
+    "SQSBackend.receive_message",
+    ("self", "queue_name", "count", "wait_seconds_timeout", "visibility_timeout", "message_attribute_names"),
+)
+SQS_DELETE = Target("moto.sqs.models", "SQSBackend.delete_message", ("self", "queue_name", "receipt_handle"))
+SQS_VISIBILITY = Target(
+    "moto.sqs.models",
+    "SQSBackend.change_message_visibility",
+    ("self", "queue_name", "receipt_handle", "visibility_timeout"),
+)
 #: Not replaced, read: tidings_local.stack.appconfig serves deployments of moto's hosted versions.
 APPCONFIG_VERSION = Target("moto.appconfig.models", "ConfigurationProfile.get_version", ("self", "version"))
 TARGETS = (
@@ -359,6 +375,7 @@ def install_moto_speedups() -> None:
         _serialize_dynamodb_results_directly()
         _convert_dynamodb_results_directly()
         _count_sqs_messages_cheaply()
+        _receive_each_message_once()
 
 
 def _remember_answers(owner: Any, name: str, *, maxsize: int | None, wrap: Any = None) -> None:
@@ -534,6 +551,53 @@ def _count_sqs_messages_cheaply() -> None:
     ):
         setattr(getter, MARK, True)
         setattr(Queue, getter.__name__, property(getter))
+
+
+def _receive_each_message_once() -> None:
+    from moto.sqs.models import SQSBackend
+
+    receive, delete, change = (
+        SQSBackend.receive_message,
+        SQSBackend.delete_message,
+        SQSBackend.change_message_visibility,
+    )
+    if getattr(receive, MARK, False):
+        return
+    lock = threading.Lock()
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        # moto's own long poll, with the lock held only while messages are picked, never while waiting.
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                result: list[Any] = receive(
+                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                )
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:
+        with lock:
+            delete(self, queue_name, receipt_handle)
+
+    def change_message_visibility(
+        self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+    ) -> None:
+        with lock:
+            change(self, queue_name, receipt_handle, visibility_timeout)
+
+    for replacement in (receive_message, delete_message, change_message_visibility):
+        setattr(replacement, MARK, True)
+        setattr(SQSBackend, replacement.__name__, replacement)
 
 
 def _read_retention_directly() -> None:

@@ -181,3 +181,50 @@ def test_sqs_sped_up_still_counts_and_returns_only_the_visible_undelayed_message
         first.visible_at -= 31_000
         again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
         assert [m["Body"] for m in again] == ["in flight"]
+
+
+def test_concurrent_receivers_each_get_a_message_once_as_from_sqs():
+    import threading
+    from collections import Counter
+
+    import boto3
+    from moto import mock_aws
+
+    # Given the speed-ups, and a queue of 2,000 messages
+    patches.install_moto_speedups()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+        for start in range(0, 2000, 10):
+            entries = [{"Id": str(n), "MessageBody": str(start + n)} for n in range(10)]
+            sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        received: Counter[str] = Counter()
+        errors: list[Exception] = []
+        lock = threading.Lock()
+
+        def receive_and_delete_every_other() -> None:
+            client = boto3.client("sqs", region_name="us-east-1")
+            try:
+                while messages := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                    "Messages"
+                ):
+                    with lock:
+                        received.update(message["Body"] for message in messages)
+                    handles = [
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
+                    ]
+                    client.delete_message_batch(QueueUrl=url, Entries=handles[::2])
+            except Exception as exc:  # collected for the assertion
+                errors.append(exc)
+
+        # When eight receivers drain it at once, deleting as they go
+        threads = [threading.Thread(target=receive_and_delete_every_other) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        # Then each message was received exactly once, and no receive or delete failed
+        assert errors == []
+        assert len(received) == 2000
+        assert set(received.values()) == {1}
