@@ -71,6 +71,8 @@ BULK_PATH = (
     "WebhookProcessorFunction",
     "PublishStatusEventsFunction",
 )
+#: The queues a bulk run's work goes through: the bulk queue, the delivery webhooks, the shop's callbacks.
+BULK_QUEUES = ["BulkQueue", "WebhookQueue", "CallbackQueue"]
 #: Enough notifications at once for every container of the provider steps to serve one.
 WARM_UP_ITEMS = 4 * PROVIDER_STEP_CONTAINERS
 #: A deadline for one invocation on a busy machine, never what the test measures (as in conftest.py).
@@ -139,7 +141,7 @@ def _serve_warm_up_traffic(system) -> None:
     run = uuid.uuid4().hex[:8]
     accepted = saga.sdk.create_bulk([order_body(f"warm-{run}-{n:04d}") for n in range(WARM_UP_ITEMS)])
     _wait_for_final_statuses(system, saga, accepted.bulk_id, WARM_UP_ITEMS, time.monotonic())
-    wait_until_idle(system, queues=["BulkQueue", "WebhookQueue", "CallbackQueue"])
+    wait_until_idle(system, queues=BULK_QUEUES)
 
 
 @pytest.fixture
@@ -159,8 +161,7 @@ def bulk_run(system, saga, function_logs):
     """Runs a bulk request; afterwards waits until its delivery webhooks have all been processed, so the
     next test starts on a quiet system (whether this one passed or not)."""
     yield lambda items: _a_bulk_request_completes_at_the_providers_rate(system, saga, function_logs, items)
-    # its own work: the bulk queue, the delivery webhooks and the shop's callbacks
-    wait_until_idle(system, queues=["BulkQueue", "WebhookQueue", "CallbackQueue"])
+    wait_until_idle(system, queues=BULK_QUEUES)
 
 
 @pytest.mark.load

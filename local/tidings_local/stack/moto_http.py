@@ -106,13 +106,13 @@ class MotoHTTPServer:
 def start_moto(host: str, port: int) -> MotoHTTPServer:
     """moto with the local system's patches (patches.py), serving on ``host``:``port`` (0: any)."""
     from tidings_local.stack.patches import (
-        install_atomic_dynamodb,
+        install_atomic_backends,
         install_local_appconfig,
         install_moto_speedups,
     )
 
     install_moto_speedups()
-    install_atomic_dynamodb()  # conditional writes atomic under concurrent callers, as on AWS
+    install_atomic_backends()  # conditional writes and receives atomic under concurrent callers, as on AWS
     install_local_appconfig()  # environments, deployments and the data plane moto lacks
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise here
     return MotoHTTPServer(host, port).start()

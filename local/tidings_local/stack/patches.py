@@ -82,7 +82,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, lru_cache, wraps
 from typing import Any
 
 from tidings_local.stack.lambdas import FunctionPool, LambdaRuntime, PoolClosed
@@ -375,7 +375,6 @@ def install_moto_speedups() -> None:
         _serialize_dynamodb_results_directly()
         _convert_dynamodb_results_directly()
         _count_sqs_messages_cheaply()
-        _receive_each_message_once()
 
 
 def _remember_answers(owner: Any, name: str, *, maxsize: int | None, wrap: Any = None) -> None:
@@ -529,18 +528,18 @@ def _count_sqs_messages_cheaply() -> None:
     # Each pass as moto's (visible: now past visible_at; delayed: now before delayed_until), reading the
     # clock once per pass rather than twice per message.
     def messages(self: Any) -> list[Any]:
-        now = time.time() * 1000.0
+        now = _now_millis()
         return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
 
     def approximate_number_of_messages(self: Any) -> int:
         return len(messages(self))
 
     def approximate_number_of_messages_not_visible(self: Any) -> int:
-        now = time.time() * 1000.0
+        now = _now_millis()
         return sum(1 for m in self._messages if not now > m.visible_at)
 
     def approximate_number_of_messages_delayed(self: Any) -> int:
-        now = time.time() * 1000.0
+        now = _now_millis()
         return sum(1 for m in self._messages if now < m.delayed_until)
 
     for getter in (
@@ -551,53 +550,6 @@ def _count_sqs_messages_cheaply() -> None:
     ):
         setattr(getter, MARK, True)
         setattr(Queue, getter.__name__, property(getter))
-
-
-def _receive_each_message_once() -> None:
-    from moto.sqs.models import SQSBackend
-
-    receive, delete, change = (
-        SQSBackend.receive_message,
-        SQSBackend.delete_message,
-        SQSBackend.change_message_visibility,
-    )
-    if getattr(receive, MARK, False):
-        return
-    lock = threading.Lock()
-
-    def receive_message(
-        self: Any,
-        queue_name: str,
-        count: int,
-        wait_seconds_timeout: int,
-        visibility_timeout: int,
-        message_attribute_names: list[str] | None = None,
-    ) -> list[Any]:
-        # moto's own long poll, with the lock held only while messages are picked, never while waiting.
-        deadline = time.monotonic() + (wait_seconds_timeout or 0)
-        while True:
-            with lock:
-                result: list[Any] = receive(
-                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
-                )
-            remaining = deadline - time.monotonic()
-            if result or remaining <= 0:
-                return result
-            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
-
-    def delete_message(self: Any, queue_name: str, receipt_handle: str) -> None:
-        with lock:
-            delete(self, queue_name, receipt_handle)
-
-    def change_message_visibility(
-        self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
-    ) -> None:
-        with lock:
-            change(self, queue_name, receipt_handle, visibility_timeout)
-
-    for replacement in (receive_message, delete_message, change_message_visibility):
-        setattr(replacement, MARK, True)
-        setattr(SQSBackend, replacement.__name__, replacement)
 
 
 def _read_retention_directly() -> None:
@@ -688,26 +640,65 @@ def _cached_dispatch(original: Any) -> Any:
     return get_application
 
 
-# --- DynamoDB: one request at a time, so a conditional write is atomic as on AWS ---------------------
+# --- DynamoDB and SQS: atomic where AWS is -------------------------------------------------------------
 
 
-def install_atomic_dynamodb() -> None:
-    """Serve one DynamoDB request at a time (see the module doc: moto checks a condition, then writes)."""
+def install_atomic_backends() -> None:
+    """Serve one DynamoDB request at a time (moto checks a condition, then writes) and pick, delete and
+    re-time SQS messages one receive at a time (moto hands one message to two receivers): the module doc."""
     check_targets()
     from moto.dynamodb.responses import DynamoHandler
 
     with _speedups_lock:
-        original = DynamoHandler.call_action
-        if getattr(original, MARK, False):
-            return
-        lock = threading.Lock()
+        if not getattr(DynamoHandler.call_action, MARK, False):
+            DynamoHandler.call_action = _holding(threading.Lock(), DynamoHandler.call_action)  # type: ignore[method-assign]
+        _receive_each_message_once()
 
-        def call_action(self: Any) -> Any:
+
+def _receive_each_message_once() -> None:
+    from moto.sqs.models import SQSBackend
+
+    receive = SQSBackend.receive_message
+    if getattr(receive, MARK, False):
+        return
+    lock = threading.Lock()
+
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
+        # moto's own long poll, with the lock held only while messages are picked, never while waiting.
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
             with lock:
-                return original(self)
+                result: list[Any] = receive(
+                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                )
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
 
-        setattr(call_action, MARK, True)
-        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    setattr(receive_message, MARK, True)
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+    for name in ("delete_message", "change_message_visibility"):
+        setattr(SQSBackend, name, _holding(lock, getattr(SQSBackend, name)))
+
+
+def _holding(lock: threading.Lock, original: Any) -> Any:
+    """``original`` run with ``lock`` held (with its signature: check_targets reads it once installed)."""
+
+    @wraps(original)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(*args, **kwargs)
+
+    setattr(locked, MARK, True)
+    return locked
 
 
 # --- AppConfig: the routes moto lacks, added to its URL table ------------------------------------------

@@ -46,7 +46,7 @@ def test_every_problem_is_listed_at_once():
 
 @pytest.mark.parametrize(
     "install",
-    [patches.install_moto_speedups, patches.install_atomic_dynamodb, patches.install_moto_lambda_patch],
+    [patches.install_moto_speedups, patches.install_atomic_backends, patches.install_moto_lambda_patch],
 )
 def test_nothing_is_installed_when_a_target_is_missing(monkeypatch, install):
     # Given a moto whose LambdaFunction lost its invoke method
@@ -190,8 +190,8 @@ def test_concurrent_receivers_each_get_a_message_once_as_from_sqs():
     import boto3
     from moto import mock_aws
 
-    # Given the speed-ups, and a queue of 2,000 messages
-    patches.install_moto_speedups()
+    # Given SQS made atomic as on AWS, and a queue of 2,000 messages
+    patches.install_atomic_backends()
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
