@@ -144,7 +144,12 @@ def test_a_delivered_notification_costs_at_most_its_bounded_aws_requests(system,
     from moto import moto_api
 
     # Given a warm system (cold starts read secrets and open sessions once per container, not per
-    # notification) and moto recording what it is asked into this test's own file
+    # notification) and moto recording what it is asked into this test's own file. The webhook receiver
+    # runs in one container here: with several, one that served no provider yet reads its signing secret
+    # during the measured delivery, a cold-start cost the warm-up could not pay for it.
+    receiver = system.runtime.pool("WebhookReceiverFunction")
+    monkeypatch.setattr(receiver.spec, "max_concurrency", 1)
+    receiver.recycle()
     _deliver(system, saga)
     monkeypatch.setattr(moto_api.recorder, "_location", str(tmp_path / "moto_recording"))
     recorder = f"{system.moto_url}/moto-api/recorder"
