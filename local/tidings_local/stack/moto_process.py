@@ -18,6 +18,7 @@ than with a vanished server.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -101,6 +102,25 @@ class MotoProcess:
 # --- the child: moto, with the same patches, relaying Invoke -----------------------------------------
 
 
+def freeze_survivors_of_full_collections() -> None:
+    """Each full collection walks only what was allocated since the last one.
+
+    moto's store only grows while the system runs (every item, message and execution it served), and a
+    full collection (generation 2) walks all of it with every request to moto waiting: 0.2 s at the
+    start of a 1,000-notification run, 0.95 s by its end, each stall a slot the providers' buckets
+    cannot make up. Freezing what survived one (``gc.freeze``) leaves it out of the next. What is given
+    up: a reference cycle among those survivors that later becomes garbage stays (memory that plain
+    reference counting does not free); what moto discards in cycles is short-lived (a request's objects,
+    an exception's traceback) and is collected young, before it ever survives a full collection.
+    """
+
+    def after(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            gc.freeze()
+
+    gc.callbacks.append(after)
+
+
 def serve(host: str, port: int, relay_url: str) -> None:
     from tidings_local.stack.moto_http import start_moto
     from tidings_local.stack.patches import install_relayed_lambda
@@ -108,6 +128,7 @@ def serve(host: str, port: int, relay_url: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing stdin
     install_relayed_lambda(relay_url)
     server = start_moto(host, port)
+    freeze_survivors_of_full_collections()
     bound = server.port
     # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(bound)
