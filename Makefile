@@ -60,7 +60,7 @@ test-seconds: setup
 	  conftest.UNIT_SECONDS_FILE.write_text(json.dumps(conftest.unit_seconds(measured), indent=0) + "\n")'
 
 
-# The opt-in load run: a smoke batch of 50, then a bulk request of TIDINGS_BULK_ITEMS (default 1,000;
+# The opt-in load run: a smoke batch of 100, then a bulk request of TIDINGS_BULK_ITEMS (default 1,000;
 # 10000 for the long run) under hard provider rate limits, on the whole local system; prints items/s,
 # efficiency, 429 share and peak memory per size and records them in docs/load.json. Not in `make test`.
 load: setup
