@@ -230,6 +230,10 @@ def test_concurrent_receivers_each_get_a_message_once_as_from_sqs():
         assert set(received.values()) == {1}
 
 
+#: A table keyed as Tidings' notifications table is: a partition key and a sort key.
+TABLE_KEYS = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+
+
 def test_a_cancelled_transaction_leaves_the_table_and_its_stream_as_they_were_without_copying_the_table():
     import boto3
     from moto import mock_aws
@@ -242,10 +246,7 @@ def test_a_cancelled_transaction_leaves_the_table_and_its_stream_as_they_were_wi
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(
             TableName="t",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
+            KeySchema=TABLE_KEYS,
             AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk")],
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -308,10 +309,7 @@ def test_a_query_answers_as_moto_s_own_over_a_partition_and_over_an_index(monkey
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(
             TableName="t",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
+            KeySchema=TABLE_KEYS,
             AttributeDefinitions=[
                 {"AttributeName": name, "AttributeType": kind}
                 for name, kind in (("pk", "S"), ("sk", "S"), ("order", "S"), ("at", "N"))
