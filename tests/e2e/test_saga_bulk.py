@@ -25,11 +25,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from support.e2e import FAST_SAGA, FINAL, NotifyClient, order_body, wait_until_idle
+from support.e2e import API_TIMEOUT_SECONDS, FAST_SAGA, FINAL, NotifyClient, order_body, wait_until_idle
 
 from tidings_local.stack.resources import TreeUsage, UsageSampler
 from tidings_local.stack.system import PROJECT_ROOT, LocalSystem
-from tidings_sdk.errors import QuotaExceeded
+from tidings_sdk import RetryPolicy, TidingsClient
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +38,11 @@ LOAD_ITEMS = int(os.environ.get("TIDINGS_BULK_ITEMS", "1000"))
 #: The most items one bulk request carries: the client's quota burst (ClientSendBurst's default; the API
 #: takes up to MAX_BULK_ITEMS, 5,000). A larger run sends several, each when the quota allows it.
 BULK_REQUEST_LIMIT = 1000
+#: A bulk request the quota refuses (429 quota_exceeded) is sent again after its Retry-After (a burst's
+#: refill, 200 s at the providers' rate); nothing else is retried, so any other refusal still fails the run.
+QUOTA_PACED = RetryPolicy(
+    max_attempts=5, max_delay_seconds=300.0, retry_statuses=frozenset({429}), retry_transport_errors=False
+)
 #: Requests per second each sandbox allows (far below a real account's limits) and its burst: one request
 #: per 200 ms at most: the saga's concurrent containers must be paced by the shared bucket, or be refused.
 SANDBOX_RATE = 5
@@ -196,16 +201,20 @@ def _a_bulk_request_completes_at_the_providers_rate(system, saga, logs, size: in
         durations.clear()
     usage = UsageSampler().start()
 
-    # When they are sent in one bulk request (a larger run: several, each as the client's quota allows)
+    # When they are sent in one bulk request (a larger run: several, each as the client's quota allows,
+    # the SDK waiting out its 429's Retry-After)
     started = time.monotonic()
     bulk_ids = []
-    for first in range(0, size, BULK_REQUEST_LIMIT):
-        chunk = items[first : first + BULK_REQUEST_LIMIT]
-        # (through the SDK, whose create_bulk raises its typed error on anything but a 202)
-        accepted = _create_bulk_within_quota(saga, chunk)
-        assert (accepted.accepted, accepted.rejected) == (len(chunk), 0)
-        assert accepted.status_url == f"/notifications/bulk/{accepted.bulk_id}"
-        bulk_ids.append(accepted.bulk_id)
+    with TidingsClient(
+        system.api_url, token=system.token, retry=QUOTA_PACED, timeout=API_TIMEOUT_SECONDS
+    ) as sender:
+        for first in range(0, size, BULK_REQUEST_LIMIT):
+            chunk = items[first : first + BULK_REQUEST_LIMIT]
+            # (through the SDK, whose create_bulk raises its typed error on anything but a 202)
+            accepted = sender.create_bulk(chunk)
+            assert (accepted.accepted, accepted.rejected) == (len(chunk), 0)
+            assert accepted.status_url == f"/notifications/bulk/{accepted.bulk_id}"
+            bulk_ids.append(accepted.bulk_id)
 
     # Then every item reaches a final status, read per item from the bulk status route (any answer but
     # a 200 raises)
@@ -243,16 +252,6 @@ def _a_bulk_request_completes_at_the_providers_rate(system, saga, logs, size: in
     assert len(charged) == size
     # (the pacing last: a run refused too often still says whether each order was charged once)
     assert rejected <= 0.02 * len(provider_requests), (rejected, len(provider_requests))
-
-
-def _create_bulk_within_quota(saga, chunk: list[dict]):
-    """One bulk request, sent again after the quota's Retry-After while the quota refuses it (the SDK
-    already retried it a few times)."""
-    while True:
-        try:
-            return saga.sdk.create_bulk(chunk)
-        except QuotaExceeded as refused:
-            time.sleep(refused.retry_after_seconds or 1.0)
 
 
 def _wait_for_final_statuses(system, saga, bulk_ids: list[str], size: int, started: float) -> list[dict]:

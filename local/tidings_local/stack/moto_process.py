@@ -109,9 +109,9 @@ def freeze_survivors_of_full_collections() -> None:
     full collection (generation 2) walks all of it with every request to moto waiting: 0.2 s at the
     start of a 1,000-notification run, 0.95 s by its end, each stall a slot the providers' buckets
     cannot make up. Freezing what survived one (``gc.freeze``) leaves it out of the next. What is given
-    up: a reference cycle among those survivors that later becomes garbage stays (memory that plain
-    reference counting does not free); what moto discards in cycles is short-lived (a request's objects,
-    an exception's traceback) and is collected young, before it ever survives a full collection.
+    up: a reference cycle among those survivors that later becomes garbage stays (reference counting
+    frees everything else). Measured over a 1,000-item run, moto's peak PSS was the same with and without
+    (906 and 898 MiB): what moto discards in cycles goes before it survives a full collection.
     """
 
     def after(phase: str, info: dict[str, int]) -> None:

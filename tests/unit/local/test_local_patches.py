@@ -350,11 +350,10 @@ def test_a_query_answers_as_moto_s_own_over_a_partition_and_over_an_index(monkey
                 "IndexName": "by-order-at",
                 "KeyConditionExpression": "#o = :v AND #a > :a",
                 "ExpressionAttributeNames": {"#o": "order", "#a": "at"},
-                "ExpressionAttributeValues": {":v": {"S": "o2"}, ":a": {"N": "10"}},
+                "ExpressionAttributeValues": {":v": {"S": "o2"}, ":a": {"N": "10"}, ":p": {"S": "N#"}},
                 "FilterExpression": "begins_with(pk, :p)",
             },
         ]
-        queries[-1]["ExpressionAttributeValues"][":p"] = {"S": "N#"}
 
         def answers() -> list:
             pages = []
